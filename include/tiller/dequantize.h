@@ -1,0 +1,24 @@
+// Turning stored weights into f32: the scalar reference that fast kernels are tested against.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "tiller/gguf.h"
+#include "tiller/tensor_type.h"
+
+namespace tiller {
+
+float fp16_to_fp32(uint16_t bits);
+float bf16_to_fp32(uint16_t bits);
+
+// Dequantizes dst.size() weights of `type` from src. dst.size() must be a whole
+// number of blocks and src exactly their bytes; an undequantizable type is an error.
+void dequantize_row(TensorType type, std::span<const uint8_t> src, std::span<float> dst);
+
+// One row (shape[0] weights) of a tensor; errors name the file and the tensor.
+std::vector<float> dequantize_tensor_row(const gguf::File& file, const gguf::TensorInfo& tensor,
+                                         int64_t row);
+
+}  // namespace tiller

@@ -1,0 +1,11 @@
+// Each subcommand registers itself on the app and runs from its callback.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace tiller::cli {
+
+void register_inspect(CLI::App& app);
+void register_version(CLI::App& app);
+
+}  // namespace tiller::cli

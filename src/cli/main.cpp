@@ -1,0 +1,43 @@
+// `tiller`: one executable, one subcommand per job. Every failure ends here as
+// one line on stderr and a non-zero exit status.
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <new>
+
+#include "cli/commands.h"
+#include "tiller/error.h"
+
+namespace {
+
+void print_error(const std::string& message) { fmt::print(stderr, "tiller: error: {}\n", message); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Tiller: run language models from GGUF files, with activation steering", "tiller"};
+  app.require_subcommand(1);
+  tiller::cli::register_inspect(app);
+  tiller::cli::register_version(app);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& help) {
+    return app.exit(help);
+  } catch (const CLI::CallForAllHelp& help) {
+    return app.exit(help);
+  } catch (const CLI::ParseError& error) {
+    print_error(fmt::format("{} (see tiller --help)", error.what()));
+    return 2;
+  } catch (const tiller::Error& error) {
+    print_error(error.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    print_error("out of memory");
+    return 1;
+  } catch (const std::exception& error) {
+    print_error(fmt::format("internal error: {}", error.what()));
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,12 @@
+// Makes text from a file safe to put in a one-line message: control and
+// non-ASCII bytes escaped, long text cut.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace tiller {
+
+std::string printable(std::string_view text, size_t max_length = 96);
+
+}  // namespace tiller
