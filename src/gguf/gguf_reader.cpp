@@ -52,7 +52,8 @@ class Reader {
     }
     file.version_ = read<uint32_t>("version");
     if (file.version_ != 2 && file.version_ != 3) {
-      if (__builtin_bswap32(file.version_) <= 3) {
+      const uint32_t swapped = __builtin_bswap32(file.version_);
+      if (swapped == 2 || swapped == 3) {
         fail("{}: GGUF file is big-endian; Tiller reads little-endian files only", name_);
       }
       fail("{}: GGUF version {} is not supported (versions 2 and 3 are)", name_, file.version_);
@@ -265,7 +266,9 @@ class Reader {
                                     tensor.shape[0], type->name, type->block_size));
     }
     const auto n_bytes = tensor_bytes(tensor.type, n_elements);
-    if (!n_bytes) error_at(dims_at, "tensor size overflows");
+    if (!n_bytes || !tensor_bytes(tensor.type, tensor.shape[0])) {
+      error_at(dims_at, "tensor size overflows");
+    }
     tensor.n_bytes = *n_bytes;
     const uint64_t offset_at = pos_;
     tensor.offset = read<uint64_t>("tensor data offset");

@@ -1,0 +1,18 @@
+// Runs a program and collects its exit status and output, for CLI tests.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace tiller::testing {
+
+struct ProcessResult {
+  int exit_code = -1;    // the status passed to exit(), when it exited
+  int signal = 0;        // the signal that killed it, or 0
+  std::string out;
+  std::string err;
+};
+
+ProcessResult run_process(const std::vector<std::string>& argv);
+
+}  // namespace tiller::testing

@@ -1,0 +1,54 @@
+// Paths and scratch files for tests.
+#pragma once
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include "tiller/model_paths.h"
+
+namespace tiller::testing {
+
+// A folder of its own for each test process, removed at exit.
+inline const std::filesystem::path& scratch_dir() {
+  static const std::filesystem::path dir = [] {
+    auto path = std::filesystem::temp_directory_path() / ("tiller-tests-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(path);
+    std::atexit([] { std::filesystem::remove_all(scratch_dir()); });
+    return path;
+  }();
+  return dir;
+}
+
+inline std::string write_scratch(const std::string& name, const std::vector<uint8_t>& bytes) {
+  const auto path = scratch_dir() / name;
+  std::ofstream out(path, std::ios::binary);
+  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  return path.string();
+}
+
+// The fetched model's path, or empty when it is not there.
+inline std::string real_model_path(const std::string& name) {
+  const std::string path = models_directory() + "/" + name + ".gguf";
+  return std::filesystem::exists(path) ? path : std::string();
+}
+
+// CI sets TILLER_REQUIRE_MODELS=1 so that a missing model fails instead of skipping.
+inline bool models_required() {
+  const char* flag = std::getenv("TILLER_REQUIRE_MODELS");
+  return flag != nullptr && std::string(flag) == "1";
+}
+
+}  // namespace tiller::testing
+
+// Skips (with the reason printed) or fails when a real model is absent.
+#define TILLER_REQUIRE_MODEL(path_variable, name)                                             \
+  const std::string path_variable = ::tiller::testing::real_model_path(name);                 \
+  if (path_variable.empty()) {                                                                 \
+    if (::tiller::testing::models_required()) FAIL() << "model " << name << " is missing";    \
+    GTEST_SKIP() << "model " << name << " is not fetched; run scripts/fetch-models.sh " << name; \
+  }

@@ -1,0 +1,165 @@
+// Dequantization against the gguf package's (goldens) and against hand-made blocks.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <set>
+
+#include "support/dequant_goldens.h"
+#include "support/tiny_model.h"
+#include "tiller/dequantize.h"
+#include "tiller/error.h"
+
+namespace tiller {
+namespace {
+
+TEST(HalfFloats, EveryF16BitPatternMatchesTheCompilersConversion) {
+  for (uint32_t bits = 0; bits <= 0xffff; ++bits) {
+    _Float16 half;
+    const auto pattern = static_cast<uint16_t>(bits);
+    std::memcpy(&half, &pattern, 2);
+    const float expected = static_cast<float>(half);
+    const float got = fp16_to_fp32(pattern);
+    if (std::isnan(expected)) {
+      EXPECT_TRUE(std::isnan(got)) << std::hex << bits;
+    } else {
+      uint32_t got_bits, expected_bits;
+      std::memcpy(&got_bits, &got, 4);
+      std::memcpy(&expected_bits, &expected, 4);
+      ASSERT_EQ(got_bits, expected_bits) << "f16 bits 0x" << std::hex << bits;
+    }
+  }
+}
+
+TEST(HalfFloats, Bf16IsTheTopHalfOfAnF32) {
+  EXPECT_EQ(bf16_to_fp32(0x3f80), 1.0f);
+  EXPECT_EQ(bf16_to_fp32(0xc000), -2.0f);
+  EXPECT_TRUE(std::isinf(bf16_to_fp32(0x7f80)));
+}
+
+std::vector<float> dequantize(TensorType type, const std::vector<uint8_t>& bytes, size_t n) {
+  std::vector<float> out(n);
+  dequantize_row(type, bytes, out);
+  return out;
+}
+
+// Blocks built by hand from the format's definition, independent of any reference code.
+TEST(Dequantize, Q4_0LowNibblesAreTheFirstHalf) {
+  std::vector<uint8_t> block(18, 0);
+  const uint16_t two = 0x4000;  // 2.0 in f16
+  std::memcpy(block.data(), &two, 2);
+  for (int j = 0; j < 16; ++j) block[2 + j] = static_cast<uint8_t>((15 - j) << 4 | j);
+  const auto out = dequantize(TensorType::Q4_0, block, 32);
+  for (int j = 0; j < 16; ++j) {
+    EXPECT_EQ(out[j], 2.0f * static_cast<float>(j - 8)) << j;
+    EXPECT_EQ(out[16 + j], 2.0f * static_cast<float>(15 - j - 8)) << j;
+  }
+}
+
+TEST(Dequantize, Q4_1AddsTheMin) {
+  std::vector<uint8_t> block(20, 0);
+  const uint16_t half = 0x3800, minus_one = 0xbc00;
+  std::memcpy(block.data(), &half, 2);
+  std::memcpy(block.data() + 2, &minus_one, 2);
+  block[4] = 0xf3;  // weight 0 = 3, weight 16 = 15
+  const auto out = dequantize(TensorType::Q4_1, block, 32);
+  EXPECT_EQ(out[0], 0.5f * 3 - 1);
+  EXPECT_EQ(out[16], 0.5f * 15 - 1);
+  EXPECT_EQ(out[1], -1.0f);
+}
+
+TEST(Dequantize, Q5_0FifthBitComesFromQhBitJ) {
+  std::vector<uint8_t> block(22, 0);
+  const uint16_t one = 0x3c00;
+  std::memcpy(block.data(), &one, 2);
+  const uint32_t qh = (1u << 0) | (1u << 17);  // weights 0 and 17 get +16
+  std::memcpy(block.data() + 2, &qh, 4);
+  const auto out = dequantize(TensorType::Q5_0, block, 32);
+  EXPECT_EQ(out[0], 0.0f);     // 16 - 16
+  EXPECT_EQ(out[1], -16.0f);   // 0 - 16
+  EXPECT_EQ(out[17], 0.0f);
+  EXPECT_EQ(out[16], -16.0f);
+}
+
+TEST(Dequantize, Q8_0IsSignedBytesTimesScale) {
+  std::vector<uint8_t> block(34, 0);
+  const uint16_t quarter = 0x3400;
+  std::memcpy(block.data(), &quarter, 2);
+  block[2] = 0x80;  // -128
+  block[3] = 0x7f;  // 127
+  const auto out = dequantize(TensorType::Q8_0, block, 32);
+  EXPECT_EQ(out[0], -32.0f);
+  EXPECT_EQ(out[1], 31.75f);
+}
+
+TEST(Dequantize, Q4_KSubBlockScalesAndMins) {
+  std::vector<uint8_t> block(144, 0);
+  const uint16_t one = 0x3c00, two = 0x4000;
+  std::memcpy(block.data(), &one, 2);       // d
+  std::memcpy(block.data() + 2, &two, 2);   // dmin
+  uint8_t* scales = block.data() + 4;
+  scales[0] = 3;        // sub-block 0: scale 3
+  scales[4] = 5;        // sub-block 0: min 5
+  scales[1] = 1;        // sub-block 1: scale 1, min 0
+  scales[8] = 0x72;     // sub-block 4: scale low 2, min low 7
+  scales[0] |= 0x40;    // sub-block 4: scale high bits 01 -> scale 2 + 16
+  block[16] = 0x94;     // weight 0 nibble 4, weight 32 nibble 9
+  block[16 + 64] = 0x01;  // weight 128 (sub-block 4) nibble 1
+  const auto out = dequantize(TensorType::Q4_K, block, 256);
+  EXPECT_EQ(out[0], 3.0f * 4 - 2.0f * 5);
+  EXPECT_EQ(out[32], 1.0f * 9);
+  EXPECT_EQ(out[128], 18.0f * 1 - 2.0f * 7);
+  EXPECT_EQ(out[129], -2.0f * 7);
+}
+
+TEST(Dequantize, RejectsWrongSizesAndUnsupportedTypes) {
+  std::vector<float> out(32);
+  std::vector<uint8_t> bytes(17);
+  EXPECT_THROW(dequantize_row(TensorType::Q4_0, bytes, out), Error);
+  std::vector<float> odd(33);
+  EXPECT_THROW(dequantize_row(TensorType::Q4_0, std::vector<uint8_t>(36), odd), Error);
+
+  std::mt19937 rng(3);
+  gguf::Writer writer;
+  std::vector<uint8_t> q2k(84);
+  writer.add_tensor("blk.0.ffn_down.weight", TensorType::Q2_K, {256}, q2k);
+  const auto file_bytes = writer.to_bytes();
+  const auto file = gguf::File::parse(file_bytes, "q2k.gguf");
+  try {
+    dequantize_tensor_row(file, file.tensors()[0], 0);
+    FAIL() << "Q2_K dequantized";
+  } catch (const Error& error) {
+    EXPECT_STREQ(error.what(),
+                 "q2k.gguf: tensor 'blk.0.ffn_down.weight' has type Q2_K, which Tiller cannot dequantize yet");
+  }
+}
+
+TEST(Dequantize, SyntheticBlocksOfEveryTypeMatchTheGgufPackage) {
+  const auto golden = testing::load_golden("synthetic.json");
+  std::set<std::string> covered;
+  double worst = 0;
+  for (const auto& item : golden["cases"]) {
+    const std::string type_name = item["type"];
+    const auto type = tensor_type_from_name(type_name);
+    ASSERT_TRUE(type) << type_name;
+    const auto bytes = testing::from_hex(item["bytes_hex"]);
+    const auto expected = item["values"].get<std::vector<float>>();
+    const auto got = dequantize(*type, bytes, expected.size());
+    const double error = testing::max_relative_error(got, expected);
+    EXPECT_LE(error, 1e-6) << type_name;
+    worst = std::max(worst, error);
+    covered.insert(type_name);
+  }
+  std::set<std::string> supported;
+  for (uint32_t id = 0; id < 64; ++id) {
+    if (const auto* info = find_tensor_type(id); info && info->dequantizable) supported.emplace(info->name);
+  }
+  EXPECT_EQ(covered, supported) << "every dequantizable type needs a synthetic golden";
+  std::printf("synthetic blocks: %zu types, max relative error %.3g\n", covered.size(), worst);
+}
+
+}  // namespace
+}  // namespace tiller
