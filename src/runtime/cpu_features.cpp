@@ -2,30 +2,50 @@
 
 #include <fmt/format.h>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 namespace tiller {
 namespace {
 
+#if defined(__x86_64__) || defined(__i386__)
+bool bit(unsigned value, int index) { return ((value >> index) & 1u) != 0; }
+
+// Read straight from CPUID (and XGETBV, so that registers the OS does not save
+// count as absent); compiler builtins differ in which feature names they know.
 CpuFeatures detect() {
   CpuFeatures f;
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_cpu_init();
-  f.avx2 = __builtin_cpu_supports("avx2");
-  f.fma = __builtin_cpu_supports("fma");
-  f.avx512f = __builtin_cpu_supports("avx512f");
-  f.avx512bw = __builtin_cpu_supports("avx512bw");
-  f.avx512vl = __builtin_cpu_supports("avx512vl");
-  f.avx512vnni = __builtin_cpu_supports("avx512vnni");
-#if defined(__clang__) || __GNUC__ >= 12
-  f.avx512bf16 = __builtin_cpu_supports("avx512bf16");
-  f.avxvnni = __builtin_cpu_supports("avxvnni");
-#endif
-  // F16C has no __builtin_cpu_supports name in older compilers: CPUID leaf 1, ECX bit 29.
-  unsigned eax = 1, ebx = 0, ecx = 0, edx = 0;
-  __asm__("cpuid" : "+a"(eax), "=b"(ebx), "+c"(ecx), "=d"(edx));
-  f.f16c = (ecx >> 29) & 1u;
-#endif
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid(1, &eax, &ebx, &ecx, &edx) == 0) return f;
+  const bool os_saves_avx_state = bit(ecx, 27) && bit(ecx, 28);
+  if (!os_saves_avx_state) return f;
+  unsigned xcr0_low = 0, xcr0_high = 0;
+  __asm__("xgetbv" : "=a"(xcr0_low), "=d"(xcr0_high) : "c"(0));
+  const bool ymm_enabled = (xcr0_low & 0x6u) == 0x6u;
+  const bool zmm_enabled = ymm_enabled && (xcr0_low & 0xe0u) == 0xe0u;
+  f.fma = ymm_enabled && bit(ecx, 12);
+  f.f16c = ymm_enabled && bit(ecx, 29);
+
+  unsigned max_leaf = __get_cpuid_max(0, nullptr);
+  if (max_leaf < 7) return f;
+  __cpuid_count(7, 0, eax, ebx, ecx, edx);
+  f.avx2 = ymm_enabled && bit(ebx, 5);
+  f.avx512f = zmm_enabled && bit(ebx, 16);
+  f.avx512bw = zmm_enabled && bit(ebx, 30);
+  f.avx512vl = zmm_enabled && bit(ebx, 31);
+  f.avx512vnni = zmm_enabled && bit(ecx, 11);
+  const unsigned max_subleaf = eax;
+  if (max_subleaf >= 1) {
+    __cpuid_count(7, 1, eax, ebx, ecx, edx);
+    f.avxvnni = ymm_enabled && bit(eax, 4);
+    f.avx512bf16 = zmm_enabled && bit(eax, 5);
+  }
   return f;
 }
+#else
+CpuFeatures detect() { return {}; }
+#endif
 
 }  // namespace
 
