@@ -6,3 +6,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 "$here/fetch-models.sh"
 python="$("$here/oracle-env.sh")"
 "$python" "$here/make-dequant-goldens.py"
+# The tokenizer corpus needs only the standard library; goldens come from llama.cpp.
+"$python" "$here/make-tokenizer-corpus.py"
+"$python" "$here/make-tokenizer-goldens.py"
+"$python" "$here/make-chat-goldens.py"

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   CLI::App app{"Tiller: run language models from GGUF files, with activation steering", "tiller"};
   app.require_subcommand(1);
   tiller::cli::register_inspect(app);
+  tiller::cli::register_tokenize(app);
   tiller::cli::register_version(app);
 
   try {

@@ -1,0 +1,74 @@
+// `tiller tokenize -m MODEL [--no-add-special] [--parse-special] [--pieces] [--json] TEXT | -f FILE`
+#include <fmt/format.h>
+
+#include <fstream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "gguf/printable.h"
+#include "tiller/error.h"
+#include "tiller/gguf.h"
+#include "tiller/model_paths.h"
+#include "tiller/tokenizer.h"
+
+namespace tiller::cli {
+namespace {
+
+struct TokenizeCommand {
+  std::string model{kDefaultModel};
+  std::string text;
+  std::string file;
+  bool no_add_special = false;
+  bool parse_special = false;
+  bool pieces = false;
+  bool json = false;
+};
+
+std::string read_input(const TokenizeCommand& options) {
+  if (options.file.empty()) return options.text;
+  std::ifstream in(options.file, std::ios::binary);
+  if (!in) fail("{}: cannot open", options.file);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void run(const TokenizeCommand& options) {
+  const gguf::File file = gguf::File::open(resolve_model(options.model));
+  const auto tokenizer = Tokenizer::from_gguf(file);
+  const std::string input = read_input(options);
+  const auto ids = tokenizer->tokenize(input, {!options.no_add_special, options.parse_special});
+  if (options.json) {
+    nlohmann::json out = {{"ids", ids}, {"n_tokens", ids.size()}};
+    if (options.pieces) {
+      nlohmann::json pieces = nlohmann::json::array();
+      for (const TokenId id : ids) pieces.push_back(tokenizer->token_to_piece(id, true));
+      out["pieces"] = pieces;
+    }
+    fmt::print("{}\n", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  } else if (options.pieces) {
+    for (const TokenId id : ids) fmt::print("{:>7} {}\n", id, printable(tokenizer->token_to_piece(id, true), 200));
+  } else {
+    fmt::print("{}\n", fmt::join(ids, " "));
+  }
+}
+
+}  // namespace
+
+void register_tokenize(CLI::App& app) {
+  auto options = std::make_shared<TokenizeCommand>();
+  auto* command = app.add_subcommand("tokenize", "Turn text into token ids, as llama.cpp would");
+  command->add_option("-m,--model", options->model, "Model name or .gguf path")->capture_default_str();
+  auto* text = command->add_option("text", options->text, "The text to tokenize");
+  auto* file = command->add_option("-f,--file", options->file, "Read the text from a file");
+  text->excludes(file);
+  command->add_flag("--no-add-special", options->no_add_special, "Do not add BOS/EOS");
+  command->add_flag("--parse-special", options->parse_special, "Turn special-token text into special tokens");
+  command->add_flag("--pieces", options->pieces, "Show each token's text");
+  command->add_flag("--json", options->json, "Print {\"ids\": [...]} (and \"pieces\" with --pieces)");
+  command->callback([options, text, file] {
+    if (text->count() == 0 && file->count() == 0) fail("tokenize needs TEXT or -f FILE");
+    run(*options);
+  });
+}
+
+}  // namespace tiller::cli
