@@ -7,6 +7,7 @@
 
 #include "cli/commands.h"
 #include "gguf/printable.h"
+#include "tiller/chat.h"
 #include "tiller/error.h"
 #include "tiller/gguf.h"
 #include "tiller/model_paths.h"
@@ -23,6 +24,9 @@ struct TokenizeCommand {
   bool parse_special = false;
   bool pieces = false;
   bool json = false;
+  bool chat = false;
+  std::string system;
+  std::string chat_template;
 };
 
 std::string read_input(const TokenizeCommand& options) {
@@ -35,8 +39,17 @@ std::string read_input(const TokenizeCommand& options) {
 void run(const TokenizeCommand& options) {
   const gguf::File file = gguf::File::open(resolve_model(options.model));
   const auto tokenizer = Tokenizer::from_gguf(file);
-  const std::string input = read_input(options);
-  const auto ids = tokenizer->tokenize(input, {!options.no_add_special, options.parse_special});
+  std::string input = read_input(options);
+  bool parse_special = options.parse_special;
+  if (options.chat) {
+    // The rendered prompt's turn markers are special tokens, so they are parsed as such.
+    std::vector<ChatMessage> messages;
+    if (!options.system.empty()) messages.push_back({"system", options.system});
+    messages.push_back({"user", input});
+    input = render_chat(resolve_chat_format(file, options.chat_template), messages, true);
+    parse_special = true;
+  }
+  const auto ids = tokenizer->tokenize(input, {!options.no_add_special, parse_special});
   if (options.json) {
     nlohmann::json out = {{"ids", ids}, {"n_tokens", ids.size()}};
     if (options.pieces) {
@@ -65,6 +78,10 @@ void register_tokenize(CLI::App& app) {
   command->add_flag("--parse-special", options->parse_special, "Turn special-token text into special tokens");
   command->add_flag("--pieces", options->pieces, "Show each token's text");
   command->add_flag("--json", options->json, "Print {\"ids\": [...]} (and \"pieces\" with --pieces)");
+  command->add_flag("--chat", options->chat, "Wrap the text as a user message in the model's chat format");
+  command->add_option("--system", options->system, "System message, with --chat");
+  command->add_option("--chat-template", options->chat_template,
+                      "Chat format: chatml, gemma, or a Jinja template file (default: the model's own)");
   command->callback([options, text, file] {
     if (text->count() == 0 && file->count() == 0) fail("tokenize needs TEXT or -f FILE");
     run(*options);

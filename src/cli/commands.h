@@ -8,5 +8,6 @@ namespace tiller::cli {
 void register_inspect(CLI::App& app);
 void register_version(CLI::App& app);
 void register_tokenize(CLI::App& app);
+void register_template(CLI::App& app);
 
 }  // namespace tiller::cli

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   tiller::cli::register_inspect(app);
   tiller::cli::register_tokenize(app);
+  tiller::cli::register_template(app);
   tiller::cli::register_version(app);
 
   try {

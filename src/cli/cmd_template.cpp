@@ -1,0 +1,37 @@
+// `tiller template [-m MODEL] [--chat-template T] [--system S] [--no-generation-prompt] PROMPT`:
+// prints a conversation rendered in the model's chat format.
+#include <fmt/format.h>
+
+#include "cli/commands.h"
+#include "tiller/chat.h"
+#include "tiller/gguf.h"
+#include "tiller/model_paths.h"
+
+namespace tiller::cli {
+
+void register_template(CLI::App& app) {
+  struct Options {
+    std::string model{kDefaultModel};
+    std::string chat_template, system, prompt;
+    bool no_generation_prompt = false;
+  };
+  auto options = std::make_shared<Options>();
+  auto* command = app.add_subcommand("template", "Print a prompt rendered in the model's chat format");
+  command->add_option("-m,--model", options->model, "Model name or .gguf path")->capture_default_str();
+  command->add_option("--chat-template", options->chat_template,
+                      "chatml, gemma, or a Jinja template file (default: the model's own)");
+  command->add_option("--system", options->system, "System message");
+  command->add_flag("--no-generation-prompt", options->no_generation_prompt,
+                    "End after the user's turn, without opening the assistant's");
+  command->add_option("prompt", options->prompt, "The user's message")->required();
+  command->callback([options] {
+    const gguf::File file = gguf::File::open(resolve_model(options->model));
+    std::vector<ChatMessage> messages;
+    if (!options->system.empty()) messages.push_back({"system", options->system});
+    messages.push_back({"user", options->prompt});
+    fmt::print("{}", render_chat(resolve_chat_format(file, options->chat_template), messages,
+                                 !options->no_generation_prompt));
+  });
+}
+
+}  // namespace tiller::cli

@@ -1,0 +1,163 @@
+// Tokenizer behaviour on tiny vocabularies built here: special-token precedence,
+// byte fallback, streaming helpers, and the errors for vocabularies Tiller cannot read.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "support/run_process.h"
+#include "support/test_files.h"
+#include "tiller/error.h"
+#include "tiller/tokenizer.h"
+
+namespace tiller {
+namespace {
+
+// A SentencePiece vocabulary: <unk> <s> </s>, 256 byte tokens, then `extra`.
+gguf::Writer spm_vocabulary(const std::vector<std::pair<std::string, int32_t>>& extra) {
+  std::vector<std::string> tokens = {"<unk>", "<s>", "</s>"};
+  std::vector<int32_t> types = {2, 3, 3};
+  for (int b = 0; b < 256; ++b) {
+    tokens.push_back(fmt::format("<0x{:02X}>", b));
+    types.push_back(6);
+  }
+  for (const auto& [text, type] : extra) {
+    tokens.push_back(text);
+    types.push_back(type);
+  }
+  std::vector<float> scores(tokens.size(), 0.0f);
+  for (size_t i = 0; i < scores.size(); ++i) scores[i] = -static_cast<float>(i);
+  gguf::Writer writer;
+  writer.set("tokenizer.ggml.model", "llama");
+  writer.set("tokenizer.ggml.tokens", gguf::Array{tokens});
+  writer.set("tokenizer.ggml.token_type", gguf::Array{types});
+  writer.set("tokenizer.ggml.scores", gguf::Array{scores});
+  writer.set("tokenizer.ggml.add_space_prefix", false);
+  return writer;
+}
+
+struct Loaded {
+  std::vector<uint8_t> bytes;
+  std::unique_ptr<gguf::File> file;
+  std::unique_ptr<Tokenizer> tokenizer;
+};
+
+Loaded load(const gguf::Writer& writer) {
+  Loaded loaded;
+  loaded.bytes = writer.to_bytes();
+  loaded.file = std::make_unique<gguf::File>(gguf::File::parse(loaded.bytes, "tiny.gguf"));
+  loaded.tokenizer = Tokenizer::from_gguf(*loaded.file);
+  return loaded;
+}
+
+constexpr TokenId kFirstExtra = 3 + 256;
+
+TEST(TokenizerUnits, LongerSpecialTokensAreCutFirstLikeLlamaCpp) {
+  // "bcd" is longer, so it is cut before "ab" even though "ab" starts earlier.
+  const auto loaded = load(spm_vocabulary({{"ab", 4}, {"bcd", 4}}));
+  const auto ids = loaded.tokenizer->tokenize("abcd", {false, false});
+  EXPECT_EQ(ids, (std::vector<TokenId>{3 + 'a', kFirstExtra + 1}));
+  // Control tokens are cut only when special parsing is on; user-defined always.
+  EXPECT_EQ(loaded.tokenizer->tokenize("<s>", {false, true}), (std::vector<TokenId>{1}));
+  EXPECT_EQ(loaded.tokenizer->tokenize("<s>", {false, false}),
+            (std::vector<TokenId>{3 + '<', 3 + 's', 3 + '>'}));
+  EXPECT_EQ(loaded.tokenizer->tokenize("<s>", {true, false}).front(), 1);  // BOS added
+}
+
+TEST(TokenizerUnits, SentencePieceMergesByScoreAndFallsBackToBytes) {
+  // "ab" scores higher than "bc" (lower id, less negative score): "abc" -> ab + c.
+  const auto loaded = load(spm_vocabulary({{"ab", 1}, {"bc", 1}, {"c", 1}, {"\xe2\x96\x81x", 1}}));
+  EXPECT_EQ(loaded.tokenizer->tokenize("abc", {false, false}),
+            (std::vector<TokenId>{kFirstExtra, kFirstExtra + 2}));
+  // A space becomes U+2581 and merges with the next character.
+  EXPECT_EQ(loaded.tokenizer->tokenize(" x", {false, false}), (std::vector<TokenId>{kFirstExtra + 3}));
+  // Characters with no token fall back to their UTF-8 bytes.
+  EXPECT_EQ(loaded.tokenizer->tokenize("\xc3\xa9", {false, false}), (std::vector<TokenId>{3 + 0xc3, 3 + 0xa9}));
+  EXPECT_EQ(loaded.tokenizer->detokenize(std::vector<TokenId>{3 + 0xc3, 3 + 0xa9, kFirstExtra + 3}), "\xc3\xa9 x");
+}
+
+TEST(TokenizerUnits, StreamingHoldsBackIncompleteCharacters) {
+  EXPECT_EQ(incomplete_utf8_suffix("abc"), 0u);
+  EXPECT_EQ(incomplete_utf8_suffix("a\xe2\x96"), 2u);
+  EXPECT_EQ(incomplete_utf8_suffix("\xf0\x9f\x98"), 3u);
+  EXPECT_EQ(incomplete_utf8_suffix("\xf0\x9f\x98\x80"), 0u);
+  EXPECT_EQ(incomplete_utf8_suffix("\xc3"), 1u);
+  EXPECT_EQ(incomplete_utf8_suffix("x\x80"), 0u);  // a stray continuation byte never completes
+}
+
+std::string error_of(const gguf::Writer& writer) {
+  try {
+    load(writer);
+  } catch (const Error& error) {
+    return error.what();
+  }
+  return "no error";
+}
+
+TEST(TokenizerUnits, UnsupportedVocabulariesAreClearErrors) {
+  gguf::Writer bert = spm_vocabulary({});
+  bert.set("tokenizer.ggml.model", "bert");
+  EXPECT_EQ(error_of(bert), "tiny.gguf: tokenizer model 'bert' is not supported (supported: gpt2, llama)");
+
+  gguf::Writer unknown_pre = spm_vocabulary({});
+  unknown_pre.set("tokenizer.ggml.model", "gpt2");
+  unknown_pre.set("tokenizer.ggml.pre", "bogus");
+  unknown_pre.set("tokenizer.ggml.merges", gguf::Array{std::vector<std::string>{}});
+  EXPECT_NE(error_of(unknown_pre).find("pre-tokenizer 'bogus' is not supported (supported: "), std::string::npos)
+      << error_of(unknown_pre);
+
+  gguf::Writer no_merges = spm_vocabulary({});
+  no_merges.set("tokenizer.ggml.model", "gpt2");
+  no_merges.set("tokenizer.ggml.pre", "gpt-2");
+  EXPECT_NE(error_of(no_merges).find("tokenizer.ggml.merges is missing"), std::string::npos);
+
+  gguf::Writer duplicate = spm_vocabulary({{"ab", 1}, {"ab", 1}});
+  EXPECT_NE(error_of(duplicate).find("repeats the text of token"), std::string::npos);
+
+  gguf::Writer none;
+  none.set("general.architecture", "llama");
+  EXPECT_NE(error_of(none).find("no tokenizer"), std::string::npos);
+
+  gguf::Writer bos_missing = spm_vocabulary({});
+  bos_missing.set("tokenizer.ggml.bos_token_id", uint32_t{100000});
+  bos_missing.set("tokenizer.ggml.add_bos_token", true);
+  // An out-of-range id keeps the default (1), as llama.cpp does.
+  EXPECT_EQ(load(bos_missing).tokenizer->bos(), 1);
+}
+
+TEST(TokenizerCli, JsonIdsMatchTheLibraryAndFlagsWork) {
+  TILLER_REQUIRE_MODEL(gemma, "gemma-3-270m");
+  const auto file = gguf::File::open(gemma);
+  const auto tokenizer = Tokenizer::from_gguf(file);
+  const std::string text = "Hello <start_of_turn> world";
+  auto ids_of = [&](std::vector<std::string> flags) {
+    std::vector<std::string> argv = {TILLER_BINARY, "tokenize", "-m", "gemma-3-270m", "--json", text};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    const auto result = testing::run_process(argv);
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+    return nlohmann::json::parse(result.out)["ids"].get<std::vector<TokenId>>();
+  };
+  EXPECT_EQ(ids_of({}), tokenizer->tokenize(text, {true, false}));
+  EXPECT_EQ(ids_of({"--no-add-special"}), tokenizer->tokenize(text, {false, false}));
+  EXPECT_EQ(ids_of({"--parse-special"}), tokenizer->tokenize(text, {true, true}));
+  EXPECT_EQ(ids_of({}).front(), tokenizer->bos());
+
+  const std::string path = testing::write_scratch("nul.txt", {'a', 0, 'b', '\n'});
+  const auto from_file = testing::run_process({TILLER_BINARY, "tokenize", "-m", "gemma-3-270m", "-f", path, "--json"});
+  ASSERT_EQ(from_file.exit_code, 0) << from_file.err;
+  EXPECT_EQ(nlohmann::json::parse(from_file.out)["ids"].get<std::vector<TokenId>>(),
+            tokenizer->tokenize(std::string("a\0b\n", 4), {true, false}));
+}
+
+TEST(TokenizerCli, MissingInputAndConflictingInputsAreErrors) {
+  const auto none = testing::run_process({TILLER_BINARY, "tokenize"});
+  EXPECT_EQ(none.exit_code, 1) << none.err;
+  EXPECT_NE(none.err.find("tokenize needs TEXT or -f FILE"), std::string::npos) << none.err;
+  const auto both = testing::run_process({TILLER_BINARY, "tokenize", "text", "-f", "/etc/hostname"});
+  EXPECT_EQ(both.exit_code, 2) << both.err;
+  const auto missing = testing::run_process({TILLER_BINARY, "tokenize", "-f", "/nonexistent/file.txt"});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_EQ(std::count(missing.err.begin(), missing.err.end(), '\n'), 1) << missing.err;
+}
+
+}  // namespace
+}  // namespace tiller
