@@ -1,7 +1,9 @@
 // Byte-level BPE (GPT-2 style): pre-tokenize into words, map each word's bytes
 // to GPT-2's printable alphabet, then merge adjacent symbols by merge rank.
 #include <algorithm>
+#include <mutex>
 #include <queue>
+#include <shared_mutex>
 #include <unordered_map>
 
 #include "tiller/error.h"
@@ -110,7 +112,24 @@ class ByteLevelBpe final : public Tokenizer {
     }
   }
 
+  // Words repeat in real text, and a word always merges the same way, so its
+  // tokens are remembered (up to a bound; then the memory starts over).
   void merge_word(const std::string& word, std::vector<TokenId>& out) const {
+    {
+      std::shared_lock lock(cache_mutex_);
+      if (const auto it = cache_.find(word); it != cache_.end()) {
+        out.insert(out.end(), it->second.begin(), it->second.end());
+        return;
+      }
+    }
+    const size_t first = out.size();
+    merge_word_uncached(word, out);
+    std::unique_lock lock(cache_mutex_);
+    if (cache_.size() >= kCacheWords) cache_.clear();
+    cache_.emplace(word, std::vector<TokenId>(out.begin() + static_cast<std::ptrdiff_t>(first), out.end()));
+  }
+
+  void merge_word_uncached(const std::string& word, std::vector<TokenId>& out) const {
     if (pre_tokenizer_->ignore_merges()) {
       if (const TokenId whole = find_token(word); whole != kNoToken) {
         out.push_back(whole);
@@ -169,8 +188,11 @@ class ByteLevelBpe final : public Tokenizer {
     }
   }
 
+  static constexpr size_t kCacheWords = 1 << 16;
   std::unique_ptr<PreTokenizer> pre_tokenizer_;
   std::unordered_map<std::string, int32_t> ranks_;
+  mutable std::shared_mutex cache_mutex_;
+  mutable std::unordered_map<std::string, std::vector<TokenId>> cache_;
 };
 
 }  // namespace

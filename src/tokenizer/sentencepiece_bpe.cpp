@@ -3,7 +3,7 @@
 // concatenation is the best-scoring vocabulary entry merges first (leftmost on
 // ties). Pieces that are not tokens fall back to <0xXX> byte tokens.
 #include <array>
-#include <map>
+#include <unordered_map>
 #include <queue>
 
 #include "tiller/error.h"
@@ -104,7 +104,7 @@ class SentencePieceBpe final : public Tokenizer {
     }
     std::priority_queue<Bigram, std::vector<Bigram>, WorseBigram> queue;
     // Which pair of symbols formed a merged text, to split pieces that are not tokens.
-    std::map<std::string, std::pair<int, int>, std::less<>> formed_from;
+    std::unordered_map<std::string_view, std::pair<int, int>> formed_from;
     auto consider = [&](int left, int right) {
       if (left < 0 || right < 0) return;
       const Symbol& l = symbols[static_cast<size_t>(left)];
@@ -113,7 +113,7 @@ class SentencePieceBpe final : public Tokenizer {
       const TokenId token = find_token(joined);
       if (token == kNoToken) return;
       queue.push({left, right, scores_[static_cast<size_t>(token)], joined.size()});
-      formed_from.insert_or_assign(std::string(joined), std::make_pair(left, right));
+      formed_from.insert_or_assign(joined, std::make_pair(left, right));
     };
     for (int i = 1; i < static_cast<int>(symbols.size()); ++i) consider(i - 1, i);
     while (!queue.empty()) {
@@ -135,7 +135,7 @@ class SentencePieceBpe final : public Tokenizer {
   }
 
   void emit(const std::string& text, const std::vector<Symbol>& symbols, const Symbol& symbol,
-            const std::map<std::string, std::pair<int, int>, std::less<>>& formed_from,
+            const std::unordered_map<std::string_view, std::pair<int, int>>& formed_from,
             std::vector<TokenId>& out, size_t depth) const {
     const std::string_view piece = std::string_view(text).substr(symbol.begin, symbol.length);
     if (const TokenId token = find_token(piece); token != kNoToken) {
