@@ -19,6 +19,8 @@ import os
 import sys
 from pathlib import Path
 
+from golden_support import sha256_file
+
 import gguf
 import jinja2
 import jinja2.ext
@@ -75,14 +77,6 @@ CONVERSATIONS = [
     ("long_dialogue", [msg("user" if i % 2 == 0 else "assistant", f"Turn number {i}.")
                        for i in range(10)], True),
 ]
-
-
-def sha256_file(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def gguf_template_and_tokens(path):

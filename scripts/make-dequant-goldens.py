@@ -7,7 +7,6 @@ reader and dequantizer independent of Tiller's. Two files come out:
   tests/data/dequant/<model>.json     sampled rows of real tensors of each type in each model
 Run it through scripts/make-goldens.sh, which provides the pinned environment.
 """
-import hashlib
 import json
 import os
 import sys
@@ -17,6 +16,8 @@ import numpy as np
 import gguf
 from gguf import GGMLQuantizationType as T
 from gguf.quants import dequantize
+
+from golden_support import sha256_file
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "tests" / "data" / "dequant"
@@ -83,14 +84,6 @@ def sampled_rows(path):
     return rows
 
 
-def sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def write(name, payload):
     OUT.mkdir(parents=True, exist_ok=True)
     target = OUT / name
@@ -106,7 +99,7 @@ def main():
         path = MODELS / f"{model}.gguf"
         if not path.exists():
             sys.exit(f"{path} is missing: run scripts/fetch-models.sh first")
-        write(f"{model}.json", {**header, "model": model, "model_sha256": sha256(path),
+        write(f"{model}.json", {**header, "model": model, "model_sha256": sha256_file(path),
                                 "rows": sampled_rows(path)})
 
 

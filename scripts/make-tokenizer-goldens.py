@@ -26,6 +26,8 @@ import sys
 import time
 from pathlib import Path
 
+from golden_support import sha256_file
+
 # llama.cpp calls gdb for a backtrace when it aborts; some corpus entries make it abort
 os.environ.setdefault("GGML_NO_BACKTRACE", "1")
 
@@ -71,14 +73,6 @@ def load_corpus():
         data = obj["text"].encode("utf-8") if "text" in obj else bytes.fromhex(obj["hex"])
         entries.append((obj["name"], data))
     return entries, hashlib.sha256(raw).hexdigest()
-
-
-def sha256_file(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def attr_names(attr):

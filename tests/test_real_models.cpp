@@ -110,11 +110,7 @@ TEST_P(RealModelDequantization, EveryTensorsFirstAndLastRowsAreFinite) {
 
 INSTANTIATE_TEST_SUITE_P(Models, RealModelDequantization,
                          ::testing::Values("smollm2-135m-instruct", "gemma-3-270m"),
-                         [](const auto& param_info) {
-                           std::string name = param_info.param;
-                           std::replace(name.begin(), name.end(), '-', '_');
-                           return name;
-                         });
+                         testing::model_test_name);
 
 }  // namespace
 }  // namespace tiller

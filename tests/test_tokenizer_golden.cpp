@@ -170,11 +170,7 @@ TEST_P(TokenizerGolden, SpecialTokensAndFlags) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, TokenizerGolden, ::testing::Values("smollm2-135m-instruct", "gemma-3-270m"),
-                         [](const auto& param_info) {
-                           std::string name = param_info.param;
-                           std::replace(name.begin(), name.end(), '-', '_');
-                           return name;
-                         });
+                         testing::model_test_name);
 
 }  // namespace
 }  // namespace tiller

@@ -84,6 +84,19 @@ TEST(TokenizerUnits, StreamingHoldsBackIncompleteCharacters) {
   EXPECT_EQ(incomplete_utf8_suffix("x\x80"), 0u);  // a stray continuation byte never completes
 }
 
+TEST(TokenizerUnits, TextStreamPrintsWholeCharactersOnly) {
+  const auto loaded = load(spm_vocabulary({{"ab", 1}}));
+  TokenTextStream stream(*loaded.tokenizer);
+  // U+1F600 as four byte tokens: nothing is printable until the last arrives.
+  EXPECT_EQ(stream.push(3 + 0xf0), "");
+  EXPECT_EQ(stream.push(3 + 0x9f), "");
+  EXPECT_EQ(stream.push(3 + 0x98), "");
+  EXPECT_EQ(stream.push(3 + 0x80), "\xf0\x9f\x98\x80");
+  EXPECT_EQ(stream.push(kFirstExtra), "ab");
+  EXPECT_EQ(stream.push(3 + 0xc3), "");
+  EXPECT_EQ(stream.finish(), "\xc3");  // a truncated character is still given back at the end
+}
+
 std::string error_of(const gguf::Writer& writer) {
   try {
     load(writer);

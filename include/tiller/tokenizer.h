@@ -41,7 +41,7 @@ class Tokenizer {
   static std::unique_ptr<Tokenizer> from_gguf(const gguf::File& file);
   virtual ~Tokenizer() = default;
 
-  virtual std::vector<TokenId> tokenize(std::string_view text, TokenizeOptions options = {}) const = 0;
+  std::vector<TokenId> tokenize(std::string_view text, TokenizeOptions options = {}) const;
 
   // The bytes a token stands for; control and unknown tokens are empty unless
   // render_special is set.
@@ -75,6 +75,9 @@ class Tokenizer {
     std::string_view text;
   };
   std::vector<Fragment> split_special(std::string_view text, bool parse_special) const;
+  // Tokens for a stretch of text with no special tokens in it; after_special:
+  // it follows a special token or starts the input.
+  virtual void encode_fragment(std::string_view text, bool after_special, std::vector<TokenId>& out) const = 0;
   virtual std::string normal_piece(TokenId token) const = 0;
   static void clean_up_spaces(std::string& text);
   void assign_roles_by_text();
@@ -91,6 +94,25 @@ class Tokenizer {
  private:
   struct TextIndex;
   std::shared_ptr<const TextIndex> index_;
+};
+
+// Turns generated tokens into printable text as they come: a UTF-8 character
+// split across tokens is held back until it is whole. (llama.cpp's space
+// clean-up, which some byte-level vocabularies ask for, needs the whole text and
+// is not applied here.)
+class TokenTextStream {
+ public:
+  explicit TokenTextStream(const Tokenizer& tokenizer, bool render_special = false)
+      : tokenizer_(tokenizer), render_special_(render_special) {}
+  // The text that became printable with this token (possibly empty).
+  std::string push(TokenId token);
+  // Whatever is still held back, for the end of the stream.
+  std::string finish();
+
+ private:
+  const Tokenizer& tokenizer_;
+  bool render_special_;
+  std::string pending_;
 };
 
 // UTF-8 helpers shared by the tokenizers and the CLI.

@@ -8,6 +8,7 @@
 
 #include "tiller/error.h"
 #include "tokenizer/pre_tokenizer.h"
+#include "tokenizer/symbols.h"
 #include "tokenizer/tokenizer_kinds.h"
 #include "tokenizer/unicode_text.h"
 
@@ -40,21 +41,19 @@ class ByteLevelBpe final : public Tokenizer {
     }
   }
 
-  std::vector<TokenId> tokenize(std::string_view text, TokenizeOptions options) const override {
-    std::vector<TokenId> out;
-    if (options.add_special && add_bos_) out.push_back(bos_);
-    for (const Fragment& fragment : split_special(text, options.parse_special)) {
-      if (fragment.token != kNoToken) {
-        out.push_back(fragment.token);
-      } else {
-        encode_text(fragment.text, out);
-      }
+ protected:
+  void encode_fragment(std::string_view text, bool /*after_special*/, std::vector<TokenId>& out) const override {
+    const std::vector<uint32_t> code_points = unicode::decode_lenient(text);
+    std::string utf8, word;
+    for (const auto& [begin, end] : pre_tokenizer_->split(code_points)) {
+      utf8.clear();
+      for (size_t i = begin; i < end; ++i) unicode::append_utf8(code_points[i], utf8);
+      word.clear();
+      for (const char byte : utf8) word += unicode::byte_to_symbol(static_cast<uint8_t>(byte));
+      merge_word(word, out);
     }
-    if (options.add_special && add_eos_) out.push_back(eos_);
-    return out;
   }
 
- protected:
   std::string normal_piece(TokenId token) const override {
     const std::string& text = token_text(token);
     std::string bytes;
@@ -75,10 +74,6 @@ class ByteLevelBpe final : public Tokenizer {
   }
 
  private:
-  struct Symbol {
-    size_t begin, length;
-    int prev, next;
-  };
   struct Bigram {
     int left, right;
     int32_t rank;
@@ -98,18 +93,6 @@ class ByteLevelBpe final : public Tokenizer {
     key.append(right);
     const auto it = ranks_.find(key);
     return it == ranks_.end() ? -1 : it->second;
-  }
-
-  void encode_text(std::string_view text, std::vector<TokenId>& out) const {
-    const std::vector<uint32_t> code_points = unicode::decode_lenient(text);
-    std::string utf8, word;
-    for (const auto& [begin, end] : pre_tokenizer_->split(code_points)) {
-      utf8.clear();
-      for (size_t i = begin; i < end; ++i) unicode::append_utf8(code_points[i], utf8);
-      word.clear();
-      for (const char byte : utf8) word += unicode::byte_to_symbol(static_cast<uint8_t>(byte));
-      merge_word(word, out);
-    }
   }
 
   // Words repeat in real text, and a word always merges the same way, so its
@@ -136,14 +119,7 @@ class ByteLevelBpe final : public Tokenizer {
         return;
       }
     }
-    std::vector<Symbol> symbols;
-    for (size_t offset = 0; offset < word.size();) {
-      const size_t length =
-          std::min(utf8_sequence_length(static_cast<unsigned char>(word[offset])), word.size() - offset);
-      const int index = static_cast<int>(symbols.size());
-      symbols.push_back({offset, length, index - 1, offset + length == word.size() ? -1 : index + 1});
-      offset += length;
-    }
+    std::vector<Symbol> symbols = characters_as_symbols(word);
     auto view = [&](const Symbol& s) { return std::string_view(word).substr(s.begin, s.length); };
     std::priority_queue<Bigram, std::vector<Bigram>, LaterBigram> queue;
     auto consider = [&](int left, int right) {
@@ -166,10 +142,7 @@ class ByteLevelBpe final : public Tokenizer {
           std::string(view(left)) + std::string(view(right)) != bigram.text) {
         continue;
       }
-      left.length += right.length;
-      right.length = 0;
-      left.next = right.next;
-      if (right.next >= 0) symbols[static_cast<size_t>(right.next)].prev = bigram.left;
+      merge_symbols(symbols, bigram.left, bigram.right);
       consider(left.prev, bigram.left);
       consider(bigram.left, left.next);
     }

@@ -7,6 +7,7 @@
 #include <queue>
 
 #include "tiller/error.h"
+#include "tokenizer/symbols.h"
 #include "tokenizer/tokenizer_kinds.h"
 
 namespace tiller {
@@ -34,34 +35,23 @@ class SentencePieceBpe final : public Tokenizer {
     }
   }
 
-  std::vector<TokenId> tokenize(std::string_view text, TokenizeOptions options) const override {
-    std::vector<TokenId> out;
-    if (options.add_special && add_bos_) out.push_back(bos_);
-    bool previous_was_special = true;  // the first text fragment counts as following one
+ protected:
+  // Spaces become U+2581; with add_space_prefix the text after a special token
+  // (or at the start) gets one more in front, as SentencePiece does.
+  void encode_fragment(std::string_view text, bool after_special, std::vector<TokenId>& out) const override {
     std::string escaped;
-    for (const Fragment& fragment : split_special(text, options.parse_special)) {
-      if (fragment.token != kNoToken) {
-        out.push_back(fragment.token);
-        previous_was_special = true;
-        continue;
+    escaped.reserve(text.size() + 16);
+    if (add_space_prefix_ && after_special) escaped += kSpaceMark;
+    for (const char c : text) {
+      if (c == ' ') {
+        escaped += kSpaceMark;
+      } else {
+        escaped += c;
       }
-      escaped.clear();
-      if (add_space_prefix_ && previous_was_special) escaped += kSpaceMark;
-      for (const char c : fragment.text) {
-        if (c == ' ') {
-          escaped += kSpaceMark;
-        } else {
-          escaped += c;
-        }
-      }
-      encode(escaped, out);
-      previous_was_special = false;
     }
-    if (options.add_special && add_eos_) out.push_back(eos_);
-    return out;
+    encode(escaped, out);
   }
 
- protected:
   std::string normal_piece(TokenId token) const override {
     const std::string& text = token_text(token);
     std::string out;
@@ -77,10 +67,6 @@ class SentencePieceBpe final : public Tokenizer {
   }
 
  private:
-  struct Symbol {
-    size_t begin, length;
-    int prev, next;
-  };
   struct Bigram {
     int left, right;
     float score;
@@ -94,14 +80,7 @@ class SentencePieceBpe final : public Tokenizer {
   };
 
   void encode(const std::string& text, std::vector<TokenId>& out) const {
-    std::vector<Symbol> symbols;
-    for (size_t offset = 0; offset < text.size();) {
-      const size_t length =
-          std::min(utf8_sequence_length(static_cast<unsigned char>(text[offset])), text.size() - offset);
-      const int index = static_cast<int>(symbols.size());
-      symbols.push_back({offset, length, index - 1, offset + length == text.size() ? -1 : index + 1});
-      offset += length;
-    }
+    std::vector<Symbol> symbols = characters_as_symbols(text);
     std::priority_queue<Bigram, std::vector<Bigram>, WorseBigram> queue;
     // Which pair of symbols formed a merged text, to split pieces that are not tokens.
     std::unordered_map<std::string_view, std::pair<int, int>> formed_from;
@@ -122,10 +101,7 @@ class SentencePieceBpe final : public Tokenizer {
       Symbol& left = symbols[static_cast<size_t>(bigram.left)];
       Symbol& right = symbols[static_cast<size_t>(bigram.right)];
       if (left.length == 0 || right.length == 0 || left.length + right.length != bigram.size) continue;
-      left.length += right.length;
-      right.length = 0;
-      left.next = right.next;
-      if (right.next >= 0) symbols[static_cast<size_t>(right.next)].prev = bigram.left;
+      merge_symbols(symbols, bigram.left, bigram.right);
       consider(left.prev, bigram.left);
       consider(bigram.left, left.next);
     }

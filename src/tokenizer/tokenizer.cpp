@@ -7,6 +7,7 @@
 #include <set>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 
 #include "tiller/error.h"
 #include "tokenizer/tokenizer_kinds.h"
@@ -255,6 +256,23 @@ std::vector<Tokenizer::Fragment> Tokenizer::split_special(std::string_view text,
   return fragments;
 }
 
+std::vector<TokenId> Tokenizer::tokenize(std::string_view text, TokenizeOptions options) const {
+  std::vector<TokenId> out;
+  if (options.add_special && add_bos_) out.push_back(bos_);
+  bool after_special = true;
+  for (const Fragment& fragment : split_special(text, options.parse_special)) {
+    if (fragment.token != kNoToken) {
+      out.push_back(fragment.token);
+      after_special = true;
+    } else {
+      encode_fragment(fragment.text, after_special, out);
+      after_special = false;
+    }
+  }
+  if (options.add_special && add_eos_) out.push_back(eos_);
+  return out;
+}
+
 std::string Tokenizer::token_to_piece(TokenId token, bool render_special) const {
   if (token < 0 || token >= n_vocab()) fail("token id {} is outside the vocabulary of {}", token, n_vocab());
   const uint32_t attr = attrs_[static_cast<size_t>(token)];
@@ -331,5 +349,15 @@ void Tokenizer::clean_up_spaces(std::string& text) {
   }
   text.resize(kept);
 }
+
+std::string TokenTextStream::push(TokenId token) {
+  pending_ += tokenizer_.token_to_piece(token, render_special_);
+  const size_t held = incomplete_utf8_suffix(pending_);
+  std::string ready = pending_.substr(0, pending_.size() - held);
+  pending_.erase(0, pending_.size() - held);
+  return ready;
+}
+
+std::string TokenTextStream::finish() { return std::exchange(pending_, {}); }
 
 }  // namespace tiller

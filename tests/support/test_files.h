@@ -1,6 +1,9 @@
 // Paths and scratch files for tests.
 #pragma once
 
+#include <gtest/gtest.h>
+
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -35,6 +38,13 @@ inline std::string write_scratch(const std::string& name, const std::vector<uint
 inline std::string real_model_path(const std::string& name) {
   const std::string path = models_directory() + "/" + name + ".gguf";
   return std::filesystem::exists(path) ? path : std::string();
+}
+
+// Test names for suites parameterized by model name ("gemma-3-270m" -> gemma_3_270m).
+inline std::string model_test_name(const ::testing::TestParamInfo<std::string>& info) {
+  std::string name = info.param;
+  std::replace(name.begin(), name.end(), '-', '_');
+  return name;
 }
 
 // CI sets TILLER_REQUIRE_MODELS=1 so that a missing model fails instead of skipping.
