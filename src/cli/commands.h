@@ -9,5 +9,6 @@ void register_inspect(CLI::App& app);
 void register_version(CLI::App& app);
 void register_tokenize(CLI::App& app);
 void register_template(CLI::App& app);
+void register_logits(CLI::App& app);
 
 }  // namespace tiller::cli

@@ -1,0 +1,77 @@
+// A language model loaded from GGUF, and a session that runs it over a growing
+// sequence with a KV cache.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "tiller/gguf.h"
+#include "tiller/model_config.h"
+#include "tiller/tokenizer.h"
+
+namespace tiller {
+
+struct ModelWeights;
+
+// What differs between the supported architectures, as data the forward pass reads.
+struct ArchitectureTraits {
+  bool neox_rope = false;            // rotate (i, i + d/2) pairs instead of (2i, 2i+1)
+  bool scale_embeddings = false;     // multiply token embeddings by sqrt(n_embd)
+  bool qk_norm = false;              // RMSNorm each query and key head
+  bool post_norms = false;           // RMSNorm on attention and FFN outputs before the residual add
+  bool gelu = false;                 // GELU-tanh gate instead of SiLU
+  int sliding_window_period = 0;     // every block but each period-th uses the sliding window
+};
+
+// Throws tiller::Error listing the supported architectures.
+ArchitectureTraits architecture_traits(const ModelConfig& config, const std::string& file_name);
+
+class Model {
+ public:
+  // Maps the file and binds every weight, checking names, shapes and types.
+  static std::shared_ptr<const Model> load(const std::string& path);
+  ~Model();
+
+  const ModelConfig& config() const { return config_; }
+  const ArchitectureTraits& traits() const { return traits_; }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  const gguf::File& file() const { return file_; }
+  const ModelWeights& weights() const { return *weights_; }
+
+ private:
+  Model(gguf::File file);
+  gguf::File file_;
+  ModelConfig config_;
+  ArchitectureTraits traits_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<ModelWeights> weights_;
+};
+
+class ThreadPool;
+
+// One sequence: its KV cache, scratch buffers and position.
+class Session {
+ public:
+  Session(std::shared_ptr<const Model> model, int n_ctx, int n_threads);
+  ~Session();
+
+  // Runs `tokens` at positions n_past() onwards (one batch, or chunks of it) and
+  // returns their logits: every row [n_tokens x n_vocab] if all_logits, else the last row.
+  std::vector<float> decode(std::span<const TokenId> tokens, bool all_logits);
+  int n_past() const { return n_past_; }
+  int n_ctx() const { return n_ctx_; }
+  void reset() { n_past_ = 0; }
+  const Model& model() const { return *model_; }
+
+ private:
+  void forward_chunk(std::span<const TokenId> tokens, bool all_logits, std::vector<float>& logits);
+  std::shared_ptr<const Model> model_;
+  int n_ctx_;
+  int n_past_ = 0;
+  std::unique_ptr<ThreadPool> pool_;
+  std::vector<float> k_cache_, v_cache_;  // [n_layer][n_ctx][n_head_kv * head_dim]
+};
+
+}  // namespace tiller

@@ -1,0 +1,45 @@
+// Numerical building blocks of a transformer, with no knowledge of any model.
+// Activations are row-major [n_rows x width] float arrays.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "tiller/tensor_type.h"
+#include "tiller/thread_pool.h"
+
+namespace tiller::ops {
+
+// A weight matrix as stored in the file: n_out rows of n_in weights, each row a
+// whole number of blocks of `type`.
+struct WeightMatrix {
+  TensorType type = TensorType::F32;
+  int64_t n_in = 0, n_out = 0;
+  const uint8_t* data = nullptr;
+  uint64_t row_bytes = 0;
+  std::string name;
+};
+
+float dot(const float* a, const float* b, int64_t n);
+
+// out[t, r] = sum_i w[r, i] * x[t, i] for t < n_rows, r < w.n_out.
+void matmul(const WeightMatrix& w, const float* x, int64_t n_rows, float* out, ThreadPool& pool);
+
+// One row of a weight matrix as floats (embedding look-up).
+void weight_row(const WeightMatrix& w, int64_t row, float* out);
+
+// x / sqrt(mean(x^2) + eps) * weight, per row of `width`.
+void rms_norm(const float* x, const float* weight, int64_t n_rows, int64_t width, float eps, float* out);
+
+// Rotary position embedding in place on [n_rows x n_heads*head_dim]. Pairs are
+// (2i, 2i+1) ("normal", llama) or (i, i + head_dim/2) ("neox", gemma3).
+void rope(float* x, int64_t n_rows, int64_t n_heads, int64_t head_dim, std::span<const int32_t> positions,
+          float freq_base, bool neox);
+
+void softmax(float* x, int64_t n);
+
+float silu(float x);
+float gelu_tanh(float x);
+
+}  // namespace tiller::ops
