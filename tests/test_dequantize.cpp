@@ -169,3 +169,32 @@ TEST(Dequantize, SyntheticBlocksOfEveryTypeMatchTheGgufPackage) {
 
 }  // namespace
 }  // namespace tiller
+
+namespace tiller {
+namespace {
+
+// Every half-precision value converts back to itself, and values between two
+// halves round to the nearer one (ties to the even one).
+TEST(HalfFloats, Fp32ToFp16RoundsToNearestEven) {
+  for (uint32_t bits = 0; bits <= 0xffff; ++bits) {
+    const auto half = static_cast<uint16_t>(bits);
+    const float value = fp16_to_fp32(half);
+    if (std::isnan(value)) {
+      EXPECT_TRUE(std::isnan(fp16_to_fp32(fp32_to_fp16(value))));
+      continue;
+    }
+    ASSERT_EQ(fp32_to_fp16(value), half) << std::hex << bits;
+    if ((bits & 0x7c00) == 0x7c00 || (bits & 0x7fff) == 0x7bff) continue;  // no next half above
+    const float next = fp16_to_fp32(static_cast<uint16_t>(bits + 1));
+    const float middle = static_cast<float>((static_cast<double>(value) + next) / 2);
+    const uint16_t even = (bits & 1) ? static_cast<uint16_t>(bits + 1) : half;
+    ASSERT_EQ(fp32_to_fp16(middle), even) << std::hex << bits;
+    ASSERT_EQ(fp32_to_fp16(std::nextafter(middle, value)), half) << std::hex << bits;
+    ASSERT_EQ(fp32_to_fp16(std::nextafter(middle, next)), static_cast<uint16_t>(bits + 1)) << std::hex << bits;
+  }
+  EXPECT_EQ(fp32_to_fp16(1e6f), 0x7c00);
+  EXPECT_EQ(fp32_to_fp16(-1e6f), 0xfc00);
+}
+
+}  // namespace
+}  // namespace tiller

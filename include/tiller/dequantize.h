@@ -11,6 +11,8 @@
 namespace tiller {
 
 float fp16_to_fp32(uint16_t bits);
+// Rounds to the nearest half-precision value (ties to even), as F16C does.
+uint16_t fp32_to_fp16(float value);
 float bf16_to_fp32(uint16_t bits);
 
 // Dequantizes dst.size() weights of `type` from src. dst.size() must be a whole

@@ -4,6 +4,7 @@
 #include "tiller/dequantize.h"
 
 #include <bit>
+#include <cmath>
 #include <cstring>
 
 #include "tiller/error.h"
@@ -30,6 +31,24 @@ float fp16_to_fp32(uint16_t bits) {
     result = sign | (exponent << 23) | ((mantissa & 0x3ffu) << 13);
   }
   return std::bit_cast<float>(result);
+}
+
+uint16_t fp32_to_fp16(float value) {
+  const uint32_t bits = std::bit_cast<uint32_t>(value);
+  const uint32_t sign = (bits >> 16) & 0x8000u;
+  const uint32_t magnitude = bits & 0x7fffffffu;
+  if (magnitude >= 0x7f800000u) {  // infinity or NaN (keep NaN quiet)
+    return static_cast<uint16_t>(sign | 0x7c00u | (magnitude > 0x7f800000u ? 0x200u : 0u));
+  }
+  if (magnitude >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // rounds past 65504
+  if (magnitude < 0x38800000u) {  // below the smallest normal half: subnormal or zero
+    const float scaled = std::bit_cast<float>(magnitude) * 16777216.0f;  // 2^24: one unit per subnormal step
+    const auto steps = static_cast<uint32_t>(std::nearbyint(scaled));    // ties to even
+    return static_cast<uint16_t>(sign | steps);
+  }
+  // Normal: keep 10 mantissa bits, rounding the dropped 13 to nearest, ties to even.
+  const uint32_t rounded = magnitude + 0xfffu + ((magnitude >> 13) & 1u);
+  return static_cast<uint16_t>(sign | ((rounded - 0x38000000u) >> 13));
 }
 
 float bf16_to_fp32(uint16_t bits) { return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16); }
