@@ -1,0 +1,424 @@
+#!/usr/bin/env python3
+"""Writes the forward-pass goldens the C++ tests compare against, with llama.cpp as the oracle.
+
+Reads tests/data/forward/texts.jsonl and tests/data/forward/prompts.jsonl ({"name", "text"}
+per line) and, for each model, writes
+  tests/data/forward/<model>.json         per text: the ids, and for EVERY position the top 64
+                                          (id, logit) pairs, the log-sum-exp of the logit row and
+                                          the logit of the next token; per prompt: a greedy
+                                          continuation of up to 64 tokens
+  tests/data/forward/<model>-hidden.json  the activations llama.cpp names l_out-<L> (every
+                                          layer), result_norm, and every named layer-0 tensor,
+                                          for one short text, caught with an eval callback
+as llama.cpp (through llama-cpp-python, pinned in scripts/oracle-env.sh) computes them on the
+CPU. The "header" object of each file documents the exact calls, flags and encodings.
+Run it through scripts/make-goldens.sh, which provides the pinned environment.
+
+  --out DIR      write into DIR instead of tests/data/forward (determinism checks)
+  --limit N      only the first N texts and N prompts
+  --models M,..  only these models
+  --check        write nothing; instead evaluate the first --limit texts (default 6) again with
+                 other batch sizes and with an f32 KV cache and print how far the logits move
+"""
+import argparse
+import ctypes
+import json
+import math
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from golden_support import b64_array, sha256_file
+
+os.environ.setdefault("GGML_NO_BACKTRACE", "1")
+
+import llama_cpp
+import llama_cpp.llama_cpp as L
+
+# llama.cpp's own log lines say nothing the goldens need; keep a reference so the callback lives
+_SILENT_LOG = L.llama_log_callback(lambda level, text, user_data: None)
+L.llama_log_set(_SILENT_LOG, ctypes.c_void_p(0))
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO / "tests" / "data" / "forward"
+TEXTS = DATA / "texts.jsonl"
+PROMPTS = DATA / "prompts.jsonl"
+MODELS = Path(os.environ.get("TILLER_MODELS", Path.home() / ".cache" / "tiller" / "models"))
+MODEL_NAMES = ("smollm2-135m-instruct", "gemma-3-270m")
+
+N_CTX = 1024
+N_BATCH = 512
+N_THREADS = 2
+TOP_K = 64
+MAX_NEW_TOKENS = 64
+MAX_TEXT_TOKENS = 400
+HIDDEN_TEXT = "The quick brown fox jumps over the lazy dog near the river bank."
+
+GGML_TYPE_NAMES = {0: "F32", 1: "F16"}
+
+
+def load_jsonl(path):
+    rows = []
+    for line in path.read_text(encoding="utf-8").split("\n"):
+        if line:
+            obj = json.loads(line)
+            rows.append((obj["name"], obj["text"]))
+    names = [n for n, _ in rows]
+    assert len(set(names)) == len(names), f"duplicate names in {path}"
+    return rows
+
+
+def open_model(path, **overrides):
+    params = dict(model_path=str(path), n_ctx=N_CTX, n_batch=N_BATCH, n_threads=N_THREADS,
+                  logits_all=True, verbose=False)
+    params.update(overrides)
+    return llama_cpp.Llama(**params)
+
+
+def tokenize(llm, text):
+    # add_bos is llama_tokenize's add_special: BOS only where the vocabulary's add_bos flag says
+    return llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)
+
+
+def evaluate(llm, ids):
+    """Logits [len(ids), n_vocab] float32 of one prompt-style evaluation from an empty cache."""
+    llm.reset()  # n_tokens = 0: the next eval removes every cell of sequence 0 from the KV cache
+    llm.eval(ids)  # one llama_decode per n_batch tokens, every token's logits requested
+    assert llm.n_tokens == len(ids)
+    logits = np.array(llm.scores[: len(ids)], dtype=np.float32, copy=True)
+    assert np.isfinite(logits).all()
+    return logits
+
+
+def top_k(logits, k=TOP_K):
+    """Per row the k largest logits, by logit descending then id ascending (ties are exact)."""
+    n, v = logits.shape
+    kth = np.partition(logits, v - k, axis=1)[:, v - k]
+    ids = np.empty((n, k), dtype=np.int32)
+    vals = np.empty((n, k), dtype=np.float32)
+    for i in range(n):
+        row = logits[i]
+        cand = np.nonzero(row >= kth[i])[0]
+        order = np.lexsort((cand, -row[cand]))[:k]
+        ids[i] = cand[order]
+        vals[i] = row[ids[i]]
+    return ids, vals
+
+
+def log_sum_exp(logits, chunk=32):
+    out = np.empty(logits.shape[0], dtype=np.float64)
+    for s in range(0, logits.shape[0], chunk):
+        block = logits[s : s + chunk].astype(np.float64)
+        m = block.max(axis=1)
+        out[s : s + chunk] = m + np.log(np.exp(block - m[:, None]).sum(axis=1))
+    return out
+
+
+def text_entry(llm, name, text):
+    ids = tokenize(llm, text)
+    assert 0 < len(ids) <= MAX_TEXT_TOKENS, f"{name}: {len(ids)} tokens"
+    logits = evaluate(llm, ids)
+    tids, tvals = top_k(logits)
+    lse = log_sum_exp(logits)
+    nxt = logits[np.arange(len(ids) - 1), ids[1:]].astype(np.float32)
+    nll = float((lse[:-1] - nxt.astype(np.float64)).sum())
+    return {
+        "name": name,
+        "n_tokens": len(ids),
+        "ids": ids,
+        "top_ids": b64_array(tids, "<i4"),
+        "top_logits": b64_array(tvals, "<f4"),
+        "lse": b64_array(lse, "<f8"),
+        "next_logit": b64_array(nxt, "<f4"),
+    }, nll
+
+
+def greedy_entry(llm, vocab, name, text):
+    ids = tokenize(llm, text)
+    llm.reset()
+    llm.eval(ids)
+    generated, gaps, stop = [], [], "max_tokens"
+    while len(generated) < MAX_NEW_TOKENS:
+        row = llm.scores[llm.n_tokens - 1]
+        tok = int(np.argmax(row))  # the lowest id among equal maxima
+        second = np.partition(row, row.size - 2)[row.size - 2]
+        gaps.append(float(row[tok]) - float(second))
+        generated.append(tok)
+        if L.llama_vocab_is_eog(vocab, tok):
+            stop = "eog"
+            break
+        llm.eval([tok])
+    return {"name": name, "prompt_ids": ids, "generated_ids": generated, "stop": stop,
+            "top2_gap": gaps}
+
+
+# ---------------------------------------------------------------------------------------------
+# Hidden states through the scheduler's eval callback
+
+
+def _ggml():
+    lib = ctypes.CDLL(str(Path(llama_cpp.__file__).parent / "lib" / "libggml-base.so"))
+    lib.ggml_get_name.restype = ctypes.c_char_p
+    lib.ggml_get_name.argtypes = [ctypes.c_void_p]
+    lib.ggml_op_desc.restype = ctypes.c_char_p
+    lib.ggml_op_desc.argtypes = [ctypes.c_void_p]
+    lib.ggml_nbytes.restype = ctypes.c_size_t
+    lib.ggml_nbytes.argtypes = [ctypes.c_void_p]
+    lib.ggml_is_contiguous.restype = ctypes.c_bool
+    lib.ggml_is_contiguous.argtypes = [ctypes.c_void_p]
+    lib.ggml_backend_tensor_get.restype = None
+    lib.ggml_backend_tensor_get.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t,
+                                            ctypes.c_size_t]
+    return lib
+
+
+class _TensorHead(ctypes.Structure):
+    # the leading fields of struct ggml_tensor (ggml.h): type, buffer, ne[4], nb[4]
+    _fields_ = [("type", ctypes.c_int), ("buffer", ctypes.c_void_p),
+                ("ne", ctypes.c_int64 * 4), ("nb", ctypes.c_size_t * 4)]
+
+
+HIDDEN_SKIP = {"kq-0", "kq_soft_max-0"}  # [n_kv, ...]: padded KV length, mostly masked
+
+
+def wanted_tensor(name):
+    if name in HIDDEN_SKIP:
+        return False
+    return (re.fullmatch(r"l_out-\d+", name) is not None or name.endswith("-0")
+            or name in ("embd", "inp_scaled", "result_norm"))
+
+
+def hidden_states(llm, text):
+    ggml = _ggml()
+    captured, skipped = [], []
+
+    def callback(tensor, ask, user_data):
+        name = ggml.ggml_get_name(tensor).decode()
+        if ask:
+            return wanted_tensor(name)
+        if not wanted_tensor(name):
+            return True
+        head = _TensorHead.from_address(tensor)
+        op = ggml.ggml_op_desc(tensor).decode()
+        if head.type != 0 or not ggml.ggml_is_contiguous(tensor):
+            skipped.append({"name": name, "op": op, "type": head.type, "ne": list(head.ne)})
+            return True
+        size = ggml.ggml_nbytes(tensor)
+        buf = (ctypes.c_uint8 * size)()
+        ggml.ggml_backend_tensor_get(tensor, buf, 0, size)
+        values = np.frombuffer(bytes(buf), dtype="<f4")
+        assert np.isfinite(values).all(), name
+        captured.append({"name": name, "op": op, "ne": list(head.ne), "data": b64_array(values, "<f4")})
+        return True
+
+    cb = L.ggml_backend_sched_eval_callback(callback)
+    params = L.llama_context_params.from_buffer_copy(llm.context_params)
+    params.cb_eval = cb
+    params.cb_eval_user_data = None
+    ctx = L.llama_init_from_model(llm.model, params)
+    assert ctx, "llama_init_from_model failed"
+    ids = tokenize(llm, text)
+    batch = L.llama_batch_init(len(ids), 0, 1)
+    try:
+        for i, t in enumerate(ids):
+            batch.token[i] = t
+            batch.pos[i] = i
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = 0
+            batch.logits[i] = 1
+        batch.n_tokens = len(ids)
+        assert L.llama_decode(ctx, batch) == 0
+        n_vocab = L.llama_vocab_n_tokens(L.llama_model_get_vocab(llm.model))
+        logits = np.ctypeslib.as_array(L.llama_get_logits(ctx), shape=(len(ids) * n_vocab,))
+        logits = logits.reshape(len(ids), n_vocab).copy()
+    finally:
+        L.llama_batch_free(batch)
+        L.llama_free(ctx)
+    same = bool(np.array_equal(logits, evaluate(llm, ids)))
+    return ids, captured, skipped, same
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def header_for(model, path, llm, vocab, api):
+    n_vocab = L.llama_vocab_n_tokens(vocab)
+    cp = llm.context_params
+    return {
+        "generator": "scripts/make-forward-goldens.py",
+        "oracle": f"llama-cpp-python {llama_cpp.__version__} (llama.cpp built by it), CPU",
+        "llama_cpp_python": llama_cpp.__version__,
+        "system_info": L.llama_print_system_info().decode().strip(),
+        "model": model,
+        "model_sha256": sha256_file(path),
+        "n_vocab": n_vocab,
+        "add_bos": bool(L.llama_vocab_get_add_bos(vocab)),
+        "bos_id": L.llama_vocab_bos(vocab),
+        "eog_ids": [t for t in range(n_vocab) if L.llama_vocab_is_eog(vocab, t)],
+        "context": {"n_ctx": cp.n_ctx, "n_batch": cp.n_batch, "n_ubatch": cp.n_ubatch,
+                    "n_threads": cp.n_threads, "n_threads_batch": cp.n_threads_batch,
+                    "flash_attn_type": cp.flash_attn_type,
+                    "type_k": GGML_TYPE_NAMES.get(cp.type_k, cp.type_k),
+                    "type_v": GGML_TYPE_NAMES.get(cp.type_v, cp.type_v),
+                    "logits_all": True},
+        "api": api,
+    }
+
+
+API_MAIN = {
+    "load": f"llama_cpp.Llama(model_path, n_ctx={N_CTX}, n_batch={N_BATCH}, n_threads={N_THREADS}, "
+            "logits_all=True, verbose=False) (n_ubatch defaults to 512, flash_attn=False, so "
+            "llama.cpp's flash_attn_type is DISABLED; KV cache K and V are F16, the default)",
+    "tokenize": "ids = llm.tokenize(text.encode('utf-8'), add_bos=True, special=False), i.e. "
+                "llama_tokenize(vocab, text, len, ..., add_special=true, parse_special=false): "
+                "BOS is prepended only when the vocabulary's add_bos flag is set",
+    "evaluate": "llm.reset(); llm.eval(ids): the KV cache is emptied (llama_memory_seq_rm(mem, 0, "
+                "0, -1)), then one llama_decode of all ids at positions 0..n-1 with logits "
+                "requested for every token; logits = llm.scores[:n] (float32 [n, n_vocab], the "
+                "same values llama_get_logits returns)",
+    "greedy": "ids = tokenize(prompt); llm.reset(); llm.eval(ids); then repeat: t = argmax of the "
+              "last logit row (numpy argmax: the lowest id among equal maxima); append t; stop "
+              "if llama_vocab_is_eog(vocab, t) or after max_new_tokens appended; else "
+              "llm.eval([t]) (one-token llama_decode at the next position)",
+}
+
+NOTES_MAIN = {
+    "encoding": "Arrays named in 'binary' are base64 (RFC 4648, standard alphabet, '=' padding) "
+                "of little-endian raw values: int32 ('<i4'), float32 ('<f4') or float64 ('<f8'), "
+                "row-major. Float32 values are llama.cpp's logits bit for bit",
+    "texts": "Per text of tests/data/forward/texts.jsonl (in file order): ids (JSON ints, n_tokens "
+             "of them, BOS included where added); top_ids int32 [n_tokens, top_k] and top_logits "
+             "float32 [n_tokens, top_k]: per position i (the logits after reading ids[0..i]) the "
+             "top_k largest logits, sorted by logit descending, equal logits by id ascending; "
+             "lse float64 [n_tokens]: log(sum_v exp(logit_v)) over the full row, computed in "
+             "float64 from the float32 logits as m + log(sum(exp(x - m))), m = row max; "
+             "next_logit float32 [n_tokens - 1]: logit of ids[i+1] at position i (so the "
+             "token's log-probability is next_logit[i] - lse[i])",
+    "greedy": "Per prompt of tests/data/forward/prompts.jsonl: prompt_ids; generated_ids (at most "
+              "max_new_tokens; when stop == 'eog' the last one is the end-of-generation token "
+              "that stopped it, when stop == 'max_tokens' none is eog); top2_gap[j]: the largest "
+              "minus the second largest logit of the row that chose generated_ids[j] (float64 "
+              "difference of two float32 logits; 0 means a tie, which argmax broke by lowest id)",
+    "summary": "nll_sum and n_predicted over all texts: sum of lse[i] - next_logit[i] for "
+               "i < n_tokens - 1; perplexity = exp(nll_sum / n_predicted)",
+}
+
+NOTES_HIDDEN = {
+    "how": "A second context on the same model, llama_init_from_model(model, params) with a "
+           "copy of the Llama object's context params (so the same n_ctx, n_batch, threads, "
+           "flash_attn_type DISABLED, F16 KV cache) plus cb_eval: the ggml scheduler's eval "
+           "callback, which is asked for every graph node and is handed it after computing it. "
+           "One llama_decode of ids at positions 0..n-1, logits for every token. "
+           "logits_match_main is whether that decode's logits equal llm.eval's bit for bit",
+    "tensors": "In graph order, every node whose name (ggml_get_name, llama.cpp's own names) is "
+               "l_out-<L> (the residual stream after layer L), result_norm (after the output "
+               "norm), embd / inp_scaled (token embeddings; gemma3 scales them by sqrt(n_embd) "
+               "into inp_scaled), or ends in '-0' (layer 0's intermediates; a name can repeat, "
+               "e.g. Qcur-0 after MUL_MAT, RESHAPE and ROPE; norm-0 is the RMS norm before the "
+               "weight multiply), except kq-0 and kq_soft_max-0. op is ggml_op_desc. ne are "
+               "ggml's dimensions, ne[0] fastest: a [n_embd, n_tokens] tensor is n_tokens rows of "
+               "n_embd floats. data is base64 of the float32 little-endian values (ggml_nbytes "
+               "of them, read with ggml_backend_tensor_get)",
+}
+
+
+def goldens_for(model, texts, prompts, limit):
+    path = MODELS / f"{model}.gguf"
+    if not path.exists():
+        sys.exit(f"{path} is missing: run scripts/fetch-models.sh first")
+    llm = open_model(path)
+    vocab = L.llama_model_get_vocab(llm.model)
+    header = header_for(model, path, llm, vocab, API_MAIN)
+    header.update({
+        "texts_file": "tests/data/forward/texts.jsonl", "texts_sha256": sha256_file(TEXTS),
+        "prompts_file": "tests/data/forward/prompts.jsonl", "prompts_sha256": sha256_file(PROMPTS),
+        "top_k": TOP_K, "max_new_tokens": MAX_NEW_TOKENS,
+        "binary": {"top_ids": "<i4", "top_logits": "<f4", "lse": "<f8", "next_logit": "<f4"},
+        "notes": NOTES_MAIN,
+    })
+    start = time.perf_counter()
+    entries, nll_sum, n_pred = [], 0.0, 0
+    for name, text in texts[:limit]:
+        entry, nll = text_entry(llm, name, text)
+        entries.append(entry)
+        nll_sum += nll
+        n_pred += entry["n_tokens"] - 1
+    t_texts = time.perf_counter() - start
+    start = time.perf_counter()
+    greedy = [greedy_entry(llm, vocab, name, text) for name, text in prompts[:limit]]
+    t_greedy = time.perf_counter() - start
+    n_positions = sum(e["n_tokens"] for e in entries)
+    summary = {"n_texts": len(entries), "n_positions": n_positions, "n_predicted": n_pred,
+               "nll_sum": nll_sum, "perplexity": math.exp(nll_sum / n_pred),
+               "n_prompts": len(greedy),
+               "greedy_stops": {s: sum(g["stop"] == s for g in greedy) for s in ("eog", "max_tokens")}}
+    print(f"{model}: {len(entries)} texts, {n_positions} positions in {t_texts:.1f} s; "
+          f"{len(greedy)} greedy prompts, {sum(len(g['generated_ids']) for g in greedy)} tokens "
+          f"in {t_greedy:.1f} s; perplexity {summary['perplexity']:.3f}; "
+          f"stops {summary['greedy_stops']}", file=sys.stderr)
+
+    start = time.perf_counter()
+    ids, tensors, skipped, same = hidden_states(llm, HIDDEN_TEXT)
+    hidden_header = header_for(model, path, llm, vocab, {"load": API_MAIN["load"],
+                                                         "tokenize": API_MAIN["tokenize"]})
+    hidden_header.update({"logits_match_main": same, "notes": NOTES_HIDDEN,
+                          "skipped_not_f32_contiguous": skipped})
+    hidden = {"header": hidden_header, "text": HIDDEN_TEXT, "ids": ids, "tensors": tensors}
+    print(f"{model}: hidden states of {len(ids)} tokens, {len(tensors)} tensors "
+          f"({sum(1 for t in tensors if t['name'].startswith('l_out-'))} l_out), "
+          f"logits match {same}, {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    return {"header": header, "summary": summary, "texts": entries, "greedy": greedy}, hidden
+
+
+def check(model, texts, limit):
+    """How far llama.cpp's own logits move with the batch size and the KV cache type."""
+    path = MODELS / f"{model}.gguf"
+    base = open_model(path)
+    variants = {
+        "n_batch=n_ubatch=64": open_model(path, n_batch=64, n_ubatch=64),
+        "n_batch=n_ubatch=7": open_model(path, n_batch=7, n_ubatch=7),
+        "n_batch=512,n_ubatch=32": open_model(path, n_ubatch=32),
+        "type_k=type_v=F32": open_model(path, type_k=L.GGML_TYPE_F32, type_v=L.GGML_TYPE_F32),
+        "threads=1": open_model(path, n_threads=1, n_threads_batch=1),
+    }
+    for name, text in texts[:limit]:
+        ids = tokenize(base, text)
+        ref = evaluate(base, ids)
+        again = evaluate(base, ids)
+        parts = [f"repeat {'identical' if np.array_equal(ref, again) else 'DIFFERS'}"]
+        for label, llm in variants.items():
+            other = evaluate(llm, ids)
+            diff = np.abs(other - ref).max()
+            flips = int((other.argmax(1) != ref.argmax(1)).sum())
+            parts.append(f"{label}: max|d|={diff:.3g} argmax flips={flips}")
+        print(f"{model} {name} ({len(ids)} tokens): " + "; ".join(parts))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=DATA)
+    ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--models", default=",".join(MODEL_NAMES))
+    ap.add_argument("--check", action="store_true")
+    args = ap.parse_args()
+    texts, prompts = load_jsonl(TEXTS), load_jsonl(PROMPTS)
+    models = [m for m in args.models.split(",") if m]
+    if args.check:
+        for model in models:
+            check(model, texts, args.limit or 6)
+        return
+    args.out.mkdir(parents=True, exist_ok=True)
+    for model in models:
+        payload, hidden = goldens_for(model, texts, prompts, args.limit)
+        for target, obj in ((args.out / f"{model}.json", payload),
+                            (args.out / f"{model}-hidden.json", hidden)):
+            target.write_text(json.dumps(obj, separators=(",", ":")) + "\n")
+            print(f"wrote {target} ({target.stat().st_size} bytes)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
