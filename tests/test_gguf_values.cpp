@@ -74,6 +74,7 @@ TEST(GgufFile, TypedGettersConvertCompatibleTypesAndRejectOthers) {
   EXPECT_THROW(file.get_array("text"), Error);
   try {
     file.get_string("u32");
+    FAIL() << "a u32 read as a string";
   } catch (const Error& error) {
     EXPECT_STREQ(error.what(), "memory.gguf: metadata key 'u32' holds a u32, expected a string");
   }

@@ -159,8 +159,8 @@ TEST_P(TokenizerGolden, SpecialTokensAndFlags) {
     EXPECT_EQ(histogram[row["attr"].get<uint32_t>()], row["count"].get<int>()) << row["names"];
   }
   // EOT: llama.cpp picks among several turn-ending texts in hash-map order; Tiller
-  // takes the chat template's own turn end (<|im_end|> for ChatML) and agrees
-  // wherever there is only one candidate.
+  // takes the first in a fixed list that puts the chat formats' turn ends first
+  // (<|im_end|> for ChatML), and agrees wherever there is only one candidate.
   EXPECT_TRUE(tokenizer_->is_end_of_generation(tokenizer_->eot()));
   if (GetParam() == "smollm2-135m-instruct") {
     EXPECT_EQ(tokenizer_->token_text(tokenizer_->eot()), "<|im_end|>");

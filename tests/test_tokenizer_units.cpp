@@ -8,6 +8,8 @@
 #include "support/test_files.h"
 #include "tiller/error.h"
 #include "tiller/tokenizer.h"
+#include "tokenizer/pre_tokenizer.h"
+#include "tokenizer/unicode_text.h"
 
 namespace tiller {
 namespace {
@@ -137,6 +139,45 @@ TEST(TokenizerUnits, UnsupportedVocabulariesAreClearErrors) {
   EXPECT_EQ(load(bos_missing).tokenizer->bos(), 1);
 }
 
+TEST(TokenizerCli, TextFromTheFileCannotBreakTheOneLineError) {
+  gguf::Writer writer = spm_vocabulary({});
+  writer.set("tokenizer.ggml.model", "evil\nsecond line\r");
+  const std::string path = (testing::scratch_dir() / "evil.gguf").string();
+  writer.write(path);
+  const auto result = testing::run_process({TILLER_BINARY, "tokenize", "-m", path, "x"});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << result.err;
+  EXPECT_NE(result.err.find("evil\\nsecond line\\x0d"), std::string::npos) << result.err;
+}
+
+TEST(TokenizerUnits, RunsPastTheRegexEnginesDefaultMatchLimitStillSplitRight) {
+  // Ten million spaces and a letter exceed PCRE2's default match limit with the
+  // llama3 pattern; the words must still be llama.cpp's: all spaces but the last,
+  // then " x".
+  const PreTokenizer llama3("llama3");
+  const size_t n = 10'200'000;
+  std::vector<uint32_t> code_points(n, ' ');
+  code_points.push_back('x');
+  const auto words = llama3.split(code_points);
+  ASSERT_EQ(words.size(), 2u);
+  EXPECT_EQ(words[0], std::make_pair(size_t{0}, n - 1));
+  EXPECT_EQ(words[1], std::make_pair(n - 1, n + 1));
+}
+
+TEST(TokenizerUnits, MongolianVowelSeparatorIsNotWhitespace) {
+  // llama.cpp's whitespace is Unicode White_Space, which U+180E is not: " \u180E"
+  // is one word of non-letters, not a space and then a separate character.
+  const PreTokenizer gpt2("gpt-2");
+  const std::vector<uint32_t> text = {'x', ' ', 0x180E, 'y'};
+  const std::vector<std::pair<size_t, size_t>> expected = {{0, 1}, {1, 3}, {3, 4}};
+  EXPECT_EQ(gpt2.split(text), expected);
+  // U+2003 is whitespace: of two before a letter, the first ends the run and the
+  // second stands alone (only U+0020 joins the next word).
+  const std::vector<uint32_t> spaced = {'x', 0x2003, 0x2003, 'y'};
+  const std::vector<std::pair<size_t, size_t>> expected_spaced = {{0, 1}, {1, 2}, {2, 3}, {3, 4}};
+  EXPECT_EQ(gpt2.split(spaced), expected_spaced);
+}
+
 TEST(TokenizerCli, JsonIdsMatchTheLibraryAndFlagsWork) {
   TILLER_REQUIRE_MODEL(gemma, "gemma-3-270m");
   const auto file = gguf::File::open(gemma);
@@ -163,8 +204,12 @@ TEST(TokenizerCli, JsonIdsMatchTheLibraryAndFlagsWork) {
 
 TEST(TokenizerCli, MissingInputAndConflictingInputsAreErrors) {
   const auto none = testing::run_process({TILLER_BINARY, "tokenize"});
-  EXPECT_EQ(none.exit_code, 1) << none.err;
-  EXPECT_NE(none.err.find("tokenize needs TEXT or -f FILE"), std::string::npos) << none.err;
+  EXPECT_EQ(none.exit_code, 2) << none.err;
+  EXPECT_NE(none.err.find("TEXT or -f FILE is required"), std::string::npos) << none.err;
+  const auto directory = testing::run_process({TILLER_BINARY, "tokenize", "-f", testing::scratch_dir().string()});
+  EXPECT_EQ(directory.exit_code, 1) << directory.err;
+  EXPECT_NE(directory.err.find("not a regular file"), std::string::npos) << directory.err;
+  EXPECT_EQ(std::count(directory.err.begin(), directory.err.end(), '\n'), 1) << directory.err;
   const auto both = testing::run_process({TILLER_BINARY, "tokenize", "text", "-f", "/etc/hostname"});
   EXPECT_EQ(both.exit_code, 2) << both.err;
   const auto missing = testing::run_process({TILLER_BINARY, "tokenize", "-f", "/nonexistent/file.txt"});

@@ -14,6 +14,7 @@
 #include "tiller/error.h"
 #include "tiller/model.h"
 #include "tiller/model_paths.h"
+#include "tiller/text_file.h"
 
 namespace tiller::cli {
 namespace {
@@ -40,12 +41,7 @@ void write_npy_header(std::FILE* out, int64_t rows, int64_t cols) {
 }
 
 void run(const LogitsOptions& options) {
-  std::string text = options.prompt;
-  if (!options.file.empty()) {
-    std::ifstream in(options.file, std::ios::binary);
-    if (!in) fail("{}: cannot open", options.file);
-    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  }
+  const std::string text = options.file.empty() ? options.prompt : read_text_file(options.file);
   const auto model = Model::load(resolve_model(options.model));
   const auto ids = model->tokenizer().tokenize(text, {true, false});
   if (ids.empty()) fail("the text has no tokens");
@@ -108,7 +104,7 @@ void register_logits(CLI::App& app) {
   command->add_option("-b,--batch-size", options->batch, "Tokens per forward pass")
       ->capture_default_str()->check(CLI::Range(1, 4096));
   command->callback([options, prompt, file] {
-    if (prompt->count() == 0 && file->count() == 0) fail("logits needs -p TEXT or -f FILE");
+    if (prompt->count() == 0 && file->count() == 0) throw CLI::RequiredError("-p TEXT or -f FILE");
     run(*options);
   });
 }

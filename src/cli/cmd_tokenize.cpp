@@ -11,6 +11,7 @@
 #include "tiller/error.h"
 #include "tiller/gguf.h"
 #include "tiller/model_paths.h"
+#include "tiller/text_file.h"
 #include "tiller/tokenizer.h"
 
 namespace tiller::cli {
@@ -30,10 +31,7 @@ struct TokenizeCommand {
 };
 
 std::string read_input(const TokenizeCommand& options) {
-  if (options.file.empty()) return options.text;
-  std::ifstream in(options.file, std::ios::binary);
-  if (!in) fail("{}: cannot open", options.file);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  return options.file.empty() ? options.text : read_text_file(options.file);
 }
 
 void run(const TokenizeCommand& options) {
@@ -83,7 +81,7 @@ void register_tokenize(CLI::App& app) {
   command->add_option("--chat-template", options->chat_template,
                       "Chat format: chatml, gemma, or a Jinja template file (default: the model's own)");
   command->callback([options, text, file] {
-    if (text->count() == 0 && file->count() == 0) fail("tokenize needs TEXT or -f FILE");
+    if (text->count() == 0 && file->count() == 0) throw CLI::RequiredError("TEXT or -f FILE");
     run(*options);
   });
 }

@@ -10,7 +10,20 @@
 
 namespace {
 
-void print_error(const std::string& message) { fmt::print(stderr, "tiller: error: {}\n", message); }
+// The message may quote text from a file; control characters are escaped so
+// that an error is always exactly one line.
+void print_error(const std::string& message) {
+  std::string line;
+  for (const char c : message) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7f) {
+      line += c == '\n' ? std::string("\\n") : fmt::format("\\x{:02x}", byte);
+    } else {
+      line += c;
+    }
+  }
+  fmt::print(stderr, "tiller: error: {}\n", line);
+}
 
 }  // namespace
 

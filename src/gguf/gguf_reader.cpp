@@ -21,6 +21,9 @@ constexpr uint64_t kMaxKeyLength = 65535;       // the specification's limit for
 constexpr uint64_t kMaxTensorNameLength = 65535;
 constexpr int kMaxArrayDepth = 8;               // no real file nests arrays; this bounds recursion
 constexpr uint32_t kMaxDims = 4;
+// Counts are checked against the bytes left, but an in-memory entry is larger
+// than its encoding: reserve no more than this up front and let vectors grow.
+constexpr uint64_t kReserveLimit = 1 << 16;
 
 // Smallest encoding of one element, to reject counts that cannot fit before allocating.
 uint64_t min_encoded_size(ValueType type) {
@@ -63,7 +66,7 @@ class Reader {
     check_count(kv_count, 13, "metadata entries", 16);  // key length + type + 1-byte value
     check_count(tensor_count, 32, "tensors", 8);      // name length, n_dims, one dim, type, offset
 
-    file.metadata_.reserve(kv_count);
+    file.metadata_.reserve(std::min<uint64_t>(kv_count, kReserveLimit));
     for (uint64_t i = 0; i < kv_count; ++i) {
       const uint64_t entry_offset = pos_;
       context_.clear();
@@ -80,7 +83,7 @@ class Reader {
     context_.clear();
     file.alignment_ = read_alignment(file);
 
-    file.tensors_.reserve(tensor_count);
+    file.tensors_.reserve(std::min<uint64_t>(tensor_count, kReserveLimit));
     for (uint64_t i = 0; i < tensor_count; ++i) {
       const uint64_t entry_offset = pos_;
       context_.clear();
@@ -177,7 +180,7 @@ class Reader {
   template <class T, class ReadOne>
   Array read_items(uint64_t count, ReadOne read_one) {
     std::vector<T> items;
-    items.reserve(count);
+    items.reserve(std::min<uint64_t>(count, kReserveLimit));
     for (uint64_t i = 0; i < count; ++i) items.push_back(read_one());
     return Array{std::move(items)};
   }
@@ -313,7 +316,11 @@ File File::parse(std::span<const uint8_t> bytes, std::string name) {
   File file;
   file.bytes_ = bytes;
   file.name_ = std::move(name);
-  Reader(bytes, file.name_).parse(file);
+  try {
+    Reader(bytes, file.name_).parse(file);
+  } catch (const std::bad_alloc&) {
+    fail("{}: not enough memory to hold its metadata", file.name_);
+  }
   return file;
 }
 

@@ -129,7 +129,7 @@ namespace {
 
 [[noreturn]] void wrong_type(const std::string& file, std::string_view key, const Value& value,
                              std::string_view wanted) {
-  fail("{}: metadata key '{}' holds a {}, expected {}", file, key, value_type_name(value.type()),
+  fail("{}: metadata key '{}' holds a {}, expected {}", file, printable(key), value_type_name(value.type()),
        wanted);
 }
 
@@ -156,7 +156,7 @@ std::optional<uint64_t> File::get_uint(std::string_view key) const {
         }
       },
       value->data);
-  if (negative) fail("{}: metadata key '{}' is negative, expected a count", name_, key);
+  if (negative) fail("{}: metadata key '{}' is negative, expected a count", name_, printable(key));
   if (!result) wrong_type(name_, key, *value, "an integer");
   return result;
 }
@@ -197,6 +197,11 @@ const TensorInfo* File::find_tensor(std::string_view name) const {
 }
 
 std::span<const uint8_t> File::tensor_data(const TensorInfo& tensor) const {
+  // The reader checked its own tensors; this guards against a TensorInfo from elsewhere.
+  if (data_offset_ > bytes_.size() || tensor.offset > bytes_.size() - data_offset_ ||
+      tensor.n_bytes > bytes_.size() - data_offset_ - tensor.offset) {
+    fail("{}: tensor '{}' lies outside the file", name_, printable(tensor.name));
+  }
   return bytes_.subspan(data_offset_ + tensor.offset, tensor.n_bytes);
 }
 

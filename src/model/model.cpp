@@ -1,6 +1,7 @@
 // Loading a model: hyper-parameters, architecture traits, tokenizer, weights.
 #include "tiller/model.h"
 
+#include "gguf/printable.h"
 #include "model/model_weights.h"
 #include "tiller/dequantize.h"
 #include "tiller/error.h"
@@ -19,7 +20,7 @@ ArchitectureTraits architecture_traits(const ModelConfig& config, const std::str
     traits.sliding_window_period = 6;
     return traits;
   }
-  fail("{}: architecture '{}' is not supported (supported: llama, gemma3)", file_name, config.architecture);
+  fail("{}: architecture '{}' is not supported (supported: llama, gemma3)", file_name, printable(config.architecture));
 }
 
 namespace {
@@ -61,6 +62,12 @@ class Binder {
 
 void check_config(const ModelConfig& c, const std::string& name) {
   if (!is_language_model(c)) fail("{}: not a language model (no block count, width or vocabulary)", name);
+  constexpr int64_t kLargest = int64_t{1} << 20;  // far beyond any real model; keeps products in range
+  for (const auto& [what, value] : {std::pair{"block count", c.n_layer}, {"width", c.n_embd}, {"head count", c.n_head},
+                                    {"key/value head count", c.n_head_kv}, {"head size", c.head_dim},
+                                    {"feed-forward width", c.n_ff}}) {
+    if (value > kLargest) fail("{}: {} {} is beyond what Tiller supports", name, what, value);
+  }
   if (c.n_head_kv <= 0 || c.n_head % c.n_head_kv != 0) {
     fail("{}: {} query heads cannot share {} key/value heads", name, c.n_head, c.n_head_kv);
   }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "gguf/printable.h"
 #include "tiller/error.h"
 
 namespace tiller {
@@ -18,9 +19,14 @@ std::optional<int64_t> read_count(const gguf::File& file, const std::string& key
         [&](const auto& items) {
           using Item = typename std::decay_t<decltype(items)>::value_type;
           if constexpr (std::is_integral_v<Item> && !std::is_same_v<Item, bool>) {
-            for (const auto item : items) largest = std::max<int64_t>(largest, static_cast<int64_t>(item));
+            for (const auto item : items) {
+              if (static_cast<uint64_t>(item) > (uint64_t{1} << 40)) {
+                fail("{}: metadata key '{}' holds the absurd count {}", file.name(), printable(key), item);
+              }
+              largest = std::max<int64_t>(largest, static_cast<int64_t>(item));
+            }
           } else {
-            fail("{}: metadata key '{}' is an array of {}, expected integers", file.name(), key,
+            fail("{}: metadata key '{}' is an array of {}, expected integers", file.name(), printable(key),
                  gguf::value_type_name(per_layer->element_type()));
           }
         },
@@ -28,7 +34,7 @@ std::optional<int64_t> read_count(const gguf::File& file, const std::string& key
     return largest;
   }
   const uint64_t count = *file.get_uint(key);
-  if (count > (uint64_t{1} << 40)) fail("{}: metadata key '{}' = {} is absurd", file.name(), key, count);
+  if (count > (uint64_t{1} << 40)) fail("{}: metadata key '{}' = {} is absurd", file.name(), printable(key), count);
   return static_cast<int64_t>(count);
 }
 

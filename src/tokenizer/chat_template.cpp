@@ -4,6 +4,7 @@
 
 #include "tiller/chat.h"
 #include "tiller/error.h"
+#include "tiller/text_file.h"
 
 namespace tiller {
 namespace {
@@ -64,15 +65,15 @@ ChatFormat resolve_chat_format(const gguf::File& model, const std::string& name_
     jinja = *embedded;
     source = model.name() + "'s chat template";
   } else {
-    std::ifstream in(name_or_path, std::ios::binary);
-    if (!in) {
+    std::error_code error;
+    if (!std::filesystem::is_regular_file(name_or_path, error)) {
       fail("chat template '{}' is neither a built-in format ({}) nor a readable file", name_or_path, kBuiltinNames);
     }
-    jinja.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    jinja = read_text_file(name_or_path);
     source = name_or_path;
   }
   if (auto format = recognize_chat_template(jinja)) return *format;
-  fail("{} is not a format Tiller recognizes; give one with --chat-template NAME|FILE (built in: {})", source,
+  fail("{} is not a chat format Tiller recognizes; give one with --chat-template NAME|FILE (built in: {})", source,
        kBuiltinNames);
 }
 
@@ -90,17 +91,17 @@ std::string render_chat(const ChatFormat& format, const std::vector<ChatMessage>
     if (add_generation_prompt) out += "<|im_start|>assistant\n";
     return out;
   }
-  // Gemma has no system turn: the system text opens the next user turn. Turns
-  // are trimmed, and the assistant is called "model".
+  // Gemma has no system turn: system texts (joined) open the next turn that is
+  // not the model's. Turns are trimmed, and the assistant is called "model".
   std::string pending_system;
   for (const auto& message : messages) {
     if (message.role == "system") {
-      pending_system = trim(message.content);
+      pending_system += trim(message.content);
       continue;
     }
     const std::string role = message.role == "assistant" ? "model" : message.role;
     std::string content = trim(message.content);
-    if (role == "user" && !pending_system.empty()) {
+    if (role != "model" && !pending_system.empty()) {
       content = pending_system + "\n\n" + content;
       pending_system.clear();
     }

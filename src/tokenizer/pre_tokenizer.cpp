@@ -3,20 +3,31 @@
 
 #include <pcre2.h>
 
+#include <cstdint>
 #include <map>
 
+#include "gguf/printable.h"
 #include "tiller/error.h"
 #include "tokenizer/unicode_text.h"
 
 namespace tiller {
 namespace {
 
+// Whitespace as llama.cpp's tables define it (the Unicode White_Space property).
+// PCRE2's \s in UCP mode also matches U+180E, which would split words differently,
+// so the patterns below spell the class out: {WS} inside a class, [{WS}] outside.
+#define TILLER_WS "\\t\\n\\x0b\\f\\r \\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200a}\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}"
+
 // The patterns of the GGUF pre-tokenizer names (facts from llama.cpp's vocabulary loader).
-const char* const kGpt2 = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S))";
+const char* const kGpt2 = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^" TILLER_WS "\\p{L}\\p{N}]+|[" TILLER_WS
+                          "]+(?![^" TILLER_WS "])";
 const char* const kLlama3 =
-    R"((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+    "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^" TILLER_WS
+    "\\p{L}\\p{N}]+[\\r\\n]*|[" TILLER_WS "]*[\\r\\n]+|[" TILLER_WS "]+(?![^" TILLER_WS "])|[" TILLER_WS "]+";
 const char* const kQwen2 =
-    R"((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+    "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^" TILLER_WS
+    "\\p{L}\\p{N}]+[\\r\\n]*|[" TILLER_WS "]*[\\r\\n]+|[" TILLER_WS "]+(?![^" TILLER_WS "])|[" TILLER_WS "]+";
+#undef TILLER_WS
 
 // How llama.cpp treats each name: its regexes, and the vocabulary flags it sets.
 struct PreTokenizerSpec {
@@ -57,9 +68,10 @@ const std::vector<std::string>& PreTokenizer::supported_names() {
 }
 
 PreTokenizer::PreTokenizer(const std::string& name) {
+  name_ = name;
   const auto it = pattern_table().find(name);
   if (it == pattern_table().end()) {
-    fail("pre-tokenizer '{}' is not supported (supported: {})", name, fmt::join(supported_names(), ", "));
+    fail("pre-tokenizer '{}' is not supported (supported: {})", printable(name), fmt::join(supported_names(), ", "));
   }
   clean_spaces_ = it->second.clean_spaces;
   add_bos_ = it->second.add_bos;
@@ -96,9 +108,16 @@ std::vector<std::pair<size_t, size_t>> PreTokenizer::split(const std::vector<uin
 
   std::vector<std::pair<size_t, size_t>> words;
   if (!code_points.empty()) words.emplace_back(0, code_points.size());
-  pcre2_match_data* match = nullptr;
+  // Match limits high enough for any input's longest word (the defaults stop at
+  // about ten million steps, which one long run of spaces can reach).
+  const std::unique_ptr<pcre2_match_context, decltype(&pcre2_match_context_free)> context(
+      pcre2_match_context_create(nullptr), pcre2_match_context_free);
+  const std::unique_ptr<pcre2_match_data, decltype(&pcre2_match_data_free)> match(
+      pcre2_match_data_create(4, nullptr), pcre2_match_data_free);
+  if (!context || !match) fail("pre-tokenizer: out of memory");
+  pcre2_set_match_limit(context.get(), UINT32_MAX);
+  pcre2_set_depth_limit(context.get(), UINT32_MAX);
   for (const auto& regex : regexes_) {
-    if (match == nullptr) match = pcre2_match_data_create(4, nullptr);
     std::vector<std::pair<size_t, size_t>> next;
     next.reserve(words.size() * 2);
     for (const auto& [begin, end] : words) {
@@ -108,13 +127,19 @@ std::vector<std::pair<size_t, size_t>> PreTokenizer::split(const std::vector<uin
       size_t position = 0, emitted = begin;
       while (position < length) {
         const int found = pcre2_match(regex->code, reinterpret_cast<PCRE2_SPTR>(word), length, position,
-                                      PCRE2_NO_UTF_CHECK, match, nullptr);
-        if (found < 0) break;
-        const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(match);
+                                      PCRE2_NO_UTF_CHECK, match.get(), context.get());
+        if (found == PCRE2_ERROR_NOMATCH) break;
+        if (found < 0) {
+          PCRE2_UCHAR message[256];
+          pcre2_get_error_message(found, message, sizeof(message));
+          fail("pre-tokenizer '{}': matching failed at byte {}: {}", name_, byte_start[begin] + position,
+               reinterpret_cast<const char*>(message));
+        }
+        const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(match.get());
         const size_t match_begin = code_point_at(byte_start[begin] + ovector[0]);
         const size_t match_end = code_point_at(byte_start[begin] + ovector[1]);
-        if (match_end == match_begin) {  // an empty match: step over one code point
-          position = byte_start[match_begin + 1] - byte_start[begin];
+        if (match_end == match_begin) {  // none of the patterns can match empty text; step on if one did
+          position = match_begin < end ? byte_start[match_begin + 1] - byte_start[begin] : length;
           continue;
         }
         if (match_begin > emitted) next.emplace_back(emitted, match_begin);  // unmatched text
@@ -126,7 +151,6 @@ std::vector<std::pair<size_t, size_t>> PreTokenizer::split(const std::vector<uin
     }
     words = std::move(next);
   }
-  pcre2_match_data_free(match);
   return words;
 }
 

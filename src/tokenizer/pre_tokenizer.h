@@ -29,6 +29,7 @@ class PreTokenizer {
   bool ignore_merges() const { return ignore_merges_; }
 
  private:
+  std::string name_;
   bool clean_spaces_ = true, add_bos_ = false, ignore_merges_ = false;
   struct CompiledRegex;
   std::vector<std::unique_ptr<CompiledRegex>> regexes_;

@@ -3,12 +3,15 @@
 #include "tiller/tokenizer.h"
 
 #include <algorithm>
+#include <climits>
+#include <cstdlib>
 #include <map>
 #include <set>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
 
+#include "gguf/printable.h"
 #include "tiller/error.h"
 #include "tokenizer/tokenizer_kinds.h"
 #include "tokenizer/unicode_text.h"
@@ -90,7 +93,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const gguf::File& file) {
   if (model == "gpt2") return make_byte_level_bpe(file);
   if (model == "llama") return make_sentencepiece_bpe(file);
   if (model.empty()) fail("{}: no tokenizer (tokenizer.ggml.model is missing)", file.name());
-  fail("{}: tokenizer model '{}' is not supported (supported: gpt2, llama)", file.name(), model);
+  fail("{}: tokenizer model '{}' is not supported (supported: gpt2, llama)", file.name(), printable(model));
 }
 
 void Tokenizer::load_vocabulary(const gguf::File& file) {
@@ -100,7 +103,7 @@ void Tokenizer::load_vocabulary(const gguf::File& file) {
   }
   texts_ = *tokens->as<std::string>();
   const size_t n = texts_.size();
-  if (n == 0 || n > (size_t{1} << 31)) fail("{}: vocabulary of {} tokens", file.name(), n);
+  if (n == 0 || n > static_cast<size_t>(INT32_MAX)) fail("{}: vocabulary of {} tokens", file.name(), n);
 
   scores_.assign(n, 0.0f);
   if (const gguf::Array* scores = file.get_array("tokenizer.ggml.scores")) {
@@ -155,7 +158,9 @@ void Tokenizer::load_vocabulary(const gguf::File& file) {
       index->insert(texts_[t], static_cast<TokenId>(t));
     }
   }
-  std::stable_sort(special_tokens_.begin(), special_tokens_.end(), [&](TokenId a, TokenId b) {
+  // The same unstable sort of the same id-ordered list as llama.cpp, so that tokens
+  // of equal length come out in the same order.
+  std::sort(special_tokens_.begin(), special_tokens_.end(), [&](TokenId a, TokenId b) {
     return texts_[static_cast<size_t>(a)].size() > texts_[static_cast<size_t>(b)].size();
   });
 }
@@ -211,11 +216,12 @@ bool Tokenizer::is_end_of_generation(TokenId token) const {
   return std::binary_search(end_of_generation_.begin(), end_of_generation_.end(), token);
 }
 
-// Special tokens are cut out longest first; each cuts every occurrence that still
-// lies whole inside uncut text, left to right. That is llama.cpp's order, computed
-// here from one scan of the text instead of one search per special token.
+// Special tokens are cut out longest first; each cuts every occurrence that
+// still lies whole inside uncut text, left to right: llama.cpp's order. One trie
+// scan first finds which special tokens occur at all, so the per-token searches
+// run only for those (usually none).
 std::vector<Tokenizer::Fragment> Tokenizer::split_special(std::string_view text, bool parse_special) const {
-  std::unordered_map<TokenId, std::vector<size_t>> occurrences;
+  std::unordered_set<TokenId> present;
   const auto& trie = index_->trie;
   for (size_t start = 0; start < text.size(); ++start) {
     int32_t node = 0;
@@ -223,25 +229,28 @@ std::vector<Tokenizer::Fragment> Tokenizer::split_special(std::string_view text,
       node = index_->child(node, static_cast<unsigned char>(text[i]));
       if (node < 0) break;
       const TokenId token = trie[static_cast<size_t>(node)].token;
-      if (token != kNoToken) occurrences[token].push_back(start);
+      if (token != kNoToken) present.insert(token);
     }
   }
   std::map<size_t, std::pair<size_t, TokenId>> cuts;  // start -> (end, token)
-  if (!occurrences.empty()) {
-    for (const TokenId token : special_tokens_) {
-      const auto found = occurrences.find(token);
-      if (found == occurrences.end()) continue;
-      if (!parse_special && (attrs_[static_cast<size_t>(token)] & (kAttrControl | kAttrUnknown))) continue;
-      const size_t length = texts_[static_cast<size_t>(token)].size();
-      size_t taken_end = 0;
-      for (const size_t start : found->second) {
-        if (start < taken_end) continue;  // overlaps this token's previous cut
-        const size_t end = start + length;
-        auto after = cuts.lower_bound(start);
-        if (after != cuts.end() && after->first < end) continue;  // overlaps a later cut
-        if (after != cuts.begin() && std::prev(after)->second.first > start) continue;
-        cuts.emplace(start, std::make_pair(end, token));
-        taken_end = end;
+  for (const TokenId token : special_tokens_) {
+    if (present.empty()) break;
+    if (present.erase(token) == 0) continue;
+    if (!parse_special && (attrs_[static_cast<size_t>(token)] & (kAttrControl | kAttrUnknown))) continue;
+    const std::string& special = texts_[static_cast<size_t>(token)];
+    // The uncut stretches of text, each searched left to right.
+    std::vector<std::pair<size_t, size_t>> gaps;
+    size_t position = 0;
+    for (const auto& [start, cut] : cuts) {
+      if (start > position) gaps.emplace_back(position, start);
+      position = cut.first;
+    }
+    if (position < text.size()) gaps.emplace_back(position, text.size());
+    for (const auto& [gap_begin, gap_end] : gaps) {
+      const std::string_view gap = text.substr(0, gap_end);
+      for (size_t at = gap.find(special, gap_begin); at != std::string_view::npos;
+           at = gap.find(special, at + special.size())) {
+        cuts.emplace(at, std::make_pair(at + special.size(), token));
       }
     }
   }
@@ -283,7 +292,9 @@ std::string Tokenizer::token_to_piece(TokenId token, bool render_special) const 
   if (attr & kAttrByte) {
     // "<0xAB>" in SentencePiece vocabularies; byte-level ones hold the mapped character.
     if (text.size() == 6 && text.starts_with("<0x")) {
-      return std::string(1, static_cast<char>(std::stoi(text.substr(3, 2), nullptr, 16)));
+      // strtol, as llama.cpp reads it: malformed digits give 0 rather than an error.
+      const std::string digits = text.substr(3, 2);
+      return std::string(1, static_cast<char>(std::strtol(digits.c_str(), nullptr, 16)));
     }
     uint8_t byte = 0;
     if (unicode::symbol_to_byte(text, byte)) return std::string(1, static_cast<char>(byte));

@@ -219,11 +219,11 @@ std::vector<BadGguf> bad_gguf_cases() {
     f.kv_count = std::numeric_limits<int64_t>::max();
     add("absurd-kv-count", f, "cannot fit");
     f = minimal_file();
-    f.kv_count = 5;  // claims more entries than there are
-    add("kv-count-too-large", f, "");
+    f.kv_count = 5;  // claims more entries than there are: the tensor infos are read as entries
+    add("kv-count-too-large", f, "empty metadata key");
     f = minimal_file();
-    f.tensor_count = 3;
-    add("tensor-count-too-large", f, "");
+    f.tensor_count = 3;  // the data section is read as tensor infos
+    add("tensor-count-too-large", f, "empty tensor name");
   }
   {
     RawFile f = minimal_file();
@@ -235,7 +235,7 @@ std::vector<BadGguf> bad_gguf_cases() {
     put<uint64_t>(entry2, 5000);
     entry2.push_back('k');
     f.entries[0] = entry2;
-    add("key-length-past-end", f, "");
+    add("key-length-past-end", f, "key of 5000 bytes runs past the end");
   }
   {
     RawFile f = minimal_file();
@@ -341,7 +341,7 @@ std::vector<BadGguf> bad_gguf_cases() {
     f.infos[0] = tensor_info("w", {4}, T_F32, 1ull << 40);
     add("offset-past-end", f, "runs past the end of the file");
     f.infos[0] = tensor_info("w", {4}, T_F32, kHuge - 31);
-    add("offset-wraps-around", f, "");
+    add("offset-wraps-around", f, "runs past the end of the file");
   }
   {
     RawFile f = minimal_file();

@@ -25,11 +25,13 @@ inline std::vector<uint8_t> from_hex(const std::string& hex) {
   return bytes;
 }
 
-// max over elements of |got - expected| / |expected|; exact zeros must match exactly.
+// max over elements of |got - expected| / |expected|; exact zeros must match
+// exactly, and a NaN anywhere counts as an infinite error.
 inline double max_relative_error(const std::vector<float>& got, const std::vector<float>& expected) {
   if (got.size() != expected.size()) return INFINITY;
   double worst = 0;
   for (size_t i = 0; i < got.size(); ++i) {
+    if (std::isnan(got[i]) || std::isnan(expected[i])) return INFINITY;
     const double difference = std::fabs(static_cast<double>(got[i]) - expected[i]);
     if (difference == 0) continue;
     worst = std::max(worst, expected[i] == 0 ? INFINITY : difference / std::fabs(static_cast<double>(expected[i])));
