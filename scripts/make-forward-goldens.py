@@ -386,6 +386,11 @@ def kl_per_row(p_logits, q_logits, chunk=32):
     return out
 
 
+def nll_sum(logits, ids):
+    lse = log_sum_exp(logits)[:-1]
+    return float((lse - logits[np.arange(len(ids) - 1), ids[1:]].astype(np.float64)).sum())
+
+
 def check(model, texts, limit):
     """How far llama.cpp's own logits move with the batch size and the KV cache type."""
     path = MODELS / f"{model}.gguf"
@@ -398,11 +403,14 @@ def check(model, texts, limit):
         "type_k=type_v=F32": open_model(path, type_k=L.GGML_TYPE_F32, type_v=L.GGML_TYPE_F32),
         "threads=1": open_model(path, n_threads=1, n_threads_batch=1),
     }
-    totals = {label: [0, 0, []] for label in variants}  # positions, top-1 agreements, kl
+    totals = {label: [0, 0, [], 0.0] for label in variants}  # positions, top-1 agreements, kl, nll
+    ref_nll, n_pred = 0.0, 0
     for name, text in texts[:limit]:
         ids = tokenize(base, text)
         ref = evaluate(base, ids)
         again = evaluate(base, ids)
+        ref_nll += nll_sum(ref, ids)
+        n_pred += len(ids) - 1
         print(f"{model} {name} ({len(ids)} tokens): repeat "
               f"{'identical' if np.array_equal(ref, again) else 'DIFFERS'}")
         for label, llm in variants.items():
@@ -414,11 +422,14 @@ def check(model, texts, limit):
             t[0] += len(ids)
             t[1] += agree
             t[2].extend(kl.tolist())
+            t[3] += nll_sum(other, ids)
             print(f"  {label:20s} max|d|={d.max():.3g} median|d|={np.median(d):.3g} "
                   f"top-1 agree {agree}/{len(ids)} KL mean={kl.mean():.3g} max={kl.max():.3g}")
-    for label, (n, agree, kl) in totals.items():
+    print(f"{model} total reference perplexity {math.exp(ref_nll / n_pred):.4f}")
+    for label, (n, agree, kl, nll) in totals.items():
         print(f"{model} total {label:20s} top-1 agree {agree}/{n} ({100 * agree / n:.2f}%) "
-              f"KL mean={np.mean(kl):.3g} p99={np.percentile(kl, 99):.3g} max={np.max(kl):.3g}")
+              f"KL mean={np.mean(kl):.3g} p99={np.percentile(kl, 99):.3g} max={np.max(kl):.3g} "
+              f"perplexity {math.exp(nll / n_pred):.4f}")
 
 
 def main():

@@ -3,7 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
+#include <map>
 
+#include <fmt/format.h>
+
+#include "support/run_process.h"
 #include "support/test_files.h"
 #include "support/tiny_model.h"
 #include "tiller/error.h"
@@ -81,6 +86,57 @@ TEST(Forward, UnsupportedArchitecturesAreNamed) {
     EXPECT_NE(std::string(error.what()).find("architecture 'mamba' is not supported (supported: llama, gemma3)"),
               std::string::npos)
         << error.what();
+  }
+}
+
+}  // namespace
+}  // namespace tiller
+
+namespace tiller {
+namespace {
+
+TEST(Forward, HookPointsSeeTheResidualStreamInOrder) {
+  const auto model = tiny_model({}, "hooks.gguf");
+  Session session(model, 8, 1);
+  std::map<std::string, std::vector<float>> seen;
+  session.set_observer([&](int layer, HookPoint point, const float* rows, int64_t n_rows, int64_t width, int first) {
+    EXPECT_EQ(first, 0);
+    seen[fmt::format("{}.{}", layer, hook_point_name(point))].assign(rows, rows + n_rows * width);
+  });
+  session.decode(std::vector<TokenId>{3, 4, 5}, false);
+  ASSERT_EQ(seen.size(), static_cast<size_t>(5 * model->config().n_layer));
+  // resid_mid = resid_pre + attn_out; resid_post = resid_mid + mlp_out = next block's resid_pre.
+  for (int layer = 0; layer < model->config().n_layer; ++layer) {
+    const auto& pre = seen[fmt::format("{}.hook_resid_pre", layer)];
+    const auto& attn = seen[fmt::format("{}.hook_attn_out", layer)];
+    const auto& mid = seen[fmt::format("{}.hook_resid_mid", layer)];
+    const auto& mlp = seen[fmt::format("{}.hook_mlp_out", layer)];
+    const auto& post = seen[fmt::format("{}.hook_resid_post", layer)];
+    for (size_t i = 0; i < pre.size(); ++i) {
+      ASSERT_FLOAT_EQ(mid[i], pre[i] + attn[i]);
+      ASSERT_FLOAT_EQ(post[i], mid[i] + mlp[i]);
+    }
+    if (layer + 1 < model->config().n_layer) {
+      EXPECT_EQ(post, seen[fmt::format("{}.hook_resid_pre", layer + 1)]);
+    }
+  }
+}
+
+TEST(Forward, DumpWritesNpyFilesAndRejectsUnknownHooks) {
+  testing::TinyModelSpec spec;
+  const std::string path = (testing::scratch_dir() / "dump.gguf").string();
+  testing::make_tiny_model(spec).write(path);
+  const std::string out = (testing::scratch_dir() / "dump-out").string();
+  const auto ok = testing::run_process(
+      {TILLER_BINARY, "dump", "-m", path, "-p", "abc", "--hook", "blocks.*.hook_resid_post,blocks.0.hook_attn_out", "-o", out});
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  for (const char* name : {"blocks.0.hook_resid_post.npy", "blocks.1.hook_resid_post.npy", "blocks.0.hook_attn_out.npy"}) {
+    EXPECT_TRUE(std::filesystem::exists(std::filesystem::path(out) / name)) << name;
+  }
+  for (const char* bad : {"blocks.9.hook_resid_post", "blocks.0.hook_nothing", "resid_post", "blocks.x.hook_attn_out"}) {
+    const auto result = testing::run_process({TILLER_BINARY, "dump", "-m", path, "-p", "abc", "--hook", bad, "-o", out});
+    EXPECT_EQ(result.exit_code, 1) << bad;
+    EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << result.err;
   }
 }
 

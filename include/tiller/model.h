@@ -2,9 +2,11 @@
 // sequence with a KV cache.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tiller/gguf.h"
@@ -51,6 +53,18 @@ class Model {
 
 class ThreadPool;
 
+// The named points of the residual stream in block L (TransformerLens names):
+// blocks.L.hook_resid_pre, hook_attn_out, hook_resid_mid, hook_mlp_out, hook_resid_post.
+enum class HookPoint { ResidPre, AttnOut, ResidMid, MlpOut, ResidPost };
+inline constexpr HookPoint kHookPoints[] = {HookPoint::ResidPre, HookPoint::AttnOut, HookPoint::ResidMid,
+                                            HookPoint::MlpOut, HookPoint::ResidPost};
+std::string_view hook_point_name(HookPoint point);  // "hook_resid_pre", ...
+
+// Sees the stream at each hook point: rows [n_rows x width] for positions
+// first_position onwards. Reading only; steering will add writing.
+using HookObserver = std::function<void(int layer, HookPoint point, const float* rows, int64_t n_rows,
+                                        int64_t width, int first_position)>;
+
 // One sequence: its KV cache, scratch buffers and position.
 class Session {
  public:
@@ -63,6 +77,8 @@ class Session {
   int n_past() const { return n_past_; }
   int n_ctx() const { return n_ctx_; }
   void reset() { n_past_ = 0; }
+  // With no observer set, the hook points cost one branch each.
+  void set_observer(HookObserver observer) { observer_ = std::move(observer); }
   const Model& model() const { return *model_; }
 
  private:
@@ -72,6 +88,7 @@ class Session {
   int n_past_ = 0;
   std::unique_ptr<ThreadPool> pool_;
   std::vector<float> k_cache_, v_cache_;  // [n_layer][n_ctx][n_head_kv * head_dim]
+  HookObserver observer_;
 };
 
 }  // namespace tiller

@@ -11,6 +11,7 @@
 #include <numeric>
 
 #include "cli/commands.h"
+#include "cli/npy.h"
 #include "tiller/error.h"
 #include "tiller/model.h"
 #include "tiller/model_paths.h"
@@ -29,17 +30,6 @@ struct LogitsOptions {
   int batch = 64;
 };
 
-// NumPy .npy version 1.0 header for a float32 C-order array.
-void write_npy_header(std::FILE* out, int64_t rows, int64_t cols) {
-  std::string header = fmt::format("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}", rows, cols);
-  while ((10 + header.size() + 1) % 64 != 0) header += ' ';
-  header += '\n';
-  const auto length = static_cast<uint16_t>(header.size());
-  std::fwrite("\x93NUMPY\x01\x00", 1, 8, out);
-  std::fwrite(&length, 2, 1, out);
-  std::fwrite(header.data(), 1, header.size(), out);
-}
-
 void run(const LogitsOptions& options) {
   const std::string text = options.file.empty() ? options.prompt : read_text_file(options.file);
   const auto model = Model::load(resolve_model(options.model));
@@ -56,7 +46,7 @@ void run(const LogitsOptions& options) {
   if (!options.npy.empty()) {
     npy = std::fopen(options.npy.c_str(), "wb");
     if (npy == nullptr) fail("{}: cannot create", options.npy);
-    write_npy_header(npy, static_cast<int64_t>(ids.size()), n_vocab);
+    write_npy_header(npy, {static_cast<int64_t>(ids.size()), n_vocab});
   }
   nlohmann::json positions = nlohmann::json::array();
   for (size_t start = 0; start < ids.size(); start += static_cast<size_t>(options.batch)) {

@@ -10,5 +10,6 @@ void register_version(CLI::App& app);
 void register_tokenize(CLI::App& app);
 void register_template(CLI::App& app);
 void register_logits(CLI::App& app);
+void register_dump(CLI::App& app);
 
 }  // namespace tiller::cli

@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   tiller::cli::register_tokenize(app);
   tiller::cli::register_template(app);
   tiller::cli::register_logits(app);
+  tiller::cli::register_dump(app);
   tiller::cli::register_version(app);
 
   try {

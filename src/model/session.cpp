@@ -22,6 +22,17 @@ Session::Session(std::shared_ptr<const Model> model, int n_ctx, int n_threads)
 
 Session::~Session() = default;
 
+std::string_view hook_point_name(HookPoint point) {
+  switch (point) {
+    case HookPoint::ResidPre: return "hook_resid_pre";
+    case HookPoint::AttnOut: return "hook_attn_out";
+    case HookPoint::ResidMid: return "hook_resid_mid";
+    case HookPoint::MlpOut: return "hook_mlp_out";
+    case HookPoint::ResidPost: return "hook_resid_post";
+  }
+  return "unknown";
+}
+
 std::vector<float> Session::decode(std::span<const TokenId> tokens, bool all_logits) {
   if (tokens.empty()) fail("decode needs at least one token");
   if (n_past_ + static_cast<int64_t>(tokens.size()) > n_ctx_) {
@@ -81,8 +92,13 @@ void Session::forward_chunk(std::span<const TokenId> tokens, bool all_logits, st
     }
   }
 
+  auto hook = [&](int64_t layer, HookPoint point, const std::vector<float>& rows) {
+    if (observer_) observer_(static_cast<int>(layer), point, rows.data(), n, n_embd, n_past_);
+  };
+
   for (int64_t layer = 0; layer < c.n_layer; ++layer) {
     const LayerWeights& L = w.layers[static_cast<size_t>(layer)];
+    hook(layer, HookPoint::ResidPre, a.residual);
     const bool sliding = traits.sliding_window_period > 0 && c.sliding_window &&
                          (layer + 1) % traits.sliding_window_period != 0;
     const float rope_base = static_cast<float>(sliding && c.rope_freq_base_sliding ? *c.rope_freq_base_sliding
@@ -132,7 +148,9 @@ void Session::forward_chunk(std::span<const TokenId> tokens, bool all_logits, st
     if (traits.post_norms) {
       ops::rms_norm(a.projected.data(), L.post_attention_norm.data(), n, n_embd, eps, a.projected.data());
     }
-    add_in_place(a.residual, a.projected);  // resid_mid
+    hook(layer, HookPoint::AttnOut, a.projected);
+    add_in_place(a.residual, a.projected);
+    hook(layer, HookPoint::ResidMid, a.residual);
 
     // MLP.
     ops::rms_norm(a.residual.data(), L.ffn_norm.data(), n, n_embd, eps, a.normed.data());
@@ -145,7 +163,9 @@ void Session::forward_chunk(std::span<const TokenId> tokens, bool all_logits, st
     if (traits.post_norms) {
       ops::rms_norm(a.projected.data(), L.post_ffw_norm.data(), n, n_embd, eps, a.projected.data());
     }
-    add_in_place(a.residual, a.projected);  // resid_post
+    hook(layer, HookPoint::MlpOut, a.projected);
+    add_in_place(a.residual, a.projected);
+    hook(layer, HookPoint::ResidPost, a.residual);
   }
   n_past_ += static_cast<int>(n);
 

@@ -1,5 +1,6 @@
 #include "ops/ops.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -25,7 +26,60 @@ void weight_row(const WeightMatrix& w, int64_t row, float* out) {
                  {out, static_cast<size_t>(w.n_in)});
 }
 
-void matmul(const WeightMatrix& w, const float* x, int64_t n_rows, float* out, ThreadPool& pool) {
+namespace {
+
+// Q8_0 / Q8_1: q = nearest(x * 127 / max|x|), scale stored as f16.
+void round_to_q8_0(const float* x, int64_t n, float* out) {
+  for (int64_t b = 0; b + 32 <= n; b += 32) {
+    float amax = 0.0f;
+    for (int64_t i = b; i < b + 32; ++i) amax = std::max(amax, std::fabs(x[i]));
+    const float inverse = amax != 0.0f ? 127.0f / amax : 0.0f;
+    const float scale = fp16_to_fp32(fp32_to_fp16(amax / 127.0f));
+    for (int64_t i = b; i < b + 32; ++i) out[i] = scale * std::nearbyint(x[i] * inverse);
+  }
+}
+
+// Q8_K: the scale comes from the value of largest magnitude, sign included, and stays f32.
+void round_to_q8_k(const float* x, int64_t n, float* out) {
+  for (int64_t b = 0; b + 256 <= n; b += 256) {
+    float amax = 0.0f, extreme = 0.0f;
+    for (int64_t i = b; i < b + 256; ++i) {
+      if (std::fabs(x[i]) > amax) {
+        amax = std::fabs(x[i]);
+        extreme = x[i];
+      }
+    }
+    if (amax == 0.0f) {
+      std::fill(out + b, out + b + 256, 0.0f);
+      continue;
+    }
+    const float inverse = -127.0f / extreme;
+    const float scale = 1.0f / inverse;
+    for (int64_t i = b; i < b + 256; ++i) out[i] = scale * std::min(127.0f, std::nearbyint(inverse * x[i]));
+  }
+}
+
+}  // namespace
+
+void round_activations(TensorType weight_type, const float* x, int64_t n, float* out) {
+  switch (weight_type) {
+    case TensorType::Q4_0: case TensorType::Q4_1: case TensorType::Q5_0: case TensorType::Q5_1:
+    case TensorType::Q8_0:
+      round_to_q8_0(x, n, out);
+      return;
+    case TensorType::Q4_K: case TensorType::Q5_K: case TensorType::Q6_K:
+      round_to_q8_k(x, n, out);
+      return;
+    default:
+      std::copy(x, x + n, out);
+  }
+}
+
+void matmul(const WeightMatrix& w, const float* x_in, int64_t n_rows, float* out, ThreadPool& pool) {
+  thread_local std::vector<float> rounded;
+  rounded.resize(static_cast<size_t>(n_rows * w.n_in));
+  round_activations(w.type, x_in, n_rows * w.n_in, rounded.data());
+  const float* x = rounded.data();
   pool.parallel_for(w.n_out, [&](int64_t begin, int64_t end, int) {
     thread_local std::vector<float> row;
     row.resize(static_cast<size_t>(w.n_in));

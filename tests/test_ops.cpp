@@ -1,0 +1,73 @@
+// The numerical building blocks on hand-checked values.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "ops/ops.h"
+
+namespace tiller {
+namespace {
+
+TEST(Ops, RopePairsAdjacentOrHalvesApart) {
+  const std::vector<int32_t> position = {1};
+  std::vector<float> normal = {1, 0, 0, 0}, neox = {1, 0, 0, 0};
+  ops::rope(normal.data(), 1, 1, 4, position, 10000.0f, false);
+  ops::rope(neox.data(), 1, 1, 4, position, 10000.0f, true);
+  // The first frequency is 1 radian per position: (x0, x1) turns in "normal",
+  // (x0, x2) in "neox".
+  EXPECT_NEAR(normal[0], std::cos(1.0f), 1e-6);
+  EXPECT_NEAR(normal[1], std::sin(1.0f), 1e-6);
+  EXPECT_EQ(normal[2], 0.0f);
+  EXPECT_NEAR(neox[0], std::cos(1.0f), 1e-6);
+  EXPECT_EQ(neox[1], 0.0f);
+  EXPECT_NEAR(neox[2], std::sin(1.0f), 1e-6);
+  // The second pair turns by 1/sqrt(10000) = 0.01 radian at position 1.
+  std::vector<float> second = {0, 0, 1, 0};
+  ops::rope(second.data(), 1, 1, 4, position, 10000.0f, false);
+  EXPECT_NEAR(second[2], std::cos(0.01f), 1e-6);
+  EXPECT_NEAR(second[3], std::sin(0.01f), 1e-6);
+}
+
+TEST(Ops, RmsNormAndSoftmax) {
+  const std::vector<float> x = {3, 4}, weight = {1, 2};
+  std::vector<float> out(2);
+  ops::rms_norm(x.data(), weight.data(), 1, 2, 0.0f, out.data());
+  const float rms = std::sqrt(12.5f);
+  EXPECT_FLOAT_EQ(out[0], 3 / rms);
+  EXPECT_FLOAT_EQ(out[1], 8 / rms);
+  std::vector<float> logits = {0, std::log(3.0f)};
+  ops::softmax(logits.data(), 2);
+  EXPECT_FLOAT_EQ(logits[0], 0.25f);
+  EXPECT_FLOAT_EQ(logits[1], 0.75f);
+}
+
+TEST(Ops, ActivationsRoundToEightBitsPerBlock) {
+  // A block whose largest magnitude is 127 keeps integers as they are (scale 1).
+  std::vector<float> block(32);
+  for (int i = 0; i < 32; ++i) block[i] = static_cast<float>(i * 4 - 64) + (i == 31 ? 127 - 60.0f : 0.0f);
+  block[0] = 127.0f;
+  std::vector<float> out(32);
+  ops::round_activations(TensorType::Q4_1, block.data(), 32, out.data());
+  EXPECT_EQ(out, block);
+  // Halving the block makes odd values fall between steps of 0.5: they round to even.
+  std::vector<float> halves = {127.0f / 2, 0.25f, 0.75f};
+  halves.resize(32, 0.0f);
+  ops::round_activations(TensorType::Q8_0, halves.data(), 32, out.data());
+  EXPECT_FLOAT_EQ(out[0], 63.5f);
+  EXPECT_FLOAT_EQ(out[1], 0.0f);   // 0.5 steps of 0.5: nearest even is 0
+  EXPECT_FLOAT_EQ(out[2], 1.0f);   // 1.5 steps: nearest even is 2
+  // K-quants round per 256 with the extreme value mapped to -127 exactly.
+  std::vector<float> wide(256, 0.1f);
+  wide[7] = -2.54f;
+  std::vector<float> wide_out(256);
+  ops::round_activations(TensorType::Q6_K, wide.data(), 256, wide_out.data());
+  EXPECT_FLOAT_EQ(wide_out[7], -2.54f);
+  EXPECT_NEAR(wide_out[0], 0.1f, 0.02f / 2);
+  // F32 and F16 weights take activations as they are.
+  ops::round_activations(TensorType::F32, halves.data(), 32, out.data());
+  EXPECT_EQ(out, halves);
+}
+
+}  // namespace
+}  // namespace tiller
