@@ -8,18 +8,19 @@
 
 #include "cli/commands.h"
 #include "cli/npy.h"
+#include "cli/options.h"
 #include "gguf/printable.h"
 #include "tiller/error.h"
 #include "tiller/model.h"
 #include "tiller/model_paths.h"
-#include "tiller/text_file.h"
 
 namespace tiller::cli {
 namespace {
 
 struct DumpOptions {
   std::string model{kDefaultModel};
-  std::string prompt, file, out_dir;
+  TextInput input;
+  std::string out_dir;
   std::vector<std::string> hooks;
   int threads = 2;
 };
@@ -67,7 +68,7 @@ std::vector<std::string> expand(const std::string& request, int64_t n_layer) {
 }
 
 void run(const DumpOptions& options) {
-  const std::string text = options.file.empty() ? options.prompt : read_text_file(options.file);
+  const std::string text = options.input.read();
   const auto model = Model::load(resolve_model(options.model));
   std::map<std::string, std::vector<float>> wanted;
   for (const std::string& request : options.hooks) {
@@ -96,18 +97,13 @@ void run(const DumpOptions& options) {
 void register_dump(CLI::App& app) {
   auto options = std::make_shared<DumpOptions>();
   auto* command = app.add_subcommand("dump", "Write the residual stream at hook points to .npy files");
-  command->add_option("-m,--model", options->model, "Model name or .gguf path")->capture_default_str();
-  auto* prompt = command->add_option("-p,--prompt", options->prompt, "The text");
-  auto* file = command->add_option("-f,--file", options->file, "Read the text from a file");
-  prompt->excludes(file);
+  add_model_option(command, options->model);
+  options->input.add_to(command, "-p,--prompt", "The text");
   command->add_option("--hook", options->hooks, "blocks.L.hook_NAME, blocks.*.hook_NAME or all")
       ->delimiter(',')->required();
   command->add_option("-o,--out", options->out_dir, "Folder for the .npy files")->required();
   command->add_option("-t,--threads", options->threads, "Threads")->capture_default_str()->check(CLI::Range(1, 256));
-  command->callback([options, prompt, file] {
-    if (prompt->count() == 0 && file->count() == 0) throw CLI::RequiredError("-p TEXT or -f FILE");
-    run(*options);
-  });
+  command->callback([options] { run(*options); });
 }
 
 }  // namespace tiller::cli

@@ -5,24 +5,23 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
-#include <iterator>
 #include <nlohmann/json.hpp>
 #include <numeric>
 
 #include "cli/commands.h"
 #include "cli/npy.h"
+#include "cli/options.h"
 #include "tiller/error.h"
 #include "tiller/model.h"
 #include "tiller/model_paths.h"
-#include "tiller/text_file.h"
 
 namespace tiller::cli {
 namespace {
 
 struct LogitsOptions {
   std::string model{kDefaultModel};
-  std::string prompt, file, npy;
+  TextInput input;
+  std::string npy;
   int top = 5;
   bool json = false;
   int threads = 2;
@@ -31,7 +30,7 @@ struct LogitsOptions {
 };
 
 void run(const LogitsOptions& options) {
-  const std::string text = options.file.empty() ? options.prompt : read_text_file(options.file);
+  const std::string text = options.input.read();
   const auto model = Model::load(resolve_model(options.model));
   const auto ids = model->tokenizer().tokenize(text, {true, false});
   if (ids.empty()) fail("the text has no tokens");
@@ -49,6 +48,7 @@ void run(const LogitsOptions& options) {
     write_npy_header(npy, {static_cast<int64_t>(ids.size()), n_vocab});
   }
   nlohmann::json positions = nlohmann::json::array();
+  std::vector<int32_t> order(static_cast<size_t>(n_vocab));
   for (size_t start = 0; start < ids.size(); start += static_cast<size_t>(options.batch)) {
     const size_t count = std::min(ids.size() - start, static_cast<size_t>(options.batch));
     const auto logits = session.decode(std::span(ids).subspan(start, count), true);
@@ -58,7 +58,6 @@ void run(const LogitsOptions& options) {
     }
     for (size_t r = 0; r < count; ++r) {
       const float* row = logits.data() + static_cast<int64_t>(r) * n_vocab;
-      std::vector<int32_t> order(static_cast<size_t>(n_vocab));
       std::iota(order.begin(), order.end(), 0);
       const auto k = static_cast<size_t>(std::min<int64_t>(options.top, n_vocab));
       std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k), order.end(),
@@ -81,10 +80,8 @@ void run(const LogitsOptions& options) {
 void register_logits(CLI::App& app) {
   auto options = std::make_shared<LogitsOptions>();
   auto* command = app.add_subcommand("logits", "Next-token logits at every position of a text");
-  command->add_option("-m,--model", options->model, "Model name or .gguf path")->capture_default_str();
-  auto* prompt = command->add_option("-p,--prompt", options->prompt, "The text");
-  auto* file = command->add_option("-f,--file", options->file, "Read the text from a file");
-  prompt->excludes(file);
+  add_model_option(command, options->model);
+  options->input.add_to(command, "-p,--prompt", "The text");
   command->add_option("--top", options->top, "How many of the highest logits to show per position")
       ->capture_default_str()->check(CLI::Range(1, 1000000));
   command->add_flag("--json", options->json, "Print ids and, per position, the top (id, logit) pairs as JSON");
@@ -93,10 +90,7 @@ void register_logits(CLI::App& app) {
   command->add_option("-c,--ctx-size", options->n_ctx, "Context size (default: the text's length)");
   command->add_option("-b,--batch-size", options->batch, "Tokens per forward pass")
       ->capture_default_str()->check(CLI::Range(1, 4096));
-  command->callback([options, prompt, file] {
-    if (prompt->count() == 0 && file->count() == 0) throw CLI::RequiredError("-p TEXT or -f FILE");
-    run(*options);
-  });
+  command->callback([options] { run(*options); });
 }
 
 }  // namespace tiller::cli

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "tiller/chat.h"
 #include "tiller/gguf.h"
 #include "tiller/model_paths.h"
@@ -17,7 +18,7 @@ void register_template(CLI::App& app) {
   };
   auto options = std::make_shared<Options>();
   auto* command = app.add_subcommand("template", "Print a prompt rendered in the model's chat format");
-  command->add_option("-m,--model", options->model, "Model name or .gguf path")->capture_default_str();
+  add_model_option(command, options->model);
   command->add_option("--chat-template", options->chat_template,
                       "chatml, gemma, or a Jinja template file (default: the model's own)");
   command->add_option("--system", options->system, "System message");

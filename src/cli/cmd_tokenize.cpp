@@ -1,17 +1,15 @@
 // `tiller tokenize -m MODEL [--no-add-special] [--parse-special] [--pieces] [--json] TEXT | -f FILE`
 #include <fmt/format.h>
 
-#include <fstream>
-#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "gguf/printable.h"
 #include "tiller/chat.h"
 #include "tiller/error.h"
 #include "tiller/gguf.h"
 #include "tiller/model_paths.h"
-#include "tiller/text_file.h"
 #include "tiller/tokenizer.h"
 
 namespace tiller::cli {
@@ -19,8 +17,7 @@ namespace {
 
 struct TokenizeCommand {
   std::string model{kDefaultModel};
-  std::string text;
-  std::string file;
+  TextInput input;
   bool no_add_special = false;
   bool parse_special = false;
   bool pieces = false;
@@ -30,14 +27,10 @@ struct TokenizeCommand {
   std::string chat_template;
 };
 
-std::string read_input(const TokenizeCommand& options) {
-  return options.file.empty() ? options.text : read_text_file(options.file);
-}
-
 void run(const TokenizeCommand& options) {
   const gguf::File file = gguf::File::open(resolve_model(options.model));
   const auto tokenizer = Tokenizer::from_gguf(file);
-  std::string input = read_input(options);
+  std::string input = options.input.read();
   bool parse_special = options.parse_special;
   if (options.chat) {
     // The rendered prompt's turn markers are special tokens, so they are parsed as such.
@@ -68,10 +61,8 @@ void run(const TokenizeCommand& options) {
 void register_tokenize(CLI::App& app) {
   auto options = std::make_shared<TokenizeCommand>();
   auto* command = app.add_subcommand("tokenize", "Turn text into token ids, as llama.cpp would");
-  command->add_option("-m,--model", options->model, "Model name or .gguf path")->capture_default_str();
-  auto* text = command->add_option("text", options->text, "The text to tokenize");
-  auto* file = command->add_option("-f,--file", options->file, "Read the text from a file");
-  text->excludes(file);
+  add_model_option(command, options->model);
+  options->input.add_to(command, "text", "The text to tokenize");
   command->add_flag("--no-add-special", options->no_add_special, "Do not add BOS/EOS");
   command->add_flag("--parse-special", options->parse_special, "Turn special-token text into special tokens");
   command->add_flag("--pieces", options->pieces, "Show each token's text");
@@ -80,10 +71,7 @@ void register_tokenize(CLI::App& app) {
   command->add_option("--system", options->system, "System message, with --chat");
   command->add_option("--chat-template", options->chat_template,
                       "Chat format: chatml, gemma, or a Jinja template file (default: the model's own)");
-  command->callback([options, text, file] {
-    if (text->count() == 0 && file->count() == 0) throw CLI::RequiredError("TEXT or -f FILE");
-    run(*options);
-  });
+  command->callback([options] { run(*options); });
 }
 
 }  // namespace tiller::cli
