@@ -11,7 +11,6 @@ For each input it prints the median time of each engine and the ratio
 llama.cpp time / Tiller time (above 1: Tiller is faster).
 """
 import argparse
-import ctypes
 import json
 import os
 import statistics
@@ -21,12 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("GGML_NO_BACKTRACE", "1")
-import llama_cpp  # noqa: E402
-import llama_cpp.llama_cpp as L  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+from golden_support import quiet_llama_cpp  # noqa: E402
 
-_SILENT_LOG = L.llama_log_callback(lambda level, text, user_data: None)
-L.llama_log_set(_SILENT_LOG, ctypes.c_void_p(0))
+L = quiet_llama_cpp()
+import llama_cpp  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = Path(os.environ.get("TILLER_MODELS", Path.home() / ".cache" / "tiller" / "models"))

@@ -1,5 +1,9 @@
 """Helpers the golden-making scripts share."""
+import ctypes
 import hashlib
+import os
+
+_SILENT_LOG = None  # the callback must outlive the call that installs it
 
 
 def sha256_file(path):
@@ -19,3 +23,16 @@ def b64_array(values, dtype):
     import numpy as np
 
     return base64.b64encode(np.ascontiguousarray(values, dtype=dtype).tobytes()).decode("ascii")
+
+
+def quiet_llama_cpp():
+    """Imports llama.cpp's low-level bindings with its log lines silenced (they say
+    nothing a golden needs) and with aborts that do not start gdb for a backtrace.
+    Returns the llama_cpp.llama_cpp module."""
+    global _SILENT_LOG
+    os.environ.setdefault("GGML_NO_BACKTRACE", "1")
+    import llama_cpp.llama_cpp as L
+    if _SILENT_LOG is None:
+        _SILENT_LOG = L.llama_log_callback(lambda level, text, user_data: None)
+        L.llama_log_set(_SILENT_LOG, ctypes.c_void_p(0))
+    return L

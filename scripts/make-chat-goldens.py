@@ -19,22 +19,20 @@ import os
 import sys
 from pathlib import Path
 
-from golden_support import sha256_file
+from golden_support import quiet_llama_cpp, sha256_file
 
 import gguf
 import jinja2
 import jinja2.ext
 import jinja2.sandbox
 import llama_cpp
-import llama_cpp.llama_cpp as L
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "tests" / "data" / "tokenizer" / "chat.json"
 MODELS = Path(os.environ.get("TILLER_MODELS", Path.home() / ".cache" / "tiller" / "models"))
 SMOLLM = "smollm2-135m-instruct"
 
-_SILENT_LOG = L.llama_log_callback(lambda level, text, user_data: None)
-L.llama_log_set(_SILENT_LOG, ctypes.c_void_p(0))
+L = quiet_llama_cpp()
 
 
 def msg(role, content):

@@ -32,16 +32,11 @@ from pathlib import Path
 
 import numpy as np
 
-from golden_support import b64_array, sha256_file
+from golden_support import b64_array, quiet_llama_cpp, sha256_file
 
-os.environ.setdefault("GGML_NO_BACKTRACE", "1")
+L = quiet_llama_cpp()
 
 import llama_cpp
-import llama_cpp.llama_cpp as L
-
-# llama.cpp's own log lines say nothing the goldens need; keep a reference so the callback lives
-_SILENT_LOG = L.llama_log_callback(lambda level, text, user_data: None)
-L.llama_log_set(_SILENT_LOG, ctypes.c_void_p(0))
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data" / "forward"

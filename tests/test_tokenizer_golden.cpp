@@ -21,16 +21,11 @@ using nlohmann::json;
 class TokenizerGolden : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    path_ = testing::real_model_path(GetParam());
-    if (path_.empty()) {
-      if (testing::models_required()) FAIL() << "model " << GetParam() << " is missing";
-      GTEST_SKIP() << "model " << GetParam() << " is not fetched; run scripts/fetch-models.sh " << GetParam();
-    }
-    file_ = std::make_unique<gguf::File>(gguf::File::open(path_));
+    TILLER_REQUIRE_MODEL(path, GetParam());
+    file_ = std::make_unique<gguf::File>(gguf::File::open(path));
     tokenizer_ = Tokenizer::from_gguf(*file_);
     golden_ = testing::load_tokenizer_golden(GetParam() + ".json");
   }
-  std::string path_;
   std::unique_ptr<gguf::File> file_;
   std::unique_ptr<Tokenizer> tokenizer_;
   json golden_;
