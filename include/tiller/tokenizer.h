@@ -88,7 +88,7 @@ class Tokenizer {
   std::vector<uint32_t> attrs_;
   std::vector<TokenId> special_tokens_;  // split out of text, longest first
   std::vector<TokenId> end_of_generation_;
-  TokenId bos_ = kNoToken, eos_ = kNoToken, eot_ = kNoToken, unk_ = kNoToken;
+  TokenId bos_ = kNoToken, eos_ = kNoToken, eot_ = kNoToken;
   bool add_bos_ = false, add_eos_ = false, add_space_prefix_ = false, clean_spaces_ = false;
 
  private:

@@ -22,7 +22,6 @@ class SentencePieceBpe final : public Tokenizer {
     pre_ = file.get_string("tokenizer.ggml.pre").value_or("default");
     bos_ = 1;
     eos_ = 2;
-    unk_ = 0;
     add_bos_ = true;
     add_space_prefix_ = true;
     load_vocabulary(file);

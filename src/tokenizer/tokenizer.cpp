@@ -144,7 +144,6 @@ void Tokenizer::load_vocabulary(const gguf::File& file) {
   read_id("tokenizer.ggml.bos_token_id", bos_);
   read_id("tokenizer.ggml.eos_token_id", eos_);
   read_id("tokenizer.ggml.eot_token_id", eot_);
-  read_id("tokenizer.ggml.unknown_token_id", unk_);
   add_bos_ = file.get_bool("tokenizer.ggml.add_bos_token").value_or(add_bos_);
   add_eos_ = file.get_bool("tokenizer.ggml.add_eos_token").value_or(add_eos_);
   add_space_prefix_ = file.get_bool("tokenizer.ggml.add_space_prefix").value_or(add_space_prefix_);
