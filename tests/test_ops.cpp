@@ -12,8 +12,8 @@ namespace {
 TEST(Ops, RopePairsAdjacentOrHalvesApart) {
   const std::vector<int32_t> position = {1};
   std::vector<float> normal = {1, 0, 0, 0}, neox = {1, 0, 0, 0};
-  ops::rope(normal.data(), 1, 1, 4, position, 10000.0f, false);
-  ops::rope(neox.data(), 1, 1, 4, position, 10000.0f, true);
+  ops::rope(normal.data(), 1, 1, 4, position, {.freq_base = 10000.0f});
+  ops::rope(neox.data(), 1, 1, 4, position, {.freq_base = 10000.0f, .neox = true});
   // The first frequency is 1 radian per position: (x0, x1) turns in "normal",
   // (x0, x2) in "neox".
   EXPECT_NEAR(normal[0], std::cos(1.0f), 1e-6);
@@ -24,9 +24,27 @@ TEST(Ops, RopePairsAdjacentOrHalvesApart) {
   EXPECT_NEAR(neox[2], std::sin(1.0f), 1e-6);
   // The second pair turns by 1/sqrt(10000) = 0.01 radian at position 1.
   std::vector<float> second = {0, 0, 1, 0};
-  ops::rope(second.data(), 1, 1, 4, position, 10000.0f, false);
+  ops::rope(second.data(), 1, 1, 4, position, {.freq_base = 10000.0f});
   EXPECT_NEAR(second[2], std::cos(0.01f), 1e-6);
   EXPECT_NEAR(second[3], std::sin(0.01f), 1e-6);
+  // Linear scaling by 4 and a frequency factor of 2 on pair 0: a quarter, then half of that.
+  const std::vector<float> factors = {2.0f, 1.0f};
+  std::vector<float> scaled = {1, 0, 0, 0};
+  ops::rope(scaled.data(), 1, 1, 4, std::vector<int32_t>{8}, {.freq_base = 10000.0f, .freq_scale = 0.25f,
+                                                             .freq_factors = factors.data()});
+  EXPECT_NEAR(scaled[0], std::cos(1.0f), 1e-6);
+  EXPECT_NEAR(scaled[1], std::sin(1.0f), 1e-6);
+}
+
+TEST(Ops, GeluThroughTheHalfTableStaysCloseAndSaturates) {
+  for (float x = -12.0f; x <= 12.0f; x += 0.01f) {
+    const float exact = ops::gelu_tanh(x), table = ops::gelu_tanh_f16(x);
+    EXPECT_NEAR(table, exact, 2e-3f * std::max(1.0f, std::fabs(x))) << x;
+  }
+  EXPECT_EQ(ops::gelu_tanh_f16(-11.0f), 0.0f);
+  EXPECT_EQ(ops::gelu_tanh_f16(11.0f), 11.0f);
+  // The table is indexed by the half nearest x: values within half an f16 step agree.
+  EXPECT_EQ(ops::gelu_tanh_f16(1.0f), ops::gelu_tanh_f16(1.0002f));
 }
 
 TEST(Ops, RmsNormAndSoftmax) {

@@ -65,29 +65,51 @@ std::string_view hook_point_name(HookPoint point);  // "hook_resid_pre", ...
 using HookObserver = std::function<void(int layer, HookPoint point, const float* rows, int64_t n_rows,
                                         int64_t width, int first_position)>;
 
-// One sequence: its KV cache, scratch buffers and position.
+struct SessionOptions {
+  int n_ctx = 0;       // positions the KV cache holds; 0: default_context_size(model)
+  int n_threads = 1;
+  int n_batch = 512;   // longest chunk of tokens one forward pass computes
+};
+
+// The model's training context, capped at 4096 positions so the f16 cache of a
+// long-context model stays small (pass -c to go further).
+int default_context_size(const ModelConfig& config);
+
+// One sequence: its KV cache, activation buffers and position. Buffers are sized
+// once, at construction (the logits buffer grows to the largest request): decoding
+// allocates nothing per token.
 class Session {
  public:
-  Session(std::shared_ptr<const Model> model, int n_ctx, int n_threads);
+  Session(std::shared_ptr<const Model> model, const SessionOptions& options);
+  Session(std::shared_ptr<const Model> model, int n_ctx, int n_threads)
+      : Session(std::move(model), SessionOptions{n_ctx, n_threads}) {}
   ~Session();
 
-  // Runs `tokens` at positions n_past() onwards (one batch, or chunks of it) and
-  // returns their logits: every row [n_tokens x n_vocab] if all_logits, else the last row.
-  std::vector<float> decode(std::span<const TokenId> tokens, bool all_logits);
+  // Runs `tokens` at positions n_past() onwards, in chunks of n_batch, and returns
+  // their logits: every row [n_tokens x n_vocab] if all_logits, else the last row.
+  // The view stays valid until the next decode.
+  std::span<const float> decode(std::span<const TokenId> tokens, bool all_logits);
   int n_past() const { return n_past_; }
   int n_ctx() const { return n_ctx_; }
-  void reset() { n_past_ = 0; }
+  // Forgets positions from n onwards (n <= n_past()); the cache before n stays.
+  void rewind(int n);
+  void reset() { rewind(0); }
   // With no observer set, the hook points cost one branch each.
   void set_observer(HookObserver observer) { observer_ = std::move(observer); }
   const Model& model() const { return *model_; }
 
  private:
-  void forward_chunk(std::span<const TokenId> tokens, bool all_logits, std::vector<float>& logits);
+  struct Buffers;
+  void forward_chunk(std::span<const TokenId> tokens, bool all_logits, float* logits);
   std::shared_ptr<const Model> model_;
-  int n_ctx_;
+  int n_ctx_, n_batch_;
   int n_past_ = 0;
   std::unique_ptr<ThreadPool> pool_;
-  std::vector<float> k_cache_, v_cache_;  // [n_layer][n_ctx][n_head_kv * head_dim]
+  std::unique_ptr<Buffers> buffers_;
+  // [n_layer][n_ctx][n_head_kv * head_dim] f16, allocated untouched so that
+  // memory is committed only as positions fill.
+  std::unique_ptr<uint16_t[]> k_cache_, v_cache_;
+  std::vector<float> logits_;
   HookObserver observer_;
 };
 

@@ -25,6 +25,7 @@ struct ModelConfig {
   std::optional<int64_t> sliding_window;
   std::optional<std::string> rope_scaling_type;
   std::optional<double> rope_scaling_factor;
+  double rope_freq_scale = 1.0;  // 1 / factor for linear scaling, else 1
   double norm_eps = 0.0;
   std::string tokenizer_model;  // tokenizer.ggml.model: "gpt2", "llama", ...
   std::string tokenizer_pre;    // tokenizer.ggml.pre, may be empty

@@ -11,5 +11,6 @@ void register_tokenize(CLI::App& app);
 void register_template(CLI::App& app);
 void register_logits(CLI::App& app);
 void register_dump(CLI::App& app);
+void register_run(CLI::App& app);
 
 }  // namespace tiller::cli

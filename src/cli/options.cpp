@@ -1,11 +1,48 @@
 #include "cli/options.h"
 
+#include <random>
+#include <thread>
+
 #include "tiller/text_file.h"
 
 namespace tiller::cli {
 
 void add_model_option(CLI::App* command, std::string& model) {
   command->add_option("-m,--model", model, "Model name or .gguf path")->capture_default_str();
+}
+
+int default_thread_count() {
+  const unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : static_cast<int>(std::min(n, 64u));
+}
+
+void add_threads_option(CLI::App* command, int& threads) {
+  threads = default_thread_count();
+  command->add_option("-t,--threads", threads, "Threads")->capture_default_str()->check(CLI::Range(1, 256));
+}
+
+SamplerParams SamplingFlags::resolve() const {
+  SamplerParams resolved = params;
+  resolved.seed = seed >= 0 ? static_cast<uint64_t>(seed) : static_cast<uint64_t>(std::random_device{}() >> 1);
+  return resolved;
+}
+
+void add_sampling_options(CLI::App* command, SamplingFlags& flags) {
+  SamplerParams& p = flags.params;
+  command->add_option("--temp", p.temperature, "Temperature; 0: greedy")->capture_default_str();
+  command->add_option("--top-k", p.top_k, "Keep the K most likely tokens; 0: off")->capture_default_str();
+  command->add_option("--top-p", p.top_p, "Keep the most likely tokens up to this probability; 1: off")
+      ->capture_default_str();
+  command->add_option("--min-p", p.min_p, "Drop tokens less likely than this times the best; 0: off")
+      ->capture_default_str();
+  command->add_option("--repeat-penalty", p.repeat_penalty, "Penalty for recent tokens; 1: off")
+      ->capture_default_str();
+  command->add_option("--repeat-last-n", p.penalty_last_n, "Recent tokens the penalties look at; -1: all")
+      ->capture_default_str();
+  command->add_option("--frequency-penalty", p.frequency_penalty, "Subtracted per occurrence")->capture_default_str();
+  command->add_option("--presence-penalty", p.presence_penalty, "Subtracted once if present")->capture_default_str();
+  command->add_option("-s,--seed", flags.seed, "Random seed; -1: pick one (and print it)")
+      ->capture_default_str()->check(CLI::Range(int64_t{-1}, INT64_MAX));
 }
 
 void TextInput::add_to(CLI::App* command, const std::string& inline_name, const std::string& description) {

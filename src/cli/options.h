@@ -3,12 +3,30 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdint>
 #include <string>
+
+#include "tiller/sampler.h"
 
 namespace tiller::cli {
 
 // -m/--model: a model name from the cache or a .gguf path.
 void add_model_option(CLI::App* command, std::string& model);
+
+// -t/--threads, default: the machine's hardware threads.
+int default_thread_count();
+void add_threads_option(CLI::App* command, int& threads);
+
+// The sampling flags, with llama.cpp's names: --temp, --top-k, --top-p, --min-p,
+// --repeat-penalty, --repeat-last-n, --frequency-penalty, --presence-penalty and
+// -s/--seed (-1: a random seed, which the caller reports so the run can be repeated).
+struct SamplingFlags {
+  SamplerParams params;
+  int64_t seed = -1;
+  // params with the seed resolved (drawn at random when -1).
+  SamplerParams resolve() const;
+};
+void add_sampling_options(CLI::App* command, SamplingFlags& flags);
 
 // Text given inline (a flag such as "-p,--prompt", or a positional name) or with
 // -f/--file, exactly one of the two. Lives in a command's options struct.

@@ -73,8 +73,11 @@ void check_config(const ModelConfig& c, const std::string& name) {
   }
   if (c.head_dim <= 0 || c.head_dim % 2 != 0) fail("{}: head size {} must be even", name, c.head_dim);
   if (c.n_ff <= 0) fail("{}: feed-forward width is missing", name);
-  if (c.rope_scaling_type && *c.rope_scaling_type != "none") {
-    fail("{}: rope scaling '{}' is not supported yet", name, *c.rope_scaling_type);
+  if (c.rope_scaling_type && *c.rope_scaling_type != "none" && *c.rope_scaling_type != "linear") {
+    fail("{}: rope scaling '{}' is not supported (supported: none, linear)", name, printable(*c.rope_scaling_type));
+  }
+  if (c.rope_scaling_type == "linear" && !(c.rope_scaling_factor && *c.rope_scaling_factor > 0)) {
+    fail("{}: linear rope scaling needs a positive rope.scaling.factor", name);
   }
 }
 
@@ -99,6 +102,9 @@ std::shared_ptr<const Model> Model::load(const std::string& path) {
   weights->output = file.find_tensor("output.weight") ? bind.matrix("output.weight", c.n_embd, c.n_vocab)
                                                       : weights->token_embd;
   weights->output_norm = bind.vector("output_norm.weight", c.n_embd);
+  if (file.find_tensor("rope_freqs.weight") != nullptr) {
+    weights->rope_freqs = bind.vector("rope_freqs.weight", c.head_dim / 2);
+  }
   for (int64_t l = 0; l < c.n_layer; ++l) {
     const std::string p = fmt::format("blk.{}.", l);
     LayerWeights layer;

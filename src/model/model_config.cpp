@@ -64,6 +64,9 @@ ModelConfig read_model_config(const gguf::File& file) {
   }
   config.rope_scaling_type = file.get_string(prefix + "rope.scaling.type");
   config.rope_scaling_factor = file.get_float(prefix + "rope.scaling.factor");
+  if (config.rope_scaling_type == "linear" && config.rope_scaling_factor && *config.rope_scaling_factor > 0) {
+    config.rope_freq_scale = 1.0 / *config.rope_scaling_factor;
+  }
   config.norm_eps = file.get_float(prefix + "attention.layer_norm_rms_epsilon")
                         .value_or(file.get_float(prefix + "attention.layer_norm_epsilon").value_or(0.0));
 

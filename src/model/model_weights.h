@@ -20,6 +20,7 @@ struct ModelWeights {
   ops::WeightMatrix token_embd;  // n_vocab rows of n_embd
   ops::WeightMatrix output;      // the logits matrix: output.weight, or token_embd when tied
   std::vector<float> output_norm;
+  std::vector<float> rope_freqs;  // optional per-pair rope divisors (rope_freqs.weight), else empty
   std::vector<LayerWeights> layers;
 };
 

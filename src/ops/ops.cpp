@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "tiller/dequantize.h"
@@ -75,19 +76,67 @@ void round_activations(TensorType weight_type, const float* x, int64_t n, float*
   }
 }
 
-void matmul(const WeightMatrix& w, const float* x_in, int64_t n_rows, float* out, ThreadPool& pool) {
-  thread_local std::vector<float> rounded;
+namespace {
+
+// Q8_1 keeps, beside each block's f16 scale d, the f16 of (unrounded d) x (sum of
+// the block's quants), and the formats with a block minimum (Q4_1, Q5_1) multiply
+// that minimum by it. Dequantized weights times rounded activations give
+// m x f16(d) x sum instead; these per-block corrections (s - f16(d) x sum) make up
+// the difference, which otherwise leaves a relative error near 5e-4 per product.
+bool uses_q8_1_sums(TensorType type) { return type == TensorType::Q4_1 || type == TensorType::Q5_1; }
+
+void q8_1_sum_corrections(const float* x, int64_t n, float* out) {
+  for (int64_t b = 0; b + 32 <= n; b += 32) {
+    float amax = 0.0f;
+    for (int64_t i = b; i < b + 32; ++i) amax = std::max(amax, std::fabs(x[i]));
+    const float d = amax / 127.0f, inverse = amax != 0.0f ? 127.0f / amax : 0.0f;
+    float sum = 0.0f;  // an integer below 2^13: exact
+    for (int64_t i = b; i < b + 32; ++i) sum += std::nearbyint(x[i] * inverse);
+    const float stored = fp16_to_fp32(fp32_to_fp16(d * sum));
+    out[b / 32] = stored - fp16_to_fp32(fp32_to_fp16(d)) * sum;
+  }
+}
+
+}  // namespace
+
+void matmul_reference(const WeightMatrix& w, const float* x_in, int64_t n_rows, float* out, ThreadPool& pool) {
+  thread_local std::vector<float> rounded, corrections;
   rounded.resize(static_cast<size_t>(n_rows * w.n_in));
   round_activations(w.type, x_in, n_rows * w.n_in, rounded.data());
   const float* x = rounded.data();
+  const bool correct = uses_q8_1_sums(w.type);
+  const int64_t n_blocks = w.n_in / 32;
+  if (correct) {
+    corrections.resize(static_cast<size_t>(n_rows * n_blocks));
+    for (int64_t t = 0; t < n_rows; ++t) q8_1_sum_corrections(x_in + t * w.n_in, w.n_in, &corrections[t * n_blocks]);
+  }
+  const float* delta = corrections.data();
   pool.parallel_for(w.n_out, [&](int64_t begin, int64_t end, int) {
-    thread_local std::vector<float> row;
+    thread_local std::vector<float> row, minimums;
     row.resize(static_cast<size_t>(w.n_in));
+    minimums.resize(static_cast<size_t>(n_blocks));
+    const uint64_t block_bytes = tensor_type_info(w.type).block_bytes;
     for (int64_t r = begin; r < end; ++r) {
       weight_row(w, r, row.data());
-      for (int64_t t = 0; t < n_rows; ++t) out[t * w.n_out + r] = dot(row.data(), x + t * w.n_in, w.n_in);
+      if (correct) {  // the minimum m is the f16 after the f16 scale d in both formats
+        const uint8_t* blocks = w.data + static_cast<uint64_t>(r) * w.row_bytes;
+        for (int64_t b = 0; b < n_blocks; ++b) {
+          uint16_t bits;
+          std::memcpy(&bits, blocks + static_cast<uint64_t>(b) * block_bytes + 2, 2);
+          minimums[static_cast<size_t>(b)] = fp16_to_fp32(bits);
+        }
+      }
+      for (int64_t t = 0; t < n_rows; ++t) {
+        float value = dot(row.data(), x + t * w.n_in, w.n_in);
+        if (correct) value += dot(minimums.data(), delta + t * n_blocks, n_blocks);
+        out[t * w.n_out + r] = value;
+      }
     }
   });
+}
+
+void matmul(const WeightMatrix& w, const float* x, int64_t n_rows, float* out, ThreadPool& pool) {
+  matmul_reference(w, x, n_rows, out, pool);  // integer kernels on the 8-bit values come next
 }
 
 void rms_norm(const float* x, const float* weight, int64_t n_rows, int64_t width, float eps, float* out) {
@@ -95,28 +144,32 @@ void rms_norm(const float* x, const float* weight, int64_t n_rows, int64_t width
     const float* in = x + t * width;
     float* o = out + t * width;
     double sum = 0.0;
-    for (int64_t i = 0; i < width; ++i) sum += static_cast<double>(in[i]) * in[i];
+    for (int64_t i = 0; i < width; ++i) sum += static_cast<double>(in[i] * in[i]);
     const float scale = 1.0f / std::sqrt(static_cast<float>(sum / static_cast<double>(width)) + eps);
     for (int64_t i = 0; i < width; ++i) o[i] = in[i] * scale * weight[i];
   }
 }
 
 void rope(float* x, int64_t n_rows, int64_t n_heads, int64_t head_dim, std::span<const int32_t> positions,
-          float freq_base, bool neox) {
+          const RopeParams& params) {
   const int64_t half = head_dim / 2;
-  const float theta_scale = std::pow(freq_base, -2.0f / static_cast<float>(head_dim));
-  std::vector<float> cos_table(static_cast<size_t>(half)), sin_table(static_cast<size_t>(half));
+  const float theta_scale = std::pow(params.freq_base, -2.0f / static_cast<float>(head_dim));
+  thread_local std::vector<float> cos_table, sin_table;
+  cos_table.resize(static_cast<size_t>(half));
+  sin_table.resize(static_cast<size_t>(half));
   for (int64_t t = 0; t < n_rows; ++t) {
     float theta = static_cast<float>(positions[static_cast<size_t>(t)]);
     for (int64_t i = 0; i < half; ++i) {
-      cos_table[static_cast<size_t>(i)] = std::cos(theta);
-      sin_table[static_cast<size_t>(i)] = std::sin(theta);
+      const float factor = params.freq_factors != nullptr ? params.freq_factors[i] : 1.0f;
+      const float angle = params.freq_scale * (theta / factor);
+      cos_table[static_cast<size_t>(i)] = std::cos(angle);
+      sin_table[static_cast<size_t>(i)] = std::sin(angle);
       theta *= theta_scale;
     }
     for (int64_t h = 0; h < n_heads; ++h) {
       float* v = x + (t * n_heads + h) * head_dim;
       for (int64_t i = 0; i < half; ++i) {
-        const int64_t a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+        const int64_t a = params.neox ? i : 2 * i, b = params.neox ? i + half : 2 * i + 1;
         const float c = cos_table[static_cast<size_t>(i)], s = sin_table[static_cast<size_t>(i)];
         const float x0 = v[a], x1 = v[b];
         v[a] = x0 * c - x1 * s;
@@ -143,6 +196,20 @@ float silu(float x) { return x / (1.0f + std::exp(-x)); }
 float gelu_tanh(float x) {
   constexpr float kSqrt2OverPi = 0.7978845608028654f;
   return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
+}
+
+float gelu_tanh_f16(float x) {
+  // Beyond +-10 the table is not used: GELU is x or 0 to f32 precision there.
+  if (x <= -10.0f) return 0.0f;
+  if (x >= 10.0f) return x;
+  static const std::vector<uint16_t> table = [] {
+    std::vector<uint16_t> values(65536);
+    for (uint32_t bits = 0; bits < 65536; ++bits) {
+      values[bits] = fp32_to_fp16(gelu_tanh(fp16_to_fp32(static_cast<uint16_t>(bits))));
+    }
+    return values;
+  }();
+  return fp16_to_fp32(table[fp32_to_fp16(x)]);
 }
 
 }  // namespace tiller::ops

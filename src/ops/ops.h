@@ -27,13 +27,18 @@ float dot(const float* a, const float* b, int64_t n);
 // product with weights of `weight_type`: 8-bit blocks of 32 with an f16 scale
 // (Q8_0 / Q8_1) for the 32-weight formats, 8-bit blocks of 256 with an f32 scale
 // (Q8_K) for the K-quants, unchanged otherwise. Computing with these values keeps
-// each matrix product within about 1e-3 of llama.cpp's instead of 1e-2; integer
-// kernels that use the 8-bit values directly are the next step.
+// each matrix product within 1e-6 of llama.cpp's instead of 1e-2.
 void round_activations(TensorType weight_type, const float* x, int64_t n, float* out);
 
 // out[t, r] = sum_i w[r, i] * x'[t, i] for t < n_rows, r < w.n_out, where x' is x
-// rounded by round_activations.
+// rounded by round_activations (for now the plain form below; integer dot products
+// on the 8-bit values, as llama.cpp's CPU backend computes them, are the next step).
 void matmul(const WeightMatrix& w, const float* x, int64_t n_rows, float* out, ThreadPool& pool);
+
+// The product the plain way, the reference for faster kernels: activations rounded by
+// round_activations, each weight row dequantized to floats, float dot products, and
+// for Q4_1 / Q5_1 the per-block correction for Q8_1's stored sums.
+void matmul_reference(const WeightMatrix& w, const float* x, int64_t n_rows, float* out, ThreadPool& pool);
 
 // One row of a weight matrix as floats (embedding look-up).
 void weight_row(const WeightMatrix& w, int64_t row, float* out);
@@ -41,14 +46,25 @@ void weight_row(const WeightMatrix& w, int64_t row, float* out);
 // x / sqrt(mean(x^2) + eps) * weight, per row of `width`.
 void rms_norm(const float* x, const float* weight, int64_t n_rows, int64_t width, float eps, float* out);
 
-// Rotary position embedding in place on [n_rows x n_heads*head_dim]. Pairs are
-// (2i, 2i+1) ("normal", llama) or (i, i + head_dim/2) ("neox", gemma3).
+struct RopeParams {
+  float freq_base = 10000.0f;
+  float freq_scale = 1.0f;              // linear scaling: positions count freq_scale each
+  const float* freq_factors = nullptr;  // optional per-pair divisors (Llama 3.1's rope_freqs)
+  bool neox = false;                    // pairs (i, i + d/2) instead of (2i, 2i+1)
+};
+
+// Rotary position embedding in place on [n_rows x n_heads*head_dim]: pair i of
+// each head turns by positions[t] * freq_scale * freq_base^(-2i/head_dim) / freq_factors[i].
+// Pairs are (2i, 2i+1) ("normal", llama) or (i, i + head_dim/2) ("neox", gemma3).
 void rope(float* x, int64_t n_rows, int64_t n_heads, int64_t head_dim, std::span<const int32_t> positions,
-          float freq_base, bool neox);
+          const RopeParams& params);
 
 void softmax(float* x, int64_t n);
 
 float silu(float x);
 float gelu_tanh(float x);
+// GELU-tanh of x rounded to f16, itself rounded to f16: llama.cpp's CPU backend
+// reads GELU from an f16 table, and Gemma's numbers follow that table.
+float gelu_tanh_f16(float x);
 
 }  // namespace tiller::ops

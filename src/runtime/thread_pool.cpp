@@ -25,7 +25,7 @@ std::pair<int64_t, int64_t> chunk_of(int64_t n, int parts, int index) {
 }
 }  // namespace
 
-void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& body) {
+void ThreadPool::run(Task body, int64_t n) {
   if (n <= 0) return;
   if (n_threads_ == 1 || n == 1) {
     body(0, n, 0);
@@ -33,7 +33,7 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   }
   {
     std::lock_guard lock(mutex_);
-    body_ = &body;
+    body_ = body;
     n_ = n;
     pending_ = n_threads_ - 1;
     ++generation_;
@@ -43,13 +43,13 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   if (begin < end) body(begin, end, 0);
   std::unique_lock lock(mutex_);
   done_.wait(lock, [this] { return pending_ == 0; });
-  body_ = nullptr;
+  body_ = {};
 }
 
 void ThreadPool::work(int index) {
   uint64_t seen = 0;
   while (true) {
-    const std::function<void(int64_t, int64_t, int)>* body;
+    Task body;
     int64_t n;
     {
       std::unique_lock lock(mutex_);
@@ -60,7 +60,7 @@ void ThreadPool::work(int index) {
       n = n_;
     }
     const auto [begin, end] = chunk_of(n, n_threads_, index);
-    if (begin < end) (*body)(begin, end, index);
+    if (begin < end) body(begin, end, index);
     {
       std::lock_guard lock(mutex_);
       --pending_;

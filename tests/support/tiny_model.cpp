@@ -60,10 +60,11 @@ std::vector<uint8_t> random_tensor_bytes(TensorType type, int64_t n_elements, st
 }
 
 gguf::Writer make_tiny_model(const TinyModelSpec& spec) {
-  if (spec.n_embd % spec.n_head != 0) fail("tiny model: n_embd must divide by n_head");
+  if (spec.head_dim == 0 && spec.n_embd % spec.n_head != 0) fail("tiny model: n_embd must divide by n_head");
   std::mt19937 rng(spec.seed);
   const std::string arch = spec.architecture;
-  const int64_t head_dim = spec.n_embd / spec.n_head;
+  const bool gemma = arch == "gemma3";
+  const int64_t head_dim = spec.head_dim > 0 ? spec.head_dim : spec.n_embd / spec.n_head;
   gguf::Writer writer;
   writer.set("general.architecture", arch);
   writer.set("general.name", "tiny " + arch);
@@ -73,7 +74,19 @@ gguf::Writer make_tiny_model(const TinyModelSpec& spec) {
   writer.set(arch + ".feed_forward_length", static_cast<uint32_t>(spec.n_ff));
   writer.set(arch + ".attention.head_count", static_cast<uint32_t>(spec.n_head));
   writer.set(arch + ".attention.head_count_kv", static_cast<uint32_t>(spec.n_head_kv));
-  writer.set(arch + ".rope.freq_base", 10000.0f);
+  writer.set(arch + ".rope.freq_base", spec.rope_freq_base);
+  if (spec.head_dim > 0) {
+    writer.set(arch + ".attention.key_length", static_cast<uint32_t>(spec.head_dim));
+    writer.set(arch + ".attention.value_length", static_cast<uint32_t>(spec.head_dim));
+  }
+  if (spec.rope_scaling_factor > 0) {
+    writer.set(arch + ".rope.scaling.type", std::string("linear"));
+    writer.set(arch + ".rope.scaling.factor", spec.rope_scaling_factor);
+  }
+  if (gemma) {
+    writer.set(arch + ".attention.sliding_window", static_cast<uint32_t>(spec.sliding_window));
+    writer.set(arch + ".rope.freq_base_swa", spec.rope_freq_base_swa);
+  }
   writer.set(arch + ".attention.layer_norm_rms_epsilon", 1e-5f);
 
   // A byte-level vocabulary: three specials, then one token per byte value.
@@ -95,15 +108,21 @@ gguf::Writer make_tiny_model(const TinyModelSpec& spec) {
     for (int64_t extent : shape) n *= extent;
     writer.add_tensor(name, type, std::move(shape), random_tensor_bytes(type, n, rng));
   };
-  const int64_t kv_width = spec.n_head_kv * head_dim;
+  const int64_t kv_width = spec.n_head_kv * head_dim, q_width = spec.n_head * head_dim;
   add("token_embd.weight", spec.weight_type, {spec.n_embd, spec.n_vocab});
   for (int64_t layer = 0; layer < spec.n_layer; ++layer) {
     const std::string block = fmt::format("blk.{}.", layer);
     add(block + "attn_norm.weight", TensorType::F32, {spec.n_embd});
-    add(block + "attn_q.weight", spec.weight_type, {spec.n_embd, spec.n_embd});
+    add(block + "attn_q.weight", spec.weight_type, {spec.n_embd, q_width});
     add(block + "attn_k.weight", spec.weight_type, {spec.n_embd, kv_width});
     add(block + "attn_v.weight", spec.weight_type, {spec.n_embd, kv_width});
-    add(block + "attn_output.weight", spec.weight_type, {spec.n_embd, spec.n_embd});
+    add(block + "attn_output.weight", spec.weight_type, {q_width, spec.n_embd});
+    if (gemma) {
+      add(block + "attn_q_norm.weight", TensorType::F32, {head_dim});
+      add(block + "attn_k_norm.weight", TensorType::F32, {head_dim});
+      add(block + "post_attention_norm.weight", TensorType::F32, {spec.n_embd});
+      add(block + "post_ffw_norm.weight", TensorType::F32, {spec.n_embd});
+    }
     add(block + "ffn_norm.weight", TensorType::F32, {spec.n_embd});
     add(block + "ffn_gate.weight", spec.weight_type, {spec.n_embd, spec.n_ff});
     add(block + "ffn_up.weight", spec.weight_type, {spec.n_embd, spec.n_ff});

@@ -22,6 +22,12 @@ struct TinyModelSpec {
   TensorType weight_type = TensorType::Q8_0;  // matrices; norms stay F32
   bool tied_output = true;
   uint32_t seed = 1;
+  int64_t head_dim = 0;  // 0: n_embd / n_head; else written as attention.key_length and value_length
+  float rope_freq_base = 10000.0f;
+  float rope_scaling_factor = 0.0f;  // > 0: linear rope scaling by this factor
+  // gemma3 only: the local blocks' window (every block but each sixth) and rope base.
+  int64_t sliding_window = 4;
+  float rope_freq_base_swa = 10000.0f;
 };
 
 gguf::Writer make_tiny_model(const TinyModelSpec& spec);

@@ -1,0 +1,38 @@
+// Causal self-attention over an f16 key/value cache, with no knowledge of any model.
+#pragma once
+
+#include <cstdint>
+
+#include "tiller/thread_pool.h"
+
+namespace tiller::ops {
+
+struct AttentionShape {
+  int64_t n_head = 0;     // query heads
+  int64_t n_head_kv = 0;  // key/value heads; query head h reads kv head h / (n_head / n_head_kv)
+  int64_t head_dim = 0;
+};
+
+// The key/value cache of one block: row p holds position p, n_head_kv * head_dim
+// halves wide. Stored as f16, as llama.cpp stores its cache by default: half the
+// memory, and the same rounding as the reference.
+struct KvCacheView {
+  const uint16_t* keys = nullptr;
+  const uint16_t* values = nullptr;
+};
+
+// For each of n_tokens query rows at positions first_position + t: softmax over
+// the cached positions j with max(0, p - window + 1) <= j <= p of scale * q.k_j,
+// then the weighted sum of v_j. out is [n_tokens x n_head * head_dim].
+// As in llama.cpp's CPU path, the query and the attention weights are rounded to
+// f16 before their products with the f16 cache, so both engines see the same numbers.
+// scores is scratch space of pool.size() x scores_stride floats, scores_stride at
+// least first_position + n_tokens (the session's context size).
+void causal_attention(const float* q, int64_t n_tokens, int64_t first_position, KvCacheView cache,
+                      const AttentionShape& shape, int64_t window, float scale, float* out, float* scores,
+                      int64_t scores_stride, ThreadPool& pool);
+
+// Rounds x to the nearest f16 and back (ties to even).
+float round_to_f16(float x);
+
+}  // namespace tiller::ops
