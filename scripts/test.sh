@@ -5,7 +5,7 @@
 # TILLER_FUZZ_SECONDS sets the fuzz run's length (default 60). TILLER_GOLDEN_LIMIT
 # sets how many forward-pass golden texts and prompts the release build checks
 # (default 20 of 65 and 50; "all" for every one, some 20 minutes with today's
-# scalar kernels; sanitizer builds check 3 and 4).
+# scalar kernels; sanitizer builds check 1 of each).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

@@ -80,7 +80,7 @@ TEST_P(ForwardGolden, NextTokenDistributionsMatchLlamaCpp) {
   Session session(model, {.n_ctx = golden["header"]["context"]["n_ctx"].get<int>(), .n_threads = 2});
 
   const auto& texts = golden["texts"];
-  const size_t n_texts = entries_to_check(texts.size(), 3);
+  const size_t n_texts = entries_to_check(texts.size(), 1);
   double kl_sum = 0, kl_worst = 0;
   size_t positions = 0, agree = 0;
   for (size_t e = 0; e < n_texts; ++e) {
@@ -136,7 +136,7 @@ TEST_P(ForwardGolden, GreedyContinuationsMatchLlamaCpp) {
   options.sampling.temperature = 0.0f;
 
   const auto& prompts = golden["greedy"];
-  const size_t n_prompts = entries_to_check(prompts.size(), 4);
+  const size_t n_prompts = entries_to_check(prompts.size(), 1);
   size_t identical = 0;
   double widest_gap = 0;  // llama.cpp's top-2 gap where a continuation first differs
   for (size_t e = 0; e < n_prompts; ++e) {
