@@ -121,7 +121,11 @@ TEST_P(ForwardGolden, NextTokenDistributionsMatchLlamaCpp) {
   std::cout << fmt::format("[ figures ] {}: {} texts, {} positions: mean KL {:.5f} nats (max {:.4f}), "
                            "top-1 agreement {:.2f}%\n",
                            GetParam(), n_texts, positions, mean_kl, kl_worst, 100 * top1);
-  const Bars bars = bars_for(GetParam());
+  Bars bars = bars_for(GetParam());
+  if (positions < 2000) {  // a subset (sanitizer builds): one position is 0.5% of 200
+    bars.max_mean_kl *= 1.5;
+    bars.min_top1 -= 0.03;
+  }
   EXPECT_LE(mean_kl, bars.max_mean_kl);
   EXPECT_GE(top1, bars.min_top1);
 }
