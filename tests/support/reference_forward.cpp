@@ -95,14 +95,19 @@ std::vector<double> reference_logits(const std::string& path, const std::vector<
     const double freq_scale = local_rope ? 1.0 : c.rope_freq_scale;
     const Matrix wq = weights.matrix(p + "attn_q.weight"), wk = weights.matrix(p + "attn_k.weight"),
                  wv = weights.matrix(p + "attn_v.weight"), wo = weights.matrix(p + "attn_output.weight");
+    // Each block's norm weights, read once rather than per position.
+    const Vector attn_norm = weights.vector(p + "attn_norm.weight"), ffn_norm = weights.vector(p + "ffn_norm.weight");
+    const Vector qn = gemma ? weights.vector(p + "attn_q_norm.weight") : Vector{},
+                 kn = gemma ? weights.vector(p + "attn_k_norm.weight") : Vector{},
+                 post_attention = gemma ? weights.vector(p + "post_attention_norm.weight") : Vector{},
+                 post_ffw = gemma ? weights.vector(p + "post_ffw_norm.weight") : Vector{};
     std::vector<Vector> q(n), k(n), v(n);
     for (size_t t = 0; t < n; ++t) {
-      const Vector h = rms_norm(x[t], weights.vector(p + "attn_norm.weight"), eps);
+      const Vector h = rms_norm(x[t], attn_norm, eps);
       q[t] = times(wq, h);
       k[t] = times(wk, h);
       v[t] = times(wv, h);
       if (gemma) {  // each head normalized on its own
-        const Vector qn = weights.vector(p + "attn_q_norm.weight"), kn = weights.vector(p + "attn_k_norm.weight");
         for (size_t head = 0; head < n_head; ++head) {
           const Vector y = rms_norm(q[t], qn, eps, head * hd, hd);
           std::copy(y.begin(), y.end(), q[t].begin() + static_cast<std::ptrdiff_t>(head * hd));
@@ -136,25 +141,26 @@ std::vector<double> reference_logits(const std::string& path, const std::vector<
         }
       }
       Vector out = times(wo, attended);
-      if (gemma) out = rms_norm(out, weights.vector(p + "post_attention_norm.weight"), eps);
+      if (gemma) out = rms_norm(out, post_attention, eps);
       for (size_t i = 0; i < n_embd; ++i) x[t][i] += out[i];
     }
     const Matrix gate = weights.matrix(p + "ffn_gate.weight"), up = weights.matrix(p + "ffn_up.weight"),
                  down = weights.matrix(p + "ffn_down.weight");
     for (size_t t = 0; t < n; ++t) {
-      const Vector h = rms_norm(x[t], weights.vector(p + "ffn_norm.weight"), eps);
+      const Vector h = rms_norm(x[t], ffn_norm, eps);
       Vector g = times(gate, h);
       const Vector u = times(up, h);
       for (size_t i = 0; i < g.size(); ++i) g[i] = (gemma ? gelu_tanh(g[i]) : silu(g[i])) * u[i];
       Vector out = times(down, g);
-      if (gemma) out = rms_norm(out, weights.vector(p + "post_ffw_norm.weight"), eps);
+      if (gemma) out = rms_norm(out, post_ffw, eps);
       for (size_t i = 0; i < n_embd; ++i) x[t][i] += out[i];
     }
   }
   const Matrix output = file.find_tensor("output.weight") ? weights.matrix("output.weight") : embedding;
+  const Vector output_norm = weights.vector("output_norm.weight");
   std::vector<double> logits;
   for (size_t t = 0; t < n; ++t) {
-    const Vector row = times(output, rms_norm(x[t], weights.vector("output_norm.weight"), eps));
+    const Vector row = times(output, rms_norm(x[t], output_norm, eps));
     logits.insert(logits.end(), row.begin(), row.end());
   }
   return logits;
