@@ -5,6 +5,7 @@
 #include <cstring>
 #include <vector>
 
+#include "ops/quantized_dot.h"
 #include "tiller/dequantize.h"
 #include "tiller/error.h"
 
@@ -136,7 +137,7 @@ void matmul_reference(const WeightMatrix& w, const float* x_in, int64_t n_rows, 
 }
 
 void matmul(const WeightMatrix& w, const float* x, int64_t n_rows, float* out, ThreadPool& pool) {
-  matmul_reference(w, x, n_rows, out, pool);  // integer kernels on the 8-bit values come next
+  quantized_matmul(w, x, n_rows, out, pool, best_kernel_level());
 }
 
 void rms_norm(const float* x, const float* weight, int64_t n_rows, int64_t width, float eps, float* out) {

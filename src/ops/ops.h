@@ -27,12 +27,13 @@ float dot(const float* a, const float* b, int64_t n);
 // product with weights of `weight_type`: 8-bit blocks of 32 with an f16 scale
 // (Q8_0 / Q8_1) for the 32-weight formats, 8-bit blocks of 256 with an f32 scale
 // (Q8_K) for the K-quants, unchanged otherwise. Computing with these values keeps
-// each matrix product within 1e-6 of llama.cpp's instead of 1e-2.
+// each matrix product within 1e-6 of llama.cpp's instead of 1e-2. matmul works on
+// the 8-bit values themselves; this float form is the tests' reference.
 void round_activations(TensorType weight_type, const float* x, int64_t n, float* out);
 
 // out[t, r] = sum_i w[r, i] * x'[t, i] for t < n_rows, r < w.n_out, where x' is x
-// rounded by round_activations (for now the plain form below; integer dot products
-// on the 8-bit values, as llama.cpp's CPU backend computes them, are the next step).
+// rounded by round_activations. Computed with integer dot products on the
+// quantized activations (ops/quantized_dot.h), as llama.cpp's CPU backend does.
 void matmul(const WeightMatrix& w, const float* x, int64_t n_rows, float* out, ThreadPool& pool);
 
 // The product the plain way, the reference for faster kernels: activations rounded by

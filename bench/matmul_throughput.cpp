@@ -1,0 +1,116 @@
+// tiller-bench-matmul [Google Benchmark flags]: ops::matmul's integer kernels, at
+// each instruction-set level this CPU runs, against ops::matmul_reference (the
+// dequantize-and-float-dot path), on a 576x1536 matrix (1536x576 for the K-quants,
+// whose rows must be whole 256-blocks) with 1 and 64 activation rows, on 1 and 2
+// threads. GFLOP/s counts 2 x n_in x n_out x rows per call.
+#include <benchmark/benchmark.h>
+#include <fmt/format.h>
+
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "ops/ops.h"
+#include "ops/quantized_dot.h"
+#include "tiller/tensor_type.h"
+#include "tiller/thread_pool.h"
+
+namespace {
+
+using tiller::TensorType;
+
+// Random quant bits with finite f16 scales (between 2^-10 and 2^-1, either sign).
+std::vector<uint8_t> random_weights(TensorType type, int64_t n, std::mt19937& rng) {
+  const tiller::TensorTypeInfo& info = tiller::tensor_type_info(type);
+  std::vector<uint8_t> bytes(*tiller::tensor_bytes(type, n));
+  for (auto& byte : bytes) byte = static_cast<uint8_t>(rng());
+  std::vector<size_t> fields = {0};
+  if (type == TensorType::Q4_1 || type == TensorType::Q5_1 || type == TensorType::Q4_K || type == TensorType::Q5_K) {
+    fields = {0, 2};
+  } else if (type == TensorType::Q6_K) {
+    fields = {208};
+  }
+  for (size_t block = 0; block < bytes.size() / info.block_bytes; ++block) {
+    for (const size_t field : fields) {
+      const auto scale = static_cast<uint16_t>((rng() & 1u ? 0x8000u : 0u) | ((5u + rng() % 10u) << 10) | (rng() & 0x3ffu));
+      std::memcpy(bytes.data() + block * info.block_bytes + field, &scale, 2);
+    }
+  }
+  return bytes;
+}
+
+struct Setup {
+  std::vector<uint8_t> bytes;
+  tiller::ops::WeightMatrix w;
+  std::vector<float> x, out;
+};
+
+Setup make_setup(TensorType type, int64_t rows) {
+  const bool k_quant = tiller::tensor_type_info(type).block_size == 256;
+  Setup s;
+  s.w.type = type;
+  s.w.n_in = k_quant ? 1536 : 576;
+  s.w.n_out = k_quant ? 576 : 1536;
+  std::mt19937 rng(42);
+  s.bytes = random_weights(type, s.w.n_in * s.w.n_out, rng);
+  s.w.data = s.bytes.data();
+  s.w.row_bytes = *tiller::tensor_bytes(type, s.w.n_in);
+  s.w.name = "bench";
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  s.x.resize(static_cast<size_t>(rows * s.w.n_in));
+  for (auto& v : s.x) v = normal(rng);
+  s.out.resize(static_cast<size_t>(rows * s.w.n_out));
+  return s;
+}
+
+// level < 0: matmul_reference.
+void run(benchmark::State& state, TensorType type, int level) {
+  const int64_t rows = state.range(0);
+  tiller::ThreadPool pool(static_cast<int>(state.range(1)));
+  Setup s = make_setup(type, rows);
+  for (auto _ : state) {
+    if (level < 0) {
+      tiller::ops::matmul_reference(s.w, s.x.data(), rows, s.out.data(), pool);
+    } else {
+      tiller::ops::quantized_matmul(s.w, s.x.data(), rows, s.out.data(), pool,
+                                    static_cast<tiller::ops::KernelLevel>(level));
+    }
+    benchmark::DoNotOptimize(s.out.data());
+    benchmark::ClobberMemory();
+  }
+  const double flops = 2.0 * static_cast<double>(s.w.n_in * s.w.n_out * rows);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const TensorType types[] = {TensorType::Q4_1, TensorType::Q8_0, TensorType::Q5_0, TensorType::Q4_K,
+                              TensorType::Q6_K};
+  for (const TensorType type : types) {
+    const std::string name(tiller::tensor_type_name(type));
+    std::vector<std::pair<std::string, int>> impls = {{"reference", -1}};
+    for (const auto level : tiller::ops::available_kernel_levels()) {
+      impls.emplace_back(std::string(tiller::ops::kernel_level_name(level)), static_cast<int>(level));
+    }
+    for (const auto& [impl, level] : impls) {
+      benchmark::RegisterBenchmark(fmt::format("{}/{}", name, impl).c_str(),
+                                   [type, level = level](benchmark::State& state) { run(state, type, level); })
+          ->ArgNames({"rows", "threads"})
+          ->Args({1, 1})
+          ->Args({64, 1})
+          ->Args({1, 2})
+          ->Args({64, 2})
+          ->Unit(benchmark::kMicrosecond)
+          ->UseRealTime();
+    }
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,70 @@
+// Matrix products on quantized activations, computed the way llama.cpp's CPU
+// backend computes them: each activation row is quantized once to 8-bit blocks
+// (Q8_0, Q8_1 or Q8_K, byte layouts as in ggml), and each weight block meets its
+// activation block in an integer dot product that is scaled afterwards.
+//
+// The results equal, to float rounding (about 1e-6 relative), dequantized weights
+// times activations rounded by round_activations, plus Q8_1's rule that the weight
+// minimum multiplies the block's stored f16 s = f16(unrounded d x sum(q)).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include "ops/ops.h"
+#include "tiller/tensor_type.h"
+#include "tiller/thread_pool.h"
+
+namespace tiller::ops {
+
+// How activations are stored for weights of a given type.
+//   Q8_0: f16 d, int8 q[32]                       (34 bytes per 32 values)
+//   Q8_1: f16 d, f16 s = f16(d x sum q), int8 q[32] (36 bytes per 32 values)
+//   Q8_K: f32 d, int8 q[256], int16 bsums[16]     (292 bytes per 256 values; bsums
+//         are the sums of each 16 consecutive quants)
+// F32 means no integer kernel: activations stay floats.
+enum class ActivationFormat { F32, Q8_0, Q8_1, Q8_K };
+
+// Q4_0, Q5_0, Q8_0 -> Q8_0; Q4_1, Q5_1 -> Q8_1; Q4_K, Q5_K, Q6_K -> Q8_K; else F32.
+ActivationFormat activation_format(TensorType weight_type);
+int64_t activation_block_size(ActivationFormat format);  // values per block (1 for F32)
+uint64_t activation_block_bytes(ActivationFormat format);
+// Bytes of one quantized row of n values; n must be a whole number of blocks.
+uint64_t activation_row_bytes(ActivationFormat format, int64_t n);
+
+// Quantizes n values (whole blocks) into `out` (activation_row_bytes bytes).
+// Q8_0 / Q8_1: d = max|x| / 127, q = nearest(x * 127 / max|x|), ties to even, d
+// stored as f16. Q8_K: the value of largest magnitude (the first if tied) maps to
+// -127; q = min(127, nearest(x * -127 / extreme)); d = extreme / -127 stays f32.
+void quantize_activations(ActivationFormat format, const float* x, int64_t n, uint8_t* out);
+// q x d per value: exactly what round_activations returns.
+void dequantize_activations(ActivationFormat format, const uint8_t* in, int64_t n, float* out);
+
+// The instruction sets the kernels come in. Portable is plain C++ the compiler
+// vectorizes (one clone per instruction set); Avx2 uses intrinsics, and its
+// results for Q4_1, Q5_0 and Q8_0 equal llama.cpp's CPU backend's bit for bit
+// (tested on both models' block-0 products). The levels add the same integer
+// sums in different float orders, so they differ by float rounding (~1e-7).
+enum class KernelLevel { Portable, Avx2 };
+std::string_view kernel_level_name(KernelLevel level);
+// The levels this CPU can run, Portable first, best last.
+std::span<const KernelLevel> available_kernel_levels();
+KernelLevel best_kernel_level();
+
+// Dot product of one weight row (raw bytes from the file) with one quantized
+// activation row of n values.
+using QuantizedDot = float (*)(const uint8_t* weights, const uint8_t* activations, int64_t n);
+// nullptr when weight_type has no integer kernel. A level without its own kernel for
+// the type falls back to the next lower one.
+QuantizedDot quantized_dot(TensorType weight_type, KernelLevel level);
+
+// matmul with the kernels of `level` (ops::matmul uses best_kernel_level()). Types
+// without an integer kernel (F32, F16, BF16) go to matmul_reference.
+void quantized_matmul(const WeightMatrix& w, const float* x, int64_t n_rows, float* out, ThreadPool& pool,
+                      KernelLevel level);
+
+// Exposed for tests: the inline f16 -> f32 conversion the portable kernels use.
+float half_to_float(uint16_t bits);
+
+}  // namespace tiller::ops

@@ -1,0 +1,475 @@
+// The integer matmul kernels against the plain float reference (matmul_reference):
+// every weight type, every instruction-set level this CPU runs, awkward activations.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "ops/ops.h"
+#include "ops/quantized_dot.h"
+#include "support/base64.h"
+#include "support/test_files.h"
+#include "support/tiny_model.h"
+#include "tiller/gguf.h"
+#include "tiller/dequantize.h"
+#include "tiller/error.h"
+
+namespace tiller {
+namespace {
+
+using ops::ActivationFormat;
+
+const std::vector<TensorType> kQuantizedTypes = {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q5_0,
+                                                 TensorType::Q5_1, TensorType::Q8_0, TensorType::Q4_K,
+                                                 TensorType::Q5_K, TensorType::Q6_K};
+
+// Rows of activations that exercise the quantizers: ordinary values, a block of
+// zeros, large outliers, an all-zero row, exact ties at half steps, and a negative
+// extreme that appears twice.
+std::vector<float> awkward_activations(int64_t n_rows, int64_t width, std::mt19937& rng) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(n_rows * width));
+  for (auto& v : x) v = normal(rng);
+  auto row = [&](int64_t t) { return x.data() + t * width; };
+  if (n_rows > 1) std::fill(row(1), row(1) + std::min<int64_t>(width, 64), 0.0f);  // zero blocks
+  if (n_rows > 2) {
+    row(2)[3] = 1000.0f;  // outliers
+    row(2)[width - 5] = -2500.0f;
+    row(2)[width / 2] = 3.0e4f;
+  }
+  if (n_rows > 3) std::fill(row(3), row(3) + width, 0.0f);
+  if (n_rows > 4) {
+    for (int64_t i = 0; i < width; ++i) row(4)[i] = static_cast<float>(i % 7) * 0.5f - 1.5f;  // half steps
+    row(4)[10] = -4.0f;
+    row(4)[20] = -4.0f;
+    row(4)[30] = 4.0f;
+  }
+  return x;
+}
+
+ops::WeightMatrix matrix(TensorType type, int64_t n_in, int64_t n_out, const std::vector<uint8_t>& bytes) {
+  ops::WeightMatrix w;
+  w.type = type;
+  w.n_in = n_in;
+  w.n_out = n_out;
+  w.data = bytes.data();
+  w.row_bytes = *tensor_bytes(type, n_in);
+  w.name = "test";
+  return w;
+}
+
+// sum_i |w_i x'_i| per output: the size of the terms each product adds up, which
+// float rounding errors scale with. x' is x as round_activations rounds it.
+std::vector<double> term_magnitudes(const ops::WeightMatrix& w, const float* x, int64_t n_rows) {
+  std::vector<float> row(static_cast<size_t>(w.n_in)), rounded(static_cast<size_t>(w.n_in));
+  std::vector<double> out(static_cast<size_t>(n_rows * w.n_out));
+  for (int64_t t = 0; t < n_rows; ++t) {
+    ops::round_activations(w.type, x + t * w.n_in, w.n_in, rounded.data());
+    for (int64_t r = 0; r < w.n_out; ++r) {
+      ops::weight_row(w, r, row.data());
+      double sum = 0;
+      for (int64_t i = 0; i < w.n_in; ++i) sum += std::fabs(double(row[i]) * rounded[i]);
+      out[static_cast<size_t>(t * w.n_out + r)] = sum;
+    }
+  }
+  return out;
+}
+
+// The largest |a - b| / magnitude over all outputs.
+double worst_relative(const std::vector<float>& a, const std::vector<float>& b, const std::vector<double>& scale) {
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double diff = std::fabs(double(a[i]) - b[i]);
+    worst = std::max(worst, scale[i] > 0 ? diff / scale[i] : diff);
+  }
+  return worst;
+}
+
+TEST(QuantizedDot, HalfConversionMatchesTheReferenceForEveryPattern) {
+  for (uint32_t bits = 0; bits <= 0xffff; ++bits) {
+    const float expected = fp16_to_fp32(static_cast<uint16_t>(bits));
+    const float got = ops::half_to_float(static_cast<uint16_t>(bits));
+    if (std::isnan(expected)) {
+      EXPECT_TRUE(std::isnan(got)) << bits;
+    } else {
+      ASSERT_EQ(std::bit_cast<uint32_t>(got), std::bit_cast<uint32_t>(expected)) << std::hex << bits;
+    }
+  }
+}
+
+TEST(QuantizedDot, ActivationFormatsFollowTheWeightType) {
+  EXPECT_EQ(ops::activation_format(TensorType::Q4_0), ActivationFormat::Q8_0);
+  EXPECT_EQ(ops::activation_format(TensorType::Q5_0), ActivationFormat::Q8_0);
+  EXPECT_EQ(ops::activation_format(TensorType::Q8_0), ActivationFormat::Q8_0);
+  EXPECT_EQ(ops::activation_format(TensorType::Q4_1), ActivationFormat::Q8_1);
+  EXPECT_EQ(ops::activation_format(TensorType::Q5_1), ActivationFormat::Q8_1);
+  EXPECT_EQ(ops::activation_format(TensorType::Q4_K), ActivationFormat::Q8_K);
+  EXPECT_EQ(ops::activation_format(TensorType::Q5_K), ActivationFormat::Q8_K);
+  EXPECT_EQ(ops::activation_format(TensorType::Q6_K), ActivationFormat::Q8_K);
+  EXPECT_EQ(ops::activation_format(TensorType::F32), ActivationFormat::F32);
+  EXPECT_EQ(ops::activation_format(TensorType::F16), ActivationFormat::F32);
+  EXPECT_EQ(ops::activation_format(TensorType::BF16), ActivationFormat::F32);
+  EXPECT_EQ(ops::activation_row_bytes(ActivationFormat::Q8_0, 64), 68u);
+  EXPECT_EQ(ops::activation_row_bytes(ActivationFormat::Q8_1, 64), 72u);
+  EXPECT_EQ(ops::activation_row_bytes(ActivationFormat::Q8_K, 512), 584u);
+  EXPECT_THROW(ops::activation_row_bytes(ActivationFormat::Q8_K, 300), Error);
+}
+
+// The quantized activations, read back as q x d, are exactly round_activations'
+// values; Q8_1's s and Q8_K's sums of 16 are what the formats define.
+TEST(QuantizedDot, ActivationQuantizationIsBitExactWithRoundActivations) {
+  std::mt19937 rng(7);
+  const int64_t width = 768, n_rows = 5;
+  const auto x = awkward_activations(n_rows, width, rng);
+  for (TensorType type : {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q6_K}) {
+    const ActivationFormat format = ops::activation_format(type);
+    const uint64_t row_bytes = ops::activation_row_bytes(format, width);
+    for (int64_t t = 0; t < n_rows; ++t) {
+      const float* in = x.data() + t * width;
+      std::vector<uint8_t> q(row_bytes);
+      ops::quantize_activations(format, in, width, q.data());
+      std::vector<float> back(static_cast<size_t>(width)), rounded(static_cast<size_t>(width));
+      ops::dequantize_activations(format, q.data(), width, back.data());
+      ops::round_activations(type, in, width, rounded.data());
+      for (int64_t i = 0; i < width; ++i) {
+        // Equal as numbers: round_activations may give -0 where a quant of 0 gives +0.
+        ASSERT_EQ(back[i], rounded[i])
+            << tensor_type_name(type) << " row " << t << " value " << i << ": " << back[i] << " vs " << rounded[i];
+      }
+      if (format == ActivationFormat::Q8_1) {
+        for (int64_t b = 0; b < width / 32; ++b) {
+          const uint8_t* block = q.data() + b * 36;
+          float amax = 0;
+          for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(in[b * 32 + i]));
+          int sum = 0;
+          for (int i = 0; i < 32; ++i) sum += static_cast<int8_t>(block[4 + i]);
+          uint16_t s;
+          std::memcpy(&s, block + 2, 2);
+          EXPECT_EQ(s, fp32_to_fp16(amax / 127.0f * static_cast<float>(sum))) << "row " << t << " block " << b;
+        }
+      }
+      if (format == ActivationFormat::Q8_K) {
+        for (int64_t b = 0; b < width / 256; ++b) {
+          const uint8_t* block = q.data() + b * 292;
+          for (int j = 0; j < 16; ++j) {
+            int sum = 0;
+            for (int i = 0; i < 16; ++i) sum += static_cast<int8_t>(block[4 + 16 * j + i]);
+            int16_t stored;
+            std::memcpy(&stored, block + 260 + 2 * j, 2);
+            EXPECT_EQ(stored, sum);
+          }
+          // The first value of largest magnitude becomes -127.
+          const float* v = in + 256 * b;
+          const auto extreme = std::max_element(v, v + 256, [](float a, float c) { return std::fabs(a) < std::fabs(c); });
+          if (*extreme != 0.0f) {
+            EXPECT_EQ(static_cast<int8_t>(block[4 + (extreme - v)]), -127);
+          }
+        }
+      }
+    }
+  }
+}
+
+struct Case {
+  int64_t n_in, n_out, n_rows;
+};
+
+// For every type and level: equal to the float reference within 2e-6 of the terms'
+// size, and clearly away from a product that skips the activation rounding (so
+// the comparison can fail).
+TEST(QuantizedDot, MatmulEqualsTheReferenceForEveryTypeAndLevel) {
+  std::mt19937 rng(11);
+  ThreadPool pool(1);
+  std::vector<std::array<double, 2>> worst(kQuantizedTypes.size(), {0.0, INFINITY});
+  for (size_t type_index = 0; type_index < kQuantizedTypes.size(); ++type_index) {
+    const TensorType type = kQuantizedTypes[type_index];
+    const bool k_quant = tensor_type_info(type).block_size == 256;
+    for (const Case c : {Case{k_quant ? 256 : 32, 3, 5}, Case{k_quant ? 768 : 96, 17, 5},
+                         Case{k_quant ? 1536 : 1504, 9, 6}}) {
+      const auto bytes = testing::random_tensor_bytes(type, c.n_in * c.n_out, rng);
+      const auto w = matrix(type, c.n_in, c.n_out, bytes);
+      const auto x = awkward_activations(c.n_rows, c.n_in, rng);
+      const size_t n_out = static_cast<size_t>(c.n_rows * c.n_out);
+      std::vector<float> reference(n_out);
+      ops::matmul_reference(w, x.data(), c.n_rows, reference.data(), pool);
+      const auto scale = term_magnitudes(w, x.data(), c.n_rows);
+
+      // Without activation rounding: dequantized weights times x as it is.
+      std::vector<float> unrounded(n_out), row(static_cast<size_t>(c.n_in));
+      for (int64_t t = 0; t < c.n_rows; ++t) {
+        for (int64_t r = 0; r < c.n_out; ++r) {
+          ops::weight_row(w, r, row.data());
+          double sum = 0;
+          for (int64_t i = 0; i < c.n_in; ++i) sum += double(row[i]) * x[t * c.n_in + i];
+          unrounded[t * c.n_out + r] = static_cast<float>(sum);
+        }
+      }
+
+      for (ops::KernelLevel level : ops::available_kernel_levels()) {
+        SCOPED_TRACE(::testing::Message() << tensor_type_name(type) << " " << ops::kernel_level_name(level) << " "
+                                        << c.n_in << "x" << c.n_out << " rows " << c.n_rows);
+        std::vector<float> got(n_out, NAN);
+        ops::quantized_matmul(w, x.data(), c.n_rows, got.data(), pool, level);
+        const double error = worst_relative(got, reference, scale);
+        const double without_rounding = worst_relative(got, unrounded, scale);
+        EXPECT_LT(error, 2e-6);
+        EXPECT_GT(without_rounding, 1e-4) << "matches a product without rounding";
+        worst[type_index][0] = std::max(worst[type_index][0], error);
+        worst[type_index][1] = std::min(worst[type_index][1], without_rounding);
+        // All-zero activations give exactly zero.
+        for (int64_t r = 0; r < c.n_out; ++r) EXPECT_EQ(got[3 * c.n_out + r], 0.0f);
+      }
+      std::vector<float> best(n_out);
+      ops::matmul(w, x.data(), c.n_rows, best.data(), pool);
+      std::vector<float> expected(n_out);
+      ops::quantized_matmul(w, x.data(), c.n_rows, expected.data(), pool, ops::best_kernel_level());
+      EXPECT_EQ(best, expected);
+    }
+  }
+  for (size_t i = 0; i < kQuantizedTypes.size(); ++i) {
+    std::printf("%-5s worst relative difference: %.2e from the reference, at least %.2e from no rounding\n",
+                std::string(tensor_type_name(kQuantizedTypes[i])).c_str(), worst[i][0], worst[i][1]);
+  }
+}
+
+// A change of one quant is seen: the kernels read every weight bit.
+TEST(QuantizedDot, EveryWeightByteMatters) {
+  std::mt19937 rng(5);
+  ThreadPool pool(1);
+  for (TensorType type : kQuantizedTypes) {
+    const TensorTypeInfo& info = tensor_type_info(type);
+    const int64_t n_in = info.block_size * 2;
+    auto bytes = testing::random_tensor_bytes(type, n_in, rng);
+    const auto x = awkward_activations(1, n_in, rng);
+    for (ops::KernelLevel level : ops::available_kernel_levels()) {
+      for (size_t i = 0; i < bytes.size(); ++i) {
+        const uint8_t saved = bytes[i];
+        bytes[i] = static_cast<uint8_t>(saved ^ 0x11);  // flips a bit in each nibble
+        const auto w = matrix(type, n_in, 1, bytes);
+        float got = NAN, reference = NAN;
+        ops::quantized_matmul(w, x.data(), 1, &got, pool, level);
+        ops::matmul_reference(w, x.data(), 1, &reference, pool);
+        const double scale = term_magnitudes(w, x.data(), 1)[0];
+        ASSERT_LE(std::fabs(double(got) - reference), 2e-6 * scale)
+            << tensor_type_name(type) << " " << ops::kernel_level_name(level) << " byte " << i;
+        bytes[i] = saved;
+      }
+    }
+  }
+}
+
+// Rows computed together and on two threads equal rows computed one at a time.
+TEST(QuantizedDot, RowsAndThreadsDoNotChangeResults) {
+  std::mt19937 rng(3);
+  ThreadPool one(1), two(2);
+  for (TensorType type : kQuantizedTypes) {
+    const int64_t n_in = tensor_type_info(type).block_size == 256 ? 512 : 160, n_out = 33, n_rows = 7;
+    const auto bytes = testing::random_tensor_bytes(type, n_in * n_out, rng);
+    const auto w = matrix(type, n_in, n_out, bytes);
+    const auto x = awkward_activations(n_rows, n_in, rng);
+    for (ops::KernelLevel level : ops::available_kernel_levels()) {
+      std::vector<float> together(static_cast<size_t>(n_rows * n_out)), threaded(together.size()),
+          single(together.size());
+      ops::quantized_matmul(w, x.data(), n_rows, together.data(), one, level);
+      ops::quantized_matmul(w, x.data(), n_rows, threaded.data(), two, level);
+      for (int64_t t = 0; t < n_rows; ++t) {
+        ops::quantized_matmul(w, x.data() + t * n_in, 1, single.data() + t * n_out, one, level);
+      }
+      EXPECT_EQ(together, single) << tensor_type_name(type) << " " << ops::kernel_level_name(level);
+      EXPECT_EQ(threaded, single) << tensor_type_name(type) << " " << ops::kernel_level_name(level);
+    }
+  }
+}
+
+// Float weights keep the float path: no activation rounding at all.
+TEST(QuantizedDot, FloatWeightsUseTheFloatPath) {
+  std::mt19937 rng(9);
+  ThreadPool pool(2);
+  for (TensorType type : {TensorType::F32, TensorType::F16, TensorType::BF16}) {
+    EXPECT_EQ(ops::quantized_dot(type, ops::best_kernel_level()), nullptr);
+    const int64_t n_in = 64, n_out = 5, n_rows = 3;
+    const auto bytes = testing::random_tensor_bytes(type, n_in * n_out, rng);
+    const auto w = matrix(type, n_in, n_out, bytes);
+    const auto x = awkward_activations(n_rows, n_in, rng);
+    std::vector<float> got(static_cast<size_t>(n_rows * n_out)), reference(got.size());
+    ops::matmul(w, x.data(), n_rows, got.data(), pool);
+    ops::matmul_reference(w, x.data(), n_rows, reference.data(), pool);
+    EXPECT_EQ(got, reference) << tensor_type_name(type);
+  }
+}
+
+// Q4_1 / Q5_1 weights with scale 0 and minimum 1 leave only the minimum's terms:
+// the sum over blocks of Q8_1's stored s = f16(unrounded d x sum q), which differs
+// from f16(d) x sum q in the low bits.
+TEST(QuantizedDot, TheMinimumMultipliesQ8_1sStoredSum) {
+  std::mt19937 rng(13);
+  ThreadPool pool(1);
+  const int64_t n_in = 32 * 40;
+  const auto x = awkward_activations(1, n_in, rng);
+  double expected = 0, with_rounded_d = 0;
+  for (int64_t b = 0; b < n_in / 32; ++b) {
+    float amax = 0;
+    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[b * 32 + i]));
+    const float inverse = amax != 0 ? 127.0f / amax : 0.0f;
+    float sum = 0;
+    for (int i = 0; i < 32; ++i) sum += std::nearbyint(x[b * 32 + i] * inverse);
+    expected += fp16_to_fp32(fp32_to_fp16(amax / 127.0f * sum));
+    with_rounded_d += double(fp16_to_fp32(fp32_to_fp16(amax / 127.0f))) * sum;
+  }
+  ASSERT_GT(std::fabs(expected - with_rounded_d), 1e-4 * std::fabs(expected));  // 100 times the tolerance
+  for (TensorType type : {TensorType::Q4_1, TensorType::Q5_1}) {
+    auto bytes = testing::random_tensor_bytes(type, n_in, rng);
+    const uint64_t block_bytes = tensor_type_info(type).block_bytes;
+    for (uint64_t b = 0; b < bytes.size() / block_bytes; ++b) {
+      const uint16_t zero = 0, one = 0x3c00;
+      std::memcpy(bytes.data() + b * block_bytes, &zero, 2);
+      std::memcpy(bytes.data() + b * block_bytes + 2, &one, 2);
+    }
+    const auto w = matrix(type, n_in, 1, bytes);
+    float reference = 0;
+    ops::matmul_reference(w, x.data(), 1, &reference, pool);
+    EXPECT_NEAR(reference, expected, 1e-6 * std::fabs(expected));
+    for (ops::KernelLevel level : ops::available_kernel_levels()) {
+      float got = 0;
+      ops::quantized_matmul(w, x.data(), 1, &got, pool, level);
+      EXPECT_NEAR(got, expected, 1e-6 * std::fabs(expected)) << tensor_type_name(type) << " "
+                                                             << ops::kernel_level_name(level);
+    }
+  }
+}
+
+// An infinity or a NaN in a block makes the products it enters NaN, as in the
+// float path; other rows are unaffected.
+TEST(QuantizedDot, NonFiniteActivationsGiveNaN) {
+  std::mt19937 rng(17);
+  ThreadPool pool(1);
+  for (TensorType type : kQuantizedTypes) {
+    const bool k_quant = tensor_type_info(type).block_size == 256;
+    const int64_t n_in = tensor_type_info(type).block_size * 2, n_out = 3;
+    const auto bytes = testing::random_tensor_bytes(type, n_in * n_out, rng);
+    const auto w = matrix(type, n_in, n_out, bytes);
+    for (float bad : {INFINITY, -INFINITY, NAN}) {
+      auto x = awkward_activations(2, n_in, rng);
+      x[5] = bad;  // row 0 only
+      for (ops::KernelLevel level : ops::available_kernel_levels()) {
+        std::vector<float> got(static_cast<size_t>(2 * n_out)), reference(got.size());
+        ops::quantized_matmul(w, x.data(), 2, got.data(), pool, level);
+        ops::matmul_reference(w, x.data(), 2, reference.data(), pool);
+        for (int64_t r = 0; r < n_out; ++r) {
+          EXPECT_TRUE(std::isnan(got[r])) << tensor_type_name(type) << " " << bad;
+          // (round_activations turns a NaN into 127 x d for the K-quants: min(127, NaN) is 127.)
+          if (!(k_quant && std::isnan(bad))) {
+            EXPECT_TRUE(std::isnan(reference[r])) << tensor_type_name(type) << " " << bad;
+          }
+          EXPECT_FALSE(std::isnan(got[n_out + r]));
+        }
+      }
+    }
+  }
+}
+
+// A hand-made Q8_0 block: weights 1..32 at scale 1 against activations whose
+// largest magnitude is 127 (so d = 1 and the quants are the values).
+TEST(QuantizedDot, HandMadeQ8_0Block) {
+  std::vector<uint8_t> block(34);
+  const uint16_t one = 0x3c00;
+  std::memcpy(block.data(), &one, 2);
+  std::vector<float> x(32);
+  int64_t expected = 0;
+  for (int i = 0; i < 32; ++i) {
+    block[2 + i] = static_cast<uint8_t>(i + 1);
+    x[i] = i == 0 ? 127.0f : static_cast<float>(i % 5 - 2);
+    expected += (i + 1) * static_cast<int64_t>(x[i]);
+  }
+  const auto w = matrix(TensorType::Q8_0, 32, 1, block);
+  ThreadPool pool(1);
+  for (ops::KernelLevel level : ops::available_kernel_levels()) {
+    float got = 0;
+    ops::quantized_matmul(w, x.data(), 1, &got, pool, level);
+    EXPECT_EQ(got, static_cast<float>(expected)) << ops::kernel_level_name(level);
+  }
+}
+
+// llama.cpp's own block-0 tensors (the -hidden golden: inputs and outputs of every
+// product in block 0, computed by llama.cpp's CPU backend) fed through our
+// kernels. With the AVX2 kernels the 32-weight formats come out bit for bit; the
+// portable kernels, and the K-quants at every level (llama.cpp adds their terms
+// in another order), agree to float rounding.
+class LlamaCppProducts : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(LlamaCppProducts, Block0ProductsEqualLlamaCpps) {
+  TILLER_REQUIRE_MODEL(path, GetParam());
+  const auto file = gguf::File::open(path);
+  std::ifstream in(std::string(TILLER_TEST_DATA) + "/forward/" + GetParam() + "-hidden.json");
+  const auto golden = nlohmann::json::parse(in);
+  std::map<std::string, std::vector<float>> tensors;  // the first tensor of each name: the product's result
+  for (const auto& tensor : golden["tensors"]) {
+    const std::string name = tensor["name"];
+    if (!tensors.count(name)) tensors[name] = testing::base64_array<float>(tensor["data"].get<std::string>());
+  }
+  const auto n_rows = static_cast<int64_t>(golden["ids"].size());
+  const bool gemma = GetParam().find("gemma") != std::string::npos;
+  struct Product {
+    std::string weight, input, output;
+  };
+  std::vector<Product> products = {{"attn_q", "attn_norm-0", "Qcur-0"},   {"attn_k", "attn_norm-0", "Kcur-0"},
+                                   {"attn_v", "attn_norm-0", "Vcur-0"},   {"ffn_gate", "ffn_norm-0", "ffn_gate-0"},
+                                   {"ffn_up", "ffn_norm-0", "ffn_up-0"},
+                                   {"ffn_down", gemma ? "ffn_geglu-0" : "ffn_swiglu-0", "ffn_out-0"}};
+  if (!gemma) products.push_back({"attn_output", "kqv_out-0", "attn_out-0"});  // gemma norms it first
+  ThreadPool pool(2);
+  int bit_exact = 0;
+  for (const Product& product : products) {
+    const auto* tensor = file.find_tensor("blk.0." + product.weight + ".weight");
+    ASSERT_NE(tensor, nullptr) << product.weight;
+    ops::WeightMatrix w;
+    w.type = tensor->type;
+    w.n_in = tensor->shape[0];
+    w.n_out = tensor->shape[1];
+    w.data = file.tensor_data(*tensor).data();
+    w.row_bytes = file.row_data(*tensor, 0).size();
+    const auto& x = tensors.at(product.input);
+    const auto& expected = tensors.at(product.output);
+    ASSERT_EQ(x.size(), static_cast<size_t>(n_rows * w.n_in));
+    ASSERT_EQ(expected.size(), static_cast<size_t>(n_rows * w.n_out));
+    const bool k_quant = tensor_type_info(w.type).block_size == 256;
+    for (ops::KernelLevel level : ops::available_kernel_levels()) {
+      SCOPED_TRACE(::testing::Message() << product.weight << " " << tensor_type_name(w.type) << " "
+                                        << ops::kernel_level_name(level));
+      std::vector<float> got(expected.size());
+      ops::quantized_matmul(w, x.data(), n_rows, got.data(), pool, level);
+      if (!k_quant && level == ops::KernelLevel::Avx2) {
+        ASSERT_EQ(got, expected);
+        continue;
+      }
+      for (int64_t t = 0; t < n_rows; ++t) {  // else to float rounding, relative to each row's size
+        double diff = 0, norm = 0;
+        for (int64_t r = t * w.n_out; r < (t + 1) * w.n_out; ++r) {
+          diff += (double(got[r]) - expected[r]) * (double(got[r]) - expected[r]);
+          norm += double(expected[r]) * expected[r];
+        }
+        EXPECT_LT(std::sqrt(diff / norm), 1e-6) << "row " << t;
+      }
+    }
+    if (!k_quant && ops::best_kernel_level() == ops::KernelLevel::Avx2) ++bit_exact;
+  }
+  std::printf("[ figures ] %s: %d of %zu block-0 products equal llama.cpp's bit for bit\n", GetParam().c_str(),
+              bit_exact, products.size());
+}
+
+INSTANTIATE_TEST_SUITE_P(RealModels, LlamaCppProducts, ::testing::Values("smollm2-135m-instruct", "gemma-3-270m"),
+                         testing::model_test_name);
+
+}  // namespace
+}  // namespace tiller
