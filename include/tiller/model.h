@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "tiller/gguf.h"
+#include "tiller/hooks.h"
 #include "tiller/model_config.h"
 #include "tiller/tokenizer.h"
 
@@ -53,15 +54,8 @@ class Model {
 
 class ThreadPool;
 
-// The named points of the residual stream in block L (TransformerLens names):
-// blocks.L.hook_resid_pre, hook_attn_out, hook_resid_mid, hook_mlp_out, hook_resid_post.
-enum class HookPoint { ResidPre, AttnOut, ResidMid, MlpOut, ResidPost };
-inline constexpr HookPoint kHookPoints[] = {HookPoint::ResidPre, HookPoint::AttnOut, HookPoint::ResidMid,
-                                            HookPoint::MlpOut, HookPoint::ResidPost};
-std::string_view hook_point_name(HookPoint point);  // "hook_resid_pre", ...
-
-// Sees the stream at each hook point: rows [n_rows x width] for positions
-// first_position onwards. Reading only; steering will add writing.
+// Sees the stream at every hook point, after the hooks registered there:
+// rows [n_rows x width] for positions first_position onwards. Reading only.
 using HookObserver = std::function<void(int layer, HookPoint point, const float* rows, int64_t n_rows,
                                         int64_t width, int first_position)>;
 
@@ -94,7 +88,11 @@ class Session {
   // Forgets positions from n onwards (n <= n_past()); the cache before n stays.
   void rewind(int n);
   void reset() { rewind(0); }
-  // With no observer set, the hook points cost one branch each.
+  // Registers `hook` at blocks.layer.<point>; hooks at one point run in the order
+  // they were added. With nothing registered, a hook point costs one branch.
+  HookHandle add_hook(int layer, HookPoint point, HookFunction hook);
+  void remove_hook(HookHandle handle);  // unknown handles are ignored
+  void clear_hooks();
   void set_observer(HookObserver observer) { observer_ = std::move(observer); }
   const Model& model() const { return *model_; }
 
@@ -111,6 +109,12 @@ class Session {
   std::unique_ptr<uint16_t[]> k_cache_, v_cache_;
   std::vector<float> logits_;
   HookObserver observer_;
+  struct RegisteredHook {
+    HookHandle handle;
+    HookFunction function;
+  };
+  std::vector<std::vector<RegisteredHook>> hooks_;  // [n_layer x kHookPointCount]
+  HookHandle next_handle_ = 1;
 };
 
 }  // namespace tiller

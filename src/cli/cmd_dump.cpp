@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "cli/npy.h"
 #include "cli/options.h"
+#include "cli/steering_options.h"
 #include "gguf/printable.h"
 #include "tiller/error.h"
 #include "tiller/model.h"
@@ -23,9 +24,8 @@ struct DumpOptions {
   std::string out_dir;
   std::vector<std::string> hooks;
   int threads = 2;
+  SteeringFlags steering;
 };
-
-std::string hook_name(int layer, HookPoint point) { return fmt::format("blocks.{}.{}", layer, hook_point_name(point)); }
 
 // The full names a request stands for, checked against the model's block count.
 std::vector<std::string> expand(const std::string& request, int64_t n_layer) {
@@ -77,6 +77,11 @@ void run(const DumpOptions& options) {
   const auto ids = model->tokenizer().tokenize(text, {true, false});
   if (ids.empty()) fail("the text has no tokens");
   Session session(model, static_cast<int>(ids.size()), options.threads);
+  const auto steering = build_steering(options.steering, model, options.threads);
+  if (steering) {  // the dump sees the stream after the interventions at each point
+    steering->set_prompt(prompt_layout(options.steering, *model, static_cast<int>(ids.size()), 0, false));
+    steering->attach(session);
+  }
   session.set_observer([&](int layer, HookPoint point, const float* rows, int64_t n_rows, int64_t width, int) {
     const auto it = wanted.find(hook_name(layer, point));
     if (it != wanted.end()) it->second.insert(it->second.end(), rows, rows + n_rows * width);
@@ -103,6 +108,7 @@ void register_dump(CLI::App& app) {
       ->delimiter(',')->required();
   command->add_option("-o,--out", options->out_dir, "Folder for the .npy files")->required();
   command->add_option("-t,--threads", options->threads, "Threads")->capture_default_str()->check(CLI::Range(1, 256));
+  add_steering_options(command, options->steering);
   command->callback([options] { run(*options); });
 }
 

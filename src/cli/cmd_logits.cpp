@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "cli/npy.h"
 #include "cli/options.h"
+#include "cli/steering_options.h"
 #include "tiller/error.h"
 #include "tiller/model.h"
 #include "tiller/model_paths.h"
@@ -27,6 +28,7 @@ struct LogitsOptions {
   int threads = 2;
   int n_ctx = 0;
   int batch = 64;
+  SteeringFlags steering;
 };
 
 void run(const LogitsOptions& options) {
@@ -39,6 +41,11 @@ void run(const LogitsOptions& options) {
     fail("the text has {} tokens but the context holds {}; raise -c", ids.size(), n_ctx);
   }
   Session session(model, n_ctx, options.threads);
+  const auto steering = build_steering(options.steering, model, options.threads);
+  if (steering) {
+    steering->set_prompt(prompt_layout(options.steering, *model, static_cast<int>(ids.size()), 0, false));
+    steering->attach(session);
+  }
   const int64_t n_vocab = model->config().n_vocab;
 
   std::FILE* npy = nullptr;
@@ -90,6 +97,7 @@ void register_logits(CLI::App& app) {
   command->add_option("-c,--ctx-size", options->n_ctx, "Context size (default: the text's length)");
   command->add_option("-b,--batch-size", options->batch, "Tokens per forward pass")
       ->capture_default_str()->check(CLI::Range(1, 4096));
+  add_steering_options(command, options->steering);
   command->callback([options] { run(*options); });
 }
 

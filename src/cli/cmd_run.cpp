@@ -1,11 +1,19 @@
-// `tiller run [-m MODEL] -p PROMPT | -f FILE [-n N] [sampling flags] [--chat] [--system S] [--stop S]`:
-// generates a continuation and streams it to stdout; a timing line goes to stderr.
+// `tiller run [-m MODEL] -p PROMPT | -f FILE [-n N] [sampling flags] [--chat] [--system S] [--stop S]
+// [steering flags] [--compare [--samples N]] [--json]`: generates a continuation and streams
+// it to stdout (a timing line goes to stderr), or with --compare prints unsteered and
+// steered completions of the same prompt and seeds side by side.
+#include <sys/ioctl.h>
+#include <unistd.h>
+
 #include <cstdio>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
+#include "cli/columns.h"
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "cli/steering_options.h"
 #include "tiller/chat.h"
 #include "tiller/error.h"
 #include "tiller/generate.h"
@@ -28,27 +36,100 @@ struct RunOptions {
   std::vector<std::string> stop;
   bool ignore_eos = false;
   bool echo = false;
+  SteeringFlags steering;
+  bool compare = false;
+  int samples = 1;
+  bool json = false;
+};
+
+struct Prompt {
+  std::vector<TokenId> tokens;
+  int user_start = 0;  // the first token of the user's text
 };
 
 // The prompt as the model should see it: the user's text, or a chat turn.
-std::vector<TokenId> prompt_tokens(const Model& model, const RunOptions& options, const std::string& text) {
+Prompt prompt_tokens(const Model& model, const RunOptions& options, const std::string& text) {
+  const Tokenizer& tokenizer = model.tokenizer();
   if (!options.chat) {
     if (!options.system.empty()) fail("--system needs --chat");
-    return model.tokenizer().tokenize(text, {.add_special = true, .parse_special = false});
+    auto tokens = tokenizer.tokenize(text, {.add_special = true, .parse_special = false});
+    return {std::move(tokens), tokenizer.adds_bos() ? 1 : 0};
   }
   std::vector<ChatMessage> messages;
   if (!options.system.empty()) messages.push_back({"system", options.system});
   messages.push_back({"user", text});
   const std::string rendered = render_chat(resolve_chat_format(model.file(), options.chat_template), messages, true);
   // The template writes the special tokens out as text; they must become tokens.
-  return model.tokenizer().tokenize(rendered, {.add_special = true, .parse_special = true});
+  Prompt prompt{tokenizer.tokenize(rendered, {.add_special = true, .parse_special = true}), 0};
+  // Where the user's text starts: the tokens of the text before it, as far as they
+  // agree with the whole prompt's (a merge across the boundary stops one early).
+  const size_t offset = rendered.rfind(text);
+  if (offset != std::string::npos) {
+    const auto before = tokenizer.tokenize(rendered.substr(0, offset), {.add_special = true, .parse_special = true});
+    size_t common = 0;
+    while (common < before.size() && common < prompt.tokens.size() && before[common] == prompt.tokens[common]) ++common;
+    prompt.user_start = static_cast<int>(common);
+  }
+  return prompt;
+}
+
+size_t terminal_columns() {
+  winsize size{};
+  if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col >= 40) return size.ws_col;
+  return 120;
+}
+
+// --compare: the same prompt and seeds, without and with the steering.
+void run_compare(const RunOptions& options, const std::shared_ptr<const Model>& model, Session& session,
+                 Steering* steering, const Prompt& prompt, GenerationOptions generation) {
+  if (steering == nullptr) fail("--compare needs a steering flag (--control-vector, --actadd, --ablate, ...)");
+  const uint64_t seed = generation.sampling.seed;
+  nlohmann::json samples = nlohmann::json::array();
+  const size_t width = (terminal_columns() - 3) / 2;
+  const bool progress = !options.json && isatty(STDERR_FILENO);
+  if (!options.json) {
+    fmt::print("{}{}\n", side_by_side("unsteered", "steered", width), std::string(2 * width + 3, '-'));
+  }
+  for (int i = 0; i < options.samples; ++i) {
+    generation.sampling.seed = seed + static_cast<uint64_t>(i);
+    std::string texts[2];
+    for (int steered = 0; steered < 2; ++steered) {
+      session.reset();
+      if (steered) steering->attach(session); else steering->detach(session);
+      texts[steered] = generate(session, prompt.tokens, generation).text;
+      if (progress) fmt::print(stderr, "\rsample {}/{}, {}", i + 1, options.samples, steered ? "steered" : "unsteered");
+    }
+    if (progress) fmt::print(stderr, "\r\033[K");
+    steering->detach(session);
+    if (options.json) {
+      samples.push_back({{"seed", generation.sampling.seed}, {"unsteered", texts[0]}, {"steered", texts[1]}});
+    } else {
+      fmt::print("{}{}\n", side_by_side(texts[0], texts[1], width), std::string(2 * width + 3, '-'));
+    }
+  }
+  if (options.json) {
+    nlohmann::json description = nlohmann::json::array();
+    for (const Intervention& v : steering->interventions()) {
+      description.push_back({{"kind", intervention_kind_name(v.kind)}, {"hook", hook_name(v.layer, v.point)},
+                             {"positions", describe(v.where)}, {"coefficient", v.coefficient}, {"source", v.source}});
+    }
+    fmt::print("{}\n", nlohmann::json{{"model", model->file().name()}, {"prompt", options.prompt.read()},
+                                      {"steering", description}, {"samples", samples}}
+                             .dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
+  }
 }
 
 void run(const RunOptions& options) {
   const std::string text = options.prompt.read();
   const auto model = Model::load(resolve_model(options.model));
-  const std::vector<TokenId> prompt = prompt_tokens(*model, options, text);
+  const Prompt prompt = prompt_tokens(*model, options, text);
   Session session(model, {.n_ctx = options.n_ctx, .n_threads = options.threads, .n_batch = options.batch});
+  const auto steering = build_steering(options.steering, model, options.threads);
+  if (steering) {
+    steering->set_prompt(prompt_layout(options.steering, *model, static_cast<int>(prompt.tokens.size()),
+                                       prompt.user_start, options.chat));
+    steering->attach(session);
+  }
 
   GenerationOptions generation;
   generation.n_predict = options.n_predict;
@@ -56,11 +137,21 @@ void run(const RunOptions& options) {
   generation.stop = options.stop;
   generation.ignore_eos = options.ignore_eos;
 
+  if (options.compare) return run_compare(options, model, session, steering.get(), prompt, generation);
+  if (options.samples != 1) fail("--samples needs --compare");
+  if (options.json) {
+    const GenerationResult result = generate(session, prompt.tokens, generation);
+    fmt::print("{}\n", nlohmann::json{{"text", result.text}, {"tokens", result.tokens},
+                                      {"stop", stop_reason_name(result.reason)}, {"seed", generation.sampling.seed},
+                                      {"n_prompt", result.n_prompt}}
+                             .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    return;
+  }
   if (options.echo) {
     std::fwrite(text.data(), 1, text.size(), stdout);
     std::fflush(stdout);
   }
-  const GenerationResult result = generate(session, prompt, generation, [](std::string_view piece) {
+  const GenerationResult result = generate(session, prompt.tokens, generation, [](std::string_view piece) {
     std::fwrite(piece.data(), 1, piece.size(), stdout);
     std::fflush(stdout);
   });
@@ -103,6 +194,12 @@ void register_run(CLI::App& app) {
   command->add_option("--stop", options->stop, "Stop when the output contains this text (repeatable)");
   command->add_flag("--ignore-eos", options->ignore_eos, "Keep generating through end-of-generation tokens");
   command->add_flag("--echo", options->echo, "Print the prompt before the continuation");
+  add_steering_options(command, options->steering);
+  command->add_flag("--compare", options->compare,
+                    "Print unsteered and steered completions side by side (same prompt, same seeds)");
+  command->add_option("--samples", options->samples, "With --compare: how many pairs (seeds S, S+1, ...)")
+      ->capture_default_str()->check(CLI::Range(1, 1000));
+  command->add_flag("--json", options->json, "Print the result as JSON (with --compare: every pair)");
   command->callback([options] { run(*options); });
 }
 

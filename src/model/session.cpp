@@ -55,19 +55,30 @@ Session::Session(std::shared_ptr<const Model> model, const SessionOptions& optio
   b.positions.resize(rows);
   b.scores.resize(static_cast<size_t>(pool_->size()) * static_cast<size_t>(n_ctx_));
   logits_.reserve(static_cast<size_t>(c.n_vocab));
+  hooks_.resize(static_cast<size_t>(c.n_layer * kHookPointCount));
 }
 
 Session::~Session() = default;
 
-std::string_view hook_point_name(HookPoint point) {
-  switch (point) {
-    case HookPoint::ResidPre: return "hook_resid_pre";
-    case HookPoint::AttnOut: return "hook_attn_out";
-    case HookPoint::ResidMid: return "hook_resid_mid";
-    case HookPoint::MlpOut: return "hook_mlp_out";
-    case HookPoint::ResidPost: return "hook_resid_post";
+HookHandle Session::add_hook(int layer, HookPoint point, HookFunction hook) {
+  const int64_t n_layer = model_->config().n_layer;
+  if (layer < 0 || layer >= n_layer) {
+    fail("{}: block {} does not exist (the model has blocks 0 to {})", hook_name(layer, point), layer, n_layer - 1);
   }
-  return "unknown";
+  if (!hook) fail("{}: empty hook", hook_name(layer, point));
+  auto& list = hooks_[static_cast<size_t>(layer * kHookPointCount + static_cast<int>(point))];
+  list.push_back({next_handle_, std::move(hook)});
+  return next_handle_++;
+}
+
+void Session::remove_hook(HookHandle handle) {
+  for (auto& list : hooks_) {
+    std::erase_if(list, [handle](const RegisteredHook& hook) { return hook.handle == handle; });
+  }
+}
+
+void Session::clear_hooks() {
+  for (auto& list : hooks_) list.clear();
 }
 
 void Session::rewind(int n) {
@@ -119,7 +130,12 @@ void Session::forward_chunk(std::span<const TokenId> tokens, bool all_logits, fl
     }
   }
 
-  auto hook = [&](int64_t layer, HookPoint point, const std::vector<float>& rows) {
+  auto hook = [&](int64_t layer, HookPoint point, std::vector<float>& rows) {
+    const auto& registered = hooks_[static_cast<size_t>(layer * kHookPointCount + static_cast<int>(point))];
+    if (!registered.empty()) {
+      const HookRows view{static_cast<int>(layer), point, rows.data(), n, n_embd, n_past_};
+      for (const RegisteredHook& h : registered) h.function(view);
+    }
     if (observer_) observer_(static_cast<int>(layer), point, rows.data(), n, n_embd, n_past_);
   };
   auto add_in_place = [n, n_embd](std::vector<float>& into, const std::vector<float>& from) {

@@ -1,0 +1,40 @@
+// The named points of the residual stream where a forward pass can be read and
+// written. Names follow TransformerLens: blocks.L.hook_resid_pre is the input of
+// block L, hook_attn_out and hook_mlp_out what the two sub-blocks add (after any
+// post-norm), hook_resid_mid the stream between them, hook_resid_post the output
+// of block L (= blocks.(L+1).hook_resid_pre).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+namespace tiller {
+
+enum class HookPoint { ResidPre, AttnOut, ResidMid, MlpOut, ResidPost };
+inline constexpr HookPoint kHookPoints[] = {HookPoint::ResidPre, HookPoint::AttnOut, HookPoint::ResidMid,
+                                            HookPoint::MlpOut, HookPoint::ResidPost};
+inline constexpr int kHookPointCount = 5;
+
+std::string_view hook_point_name(HookPoint point);  // "hook_resid_pre", ...
+// "hook_resid_pre" or "resid_pre" -> the point; throws tiller::Error naming the known ones.
+HookPoint parse_hook_point(std::string_view name);
+// "blocks.L.hook_X".
+std::string hook_name(int layer, HookPoint point);
+
+// The stream at one hook point during one forward pass: n_rows rows of `width`
+// floats for positions first_position, first_position + 1, ... A hook may change
+// them; the forward pass continues from what it leaves.
+struct HookRows {
+  int layer;
+  HookPoint point;
+  float* data;
+  int64_t n_rows;
+  int64_t width;
+  int first_position;
+};
+using HookFunction = std::function<void(const HookRows& rows)>;
+using HookHandle = int;
+
+}  // namespace tiller

@@ -1,0 +1,374 @@
+// Steering on tiny synthetic models: hook registration, position selectors, the
+// three interventions, control-vector files and ActAdd's tensor and rules.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <numeric>
+#include <random>
+
+#include "support/test_files.h"
+#include "support/tiny_model.h"
+#include "tiller/actadd.h"
+#include "tiller/control_vector.h"
+#include "tiller/error.h"
+#include "tiller/model.h"
+#include "tiller/steer.h"
+
+namespace tiller {
+namespace {
+
+std::shared_ptr<const Model> tiny(const std::string& name = "steer.gguf") {
+  testing::TinyModelSpec spec;
+  spec.n_layer = 3;
+  const std::string path = (testing::scratch_dir() / name).string();
+  testing::make_tiny_model(spec).write(path);
+  return Model::load(path);
+}
+
+std::vector<float> random_vector(int64_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, scale);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = normal(rng);
+  return v;
+}
+
+const std::vector<TokenId> kTokens = {1, 40, 41, 42, 43, 44, 45, 46};
+
+// Every hook point's rows, by (layer, point), over all decode calls.
+using Capture = std::map<std::pair<int, HookPoint>, std::vector<float>>;
+void capture_all(Session& session, Capture& capture) {
+  session.set_observer([&](int layer, HookPoint point, const float* rows, int64_t n_rows, int64_t width, int) {
+    auto& into = capture[{layer, point}];
+    into.insert(into.end(), rows, rows + n_rows * width);
+  });
+}
+
+// Decodes the prompt, then `generated` single tokens, returning every row's logits.
+std::vector<float> run(Session& session, std::span<const TokenId> prompt, int generated = 0) {
+  auto first = session.decode(prompt, true);
+  std::vector<float> logits(first.begin(), first.end());
+  for (int i = 0; i < generated; ++i) {
+    const TokenId token = 50 + i;
+    auto next = session.decode(std::span(&token, 1), true);
+    logits.insert(logits.end(), next.begin(), next.end());
+  }
+  return logits;
+}
+
+Intervention add_at(int layer, HookPoint point, std::vector<float> v, PositionSelector where = {}, float c = 1) {
+  Intervention i;
+  i.layer = layer;
+  i.point = point;
+  i.vectors = std::move(v);
+  i.where = where;
+  i.coefficient = c;
+  return i;
+}
+
+TEST(Steering, PositionSelectorsParseAndRefuseNonsense) {
+  EXPECT_EQ(parse_position_selector("all"), PositionSelector::all());
+  EXPECT_EQ(parse_position_selector("prompt"), PositionSelector::prompt());
+  EXPECT_EQ(parse_position_selector("generated"), PositionSelector::generated());
+  EXPECT_EQ(parse_position_selector("3:7"), PositionSelector::range(3, 7));
+  EXPECT_EQ(parse_position_selector("front:4"), PositionSelector::front(4));
+  EXPECT_EQ(describe(PositionSelector::range(3, 7)), "3:7");
+  for (const char* bad : {"", "some", "7:3", "3:3", "-1:4", "a:b", "front:0", "front:x", "1:2:3"}) {
+    EXPECT_THROW(parse_position_selector(bad), Error) << bad;
+  }
+}
+
+TEST(Steering, HooksRunInOrderAndCanBeRemoved) {
+  const auto model = tiny();
+  Session session(model, 32, 1);
+  std::vector<int> calls;
+  const HookHandle a = session.add_hook(1, HookPoint::ResidMid, [&](const HookRows& rows) {
+    EXPECT_EQ(rows.layer, 1);
+    EXPECT_EQ(rows.point, HookPoint::ResidMid);
+    EXPECT_EQ(rows.width, 64);
+    calls.push_back(1);
+  });
+  session.add_hook(1, HookPoint::ResidMid, [&](const HookRows&) { calls.push_back(2); });
+  session.decode(kTokens, false);
+  EXPECT_EQ(calls, (std::vector<int>{1, 2}));
+  session.remove_hook(a);
+  session.decode(std::vector<TokenId>{60}, false);
+  EXPECT_EQ(calls, (std::vector<int>{1, 2, 2}));
+  session.clear_hooks();
+  session.decode(std::vector<TokenId>{61}, false);
+  EXPECT_EQ(calls.size(), 3u);
+  EXPECT_THROW(session.add_hook(3, HookPoint::ResidPre, [](const HookRows&) {}), Error);
+  EXPECT_THROW(session.add_hook(-1, HookPoint::ResidPre, [](const HookRows&) {}), Error);
+}
+
+TEST(Steering, AHookThatChangesNothingChangesNothing) {
+  const auto model = tiny();
+  Session plain(model, 32, 1), hooked(model, 32, 2);
+  for (int layer = 0; layer < 3; ++layer) {
+    for (const HookPoint point : kHookPoints) hooked.add_hook(layer, point, [](const HookRows&) {});
+  }
+  EXPECT_EQ(run(plain, kTokens, 3), run(hooked, kTokens, 3));
+}
+
+// resid_post of block L is resid_pre of block L+1: adding at either gives the same logits.
+TEST(Steering, AddingAtResidPostEqualsAddingAtTheNextResidPre) {
+  const auto model = tiny();
+  // The tiny model's stream is ~1e4 in size, and 8-bit activation rounding hides
+  // changes much smaller than that.
+  const auto v = random_vector(64, 3, 2000.0f);
+  Steering post(64), pre(64);
+  post.add(add_at(0, HookPoint::ResidPost, v, {}, 2.0f));
+  pre.add(add_at(1, HookPoint::ResidPre, v, {}, 2.0f));
+  Session a(model, 32, 1), b(model, 32, 1), plain(model, 32, 1);
+  post.attach(a);
+  pre.attach(b);
+  const auto steered = run(a, kTokens, 2);
+  EXPECT_EQ(steered, run(b, kTokens, 2));
+  const auto unsteered = run(plain, kTokens, 2);
+  double difference = 0;
+  for (size_t i = 0; i < steered.size(); ++i) difference = std::max(difference, double(std::fabs(steered[i] - unsteered[i])));
+  EXPECT_GT(difference, 1e-3) << "the vector had no effect";
+}
+
+TEST(Steering, AttnOutAndMlpOutWritesReachTheStream) {
+  const auto model = tiny();
+  const auto v = random_vector(64, 4);
+  for (const HookPoint point : {HookPoint::AttnOut, HookPoint::MlpOut}) {
+    Steering steering(64);
+    steering.add(add_at(1, point, v));
+    Session session(model, 32, 1);
+    steering.attach(session);
+    Capture capture;
+    capture_all(session, capture);
+    session.decode(kTokens, false);
+    // The stream after the sub-block is the one before it plus what it wrote, v included.
+    const auto& before = capture[{1, point == HookPoint::AttnOut ? HookPoint::ResidPre : HookPoint::ResidMid}];
+    const auto& written = capture[{1, point}];
+    const auto& after = capture[{1, point == HookPoint::AttnOut ? HookPoint::ResidMid : HookPoint::ResidPost}];
+    for (size_t i = 0; i < after.size(); ++i) ASSERT_FLOAT_EQ(after[i], before[i] + written[i]);
+    Session plain(model, 32, 1);
+    Capture unsteered;
+    capture_all(plain, unsteered);
+    plain.decode(kTokens, false);
+    const auto& plain_written = unsteered[std::make_pair(1, point)];
+    for (size_t i = 0; i < written.size(); ++i) ASSERT_NEAR(written[i], plain_written[i] + v[i % 64], 1e-5);
+  }
+}
+
+// Which rows change under each selector: prompt of 8 tokens, then 3 generated.
+TEST(Steering, PositionSelectorsTouchExactlyTheirPositions) {
+  const auto model = tiny();
+  const auto v = random_vector(64, 5);
+  Session plain(model, 32, 1);
+  Capture unsteered;
+  capture_all(plain, unsteered);
+  run(plain, kTokens, 3);
+  const auto& base = unsteered[{2, HookPoint::ResidPost}];
+
+  struct Case {
+    PositionSelector where;
+    std::vector<int> expected;
+  };
+  const std::vector<Case> cases = {
+      {PositionSelector::all(), {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}},
+      {PositionSelector::prompt(), {0, 1, 2, 3, 4, 5, 6, 7}},
+      {PositionSelector::generated(), {8, 9, 10}},
+      {PositionSelector::range(6, 9), {6, 7, 8}},
+      {PositionSelector::front(3), {2, 3, 4}},  // anchor 2
+  };
+  for (const Case& c : cases) {
+    Steering steering(64);
+    steering.add(add_at(2, HookPoint::ResidPost, v, c.where));
+    steering.set_prompt({0, 8, 2});
+    Session session(model, 32, 1);
+    steering.attach(session);
+    Capture capture;
+    capture_all(session, capture);
+    run(session, kTokens, 3);
+    std::vector<int> changed;
+    const auto& got = capture[{2, HookPoint::ResidPost}];
+    for (int position = 0; position < 11; ++position) {
+      for (int i = 0; i < 64; ++i) {
+        if (got[size_t(position * 64 + i)] != base[size_t(position * 64 + i)]) {
+          changed.push_back(position);
+          break;
+        }
+      }
+    }
+    EXPECT_EQ(changed, c.expected) << describe(c.where);
+  }
+}
+
+TEST(Steering, AblationLeavesNoComponentAndClampFixesIt) {
+  const auto model = tiny();
+  const auto u = random_vector(64, 6);
+  const double norm = std::sqrt(std::inner_product(u.begin(), u.end(), u.begin(), 0.0));
+  // An addition along u first, so that there is a large component to remove.
+  for (const auto& [kind, value] : std::vector<std::pair<InterventionKind, float>>{
+           {InterventionKind::Ablate, 1.0f}, {InterventionKind::Clamp, 3.5f}}) {
+    Steering steering(64);
+    steering.add(add_at(1, HookPoint::ResidMid, u, {}, 4.0f));
+    Intervention projection = add_at(1, HookPoint::ResidMid, u, {}, value);
+    projection.kind = kind;
+    steering.add(projection);
+    Session session(model, 32, 1);
+    steering.attach(session);
+    Capture capture;
+    capture_all(session, capture);
+    run(session, kTokens, 2);
+    const auto& rows = capture[{1, HookPoint::ResidMid}];
+    ASSERT_EQ(rows.size(), 10u * 64);
+    for (size_t r = 0; r < 10; ++r) {
+      double along = 0, size = 0;
+      for (size_t i = 0; i < 64; ++i) {
+        along += rows[r * 64 + i] * u[i] / norm;
+        size += rows[r * 64 + i] * rows[r * 64 + i];
+      }
+      const double expected = kind == InterventionKind::Ablate ? 0.0 : 3.5;
+      EXPECT_NEAR(along, expected, 1e-5 * (1 + std::sqrt(size))) << intervention_kind_name(kind) << " row " << r;
+    }
+  }
+}
+
+TEST(Steering, BadVectorsAreClearErrors) {
+  const auto model = tiny();
+  Steering steering(64);
+  EXPECT_THROW(steering.add(add_at(0, HookPoint::ResidPre, random_vector(63, 1))), Error);
+  Intervention zero = add_at(0, HookPoint::ResidPre, std::vector<float>(64, 0.0f));
+  zero.kind = InterventionKind::Ablate;
+  EXPECT_THROW(steering.add(zero), Error);
+  Intervention rows = add_at(0, HookPoint::ResidPre, random_vector(128, 2));
+  rows.n_rows = 2;  // one row per position needs a front selector
+  EXPECT_THROW(steering.add(rows), Error);
+  EXPECT_THROW(steering.add(add_at(0, HookPoint::ResidPre, {64, NAN})), Error);
+  steering.add(add_at(7, HookPoint::ResidPre, random_vector(64, 3)));
+  Session session(model, 32, 1);
+  EXPECT_THROW(steering.attach(session), Error);  // block 7 of 3
+  Steering wide(65);
+  EXPECT_THROW(wide.attach(session), Error);
+}
+
+TEST(Steering, AFrontTensorLongerThanThePromptIsRefused) {
+  Steering steering(64);
+  Intervention tensor = add_at(0, HookPoint::ResidPre, random_vector(64 * 5, 7), PositionSelector::front());
+  tensor.n_rows = 5;
+  steering.add(tensor);
+  EXPECT_NO_THROW(steering.set_prompt({0, 5, 0}));
+  try {
+    steering.set_prompt({0, 6, 2});
+    FAIL() << "a 4-token stretch took a 5-row tensor";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("1 tokens longer"), std::string::npos) << error.what();
+  }
+}
+
+TEST(ControlVectorFile, WritesAndReadsBack) {
+  ControlVector vector;
+  vector.model_hint = "llama";
+  vector.n_embd = 64;
+  vector.directions[1] = random_vector(64, 8);
+  vector.directions[2] = random_vector(64, 9);
+  const std::string path = (testing::scratch_dir() / "cv.gguf").string();
+  write_control_vector(path, vector);
+  const ControlVector back = read_control_vector(path);
+  EXPECT_EQ(back.model_hint, "llama");
+  EXPECT_EQ(back.n_embd, 64);
+  EXPECT_EQ(back.directions, vector.directions);
+  const gguf::File file = gguf::File::open(path);
+  EXPECT_EQ(file.get_string("general.architecture"), "controlvector");
+  EXPECT_EQ(file.get_uint("controlvector.layer_count"), 3u);
+}
+
+TEST(ControlVectorFile, CombineSumsAndTheRangeFollowsLlamaCpp) {
+  ControlVector a, b;
+  a.n_embd = b.n_embd = 2;
+  a.directions = {{1, {1, 2}}, {2, {3, 4}}};
+  b.directions = {{2, {10, 20}}, {3, {5, 5}}};
+  const ControlVector sum = combine({{a, 1.0f}, {b, -0.5f}});
+  EXPECT_EQ(sum.directions.at(1), (std::vector<float>{1, 2}));
+  EXPECT_EQ(sum.directions.at(2), (std::vector<float>{-2, -6}));
+  EXPECT_EQ(sum.directions.at(3), (std::vector<float>{-2.5f, -2.5f}));
+  EXPECT_EQ(restrict_layers(sum, 2, 2, 4).directions.size(), 1u);
+  EXPECT_EQ(restrict_layers(sum, 0, 0, 4).directions.size(), 3u);  // <= 0: first and last
+  a.directions[0] = {9, 9};
+  EXPECT_EQ(restrict_layers(a, -1, 0, 4).directions.count(0), 0u);  // llama.cpp starts at 1
+  ControlVector c;
+  c.n_embd = 3;
+  c.directions = {{1, {1, 2, 3}}};
+  EXPECT_THROW(combine({{a, 1.0f}, {c, 1.0f}}), Error);
+  EXPECT_THROW(restrict_layers(a, 3, 2, 4), Error);
+}
+
+TEST(ControlVectorFile, ForeignAndBrokenFilesAreClearErrors) {
+  const auto dir = testing::scratch_dir();
+  testing::TinyModelSpec spec;
+  testing::make_tiny_model(spec).write((dir / "model-as-cv.gguf").string());
+  EXPECT_THROW(read_control_vector((dir / "model-as-cv.gguf").string()), Error);
+  EXPECT_THROW(read_control_vector((dir / "missing.gguf").string()), Error);
+  gguf::Writer empty;
+  empty.set("general.architecture", std::string("controlvector"));
+  empty.write((dir / "empty-cv.gguf").string());
+  EXPECT_THROW(read_control_vector((dir / "empty-cv.gguf").string()), Error);
+  gguf::Writer ragged;
+  ragged.set("general.architecture", std::string("controlvector"));
+  ragged.add_tensor("direction.1", {4}, std::vector<float>{1, 2, 3, 4});
+  ragged.add_tensor("direction.2", {3}, std::vector<float>{1, 2, 3});
+  ragged.write((dir / "ragged-cv.gguf").string());
+  EXPECT_THROW(read_control_vector((dir / "ragged-cv.gguf").string()), Error);
+  gguf::Writer named;
+  named.set("general.architecture", std::string("controlvector"));
+  named.add_tensor("direction.x", {2}, std::vector<float>{1, 2});
+  named.write((dir / "named-cv.gguf").string());
+  EXPECT_THROW(read_control_vector((dir / "named-cv.gguf").string()), Error);
+  ControlVector none;
+  EXPECT_THROW(write_control_vector((dir / "none.gguf").string(), none), Error);
+}
+
+TEST(ActAdd, TheTensorIsTheDifferenceOfResidPreWithSpacePadding) {
+  const auto model = tiny();
+  const ActAddTensor tensor = make_actadd_tensor(model, {"ab", "abcd", 1}, 1);
+  const auto& tokenizer = model->tokenizer();
+  const auto positive = tokenizer.tokenize("ab"), negative = tokenizer.tokenize("abcd");
+  ASSERT_EQ(tensor.n_rows, static_cast<int64_t>(std::max(positive.size(), negative.size())));
+  ASSERT_EQ(tensor.width, 64);
+  // By hand: the positive prompt padded with the space token, resid_pre of block 1.
+  auto padded = positive;
+  TokenId space = 0;
+  while (tokenizer.token_to_piece(space) != " ") ++space;  // the byte token 0x20 here
+  padded.resize(negative.size(), space);
+  auto capture = [&](std::span<const TokenId> tokens) {
+    Session session(model, 32, 1);
+    std::vector<float> rows;
+    session.add_hook(1, HookPoint::ResidPre, [&](const HookRows& r) { rows.assign(r.data, r.data + r.n_rows * 64); });
+    session.decode(tokens, false);
+    return rows;
+  };
+  const auto plus = capture(padded), minus = capture(negative);
+  for (size_t i = 0; i < plus.size(); ++i) ASSERT_EQ(tensor.rows[i], plus[i] - minus[i]);
+  if (tokenizer.adds_bos()) {
+    for (int i = 0; i < 64; ++i) EXPECT_EQ(tensor.rows[size_t(i)], 0.0f) << "the BOS row";
+  }
+  EXPECT_THROW(make_actadd_tensor(model, {"a", "b", 3}, 1), Error);  // block 3 of 3
+}
+
+TEST(ActAdd, FilesRoundTripAndRefuseOtherKinds) {
+  const auto model = tiny();
+  const ActAddTensor tensor = make_actadd_tensor(model, {"love", "hate", 1}, 1);
+  const std::string path = (testing::scratch_dir() / "actadd.gguf").string();
+  write_actadd_tensor(path, tensor, "llama");
+  const ActAddTensor back = read_actadd_tensor(path);
+  EXPECT_EQ(back.rows, tensor.rows);
+  EXPECT_EQ(back.layer, 1);
+  EXPECT_EQ(back.n_rows, tensor.n_rows);
+  EXPECT_EQ(back.positive, "love");
+  ControlVector cv;
+  cv.n_embd = 2;
+  cv.directions[1] = {1, 2};
+  write_control_vector((testing::scratch_dir() / "cv2.gguf").string(), cv);
+  EXPECT_THROW(read_actadd_tensor((testing::scratch_dir() / "cv2.gguf").string()), Error);
+  EXPECT_THROW(read_control_vector(path), Error);
+}
+
+}  // namespace
+}  // namespace tiller
