@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "support/base64.h"
+#include "support/logit_agreement.h"
 #include "support/test_files.h"
 #include "tiller/generate.h"
 #include "tiller/model.h"
@@ -83,8 +84,7 @@ TEST_P(ForwardGolden, NextTokenDistributionsMatchLlamaCpp) {
 
   const auto& texts = golden["texts"];
   const size_t n_texts = entries_to_check(texts.size(), 1);
-  double kl_sum = 0, kl_worst = 0;
-  size_t positions = 0, agree = 0;
+  testing::LogitAgreement agreement;
   for (size_t e = 0; e < n_texts; ++e) {
     const auto& text = texts[e];
     const auto ids = text["ids"].get<std::vector<TokenId>>();
@@ -92,34 +92,12 @@ TEST_P(ForwardGolden, NextTokenDistributionsMatchLlamaCpp) {
     const auto top_logits = testing::base64_array<float>(text["top_logits"].get<std::string>());
     const auto lse = testing::base64_array<double>(text["lse"].get<std::string>());
     ASSERT_EQ(top_ids.size(), ids.size() * static_cast<size_t>(top_k));
+    ASSERT_EQ(lse.size(), ids.size());
     session.reset();
-    const auto logits = session.decode(ids, true);
-    for (size_t t = 0; t < ids.size(); ++t) {
-      const float* row = logits.data() + t * n_vocab;
-      double max = -INFINITY, sum = 0;
-      size_t best = 0;
-      for (size_t i = 0; i < n_vocab; ++i) {
-        if (row[i] > max) max = row[i], best = i;
-      }
-      for (size_t i = 0; i < n_vocab; ++i) sum += std::exp(row[i] - max);
-      const double our_lse = max + std::log(sum);
-      // KL(llama.cpp || Tiller) over llama.cpp's 64 most likely tokens, which carry
-      // nearly all of its probability mass.
-      double kl = 0;
-      for (int j = 0; j < top_k; ++j) {
-        const size_t k = t * static_cast<size_t>(top_k) + static_cast<size_t>(j);
-        const double log_p = top_logits[k] - lse[t];
-        const double log_q = row[top_ids[k]] - our_lse;
-        kl += std::exp(log_p) * (log_p - log_q);
-      }
-      kl_sum += kl;
-      kl_worst = std::max(kl_worst, kl);
-      agree += static_cast<int32_t>(best) == top_ids[t * static_cast<size_t>(top_k)] ? 1 : 0;
-      ++positions;
-    }
+    agreement.add(session.decode(ids, true), n_vocab, top_ids, top_logits, lse, static_cast<size_t>(top_k));
   }
-  const double mean_kl = kl_sum / static_cast<double>(positions);
-  const double top1 = static_cast<double>(agree) / static_cast<double>(positions);
+  const size_t positions = agreement.positions;
+  const double mean_kl = agreement.mean_kl(), kl_worst = agreement.kl_worst, top1 = agreement.top1();
   std::cout << fmt::format("[ figures ] {}: {} texts, {} positions: mean KL {:.5f} nats (max {:.4f}), "
                            "top-1 agreement {:.2f}%\n",
                            GetParam(), n_texts, positions, mean_kl, kl_worst, 100 * top1);

@@ -81,6 +81,38 @@ TEST(SteeringCommand, BadInputGetsOneLine) {
   EXPECT_EQ(out["steering"].size(), 3u);  // the control vector, the ablation, the ActAdd tensor
 }
 
+TEST(VectorCommand, CombineNormalizeInspect) {
+  const std::string a = tiny_control_vector("va.gguf", 4, {{1, 1.0f}, {2, 2.0f}});
+  const std::string b = tiny_control_vector("vb.gguf", 4, {{2, 1.0f}});
+  const std::string narrow = tiny_control_vector("vn.gguf", 3, {{1, 1.0f}});
+  const std::string out = (testing::scratch_dir() / "vc.gguf").string();
+  const auto combined = testing::run_process({TILLER_BINARY, "vector", "combine", a + ":1", b + ":-0.5", "-o", out});
+  ASSERT_EQ(combined.exit_code, 0) << combined.err;
+  const ControlVector sum = read_control_vector(out);
+  EXPECT_EQ(sum.directions.at(2), std::vector<float>(4, 1.5f));
+  EXPECT_EQ(sum.directions.at(1), std::vector<float>(4, 1.0f));
+  const std::string unit = (testing::scratch_dir() / "vu.gguf").string();
+  ASSERT_EQ(testing::run_process({TILLER_BINARY, "vector", "normalize", out, "-o", unit}).exit_code, 0);
+  EXPECT_EQ(read_control_vector(unit).directions.at(2), std::vector<float>(4, 0.5f));
+  const auto inspect = testing::run_process({TILLER_BINARY, "vector", "inspect", a, b, "--json"});
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
+  const json report = json::parse(inspect.out);
+  EXPECT_NEAR(report["layers"][0]["norm"].get<double>(), 2.0, 1e-6);
+  EXPECT_NEAR(report["layers"][1]["cosine"].get<double>(), 1.0, 1e-6);
+  for (const auto& argv : std::vector<std::vector<std::string>>{
+           {"vector", "combine", a, narrow, "-o", out},
+           {"vector", "inspect", a, narrow},
+           {"vector", "inspect", "/nonexistent.gguf"},
+           {"vector", "actadd", "--pos", "a", "--neg", "b", "--layer", "1", "-o", out, "-m", "no-such-model"},
+       }) {
+    std::vector<std::string> full = {TILLER_BINARY};
+    full.insert(full.end(), argv.begin(), argv.end());
+    const auto result = testing::run_process(full);
+    EXPECT_NE(result.exit_code, 0) << argv[1];
+    EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << result.err;
+  }
+}
+
 // ActAdd as the paper defines it, on SmolLM2: the tensor built by hand from
 // resid_pre captures through the hook API, added through a hook, gives the same
 // logits as `tiller logits --actadd`.
