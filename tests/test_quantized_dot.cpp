@@ -292,6 +292,40 @@ TEST(QuantizedDot, RowsAndThreadsDoNotChangeResults) {
   }
 }
 
+// Matrices sharing an input in one parallel region (mixed types, uneven output
+// sizes) give exactly what separate calls give, at 1 and 2 threads.
+TEST(QuantizedDot, SharedInputMatmulEqualsSeparateCalls) {
+  std::mt19937 rng(5);
+  ThreadPool one(1), two(2);
+  const int64_t n_in = 512, n_rows = 3;
+  const std::array<TensorType, 3> types{TensorType::Q8_0, TensorType::Q4_K, TensorType::Q4_1};
+  const std::array<int64_t, 3> n_outs{37, 5, 64};
+  std::vector<std::vector<uint8_t>> bytes;
+  std::vector<ops::WeightMatrix> ws;
+  for (size_t m = 0; m < types.size(); ++m) bytes.push_back(testing::random_tensor_bytes(types[m], n_in * n_outs[m], rng));
+  for (size_t m = 0; m < types.size(); ++m) ws.push_back(matrix(types[m], n_in, n_outs[m], bytes[m]));
+  const auto x = awkward_activations(n_rows, n_in, rng);
+  for (ops::KernelLevel level : ops::available_kernel_levels()) {
+    for (ThreadPool* pool : {&one, &two}) {
+      std::array<std::vector<float>, 3> shared, separate;
+      std::array<float*, 3> outs{};
+      std::array<const ops::WeightMatrix*, 3> matrices{};
+      for (size_t m = 0; m < 3; ++m) {
+        shared[m].assign(static_cast<size_t>(n_rows * n_outs[m]), -1.0f);
+        separate[m].assign(shared[m].size(), -2.0f);
+        outs[m] = shared[m].data();
+        matrices[m] = &ws[m];
+        ops::quantized_matmul(ws[m], x.data(), n_rows, separate[m].data(), one, level);
+      }
+      ops::quantized_matmul_shared(matrices, x.data(), n_rows, outs, *pool, level);
+      for (size_t m = 0; m < 3; ++m) {
+        EXPECT_EQ(shared[m], separate[m]) << tensor_type_name(types[m]) << " " << ops::kernel_level_name(level)
+                                          << " threads " << pool->size();
+      }
+    }
+  }
+}
+
 // Float weights keep the float path: no activation rounding at all.
 TEST(QuantizedDot, FloatWeightsUseTheFloatPath) {
   std::mt19937 rng(9);

@@ -1,11 +1,13 @@
 // The forward pass. One block reads like the paper: norm, attention, residual,
 // norm, MLP, residual; the architecture traits switch Gemma 3's extras on.
 #include <algorithm>
+#include <array>
 #include <cmath>
 
 #include "model/model_weights.h"
 #include "ops/attention.h"
 #include "ops/ops.h"
+#include "ops/quantized_dot.h"
 #include "tiller/dequantize.h"
 #include "tiller/error.h"
 #include "tiller/model.h"
@@ -158,9 +160,11 @@ void Session::forward_chunk(std::span<const TokenId> tokens, bool all_logits, fl
 
     // Attention.
     ops::rms_norm(a.residual.data(), L.attn_norm.data(), n, n_embd, eps, a.normed.data());
-    ops::matmul(L.attn_q, a.normed.data(), n, a.q.data(), *pool_);
-    ops::matmul(L.attn_k, a.normed.data(), n, a.k.data(), *pool_);
-    ops::matmul(L.attn_v, a.normed.data(), n, a.v.data(), *pool_);
+    {  // one parallel region for the three projections of the same input
+      const std::array<const ops::WeightMatrix*, 3> qkv{&L.attn_q, &L.attn_k, &L.attn_v};
+      const std::array<float*, 3> outs{a.q.data(), a.k.data(), a.v.data()};
+      ops::quantized_matmul_shared(qkv, a.normed.data(), n, outs, *pool_, ops::best_kernel_level());
+    }
     if (traits.qk_norm) {
       ops::rms_norm(a.q.data(), L.attn_q_norm.data(), n * c.n_head, hd, eps, a.q.data());
       ops::rms_norm(a.k.data(), L.attn_k_norm.data(), n * c.n_head_kv, hd, eps, a.k.data());
@@ -185,8 +189,11 @@ void Session::forward_chunk(std::span<const TokenId> tokens, bool all_logits, fl
 
     // MLP.
     ops::rms_norm(a.residual.data(), L.ffn_norm.data(), n, n_embd, eps, a.normed.data());
-    ops::matmul(L.ffn_gate, a.normed.data(), n, a.gate.data(), *pool_);
-    ops::matmul(L.ffn_up, a.normed.data(), n, a.up.data(), *pool_);
+    {
+      const std::array<const ops::WeightMatrix*, 2> gate_up{&L.ffn_gate, &L.ffn_up};
+      const std::array<float*, 2> outs{a.gate.data(), a.up.data()};
+      ops::quantized_matmul_shared(gate_up, a.normed.data(), n, outs, *pool_, ops::best_kernel_level());
+    }
     for (int64_t i = 0; i < n * c.n_ff; ++i) {
       float& g = a.gate[static_cast<size_t>(i)];
       g = (traits.gelu ? ops::gelu_tanh_f16(g) : ops::silu(g)) * a.up[static_cast<size_t>(i)];

@@ -795,4 +795,55 @@ void quantized_matmul(const WeightMatrix& w, const float* x, int64_t n_rows, flo
   });
 }
 
+void quantized_matmul_shared(std::span<const WeightMatrix* const> ws, const float* x, int64_t n_rows,
+                             std::span<float* const> outs, ThreadPool& pool, KernelLevel level) {
+  if (ws.size() != outs.size() || ws.size() > kMaxShared) fail("matmul: {} matrices, {} outputs", ws.size(), outs.size());
+  bool all_integer = true;
+  for (const WeightMatrix* w : ws) {
+    all_integer = all_integer && find_kernels(w->type) != nullptr && w->n_in == ws[0]->n_in &&
+                  w->n_in % tensor_type_info(w->type).block_size == 0 &&
+                  w->n_in % activation_block_size(activation_format(w->type)) == 0;
+  }
+  if (!all_integer) {  // the single-matrix path handles (or reports) these
+    for (size_t m = 0; m < ws.size(); ++m) quantized_matmul(*ws[m], x, n_rows, outs[m], pool, level);
+    return;
+  }
+  // One quantized copy of x per activation format, reused by every matrix that reads it.
+  thread_local std::array<std::vector<uint8_t>, kMaxShared> buffers;
+  std::array<ActivationFormat, kMaxShared> formats{};
+  std::array<MatmulJob, kMaxShared> jobs{};
+  std::array<int64_t, kMaxShared + 1> first_group{};  // jobs' group ranges, back to back
+  size_t n_formats = 0;
+  const int64_t n_in = ws[0]->n_in;
+  for (size_t m = 0; m < ws.size(); ++m) {
+    const WeightMatrix& w = *ws[m];
+    const ActivationFormat format = activation_format(w.type);
+    const uint64_t row_bytes = activation_row_bytes(format, n_in);
+    size_t f = 0;
+    while (f < n_formats && formats[f] != format) ++f;
+    if (f == n_formats) {
+      formats[n_formats++] = format;
+      buffers[f].resize(static_cast<size_t>(n_rows) * row_bytes);
+      for (int64_t t = 0; t < n_rows; ++t) {
+        quantize_activations(format, x + t * n_in, n_in, buffers[f].data() + static_cast<uint64_t>(t) * row_bytes);
+      }
+    }
+    const KernelTable* kernels = find_kernels(w.type);
+    jobs[m] = MatmulJob{&w, buffers[f].data(), row_bytes, n_rows, outs[m], at_level(kernels->dots, level),
+                        at_level(kernels->rows, level)};
+    first_group[m + 1] = first_group[m] + (w.n_out + kRows - 1) / kRows;
+  }
+  const size_t n_jobs = ws.size();
+  // Groups start at multiples of kRows within each matrix, as in quantized_matmul,
+  // so every row takes the same kernel path and gives the same result.
+  pool.parallel_for(first_group[n_jobs], [&](int64_t begin, int64_t end, int) {
+    for (size_t m = 0; m < n_jobs; ++m) {
+      const int64_t lo = std::max(begin, first_group[m]), hi = std::min(end, first_group[m + 1]);
+      if (lo >= hi) continue;
+      const MatmulJob& job = jobs[m];
+      run_matmul_chunk(job, (lo - first_group[m]) * kRows, std::min((hi - first_group[m]) * kRows, job.w->n_out));
+    }
+  });
+}
+
 }  // namespace tiller::ops

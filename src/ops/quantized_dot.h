@@ -64,6 +64,15 @@ QuantizedDot quantized_dot(TensorType weight_type, KernelLevel level);
 void quantized_matmul(const WeightMatrix& w, const float* x, int64_t n_rows, float* out, ThreadPool& pool,
                       KernelLevel level);
 
+// Several matrices reading the same input x (Q, K and V; gate and up) in one
+// parallel region: one fork-join instead of one per matrix, and the activations
+// quantized once per format. Results equal separate quantized_matmul calls.
+// At most kMaxShared matrices; any without an integer kernel sends all to the
+// one-by-one path.
+inline constexpr size_t kMaxShared = 4;
+void quantized_matmul_shared(std::span<const WeightMatrix* const> ws, const float* x, int64_t n_rows,
+                             std::span<float* const> outs, ThreadPool& pool, KernelLevel level);
+
 // Exposed for tests: the inline f16 -> f32 conversion the portable kernels use.
 float half_to_float(uint16_t bits);
 
