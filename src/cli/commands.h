@@ -13,5 +13,6 @@ void register_logits(CLI::App& app);
 void register_dump(CLI::App& app);
 void register_run(CLI::App& app);
 void register_vector(CLI::App& app);
+void register_bench(CLI::App& app);
 
 }  // namespace tiller::cli

@@ -1,0 +1,226 @@
+#!/usr/bin/env python3
+"""Prompt processing (ppN) and generation (tgN) speed, Tiller against llama.cpp
+(the pinned llama-cpp-python's library, through its low-level API), on the same
+model, threads, lengths and machine.
+
+Run through bench/vs-llamacpp, which provides the pinned oracle environment and a
+release build. The two engines run interleaved, rep by rep (Tiller, llama.cpp,
+Tiller, ...), so that noise from other work on the machine hits both alike; the
+table gives each engine's median tok/s and the ratio of medians Tiller/llama.cpp
+(above 1: Tiller is faster). Both engines: a context of exactly the test's tokens,
+n_batch 512, f16 KV cache, one untimed warm-up run before each timed one.
+ppN is one llama_decode of N tokens in a cleared cache; tgN is N single-token
+decodes, each computing its logits. Progress goes to stderr.
+"""
+import argparse
+import ctypes
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+from golden_support import quiet_llama_cpp  # noqa: E402
+
+L = quiet_llama_cpp()
+
+REPO = Path(__file__).resolve().parent.parent
+TILLER = REPO / "build" / "tiller"
+STREAM = REPO / "build" / "bench" / "tiller-bench-stream"
+N_BATCH = 512
+GGML_TYPE_F16 = 1
+NOT_TEXT = (1 << 3) | (1 << 0) | (1 << 1)  # control, unknown, unused: as Tiller's bench skips
+
+
+def progress(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def int_list(text):
+    values = [int(v) for v in text.split(",")]
+    if any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive integers, got '{text}'")
+    return values
+
+
+def bench_tokens(vocab, count):
+    """The ids `tiller bench` uses (src/cli/bench_runner.cpp: the same generator and filter)."""
+    n_vocab = L.llama_vocab_n_tokens(vocab)
+    mask = (1 << 64) - 1
+    state, tokens, attempt = 0x2545F4914F6CDD1D, [], 0
+    while len(tokens) < count:
+        state = (state * 6364136223846793005 + 1442695040888963407) & mask
+        token = (state >> 33) % n_vocab
+        if (L.llama_vocab_get_attr(vocab, token) & NOT_TEXT) == 0 or attempt > 1000 * count:
+            tokens.append(token)
+        attempt += 1
+    return tokens
+
+
+class LlamaCpp:
+    def __init__(self, path):
+        params = L.llama_model_default_params()
+        self.model = L.llama_model_load_from_file(str(path).encode(), params)
+        if not self.model:
+            raise SystemExit(f"vs-llamacpp: llama.cpp could not load {path}")
+        self.vocab = L.llama_model_get_vocab(self.model)
+
+    def _context(self, n_tokens, threads):
+        params = L.llama_context_default_params()
+        params.n_ctx = n_tokens
+        params.n_batch = N_BATCH
+        params.n_ubatch = N_BATCH
+        params.n_threads = threads
+        params.n_threads_batch = threads
+        params.type_k = GGML_TYPE_F16
+        params.type_v = GGML_TYPE_F16
+        params.no_perf = True
+        context = L.llama_init_from_model(self.model, params)
+        if not context:
+            raise SystemExit("vs-llamacpp: llama.cpp could not create a context")
+        return context
+
+    @staticmethod
+    def _decode(context, batch, tokens, first_position):
+        batch.n_tokens = len(tokens)
+        for i, token in enumerate(tokens):
+            batch.token[i] = token
+            batch.pos[i] = first_position + i
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = 0
+            batch.logits[i] = i == len(tokens) - 1
+        if L.llama_decode(context, batch) != 0:
+            raise SystemExit("vs-llamacpp: llama_decode failed")
+
+    def _one_run(self, context, batch, tokens, n_prompt, n_gen):
+        L.llama_memory_clear(L.llama_get_memory(context), True)
+        start = time.perf_counter()
+        if n_prompt:
+            for first in range(0, n_prompt, N_BATCH):  # llama_decode takes at most n_batch tokens
+                self._decode(context, batch, tokens[first:min(first + N_BATCH, n_prompt)], first)
+        else:
+            for i in range(n_gen):
+                self._decode(context, batch, tokens[i:i + 1], i)
+        L.llama_synchronize(context)
+        return (n_prompt + n_gen) / (time.perf_counter() - start)
+
+    def tok_s(self, tokens, n_prompt, n_gen, threads):
+        """One warm-up run, then one timed run, in a context made for the test."""
+        context = self._context(n_prompt + n_gen, threads)
+        batch = L.llama_batch_init(max(min(n_prompt, N_BATCH), 1), 0, 1)
+        try:
+            self._one_run(context, batch, tokens, n_prompt, n_gen)
+            return self._one_run(context, batch, tokens, n_prompt, n_gen)
+        finally:
+            L.llama_batch_free(batch)
+            L.llama_free(context)
+
+    def close(self):
+        L.llama_model_free(self.model)
+
+
+def tiller_rep(model_path, n_prompt, n_gen, threads):
+    """One `tiller bench -r 1` (which runs its own warm-up): {test name: entry}."""
+    out = subprocess.run([str(TILLER), "bench", "-m", str(model_path), "--json", "-p", str(n_prompt),
+                          "-n", str(n_gen), "-t", str(threads), "-r", "1", "-b", str(N_BATCH)],
+                         check=True, capture_output=True, text=True).stdout
+    return {entry["test"]: entry for entry in json.loads(out)}
+
+
+def stream_bandwidth(threads):
+    out = subprocess.run([str(STREAM), "--json", "--mib", "512", "--reps", "5", "--threads",
+                          ",".join(map(str, threads))], check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def measure(args):
+    cells = []
+    for model in args.models:
+        path = Path(model) if model.endswith(".gguf") else args.model_dir / f"{model}.gguf"
+        progress(f"vs-llamacpp: {model}")
+        llama = LlamaCpp(path)
+        tokens = bench_tokens(llama.vocab, max(args.n_prompt, args.n_gen))
+        for threads in args.threads:
+            samples = {"tiller": {"pp": [], "tg": []}, "llama.cpp": {"pp": [], "tg": []}}
+            bytes_per_token = None
+            for rep in range(args.reps):
+                progress(f"  {threads} threads, rep {rep + 1}/{args.reps}")
+                tiller = tiller_rep(path, args.n_prompt, args.n_gen, threads)
+                samples["tiller"]["pp"].append(tiller[f"pp{args.n_prompt}"]["tok_s"])
+                samples["tiller"]["tg"].append(tiller[f"tg{args.n_gen}"]["tok_s"])
+                bytes_per_token = tiller[f"tg{args.n_gen}"]["weight_bytes_per_token"]
+                samples["llama.cpp"]["pp"].append(llama.tok_s(tokens, args.n_prompt, 0, threads))
+                samples["llama.cpp"]["tg"].append(llama.tok_s(tokens, 0, args.n_gen, threads))
+            for kind, n in (("pp", args.n_prompt), ("tg", args.n_gen)):
+                ours = statistics.median(samples["tiller"][kind])
+                theirs = statistics.median(samples["llama.cpp"][kind])
+                cell = {"model": model, "threads": threads, "test": f"{kind}{n}",
+                        "tiller_tok_s": ours, "llamacpp_tok_s": theirs, "ratio": ours / theirs,
+                        "tiller_samples": samples["tiller"][kind], "llamacpp_samples": samples["llama.cpp"][kind]}
+                if kind == "tg":
+                    cell["weight_bytes_per_token"] = bytes_per_token
+                    cell["tiller_gb_s"] = bytes_per_token * ours / 1e9
+                    cell["llamacpp_gb_s"] = bytes_per_token * theirs / 1e9
+                cells.append(cell)
+        llama.close()
+    return cells
+
+
+def print_table(cells, stream, markdown):
+    header = ["model", "threads", "test", "Tiller tok/s", "llama.cpp tok/s", "Tiller/llama.cpp",
+              "tg GB/s Tiller", "tg GB/s llama.cpp"]
+    rows = [[c["model"], str(c["threads"]), c["test"], f"{c['tiller_tok_s']:.2f}", f"{c['llamacpp_tok_s']:.2f}",
+             f"{c['ratio']:.2f}", f"{c['tiller_gb_s']:.2f}" if "tiller_gb_s" in c else "",
+             f"{c['llamacpp_gb_s']:.2f}" if "llamacpp_gb_s" in c else ""] for c in cells]
+    if markdown:
+        print("| " + " | ".join(header) + " |")
+        print("|" + "---|" * len(header))
+        for row in rows:
+            print("| " + " | ".join(row) + " |")
+    else:
+        widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+        for row in [header] + rows:
+            print("  ".join(value.rjust(width) for value, width in zip(row, widths)))
+    print()
+    print("memory bandwidth (tiller-bench-stream, 512 MiB arrays; copy counts bytes read + written):")
+    for m in stream:
+        print(f"  {m['kind']} {m['threads']} thread(s): best {m['best_gb_s']:.2f} GB/s, "
+              f"median {m['median_gb_s']:.2f} GB/s")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="smollm2-135m-instruct,gemma-3-270m",
+                        type=lambda text: text.split(","), help="model names or .gguf paths, comma-separated")
+    parser.add_argument("--model-dir", type=Path,
+                        default=Path(__import__("os").environ.get("TILLER_MODELS",
+                                                                  Path.home() / ".cache" / "tiller" / "models")))
+    parser.add_argument("--threads", "-t", type=int_list, default=[1, 2])
+    parser.add_argument("-p", "--n-prompt", type=int, default=512)
+    parser.add_argument("-n", "--n-gen", type=int, default=128)
+    parser.add_argument("--reps", "-r", type=int, default=5)
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true")
+    output.add_argument("--markdown", action="store_true")
+    args = parser.parse_args()
+    if args.n_prompt <= 0 or args.n_gen <= 0 or args.reps <= 0:
+        parser.error("-p, -n and --reps must be positive")
+
+    L.llama_backend_init()
+    system_info = L.llama_print_system_info().decode()
+    progress(f"llama.cpp system info: {system_info}")
+    progress("vs-llamacpp: memory bandwidth")
+    stream = stream_bandwidth(args.threads)
+    cells = measure(args)
+    if args.json:
+        print(json.dumps({"llamacpp_system_info": system_info, "stream": stream, "cells": cells}, indent=2))
+    else:
+        print(f"llama.cpp system info: {system_info}")
+        print(f"reps: {args.reps}, interleaved; medians shown\n")
+        print_table(cells, stream, args.markdown)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+// `tiller bench [-m MODEL] [-p 512] [-n 128] [-t N] [-r REPS] [--json]`: prompt
+// processing and generation speed, llama-bench style. -p, -n and -t take
+// comma-separated lists; every value of -p and of -n is a test at every thread count.
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/bench_runner.h"
+#include "cli/commands.h"
+#include "cli/options.h"
+#include "tiller/model.h"
+#include "tiller/model_paths.h"
+
+namespace tiller::cli {
+namespace {
+
+struct BenchOptions {
+  std::string model{kDefaultModel};
+  std::vector<int> n_prompt{512};
+  std::vector<int> n_gen{128};
+  std::vector<int> threads;
+  int reps = 5;
+  int batch = 512;
+  bool json = false;
+};
+
+struct BenchRun {
+  std::string model_name;
+  ModelFootprint footprint;
+  double load_seconds = 0.0;
+  std::vector<BenchResult> results;
+  std::vector<uint64_t> kv_bytes;  // per result: the cache its session held
+};
+
+std::vector<BenchTest> planned_tests(const BenchOptions& options) {
+  std::vector<BenchTest> tests;
+  for (const int threads : options.threads) {
+    for (const int n : options.n_prompt) tests.push_back({.n_prompt = n, .n_gen = 0, .threads = threads});
+    for (const int n : options.n_gen) tests.push_back({.n_prompt = 0, .n_gen = n, .threads = threads});
+  }
+  return tests;
+}
+
+BenchRun run_benchmarks(const BenchOptions& options) {
+  BenchRun run;
+  const std::string path = resolve_model(options.model);
+  run.model_name = std::filesystem::path(path).stem().string();
+  const auto start = std::chrono::steady_clock::now();
+  const auto model = Model::load(path);
+  run.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  run.footprint = model_footprint(*model);
+
+  const std::vector<BenchTest> tests = planned_tests(options);
+  int longest = 0;
+  for (const BenchTest& test : tests) longest = std::max(longest, test.n_tokens());
+  const std::vector<TokenId> tokens = bench_tokens(model->tokenizer(), longest);
+  for (const BenchTest& test : tests) {
+    if (!options.json) fmt::print(stderr, "bench: {} at {} threads...\n", test.name(), test.threads);
+    // A session sized to the test, as llama-bench sizes its context.
+    Session session(model, {.n_ctx = test.n_tokens(), .n_threads = test.threads, .n_batch = options.batch});
+    run.results.push_back(run_bench_test(session, test, options.reps, tokens));
+    run.kv_bytes.push_back(kv_cache_bytes(model->config(), session.n_ctx()));
+  }
+  return run;
+}
+
+double gigabytes_per_second(uint64_t bytes_per_token, double tokens_per_second) {
+  return static_cast<double>(bytes_per_token) * tokens_per_second / 1e9;
+}
+
+void print_table(const BenchRun& run) {
+  const double mib = static_cast<double>(run.footprint.tensor_bytes) / (1024.0 * 1024.0);
+  const double params_m = static_cast<double>(run.footprint.n_params) / 1e6;
+  fmt::print("| {:<24} | {:>10} | {:>9} | {:>7} | {:>6} | {:>18} |\n", "model", "size", "params", "threads",
+             "test", "t/s");
+  fmt::print("| {:-<24} | {:->10} | {:->9} | {:->7} | {:->6} | {:->18} |\n", "", "", "", "", "", "");
+  for (const BenchResult& r : run.results) {
+    fmt::print("| {:<24} | {:>6.2f} MiB | {:>7.2f} M | {:>7} | {:>6} | {:>18} |\n", run.model_name, mib, params_m,
+               r.test.threads, r.test.name(), fmt::format("{:.2f} ± {:.2f}", r.mean(), r.sd()));
+  }
+  uint64_t kv_max = 0;
+  for (const uint64_t kv : run.kv_bytes) kv_max = std::max(kv_max, kv);
+  fmt::print(stderr, "load: {:.3f} s | peak RSS: {:.1f} MiB | model file: {:.1f} MiB | KV cache (largest): {:.1f} MiB\n",
+             run.load_seconds, static_cast<double>(peak_rss_bytes()) / 1048576.0,
+             static_cast<double>(run.footprint.file_bytes) / 1048576.0, static_cast<double>(kv_max) / 1048576.0);
+  for (const BenchResult& r : run.results) {
+    if (r.test.n_gen == 0) continue;
+    fmt::print(stderr, "{} at {} threads: {:.1f} MB of weights per token x {:.2f} tok/s = {:.2f} GB/s\n",
+               r.test.name(), r.test.threads, static_cast<double>(run.footprint.weight_bytes_per_token) / 1e6,
+               r.mean(), gigabytes_per_second(run.footprint.weight_bytes_per_token, r.mean()));
+  }
+}
+
+void print_json(const BenchRun& run) {
+  nlohmann::json tests = nlohmann::json::array();
+  const uint64_t peak_rss = peak_rss_bytes();
+  for (size_t i = 0; i < run.results.size(); ++i) {
+    const BenchResult& r = run.results[i];
+    nlohmann::json entry = {
+        {"model", run.model_name},
+        {"test", r.test.name()},
+        {"n_prompt", r.test.n_prompt},
+        {"n_gen", r.test.n_gen},
+        {"threads", r.test.threads},
+        {"reps", r.samples.size()},
+        {"tok_s", r.mean()},
+        {"tok_s_sd", r.sd()},
+        {"samples", r.samples},
+        {"model_params", run.footprint.n_params},
+        {"model_tensor_bytes", run.footprint.tensor_bytes},
+        {"model_file_bytes", run.footprint.file_bytes},
+        {"kv_cache_bytes", run.kv_bytes[i]},
+        {"load_seconds", run.load_seconds},
+        {"peak_rss_bytes", peak_rss},
+        {"weight_bytes_per_token", run.footprint.weight_bytes_per_token},
+    };
+    entry["bandwidth_gb_s"] = r.test.n_gen > 0
+                                  ? nlohmann::json(gigabytes_per_second(run.footprint.weight_bytes_per_token, r.mean()))
+                                  : nlohmann::json(nullptr);
+    tests.push_back(std::move(entry));
+  }
+  fmt::print("{}\n", tests.dump(2));
+}
+
+}  // namespace
+
+void register_bench(CLI::App& app) {
+  auto options = std::make_shared<BenchOptions>();
+  auto* command = app.add_subcommand("bench", "Measure prompt processing and generation speed (tokens/s)");
+  add_model_option(command, options->model);
+  const auto lengths = CLI::Range(1, 1 << 20);
+  command->add_option("-p,--n-prompt", options->n_prompt, "Prompt lengths to test, comma-separated")
+      ->delimiter(',')->capture_default_str()->check(lengths);
+  command->add_option("-n,--n-gen", options->n_gen, "Generation lengths to test, comma-separated")
+      ->delimiter(',')->capture_default_str()->check(lengths);
+  options->threads = {default_thread_count()};
+  command->add_option("-t,--threads", options->threads, "Thread counts to test, comma-separated")
+      ->delimiter(',')->capture_default_str()->check(CLI::Range(1, 256));
+  command->add_option("-r,--repetitions", options->reps, "Timed runs per test (after one warm-up run)")
+      ->capture_default_str()->check(CLI::Range(1, 1000));
+  command->add_option("-b,--batch-size", options->batch, "Prompt tokens per forward pass")
+      ->capture_default_str()->check(CLI::Range(1, 1 << 16));
+  command->add_flag("--json", options->json, "Print a JSON array, one object per test");
+  command->callback([options] {
+    const BenchRun run = run_benchmarks(*options);
+    if (options->json) {
+      print_json(run);
+    } else {
+      print_table(run);
+    }
+  });
+}
+
+}  // namespace tiller::cli

@@ -1,0 +1,84 @@
+// `tiller bench`: the JSON it prints, the memory bar of the CPU speed issue (peak
+// RSS at most the mapped model + KV cache + 64 MiB) and its errors. Timings are
+// reported, never asserted: the machines that run this are shared and noisy.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "support/run_process.h"
+#include "support/test_files.h"
+#include "support/tiny_model.h"
+
+namespace tiller {
+namespace {
+
+TEST(BenchCommand, JsonKeysAndTheMemoryBarOnTheDefaultModel) {
+  TILLER_REQUIRE_MODEL(path, "smollm2-135m-instruct");
+  const auto result = testing::run_process(
+      {TILLER_BINARY, "bench", "-m", path, "--json", "-p", "64", "-n", "16", "-r", "1", "-t", "1"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const auto tests = nlohmann::json::parse(result.out);
+  ASSERT_TRUE(tests.is_array());
+  ASSERT_EQ(tests.size(), 2u);
+  EXPECT_EQ(tests[0]["test"], "pp64");
+  EXPECT_EQ(tests[1]["test"], "tg16");
+  uint64_t kv_bytes = 0;
+  for (const auto& test : tests) {
+    for (const char* key : {"test", "threads", "tok_s", "tok_s_sd", "n_prompt", "n_gen", "reps", "model", "samples",
+                            "model_file_bytes", "kv_cache_bytes", "peak_rss_bytes", "load_seconds",
+                            "weight_bytes_per_token"}) {
+      EXPECT_TRUE(test.contains(key)) << key;
+    }
+    EXPECT_EQ(test["threads"], 1);
+    EXPECT_GT(test["tok_s"].get<double>(), 0.0);
+    EXPECT_EQ(test["samples"].size(), 1u);
+    kv_bytes = std::max(kv_bytes, test["kv_cache_bytes"].get<uint64_t>());
+  }
+  EXPECT_GT(tests[1]["bandwidth_gb_s"].get<double>(), 0.0);
+  const auto model_bytes = tests[0]["model_file_bytes"].get<uint64_t>();
+  const auto peak_rss = tests[0]["peak_rss_bytes"].get<uint64_t>();
+  const uint64_t bar = model_bytes + kv_bytes + (64ull << 20);
+  const auto mib = [](uint64_t bytes) { return static_cast<double>(bytes) / 1048576.0; };
+#ifndef TILLER_SANITIZED  // AddressSanitizer's shadow memory and quarantine add to the RSS
+  EXPECT_LE(peak_rss, bar) << "peak RSS " << mib(peak_rss) << " MiB, bar " << mib(bar) << " MiB";
+#endif
+  std::printf("peak RSS %.1f MiB, bar %.1f MiB; pp64 %.1f tok/s, tg16 %.1f tok/s\n", mib(peak_rss), mib(bar),
+              tests[0]["tok_s"].get<double>(), tests[1]["tok_s"].get<double>());
+}
+
+TEST(BenchCommand, ListsMakeOneTestPerCombination) {
+  const std::string path = (testing::scratch_dir() / "bench-tiny.gguf").string();
+  testing::make_tiny_model({}).write(path);
+  const auto result = testing::run_process(
+      {TILLER_BINARY, "bench", "-m", path, "--json", "-p", "8,16", "-n", "4", "-t", "1,2", "-r", "2"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const auto tests = nlohmann::json::parse(result.out);
+  ASSERT_EQ(tests.size(), 6u);
+  EXPECT_EQ(tests[0]["test"], "pp8");
+  EXPECT_EQ(tests[1]["test"], "pp16");
+  EXPECT_EQ(tests[2]["test"], "tg4");
+  EXPECT_EQ(tests[3]["threads"], 2);
+  EXPECT_EQ(tests[5]["samples"].size(), 2u);
+}
+
+TEST(BenchCommand, BadFlagsGetOneLine) {
+  const std::string path = (testing::scratch_dir() / "bench-bad.gguf").string();
+  testing::make_tiny_model({}).write(path);
+  for (const auto& argv : std::vector<std::vector<std::string>>{
+           {"-m", path, "-p", "0"},
+           {"-m", path, "-r", "0"},
+           {"-m", path, "-t", "1,x"},
+           {"-m", "no-such-model"},
+       }) {
+    std::vector<std::string> full = {TILLER_BINARY, "bench"};
+    full.insert(full.end(), argv.begin(), argv.end());
+    const auto result = testing::run_process(full);
+    EXPECT_NE(result.exit_code, 0) << argv[1] << " " << argv.back();
+    EXPECT_EQ(result.signal, 0);
+    EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << result.err;
+  }
+}
+
+}  // namespace
+}  // namespace tiller
