@@ -11,6 +11,7 @@
 #include "cli/bench_runner.h"
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "cli/steering_options.h"
 #include "tiller/model.h"
 #include "tiller/model_paths.h"
 
@@ -25,6 +26,7 @@ struct BenchOptions {
   int reps = 5;
   int batch = 512;
   bool json = false;
+  SteeringFlags steering;
 };
 
 struct BenchRun {
@@ -57,10 +59,19 @@ BenchRun run_benchmarks(const BenchOptions& options) {
   int longest = 0;
   for (const BenchTest& test : tests) longest = std::max(longest, test.n_tokens());
   const std::vector<TokenId> tokens = bench_tokens(model->tokenizer(), longest);
+  // Steering flags measure the cost of steering: the same interventions in every
+  // test, the bench's tokens standing for the prompt.
+  int most_threads = 1;
+  for (const BenchTest& test : tests) most_threads = std::max(most_threads, test.threads);
+  const auto steering = build_steering(options.steering, model, most_threads);
   for (const BenchTest& test : tests) {
     if (!options.json) fmt::print(stderr, "bench: {} at {} threads...\n", test.name(), test.threads);
     // A session sized to the test, as llama-bench sizes its context.
     Session session(model, {.n_ctx = test.n_tokens(), .n_threads = test.threads, .n_batch = options.batch});
+    if (steering) {
+      steering->set_prompt({0, test.n_tokens(), 0});
+      steering->attach(session);
+    }
     run.results.push_back(run_bench_test(session, test, options.reps, tokens));
     run.kv_bytes.push_back(kv_cache_bytes(model->config(), session.n_ctx()));
   }
@@ -144,6 +155,7 @@ void register_bench(CLI::App& app) {
   command->add_option("-b,--batch-size", options->batch, "Prompt tokens per forward pass")
       ->capture_default_str()->check(CLI::Range(1, 1 << 16));
   command->add_flag("--json", options->json, "Print a JSON array, one object per test");
+  add_steering_options(command, options->steering);
   command->callback([options] {
     const BenchRun run = run_benchmarks(*options);
     if (options->json) {
