@@ -6,6 +6,7 @@
 
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "cli/steering_options.h"
 #include "gguf/printable.h"
 #include "tiller/actadd.h"
 #include "tiller/control_vector.h"
@@ -22,20 +23,9 @@ double norm(const std::vector<float>& v) {
   return std::sqrt(sum);
 }
 
-// "FILE:SCALE" (the last colon) or "FILE" (scale 1).
 ScaledControlVector scaled_file(const std::string& text) {
-  const auto colon = text.rfind(':');
-  if (colon != std::string::npos) {
-    try {
-      size_t used = 0;
-      const float scale = std::stof(text.substr(colon + 1), &used);
-      if (used == text.size() - colon - 1 && std::isfinite(scale)) {
-        return {read_control_vector(text.substr(0, colon)), scale};
-      }
-    } catch (const std::exception&) {
-    }
-  }
-  return {read_control_vector(text), 1.0f};
+  const auto [file, scale] = file_and_number(text, "vector combine", false);
+  return {read_control_vector(file), scale};
 }
 
 struct ActAddOptions {

@@ -13,9 +13,19 @@
 namespace tiller::cli {
 namespace {
 
-// "FILE:NUMBER" -> (FILE, NUMBER); "FILE" -> (FILE, fallback) when a number is optional.
+template <typename T>
+T per_pair(const std::vector<T>& values, size_t pair, size_t n_pairs, const char* flag, T fallback) {
+  if (values.empty()) return fallback;
+  if (values.size() == 1) return values.front();
+  if (values.size() != n_pairs) fail("{} is given {} times for {} ActAdd pairs: give it once or once per pair", flag,
+                                     values.size(), n_pairs);
+  return values[pair];
+}
+
+}  // namespace
+
 std::pair<std::string, float> file_and_number(const std::string& text, const char* flag, bool number_required,
-                                              float fallback = 1.0f) {
+                                              float fallback) {
   const auto colon = text.rfind(':');
   if (colon != std::string::npos) {
     const std::string number = text.substr(colon + 1);
@@ -29,17 +39,6 @@ std::pair<std::string, float> file_and_number(const std::string& text, const cha
   if (number_required) fail("{} '{}' needs FILE:VALUE", flag, printable(text));
   return {text, fallback};
 }
-
-template <typename T>
-T per_pair(const std::vector<T>& values, size_t pair, size_t n_pairs, const char* flag, T fallback) {
-  if (values.empty()) return fallback;
-  if (values.size() == 1) return values.front();
-  if (values.size() != n_pairs) fail("{} is given {} times for {} ActAdd pairs: give it once or once per pair", flag,
-                                     values.size(), n_pairs);
-  return values[pair];
-}
-
-}  // namespace
 
 bool SteeringFlags::any() const {
   return !control_vectors.empty() || !control_vectors_scaled.empty() || has_actadd() || !ablate.empty() ||

@@ -36,6 +36,12 @@ struct SteeringFlags {
 
 void add_steering_options(CLI::App* command, SteeringFlags& flags);
 
+// "FILE:NUMBER" -> (FILE, NUMBER) at the last colon; "FILE" -> (FILE, fallback) when
+// the number is optional (a suffix that is not a number is then part of the name).
+// `flag` names the option in errors.
+std::pair<std::string, float> file_and_number(const std::string& text, const char* flag, bool number_required,
+                                              float fallback = 1.0f);
+
 // The Steering the flags ask for (empty when none), its vectors read or computed
 // for `model` (ActAdd runs the model over its prompt pairs with n_threads).
 std::unique_ptr<Steering> build_steering(const SteeringFlags& flags, const std::shared_ptr<const Model>& model,
