@@ -18,6 +18,7 @@
 
 #include "ops/ops.h"
 #include "ops/quantized_dot.h"
+#include "ops/tiled_matmul.h"
 #include "support/base64.h"
 #include "support/test_files.h"
 #include "support/tiny_model.h"
@@ -198,7 +199,7 @@ TEST(QuantizedDot, MatmulEqualsTheReferenceForEveryTypeAndLevel) {
     // Row counts below and above kTiledMinRows, and ones that leave partial
     // tiles of activation rows; output counts that leave partial panels.
     for (const Case c : {Case{k_quant ? 256 : 32, 3, 5}, Case{k_quant ? 768 : 96, 17, 5},
-                         Case{k_quant ? 1536 : 1504, 9, 6}, Case{k_quant ? 512 : 160, 16, 4},
+                         Case{k_quant ? 1536 : 1504, 9, 6}, Case{k_quant ? 512 : 160, 16, 8},
                          Case{k_quant ? 512 : 64, 33, 9}, Case{k_quant ? 256 : 96, 50, 11}}) {
       const auto bytes = testing::random_tensor_bytes(type, c.n_in * c.n_out, rng);
       const auto w = matrix(type, c.n_in, c.n_out, bytes);
@@ -247,7 +248,7 @@ TEST(QuantizedDot, MatmulEqualsTheReferenceForEveryTypeAndLevel) {
 }
 
 // A change of one quant is seen: the kernels read every weight bit (the tiled
-// ones too: the same activation row 4 times takes them).
+// ones too: the same activation row kTiledMinRows times takes them).
 TEST(QuantizedDot, EveryWeightByteMatters) {
   std::mt19937 rng(5);
   ThreadPool pool(1);
@@ -256,8 +257,8 @@ TEST(QuantizedDot, EveryWeightByteMatters) {
     const int64_t n_in = info.block_size * 2;
     auto bytes = testing::random_tensor_bytes(type, n_in, rng);
     const auto x = awkward_activations(1, n_in, rng);
-    std::vector<float> x4;
-    for (int copy = 0; copy < 4; ++copy) x4.insert(x4.end(), x.begin(), x.end());
+    std::vector<float> x_rows;
+    for (int64_t copy = 0; copy < ops::kTiledMinRows; ++copy) x_rows.insert(x_rows.end(), x.begin(), x.end());
     for (ops::KernelLevel level : ops::available_kernel_levels()) {
       for (size_t i = 0; i < bytes.size(); ++i) {
         const uint8_t saved = bytes[i];
@@ -269,11 +270,11 @@ TEST(QuantizedDot, EveryWeightByteMatters) {
         const double scale = term_magnitudes(w, x.data(), 1)[0];
         ASSERT_LE(std::fabs(double(got) - reference), 2e-6 * scale)
             << tensor_type_name(type) << " " << ops::kernel_level_name(level) << " byte " << i;
-        std::array<float, 4> got4{};
-        ops::quantized_matmul(w, x4.data(), 4, got4.data(), pool, level);
-        for (const float value : got4) {
+        std::vector<float> got_rows(static_cast<size_t>(ops::kTiledMinRows));
+        ops::quantized_matmul(w, x_rows.data(), ops::kTiledMinRows, got_rows.data(), pool, level);
+        for (const float value : got_rows) {
           ASSERT_LE(std::fabs(double(value) - reference), 2e-6 * scale)
-              << tensor_type_name(type) << " " << ops::kernel_level_name(level) << " byte " << i << " (4 rows)";
+              << tensor_type_name(type) << " " << ops::kernel_level_name(level) << " byte " << i << " (many rows)";
         }
         bytes[i] = saved;
       }
@@ -289,7 +290,8 @@ TEST(QuantizedDot, RowsAndThreadsDoNotChangeResults) {
   std::mt19937 rng(3);
   ThreadPool one(1), two(2);
   for (TensorType type : kQuantizedTypes) {
-    const int64_t n_in = tensor_type_info(type).block_size == 256 ? 512 : 160, n_out = 33, n_rows = 7;
+    const int64_t n_in = tensor_type_info(type).block_size == 256 ? 512 : 160, n_out = 33;
+    const int64_t n_rows = ops::kTiledMinRows + 5;
     const auto bytes = testing::random_tensor_bytes(type, n_in * n_out, rng);
     const auto w = matrix(type, n_in, n_out, bytes);
     const auto x = awkward_activations(n_rows, n_in, rng);
@@ -314,7 +316,7 @@ TEST(QuantizedDot, RowsAndThreadsDoNotChangeResults) {
 
 // The tiled kernels give each output the same bits wherever its weight row falls
 // in a panel of 16 and whichever activation rows come with it: a matrix that
-// starts 5 rows later, and the activation rows split into calls of 4 and 5.
+// starts 5 rows later, and the activation rows split into two calls.
 TEST(QuantizedDot, TiledResultsDoNotDependOnPanelOrTile) {
   const auto levels = ops::available_kernel_levels();
   if (std::find(levels.begin(), levels.end(), ops::KernelLevel::Avx512Vnni) == levels.end()) {
@@ -323,7 +325,8 @@ TEST(QuantizedDot, TiledResultsDoNotDependOnPanelOrTile) {
   std::mt19937 rng(23);
   ThreadPool one(1), two(2);
   for (TensorType type : kQuantizedTypes) {
-    const int64_t n_in = tensor_type_info(type).block_size == 256 ? 512 : 160, n_out = 37, n_rows = 9, shift = 5;
+    const int64_t n_in = tensor_type_info(type).block_size == 256 ? 512 : 160, n_out = 37, shift = 5;
+    const int64_t first_rows = ops::kTiledMinRows, n_rows = first_rows + ops::kTiledMinRows + 3;
     const auto bytes = testing::random_tensor_bytes(type, n_in * n_out, rng);
     const auto w = matrix(type, n_in, n_out, bytes);
     auto shifted = w;
@@ -334,8 +337,9 @@ TEST(QuantizedDot, TiledResultsDoNotDependOnPanelOrTile) {
         split(all.size());
     ops::quantized_matmul(w, x.data(), n_rows, all.data(), two, ops::KernelLevel::Avx512Vnni);
     ops::quantized_matmul(shifted, x.data(), n_rows, later.data(), one, ops::KernelLevel::Avx512Vnni);
-    ops::quantized_matmul(w, x.data(), 4, split.data(), one, ops::KernelLevel::Avx512Vnni);
-    ops::quantized_matmul(w, x.data() + 4 * n_in, 5, split.data() + 4 * n_out, two, ops::KernelLevel::Avx512Vnni);
+    ops::quantized_matmul(w, x.data(), first_rows, split.data(), one, ops::KernelLevel::Avx512Vnni);
+    ops::quantized_matmul(w, x.data() + first_rows * n_in, n_rows - first_rows, split.data() + first_rows * n_out, two,
+                          ops::KernelLevel::Avx512Vnni);
     EXPECT_EQ(split, all) << tensor_type_name(type);
     for (int64_t t = 0; t < n_rows; ++t) {
       for (int64_t r = shift; r < n_out; ++r) {
@@ -357,7 +361,7 @@ TEST(QuantizedDot, SharedInputMatmulEqualsSeparateCalls) {
   std::vector<ops::WeightMatrix> ws;
   for (size_t m = 0; m < types.size(); ++m) bytes.push_back(testing::random_tensor_bytes(types[m], n_in * n_outs[m], rng));
   for (size_t m = 0; m < types.size(); ++m) ws.push_back(matrix(types[m], n_in, n_outs[m], bytes[m]));
-  for (const int64_t n_rows : {3, 6}) {  // the row kernels and the tiled ones
+  for (const int64_t n_rows : {int64_t{3}, ops::kTiledMinRows + 1}) {  // the row kernels and the tiled ones
     const auto x = awkward_activations(n_rows, n_in, rng);
     for (ops::KernelLevel level : ops::available_kernel_levels()) {
       for (ThreadPool* pool : {&one, &two}) {

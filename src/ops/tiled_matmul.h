@@ -59,6 +59,6 @@ TiledKernel tiled_kernel(TensorType weight_type);
 
 // The fewest activation rows for which the tiled path beats the row kernels
 // (packing a panel costs about as much as a few rows of row-kernel products).
-inline constexpr int64_t kTiledMinRows = 4;
+inline constexpr int64_t kTiledMinRows = 8;
 
 }  // namespace tiller::ops
