@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "ops/tiled_matmul.h"
+#include "ops/x86_block_bits.h"
 #include "tiller/cpu_features.h"
 #include "tiller/dequantize.h"
 #include "tiller/error.h"
@@ -387,21 +388,8 @@ TILLER_AVX2 inline __m256i mul_sum_s8s8(__m256i a, __m256i b) {
   return mul_sum_u8s8(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a));
 }
 
-// 32 nibbles: the 16 low ones in bytes 0..15, the 16 high ones in bytes 16..31.
-TILLER_AVX2 inline __m256i nibbles_avx2(const uint8_t* qs) {
-  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
-  const __m256i both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
-  return _mm256_and_si256(both, _mm256_set1_epi8(0x0f));
-}
-
-// Byte j is 0xff where bit j of `bits` is set, else 0.
-TILLER_AVX2 inline __m256i bit_bytes_avx2(uint32_t bits) {
-  const __m256i spread = _mm256_shuffle_epi8(
-      _mm256_set1_epi32(static_cast<int>(bits)),
-      _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
-  const __m256i select = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ull));
-  return _mm256_cmpeq_epi8(_mm256_and_si256(spread, select), select);
-}
+using x86::bit_bytes;
+using x86::nibbles;
 
 // The 32-weight formats: `block` returns the 8 int32 lane sums of one block's
 // integer dot product. The kernels take R weight rows at once against one
@@ -432,25 +420,25 @@ TILLER_AVX2 inline void dot_32_rows_avx2(const uint8_t* w, uint64_t row_bytes, c
 }
 
 TILLER_AVX2 inline __m256i block_q4_0_avx2(const uint8_t* wb, const uint8_t* xb) {
-  const __m256i q = _mm256_sub_epi8(nibbles_avx2(wb + 2), _mm256_set1_epi8(8));
+  const __m256i q = _mm256_sub_epi8(nibbles(wb + 2), _mm256_set1_epi8(8));
   return mul_sum_s8s8(q, load256(xb + 2));
 }
 
 TILLER_AVX2 inline __m256i block_q4_1_avx2(const uint8_t* wb, const uint8_t* xb) {
-  return mul_sum_u8s8(nibbles_avx2(wb + 4), load256(xb + 4));
+  return mul_sum_u8s8(nibbles(wb + 4), load256(xb + 4));
 }
 
 // value = nibble + 16 x bit - 16: where the bit is clear, OR-ing 0xf0 makes the
 // byte (nibble - 16) in two's complement.
 TILLER_AVX2 inline __m256i block_q5_0_avx2(const uint8_t* wb, const uint8_t* xb) {
   const __m256i clear =
-      _mm256_andnot_si256(bit_bytes_avx2(load_u32(wb + 2)), _mm256_set1_epi8(static_cast<char>(0xf0)));
-  return mul_sum_s8s8(_mm256_or_si256(nibbles_avx2(wb + 6), clear), load256(xb + 2));
+      _mm256_andnot_si256(bit_bytes(load_u32(wb + 2)), _mm256_set1_epi8(static_cast<char>(0xf0)));
+  return mul_sum_s8s8(_mm256_or_si256(nibbles(wb + 6), clear), load256(xb + 2));
 }
 
 TILLER_AVX2 inline __m256i block_q5_1_avx2(const uint8_t* wb, const uint8_t* xb) {
-  const __m256i high = _mm256_and_si256(bit_bytes_avx2(load_u32(wb + 4)), _mm256_set1_epi8(0x10));
-  return mul_sum_u8s8(_mm256_or_si256(nibbles_avx2(wb + 8), high), load256(xb + 4));
+  const __m256i high = _mm256_and_si256(bit_bytes(load_u32(wb + 4)), _mm256_set1_epi8(0x10));
+  return mul_sum_u8s8(_mm256_or_si256(nibbles(wb + 8), high), load256(xb + 4));
 }
 
 TILLER_AVX2 inline __m256i block_q8_0_avx2(const uint8_t* wb, const uint8_t* xb) {

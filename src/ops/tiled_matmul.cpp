@@ -11,6 +11,7 @@
 
 #include "tiller/cpu_features.h"
 #include "tiller/dequantize.h"
+#include "ops/x86_block_bits.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -39,73 +40,9 @@ inline uint32_t load_u32(const uint8_t* p) {
 }
 
 // ---------------------------------------------------------------------------
-// Weight blocks unpacked to signed values, one format each (the bit layouts of
-// src/quant/dequantize.cpp). The 32-weight formats give d and the minimum m (0
-// where there is none).
-
-struct Q4_0 {
-  static constexpr uint64_t kBytes = 18;
-  static constexpr bool kMinimum = false;
-  static void unpack(const uint8_t* wb, int8_t* q, float& d, float& m) {
-    d = load_half(wb);
-    m = 0.0f;
-    for (int j = 0; j < 16; ++j) {
-      q[j] = static_cast<int8_t>((wb[2 + j] & 0x0f) - 8);
-      q[j + 16] = static_cast<int8_t>((wb[2 + j] >> 4) - 8);
-    }
-  }
-};
-
-struct Q4_1 {
-  static constexpr uint64_t kBytes = 20;
-  static constexpr bool kMinimum = true;
-  static void unpack(const uint8_t* wb, int8_t* q, float& d, float& m) {
-    d = load_half(wb);
-    m = load_half(wb + 2);
-    for (int j = 0; j < 16; ++j) {
-      q[j] = static_cast<int8_t>(wb[4 + j] & 0x0f);
-      q[j + 16] = static_cast<int8_t>(wb[4 + j] >> 4);
-    }
-  }
-};
-
-// Q5: bit j of the 32-bit qh is the fifth bit of weight j.
-inline void unpack_q5(const uint8_t* qs, uint32_t qh, int offset, int8_t* q) {
-  for (int j = 0; j < 16; ++j) {
-    q[j] = static_cast<int8_t>(((qs[j] & 0x0f) | (((qh >> j) & 1u) << 4)) - offset);
-    q[j + 16] = static_cast<int8_t>(((qs[j] >> 4) | (((qh >> (j + 16)) & 1u) << 4)) - offset);
-  }
-}
-
-struct Q5_0 {
-  static constexpr uint64_t kBytes = 22;
-  static constexpr bool kMinimum = false;
-  static void unpack(const uint8_t* wb, int8_t* q, float& d, float& m) {
-    d = load_half(wb);
-    m = 0.0f;
-    unpack_q5(wb + 6, load_u32(wb + 2), 16, q);
-  }
-};
-
-struct Q5_1 {
-  static constexpr uint64_t kBytes = 24;
-  static constexpr bool kMinimum = true;
-  static void unpack(const uint8_t* wb, int8_t* q, float& d, float& m) {
-    d = load_half(wb);
-    m = load_half(wb + 2);
-    unpack_q5(wb + 8, load_u32(wb + 4), 0, q);
-  }
-};
-
-struct Q8_0 {
-  static constexpr uint64_t kBytes = 34;
-  static constexpr bool kMinimum = false;
-  static void unpack(const uint8_t* wb, int8_t* q, float& d, float& m) {
-    d = load_half(wb);
-    m = 0.0f;
-    std::memcpy(q, wb + 2, 32);
-  }
-};
+// Weight blocks unpacked to signed values (the bit layouts of
+// src/quant/dequantize.cpp). The 32-weight formats are unpacked with AVX2 in
+// pack_32 below.
 
 // The K-quants give 256 values, one integer scale per sub-block, the eight 6-bit
 // minimums of Q4_K / Q5_K, d and dmin.
@@ -215,26 +152,6 @@ inline void transpose_row(const int8_t* q, int64_t n, int row, uint8_t* groups) 
 }
 
 template <class F>
-void pack_32(const WeightMatrix& w, int64_t r0, int nr, uint8_t* panel) {
-  const int64_t n_blocks = w.n_in / 32;
-  for (int64_t b = 0; b < n_blocks; ++b) {
-    uint8_t* p = panel + b * Packed32::kBytes;
-    for (int row = 0; row < kPanelRows; ++row) {
-      int8_t q[32] = {};
-      float d = 0.0f, m = 0.0f;
-      if (row < nr) F::unpack(w.data + static_cast<uint64_t>(r0 + row) * w.row_bytes + b * F::kBytes, q, d, m);
-      transpose_row(q, 32, row, p);
-      int32_t sum = 0;
-      for (int i = 0; i < 32; ++i) sum += q[i];
-      const int32_t correction = 128 * sum;
-      store_lane(p + Packed32::kCorrection, row, &correction);
-      store_lane(p + Packed32::kD, row, &d);
-      store_lane(p + Packed32::kM, row, &m);
-    }
-  }
-}
-
-template <class F>
 void pack_k(const WeightMatrix& w, int64_t r0, int nr, uint8_t* panel) {
   using P = PackedK<F::kSub>;
   const int64_t n_blocks = w.n_in / 256;
@@ -279,6 +196,84 @@ uint8_t* panel_buffer(int64_t bytes) {
 #define TILLER_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 
 TILLER_VNNI inline __m512i broadcast4(const uint8_t* p) { return _mm512_set1_epi32(static_cast<int>(load_u32(p))); }
+
+// The 32-weight formats: one block's 32 signed values, f16 d at offset 0 and the
+// minimum's f16 at offset 2 where there is one.
+struct Q4_0 {
+  static constexpr uint64_t kBytes = 18;
+  static constexpr bool kMinimum = false;
+  TILLER_VNNI static __m256i values(const uint8_t* wb) {
+    return _mm256_sub_epi8(x86::nibbles(wb + 2), _mm256_set1_epi8(8));
+  }
+};
+struct Q4_1 {
+  static constexpr uint64_t kBytes = 20;
+  static constexpr bool kMinimum = true;
+  TILLER_VNNI static __m256i values(const uint8_t* wb) { return x86::nibbles(wb + 4); }
+};
+// Q5: bit j of the 32-bit qh is the fifth bit of weight j; Q5_0's values are
+// nibble + 16 x bit - 16, which OR-ing 0xf0 where the bit is clear makes.
+struct Q5_0 {
+  static constexpr uint64_t kBytes = 22;
+  static constexpr bool kMinimum = false;
+  TILLER_VNNI static __m256i values(const uint8_t* wb) {
+    const __m256i clear =
+        _mm256_andnot_si256(x86::bit_bytes(load_u32(wb + 2)), _mm256_set1_epi8(static_cast<char>(0xf0)));
+    return _mm256_or_si256(x86::nibbles(wb + 6), clear);
+  }
+};
+struct Q5_1 {
+  static constexpr uint64_t kBytes = 24;
+  static constexpr bool kMinimum = true;
+  TILLER_VNNI static __m256i values(const uint8_t* wb) {
+    const __m256i high = _mm256_and_si256(x86::bit_bytes(load_u32(wb + 4)), _mm256_set1_epi8(0x10));
+    return _mm256_or_si256(x86::nibbles(wb + 8), high);
+  }
+};
+struct Q8_0 {
+  static constexpr uint64_t kBytes = 34;
+  static constexpr bool kMinimum = false;
+  TILLER_VNNI static __m256i values(const uint8_t* wb) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + 2));
+  }
+};
+
+// 16 f16 values row_bytes apart (rows past nr read as 0), as floats.
+TILLER_VNNI inline __m512 gather_halves(const uint8_t* p, __m512i row_offsets, __mmask16 lanes) {
+  const __m512i words = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), lanes, row_offsets, p, 1);
+  return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(words));
+}
+
+// Each block of 16 rows: unpacked row after row into a 16 x 32 byte scratch, then
+// transposed by gathering one group (4 bytes of every row) at a time; the
+// correction is 128 x each row's sum of values, summed from the groups by vpdpbusd
+// against ones.
+template <class F>
+TILLER_VNNI void pack_32(const WeightMatrix& w, int64_t r0, int nr, uint8_t* panel) {
+  alignas(64) uint8_t rows[kPanelRows * 32] = {};
+  const __mmask16 lanes = static_cast<__mmask16>((1u << nr) - 1);
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i row_offsets = _mm512_mullo_epi32(lane, _mm512_set1_epi32(static_cast<int>(w.row_bytes)));
+  const __m512i group_index = _mm512_slli_epi32(lane, 3);  // row r's first dword in the scratch
+  const __m512i ones = _mm512_set1_epi8(1);
+  const int64_t n_blocks = w.n_in / 32;
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const uint8_t* base = w.data + static_cast<uint64_t>(r0) * w.row_bytes + static_cast<uint64_t>(b) * F::kBytes;
+    for (int row = 0; row < nr; ++row) {
+      _mm256_store_si256(reinterpret_cast<__m256i*>(rows + 32 * row), F::values(base + row * w.row_bytes));
+    }
+    uint8_t* p = panel + b * Packed32::kBytes;
+    __m512i sums = _mm512_setzero_si512();
+    for (int g = 0; g < Packed32::kGroups; ++g) {
+      const __m512i group = _mm512_i32gather_epi32(_mm512_add_epi32(group_index, _mm512_set1_epi32(g)), rows, 4);
+      _mm512_store_si512(p + g * kGroup, group);
+      sums = _mm512_dpbusd_epi32(sums, ones, group);
+    }
+    _mm512_store_si512(p + Packed32::kCorrection, _mm512_slli_epi32(sums, 7));
+    _mm512_store_ps(p + Packed32::kD, gather_halves(base, row_offsets, lanes));
+    _mm512_store_ps(p + Packed32::kM, F::kMinimum ? gather_halves(base + 2, row_offsets, lanes) : _mm512_setzero_ps());
+  }
+}
 
 // T activation rows from t0 against one packed panel of a 32-weight format.
 template <int T, bool kMinimum>
