@@ -194,9 +194,18 @@ void Session::forward_chunk(std::span<const TokenId> tokens, bool all_logits, fl
       const std::array<float*, 2> outs{a.gate.data(), a.up.data()};
       ops::quantized_matmul_shared(gate_up, a.normed.data(), n, outs, *pool_, ops::best_kernel_level());
     }
-    for (int64_t i = 0; i < n * c.n_ff; ++i) {
-      float& g = a.gate[static_cast<size_t>(i)];
-      g = (traits.gelu ? ops::gelu_tanh_f16(g) : ops::silu(g)) * a.up[static_cast<size_t>(i)];
+    // Element by element, so split across the threads for prompts (one row is too
+    // little work to be worth waking them).
+    auto gated = [&](int64_t begin, int64_t end, int) {
+      for (int64_t i = begin * c.n_ff; i < end * c.n_ff; ++i) {
+        float& g = a.gate[static_cast<size_t>(i)];
+        g = (traits.gelu ? ops::gelu_tanh_f16(g) : ops::silu(g)) * a.up[static_cast<size_t>(i)];
+      }
+    };
+    if (n > 1) {
+      pool_->parallel_for(n, gated);
+    } else {
+      gated(0, n, 0);
     }
     ops::matmul(L.ffn_down, a.gate.data(), n, a.projected.data(), *pool_);
     if (traits.post_norms) {

@@ -132,10 +132,14 @@ void causal_attention(const float* q, int64_t n_tokens, int64_t first_position, 
   const int64_t hd = shape.head_dim, q_width = shape.n_head * hd, kv_width = shape.n_head_kv * hd;
   const int64_t group = shape.n_head / shape.n_head_kv;
   const AttendHead attend = pick_kernel(hd);
+  // A token's cost grows with its position, so the tokens are dealt first, last,
+  // second, second to last...: every contiguous share of the items the pool hands
+  // a thread then holds about the same work.
   pool.parallel_for(n_tokens * shape.n_head, [&](int64_t begin, int64_t end, int thread) {
     float* scores = scores_scratch + thread * scores_stride;
     for (int64_t item = begin; item < end; ++item) {
-      const int64_t t = item / shape.n_head, head = item % shape.n_head, kv_head = head / group;
+      const int64_t turn = item / shape.n_head, head = item % shape.n_head, kv_head = head / group;
+      const int64_t t = turn % 2 == 0 ? turn / 2 : n_tokens - 1 - turn / 2;
       const int64_t pos = first_position + t;
       const int64_t first = window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0;
       attend(q + t * q_width + head * hd, cache.keys + kv_head * hd, cache.values + kv_head * hd, kv_width, first,
