@@ -26,7 +26,7 @@ TEST(Attention, MatchesAPlainReference) {
   std::normal_distribution<float> normal(0.0f, 1.0f);
   ThreadPool pool(2);
   for (const Case c : {Case{64, 6, 2, 5, 7, 0}, Case{256, 4, 1, 3, 20, 0}, Case{64, 2, 2, 9, 0, 4},
-                       Case{40, 2, 1, 4, 3, 0}, Case{16, 3, 3, 17, 2, 0}}) {
+                       Case{40, 2, 1, 4, 3, 0}, Case{16, 3, 3, 17, 2, 0}, Case{32, 6, 1, 3, 5, 0}}) {
     SCOPED_TRACE(::testing::Message() << "head_dim " << c.head_dim << " tokens " << c.n_tokens << " window "
                                       << c.window);
     const int64_t kv_width = c.n_head_kv * c.head_dim, q_width = c.n_head * c.head_dim;
@@ -37,7 +37,7 @@ TEST(Attention, MatchesAPlainReference) {
     std::vector<float> q(static_cast<size_t>(c.n_tokens * q_width));
     for (auto& v : q) v = normal(rng);
     const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-    std::vector<float> out(q.size(), NAN), scores(static_cast<size_t>(pool.size() * n_ctx));
+    std::vector<float> out(q.size(), NAN), scores(static_cast<size_t>(pool.size() * ops::kAttentionScoreRows * n_ctx));
     ops::causal_attention(q.data(), c.n_tokens, c.first_position, {keys.data(), values.data()},
                           {c.n_head, c.n_head_kv, c.head_dim}, c.window, scale, out.data(), scores.data(), n_ctx,
                           pool);

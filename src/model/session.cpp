@@ -55,7 +55,7 @@ Session::Session(std::shared_ptr<const Model> model, const SessionOptions& optio
   b.gate.resize(rows * static_cast<size_t>(c.n_ff));
   b.up.resize(b.gate.size());
   b.positions.resize(rows);
-  b.scores.resize(static_cast<size_t>(pool_->size()) * static_cast<size_t>(n_ctx_));
+  b.scores.resize(static_cast<size_t>(pool_->size() * ops::kAttentionScoreRows) * static_cast<size_t>(n_ctx_));
   logits_.reserve(static_cast<size_t>(c.n_vocab));
   hooks_.resize(static_cast<size_t>(c.n_layer * kHookPointCount));
 }

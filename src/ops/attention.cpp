@@ -70,56 +70,96 @@ TILLER_AVX512 inline __m512 round_f16(__m512 x) {
   return _mm512_cvtph_ps(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
 
-TILLER_AVX512 void attend_head_avx512(const float* q_head, const uint16_t* keys, const uint16_t* values,
-                                      int64_t kv_width, int64_t first, int64_t pos, int64_t hd, float scale,
-                                      float* scores, float* o) {
-  constexpr int64_t kMaxChunks = 16;  // head_dim up to 256 keeps the query in registers
-  const int64_t chunks = hd / 16;
-  __m512 query[kMaxChunks];
-  for (int64_t c = 0; c < chunks; ++c) query[c] = round_f16(_mm512_loadu_ps(q_head + 16 * c));
+// G query heads that read the same key/value head, so that each cached row is
+// converted once for all of them. Per head: the dot product with each key (one
+// accumulator, chunk after chunk), the softmax, the weights rounded to f16, then
+// the weighted sum of values (multiply, then add, in position order).
+template <int G>
+TILLER_AVX512 void attend_group_avx512(const float* q_heads, const uint16_t* keys, const uint16_t* values,
+                                       int64_t kv_width, int64_t first, int64_t pos, int64_t hd, float scale,
+                                       float* scores, int64_t scores_stride, float* out) {
+  constexpr int64_t kMaxChunks = 16;  // head_dim up to 256
+  const int64_t chunks = hd / 16, n = pos - first + 1;
+  alignas(64) float query[G][kMaxChunks * 16];
+  for (int h = 0; h < G; ++h) {
+    for (int64_t c = 0; c < chunks; ++c) {
+      _mm512_store_ps(query[h] + 16 * c, round_f16(_mm512_loadu_ps(q_heads + h * hd + 16 * c)));
+    }
+  }
   for (int64_t j = first; j <= pos; ++j) {
     const uint16_t* k = keys + j * kv_width;
-    __m512 sum0 = _mm512_mul_ps(query[0], load_halves(k));
-    __m512 sum1 = _mm512_setzero_ps();
-    for (int64_t c = 1; c + 1 < chunks; c += 2) {
-      sum1 = _mm512_fmadd_ps(query[c], load_halves(k + 16 * c), sum1);
-      sum0 = _mm512_fmadd_ps(query[c + 1], load_halves(k + 16 * (c + 1)), sum0);
+    __m512 sums[G];
+    for (int h = 0; h < G; ++h) sums[h] = _mm512_setzero_ps();
+    for (int64_t c = 0; c < chunks; ++c) {
+      const __m512 key = load_halves(k + 16 * c);
+      for (int h = 0; h < G; ++h) sums[h] = _mm512_fmadd_ps(_mm512_load_ps(query[h] + 16 * c), key, sums[h]);
     }
-    if (chunks % 2 == 0) sum1 = _mm512_fmadd_ps(query[chunks - 1], load_halves(k + 16 * (chunks - 1)), sum1);
-    scores[j - first] = _mm512_reduce_add_ps(_mm512_add_ps(sum0, sum1)) * scale;
+    for (int h = 0; h < G; ++h) scores[h * scores_stride + j - first] = _mm512_reduce_add_ps(sums[h]) * scale;
   }
-  softmax(scores, pos - first + 1);
-  // Weights rounded to f16, 16 at a time.
-  int64_t n = pos - first + 1, i = 0;
-  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(scores + i, round_f16(_mm512_loadu_ps(scores + i)));
-  if (i < n) {
-    const auto mask = static_cast<__mmask16>((1u << (n - i)) - 1);
-    _mm512_mask_storeu_ps(scores + i, mask, round_f16(_mm512_maskz_loadu_ps(mask, scores + i)));
+  for (int h = 0; h < G; ++h) {
+    float* s = scores + h * scores_stride;
+    softmax(s, n);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(s + i, round_f16(_mm512_loadu_ps(s + i)));
+    if (i < n) {
+      const auto mask = static_cast<__mmask16>((1u << (n - i)) - 1);
+      _mm512_mask_storeu_ps(s + i, mask, round_f16(_mm512_maskz_loadu_ps(mask, s + i)));
+    }
   }
-  // Four chunks of the output at a time stay in registers while the values stream by.
-  for (int64_t c0 = 0; c0 < chunks; c0 += 4) {
-    const int64_t width = std::min<int64_t>(4, chunks - c0);
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  // Up to 16 / G chunks of every head's output stay in registers while the values stream by.
+  constexpr int64_t kWidth = 16 / G > 4 ? 4 : 16 / G;
+  for (int64_t c0 = 0; c0 < chunks; c0 += kWidth) {
+    const int64_t width = std::min<int64_t>(kWidth, chunks - c0);
+    __m512 acc[G][kWidth];
+    for (int h = 0; h < G; ++h) {
+      for (int64_t c = 0; c < kWidth; ++c) acc[h][c] = _mm512_setzero_ps();
+    }
     for (int64_t j = first; j <= pos; ++j) {
-      const __m512 weight = _mm512_set1_ps(scores[j - first]);
       const uint16_t* v = values + j * kv_width + 16 * c0;
-      for (int64_t c = 0; c < width; ++c) acc[c] = _mm512_add_ps(acc[c], _mm512_mul_ps(weight, load_halves(v + 16 * c)));
+      __m512 value[kWidth];
+      for (int64_t c = 0; c < width; ++c) value[c] = load_halves(v + 16 * c);
+      for (int h = 0; h < G; ++h) {
+        const __m512 weight = _mm512_set1_ps(scores[h * scores_stride + j - first]);
+        for (int64_t c = 0; c < width; ++c) acc[h][c] = _mm512_add_ps(acc[h][c], _mm512_mul_ps(weight, value[c]));
+      }
     }
-    for (int64_t c = 0; c < width; ++c) _mm512_storeu_ps(o + 16 * (c0 + c), acc[c]);
+    for (int h = 0; h < G; ++h) {
+      for (int64_t c = 0; c < width; ++c) _mm512_storeu_ps(out + h * hd + 16 * (c0 + c), acc[h][c]);
+    }
+  }
+}
+
+TILLER_AVX512 void attend_heads_avx512(const float* q_heads, int heads, const uint16_t* keys, const uint16_t* values,
+                                       int64_t kv_width, int64_t first, int64_t pos, int64_t hd, float scale,
+                                       float* scores, int64_t scores_stride, float* out) {
+  switch (heads) {
+    case 1: attend_group_avx512<1>(q_heads, keys, values, kv_width, first, pos, hd, scale, scores, scores_stride, out); break;
+    case 2: attend_group_avx512<2>(q_heads, keys, values, kv_width, first, pos, hd, scale, scores, scores_stride, out); break;
+    case 3: attend_group_avx512<3>(q_heads, keys, values, kv_width, first, pos, hd, scale, scores, scores_stride, out); break;
+    default: attend_group_avx512<4>(q_heads, keys, values, kv_width, first, pos, hd, scale, scores, scores_stride, out); break;
   }
 }
 #endif
 
-using AttendHead = void (*)(const float* q_head, const uint16_t* keys, const uint16_t* values, int64_t kv_width,
-                            int64_t first, int64_t pos, int64_t hd, float scale, float* scores, float* o);
+// Up to kMaxHeads query heads of one key/value head at a time; scores holds
+// `heads` rows of scores_stride floats.
+constexpr int kMaxHeads = kAttentionScoreRows;
+using AttendHeads = void (*)(const float* q_heads, int heads, const uint16_t* keys, const uint16_t* values,
+                             int64_t kv_width, int64_t first, int64_t pos, int64_t hd, float scale, float* scores,
+                             int64_t scores_stride, float* out);
 
-AttendHead pick_kernel(int64_t hd) {
+void attend_heads(const float* q_heads, int heads, const uint16_t* keys, const uint16_t* values, int64_t kv_width,
+                  int64_t first, int64_t pos, int64_t hd, float scale, float* scores, int64_t, float* out) {
+  for (int h = 0; h < heads; ++h) attend_head(q_heads + h * hd, keys, values, kv_width, first, pos, hd, scale, scores, out + h * hd);
+}
+
+AttendHeads pick_kernel(int64_t hd) {
 #if TILLER_X86_ATTENTION
   const CpuFeatures& f = cpu_features();
-  if (f.avx512f && f.avx2 && f.fma && f.f16c && hd % 16 == 0 && hd <= 256) return attend_head_avx512;
+  if (f.avx512f && f.avx2 && f.fma && f.f16c && hd % 16 == 0 && hd <= 256) return attend_heads_avx512;
 #endif
   (void)hd;
-  return attend_head;
+  return attend_heads;
 }
 
 }  // namespace
@@ -131,19 +171,23 @@ void causal_attention(const float* q, int64_t n_tokens, int64_t first_position, 
                       int64_t scores_stride, ThreadPool& pool) {
   const int64_t hd = shape.head_dim, q_width = shape.n_head * hd, kv_width = shape.n_head_kv * hd;
   const int64_t group = shape.n_head / shape.n_head_kv;
-  const AttendHead attend = pick_kernel(hd);
+  const AttendHeads attend = pick_kernel(hd);
+  // Work items: a token and up to kMaxHeads query heads that share a key/value head.
+  const int64_t parts = (group + kMaxHeads - 1) / kMaxHeads, per_token = shape.n_head_kv * parts;
   // A token's cost grows with its position, so the tokens are dealt first, last,
   // second, second to last...: every contiguous share of the items the pool hands
   // a thread then holds about the same work.
-  pool.parallel_for(n_tokens * shape.n_head, [&](int64_t begin, int64_t end, int thread) {
-    float* scores = scores_scratch + thread * scores_stride;
+  pool.parallel_for(n_tokens * per_token, [&](int64_t begin, int64_t end, int thread) {
+    float* scores = scores_scratch + thread * kAttentionScoreRows * scores_stride;
     for (int64_t item = begin; item < end; ++item) {
-      const int64_t turn = item / shape.n_head, head = item % shape.n_head, kv_head = head / group;
+      const int64_t turn = item / per_token, kv_head = item % per_token / parts, part = item % parts;
       const int64_t t = turn % 2 == 0 ? turn / 2 : n_tokens - 1 - turn / 2;
       const int64_t pos = first_position + t;
       const int64_t first = window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0;
-      attend(q + t * q_width + head * hd, cache.keys + kv_head * hd, cache.values + kv_head * hd, kv_width, first,
-             pos, hd, scale, scores, out + t * q_width + head * hd);
+      const int64_t head = kv_head * group + part * kMaxHeads;
+      const int heads = static_cast<int>(std::min<int64_t>(kMaxHeads, group - part * kMaxHeads));
+      attend(q + t * q_width + head * hd, heads, cache.keys + kv_head * hd, cache.values + kv_head * hd, kv_width,
+             first, pos, hd, scale, scores, scores_stride, out + t * q_width + head * hd);
     }
   });
 }
