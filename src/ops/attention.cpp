@@ -5,6 +5,7 @@
 #include <cmath>
 #include <vector>
 
+#include "ops/exp_avx512.h"
 #include "ops/ops.h"
 #include "tiller/cpu_features.h"
 #include "tiller/dequantize.h"
@@ -55,11 +56,14 @@ void attend_head(const float* q_head, const uint16_t* keys, const uint16_t* valu
 // The same with AVX-512: 16 halves converted per instruction (exactly, as the
 // table does), the query rounded to f16 by a round trip through vcvtps2ph (to
 // nearest, ties to even, as fp32_to_fp16). The weighted sum of values multiplies
-// and adds in the portable order, so it gives the same bits; the dot products add
-// their terms in another order (float rounding). head_dim is a multiple of 16.
-// GCC 12 warns that the intrinsics' own _mm512_undefined_ps() "may be used
-// uninitialized" when they are inlined here; a known false positive.
+// and adds in the portable order; the dot products add their terms in another
+// order, and the softmax takes e^x from exp_avx512 (a float step or two from
+// libm's expf), so the results differ by float rounding. head_dim is a multiple
+// of 16.
+// GCC 12 warns that the intrinsics' own _mm512_undefined_ps() / _pd() "may be"
+// or "is used uninitialized" when they are inlined here; a known false positive.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #define TILLER_AVX512 __attribute__((target("avx512f,avx2,fma,f16c")))
 
 TILLER_AVX512 inline __m512 load_halves(const uint16_t* p) {
@@ -68,6 +72,37 @@ TILLER_AVX512 inline __m512 load_halves(const uint16_t* p) {
 
 TILLER_AVX512 inline __m512 round_f16(__m512 x) {
   return _mm512_cvtph_ps(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+
+// softmax(x) over n scores, each then rounded to f16: the maximum and the sum in
+// 16 lanes (the sum finished in double), e^x by exp_avx512.
+TILLER_AVX512 void softmax_to_f16_avx512(float* x, int64_t n) {
+  auto tail = [&](int64_t i) { return static_cast<__mmask16>((1u << (n - i)) - 1); };
+  __m512 top = _mm512_set1_ps(-INFINITY);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) top = _mm512_max_ps(top, _mm512_loadu_ps(x + i));
+  if (i < n) top = _mm512_mask_max_ps(top, tail(i), top, _mm512_maskz_loadu_ps(tail(i), x + i));
+  const __m512 max = _mm512_set1_ps(_mm512_reduce_max_ps(top));
+  __m512 sums = _mm512_setzero_ps();
+  for (i = 0; i + 16 <= n; i += 16) {
+    const __m512 e = exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(x + i), max));
+    _mm512_storeu_ps(x + i, e);
+    sums = _mm512_add_ps(sums, e);
+  }
+  if (i < n) {
+    const __m512 e = exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail(i), x + i), max));
+    _mm512_mask_storeu_ps(x + i, tail(i), e);
+    sums = _mm512_mask_add_ps(sums, tail(i), sums, e);
+  }
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, sums);
+  double sum = 0.0;
+  for (const float lane : lanes) sum += lane;
+  const __m512 inverse = _mm512_set1_ps(static_cast<float>(1.0 / sum));
+  for (i = 0; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, round_f16(_mm512_mul_ps(_mm512_loadu_ps(x + i), inverse)));
+  if (i < n) {
+    _mm512_mask_storeu_ps(x + i, tail(i), round_f16(_mm512_mul_ps(_mm512_maskz_loadu_ps(tail(i), x + i), inverse)));
+  }
 }
 
 // G query heads that read the same key/value head, so that each cached row is
@@ -96,16 +131,7 @@ TILLER_AVX512 void attend_group_avx512(const float* q_heads, const uint16_t* key
     }
     for (int h = 0; h < G; ++h) scores[h * scores_stride + j - first] = _mm512_reduce_add_ps(sums[h]) * scale;
   }
-  for (int h = 0; h < G; ++h) {
-    float* s = scores + h * scores_stride;
-    softmax(s, n);
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(s + i, round_f16(_mm512_loadu_ps(s + i)));
-    if (i < n) {
-      const auto mask = static_cast<__mmask16>((1u << (n - i)) - 1);
-      _mm512_mask_storeu_ps(s + i, mask, round_f16(_mm512_maskz_loadu_ps(mask, s + i)));
-    }
-  }
+  for (int h = 0; h < G; ++h) softmax_to_f16_avx512(scores + h * scores_stride, n);
   // Up to 16 / G chunks of every head's output stay in registers while the values stream by.
   constexpr int64_t kWidth = 16 / G > 4 ? 4 : 16 / G;
   for (int64_t c0 = 0; c0 < chunks; c0 += kWidth) {
