@@ -5,7 +5,9 @@
 #include <cstring>
 #include <vector>
 
+#include "ops/exp_avx512.h"
 #include "ops/quantized_dot.h"
+#include "tiller/cpu_features.h"
 #include "tiller/dequantize.h"
 #include "tiller/error.h"
 
@@ -193,6 +195,37 @@ void softmax(float* x, int64_t n) {
 }
 
 float silu(float x) { return x / (1.0f + std::exp(-x)); }
+
+#if defined(__x86_64__) && defined(__GNUC__)
+// GCC 12's false positive on the intrinsics' _mm512_undefined_ps() (see attention.cpp).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+namespace {
+__attribute__((target("avx512f,avx2,fma"))) void silu_times_avx512(float* gate, const float* up, int64_t n) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 x = _mm512_loadu_ps(gate + i);
+    const __m512 silu = _mm512_div_ps(x, _mm512_add_ps(one, exp_avx512(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+    _mm512_storeu_ps(gate + i, _mm512_mul_ps(silu, _mm512_loadu_ps(up + i)));
+  }
+  for (; i < n; ++i) gate[i] = silu(gate[i]) * up[i];
+}
+}  // namespace
+#pragma GCC diagnostic pop
+#endif
+
+void silu_times(float* gate, const float* up, int64_t n) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool avx512 = cpu_features().avx512f && cpu_features().avx2 && cpu_features().fma;
+  if (avx512) {
+    silu_times_avx512(gate, up, n);
+    return;
+  }
+#endif
+  for (int64_t i = 0; i < n; ++i) gate[i] = silu(gate[i]) * up[i];
+}
 
 float gelu_tanh(float x) {
   constexpr float kSqrt2OverPi = 0.7978845608028654f;
