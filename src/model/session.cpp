@@ -197,13 +197,12 @@ void Session::forward_chunk(std::span<const TokenId> tokens, bool all_logits, fl
     // Element by element, so split across the threads for prompts (one row is too
     // little work to be worth waking them).
     auto gated = [&](int64_t begin, int64_t end, int) {
-      if (!traits.gelu) {
-        ops::silu_times(a.gate.data() + begin * c.n_ff, a.up.data() + begin * c.n_ff, (end - begin) * c.n_ff);
-        return;
-      }
-      for (int64_t i = begin * c.n_ff; i < end * c.n_ff; ++i) {
-        float& g = a.gate[static_cast<size_t>(i)];
-        g = ops::gelu_tanh_f16(g) * a.up[static_cast<size_t>(i)];
+      float* gate = a.gate.data() + begin * c.n_ff;
+      const float* up = a.up.data() + begin * c.n_ff;
+      if (traits.gelu) {
+        ops::gelu_f16_times(gate, up, (end - begin) * c.n_ff);
+      } else {
+        ops::silu_times(gate, up, (end - begin) * c.n_ff);
       }
     };
     if (n > 1) {
