@@ -645,6 +645,23 @@ std::vector<KernelLevel> detect_levels() {
   return levels;
 }
 
+// Quantizes n_rows activation rows of n_in values; a prompt's rows are split
+// across the threads (each row's bytes are the same either way).
+void quantize_rows(ActivationFormat format, const float* x, int64_t n_rows, int64_t n_in, uint8_t* out,
+                   uint64_t row_bytes, ThreadPool& pool) {
+  auto rows = [&](int64_t begin, int64_t end, int) {
+    for (int64_t t = begin; t < end; ++t) {
+      quantize_activations(format, x + t * n_in, n_in, out + static_cast<uint64_t>(t) * row_bytes);
+    }
+  };
+  constexpr int64_t kParallelRows = 16;  // below this, waking the threads costs more than it saves
+  if (n_rows >= kParallelRows) {
+    pool.parallel_for(n_rows, rows);
+  } else {
+    rows(0, n_rows, 0);
+  }
+}
+
 // The tiled kernel when it applies: from level Avx512Vnni, with enough rows.
 TiledKernel tiled_for(TensorType type, int64_t n_rows, KernelLevel level) {
   if (level < KernelLevel::Avx512Vnni || n_rows < kTiledMinRows) return nullptr;
@@ -795,9 +812,7 @@ void quantized_matmul(const WeightMatrix& w, const float* x, int64_t n_rows, flo
   // Reused across calls: after the first call of each size, no allocation.
   thread_local std::vector<uint8_t> activations;
   activations.resize(static_cast<size_t>(n_rows) * row_bytes);
-  for (int64_t t = 0; t < n_rows; ++t) {
-    quantize_activations(format, x + t * w.n_in, w.n_in, activations.data() + static_cast<uint64_t>(t) * row_bytes);
-  }
+  quantize_rows(format, x, n_rows, w.n_in, activations.data(), row_bytes, pool);
   MatmulJob job{&w, activations.data(), row_bytes, n_rows, out, at_level(kernels->dots, level),
                 at_level(kernels->rows, level)};
   thread_local TiledActivationBuffers tiled_buffers;
@@ -848,9 +863,7 @@ void quantized_matmul_shared(std::span<const WeightMatrix* const> ws, const floa
     if (f == n_formats) {
       formats[n_formats++] = format;
       buffers[f].resize(static_cast<size_t>(n_rows) * row_bytes);
-      for (int64_t t = 0; t < n_rows; ++t) {
-        quantize_activations(format, x + t * n_in, n_in, buffers[f].data() + static_cast<uint64_t>(t) * row_bytes);
-      }
+      quantize_rows(format, x, n_rows, n_in, buffers[f].data(), row_bytes, pool);
     }
     const KernelTable* kernels = find_kernels(w.type);
     jobs[m] = MatmulJob{&w, buffers[f].data(), row_bytes, n_rows, outs[m], at_level(kernels->dots, level),
