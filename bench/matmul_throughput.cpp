@@ -2,7 +2,7 @@
 // each instruction-set level this CPU runs, against ops::matmul_reference (the
 // dequantize-and-float-dot path), on a 576x1536 matrix (1536x576 for the K-quants,
 // whose rows must be whole 256-blocks) with 1 activation row (generation), 4, 64
-// and 256 (prompt processing: the tiled kernels of level avx512vnni from 4 rows),
+// and 256 (prompt processing: the tiled kernels of level avx512vnni from 8 rows),
 // on 1 and 2 threads. GFLOP/s counts 2 x n_in x n_out x rows per call.
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
