@@ -58,6 +58,7 @@ TEST(SteeringCommand, BadInputGetsOneLine) {
            {"run", "-p", "hello", "--compare"},                            // nothing to compare
            {"run", "-p", "hello", "--samples", "3"},
            {"logits", "-p", "hello", "--control-vector", narrow},
+           {"run", "-p", "hello", "--clamp", narrow + ":1"},
            {"dump", "-p", "hello", "--hook", "all", "-o", (testing::scratch_dir() / "d").string(), "--ablate", deep},
        }) {
     std::vector<std::string> full = {TILLER_BINARY};
