@@ -152,8 +152,9 @@ def main():
         print(f"  block {c['layer']:>2} c={c['coef']:<4g} gain {c['gain']:+.2f} damage {c['damage']:+.2f}: "
               f"{100 * c['topic_rate']:.1f} (unsteered {100 * unsteered_rate:.1f})")
     best = max(candidates, key=lambda c: (c["topic_rate"], c["gain"] - abs(c["damage"])))
-    print(f"best: block {best['layer']}, coefficient {best['coef']:g}")
-    for s in best["samples"][:2]:
+    print(f"best: block {best['layer']}, coefficient {best['coef']:g}; the two samples with the most topic words:")
+    shown = sorted(best["samples"], key=lambda s: -topic_word_rate([s["steered"]], spec["topic_words"]))[:2]
+    for s in shown:
         print(f"  seed {s['seed']} unsteered: {s['unsteered']!r}")
         print(f"  seed {s['seed']} steered:   {s['steered']!r}")
     if args.json:
