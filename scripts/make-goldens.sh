@@ -12,3 +12,5 @@ python="$("$here/oracle-env.sh")"
 "$python" "$here/make-chat-goldens.py"
 "$python" "$here/make-forward-goldens.py"
 "$python" "$here/make-steering-goldens.py"
+# NumPy on `tiller dump`'s activations: needs a release build (scripts/build.sh) first.
+"$python" "$here/make-train-goldens.py"
