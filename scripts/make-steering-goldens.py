@@ -9,6 +9,8 @@ For each model it writes, into tests/data/steering/:
   <model>-random2.gguf   the same with seed 2
   <model>-meandiff.gguf  difference of means: per block N, mean over PAIRS of
                          l_out-N(pos)[last token] - l_out-N(neg)[last token]
+and reads, when present, <model>-trained.gguf: a vector Tiller itself wrote (`tiller vector
+train`, the happy/sad persona recipe; the command is in the json's notes), applied in two cases.
   <model>-cvec.json      per case (files with scales, layer range) and per held-out text: the top
                          64 (id, logit) pairs and the log-sum-exp of llama.cpp's logits at every
                          position with the control vector applied
@@ -241,6 +243,10 @@ def goldens_for(model, out):
         ("meandiff-2-partial", [("meandiff", -2.0)], (ps, pe)),
         ("random+1,random2-0.5", [("random", 1.0), ("random2", -0.5)], full),
     ]
+    trained = out / f"{model}-trained.gguf"
+    if trained.exists():
+        files["trained"] = trained
+        cases += [("trained+0.15", [("trained", 0.15)], full), ("trained-0.3", [("trained", -0.3)], full)]
     ctx = llm._ctx.ctx
     base = {name: fwd.evaluate(llm, ids) for name, ids in held_out}
     case_out = []
@@ -304,6 +310,11 @@ def goldens_for(model, out):
                        f"meandiff: per block N, mean over the pairs of l_out-N at the last "
                        f"token of the positive minus the negative prompt (tokenized like the "
                        f"texts); pairs: {PAIRS}",
+            "trained": "<model>-trained.gguf was written by Tiller: tiller vector train -m MODEL --chat "
+                       "--template 'Act as if you are extremely {persona}.' --personas happy,sad "
+                       "--suffixes tests/data/train/suffixes.txt --max-pairs 60 -t 2 (and --chat-template gemma "
+                       "for gemma-3-270m, which carries no template; method mean, "
+                       "scale projection, read last, blocks 1..n_layer-1 at hook_resid_post)",
             "texts": f"The first {N_HELD_OUT} texts of tests/data/forward/texts.jsonl, each cut "
                      f"to its first {HELD_OUT_TOKENS} tokens (BOS included where the vocabulary "
                      f"adds it; the ids are given, evaluate exactly them); per case and text: "
