@@ -52,7 +52,18 @@ Pass alone(const std::shared_ptr<const Model>& model, std::span<const TokenId> t
 }
 
 struct Agreement {
-  double logits = 0, hidden = 0;  // worst absolute differences
+  double logits = 0, hidden = 0;          // worst absolute differences
+  double logit_scale = 0, hidden_scale = 0;  // the largest magnitudes seen alone, for relative bounds
+
+  // Measured: 0 and 0 (bit for bit) on every model here. Matmul rows are
+  // independent and attention reads only the row's own sequence, so that is the
+  // expectation; the bound leaves room only for a kernel that sums a row in another
+  // order depending on its place in the batch (one part in 1e5). A row that saw
+  // another sequence would be off by far more.
+  void expect_equal() const {
+    EXPECT_LE(logits, 1e-5 * logit_scale) << "logits " << logits << " of " << logit_scale;
+    EXPECT_LE(hidden, 1e-5 * hidden_scale) << "hidden " << hidden << " of " << hidden_scale;
+  }
 };
 
 // Decodes the sequences packed and each alone, and returns the worst differences.
@@ -85,6 +96,10 @@ Agreement compare(const std::shared_ptr<const Model>& model, const std::vector<s
   for (size_t s = 0; s < sequences.size(); ++s) {
     const Pass single = alone(model, sequences[s], options, steering);
     const size_t n = sequences[s].size();
+    for (const float x : single.logits) worst.logit_scale = std::max(worst.logit_scale, double(std::fabs(x)));
+    for (const auto& layer : single.hidden) {
+      for (const float x : layer) worst.hidden_scale = std::max(worst.hidden_scale, double(std::fabs(x)));
+    }
     for (size_t i = 0; i < n * n_vocab; ++i) {
       worst.logits = std::max(worst.logits, std::fabs(double(together.logits[offset * n_vocab + i]) - single.logits[i]));
     }
@@ -122,8 +137,6 @@ std::shared_ptr<const Model> tiny(const testing::TinyModelSpec& spec, const std:
   return Model::load(path);
 }
 
-// Matmul rows are independent and attention reads only the row's own sequence, so
-// the packed pass is the same arithmetic as the single ones: bit for bit.
 TEST(Packing, EachSequenceEqualsDecodingItAloneOnTinyModels) {
   testing::TinyModelSpec llama;
   testing::TinyModelSpec gemma;
@@ -135,9 +148,7 @@ TEST(Packing, EachSequenceEqualsDecodingItAloneOnTinyModels) {
     const auto sequences = random_sequences({5, 1, 9, 3, 12, 7}, spec.n_vocab, 3);
     for (const int batch : {512, 8, 3}) {  // one chunk, and chunks that cut sequences
       SCOPED_TRACE(fmt::format("{} n_batch {}", name, batch));
-      const Agreement worst = compare(model, sequences, {.n_ctx = 64, .n_threads = 2, .n_batch = batch});
-      EXPECT_EQ(worst.logits, 0.0);
-      EXPECT_EQ(worst.hidden, 0.0);
+      compare(model, sequences, {.n_ctx = 64, .n_threads = 2, .n_batch = batch}).expect_equal();
     }
   }
 }
@@ -154,9 +165,7 @@ TEST(Packing, SteeringUsesPositionsWithinEachSequence) {
   v.vectors.assign(static_cast<size_t>(model->config().n_embd), 0.5f);
   steering.add(v);
   const auto sequences = random_sequences({4, 2, 6}, model->config().n_vocab, 5);
-  const Agreement worst = compare(model, sequences, {.n_ctx = 32, .n_threads = 2, .n_batch = 5}, &steering);
-  EXPECT_EQ(worst.logits, 0.0);
-  EXPECT_EQ(worst.hidden, 0.0);
+  compare(model, sequences, {.n_ctx = 32, .n_threads = 2, .n_batch = 5}, &steering).expect_equal();
 }
 
 TEST(Packing, RefusesBadLengths) {
@@ -186,8 +195,7 @@ TEST_P(PackingRealModel, EachPromptEqualsDecodingItAlone) {
     const Agreement worst = compare(model, sequences, {.n_ctx = 128, .n_threads = 2, .n_batch = batch});
     std::cout << fmt::format("[ figures ] {} n_batch {}: packed vs alone, worst |logit diff| {:.3g}, worst |hidden "
                              "diff| {:.3g}\n", GetParam(), batch, worst.logits, worst.hidden);
-    EXPECT_EQ(worst.logits, 0.0);
-    EXPECT_EQ(worst.hidden, 0.0);
+    worst.expect_equal();
   }
 }
 
