@@ -57,11 +57,12 @@ std::shared_ptr<const Model> tiny(const std::string& name, int64_t n_embd = 64) 
 }
 
 // resid_post of every block for one prompt decoded alone: [layer][n_tokens x width].
-std::vector<std::vector<float>> rows_alone(const std::shared_ptr<const Model>& model, const std::vector<TokenId>& tokens) {
+std::vector<std::vector<float>> rows_alone(const std::shared_ptr<const Model>& model, const std::vector<TokenId>& tokens,
+                                           HookPoint point = HookPoint::ResidPost) {
   Session session(model, 64, 1);
   std::vector<std::vector<float>> rows(static_cast<size_t>(model->config().n_layer));
   for (int layer = 0; layer < model->config().n_layer; ++layer) {
-    session.add_hook(layer, HookPoint::ResidPost, [&rows](const HookRows& r) {
+    session.add_hook(layer, point, [&rows](const HookRows& r) {
       rows[static_cast<size_t>(r.layer)].assign(r.data, r.data + r.n_rows * r.width);
     });
   }
@@ -185,6 +186,21 @@ TEST(Train, EqualsTheDefinitionsOnATinyModel) {
       }
       EXPECT_EQ(result.vector.directions.count(0), 0u);
     }
+  }
+  // Another hook point: read there, stored as direction.L all the same.
+  TrainOptions mid;
+  mid.point = HookPoint::AttnOut;
+  mid.layers = {0, 2};
+  const TrainResult at_mid = train_control_vector(model, pairs, mid);
+  for (const int layer : mid.layers) {
+    std::vector<std::vector<double>> d;
+    for (const TokenPair& p : pairs) {
+      const auto a = read_row(rows_alone(model, p.positive, mid.point)[size_t(layer)], p.positive.size(), width, {});
+      const auto b = read_row(rows_alone(model, p.negative, mid.point)[size_t(layer)], p.negative.size(), width, {});
+      auto& row = d.emplace_back(width);
+      for (size_t i = 0; i < width; ++i) row[i] = a[i] - b[i];
+    }
+    EXPECT_GT(cosine(at_mid.vector.directions.at(layer), expected_direction(d, TrainMethod::Mean)), 0.99999);
   }
   // Unit scale: the same directions, length 1.
   TrainOptions unit;
