@@ -21,6 +21,9 @@ The vector files are written with the gguf package's GGUFWriter (general.archite
 1-D [n_embd]) and read back with its GGUFReader to build llama.cpp's buffer the way
 common/common.cpp's llama_control_vector_load does (sum of scale x direction over the files).
 
+It also reads, when present, <model>-trained.gguf: a vector `tiller vector train` wrote (the
+happy/sad persona recipe; the command is in the json's notes), applied in two cases.
+
 Before writing, it checks llama.cpp's semantics with an eval callback: a vector set only for
 block K changes l_out-(K-1) not at all and l_out-K by exactly the direction at every position,
 and a layer range excluding K leaves l_out-K unchanged.
@@ -253,6 +256,10 @@ def goldens_for(model, out):
         ("random+1,random2-0.5", [("random", 1.0), ("random2", -0.5)], full),
         ("tiller-written", [("tiller", 1.0)], full),  # 0.1 meandiff + 0.02 random, written by Tiller: mild
     ]
+    trained = out / f"{model}-trained.gguf"
+    if trained.exists():
+        files["trained"] = trained
+        cases += [("trained+0.15", [("trained", 0.15)], full), ("trained-0.3", [("trained", -0.3)], full)]
     ctx = llm._ctx.ctx
     base = {name: fwd.evaluate(llm, ids) for name, ids in held_out}
     case_out = []
@@ -317,6 +324,11 @@ def goldens_for(model, out):
                        f"token of the positive minus the negative prompt (tokenized like the "
                        f"texts); pairs: {PAIRS}; tiller: written by `tiller vector combine "
                        f"meandiff:0.1 random:0.02` (Tiller's own control-vector writer)",
+            "trained": "<model>-trained.gguf was written by Tiller: tiller vector train -m MODEL --chat "
+                       "--template 'Act as if you are extremely {persona}.' --personas happy,sad "
+                       "--suffixes tests/data/train/suffixes.txt --max-pairs 60 -t 2 (and --chat-template gemma "
+                       "for gemma-3-270m, which carries no template; method mean, "
+                       "scale projection, read last, blocks 1..n_layer-1 at hook_resid_post)",
             "texts": f"The first {N_HELD_OUT} texts of tests/data/forward/texts.jsonl, each cut "
                      f"to its first {HELD_OUT_TOKENS} tokens (BOS included where the vocabulary "
                      f"adds it; the ids are given, evaluate exactly them); per case and text: "

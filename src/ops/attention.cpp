@@ -27,7 +27,7 @@ float round_to_f16(float x) { return f16_table()[fp32_to_fp16(x)]; }
 
 void causal_attention(const float* q, int64_t n_tokens, int64_t first_position, KvCacheView cache,
                       const AttentionShape& shape, int64_t window, float scale, float* out, float* scores_scratch,
-                      int64_t scores_stride, ThreadPool& pool) {
+                      int64_t scores_stride, ThreadPool& pool, const int32_t* first_visible) {
   const int64_t hd = shape.head_dim, q_width = shape.n_head * hd, kv_width = shape.n_head_kv * hd;
   const int64_t group = shape.n_head / shape.n_head_kv;
   const float* f16 = f16_table();
@@ -39,7 +39,8 @@ void causal_attention(const float* q, int64_t n_tokens, int64_t first_position, 
     for (int64_t item = begin; item < end; ++item) {
       const int64_t t = item / shape.n_head, head = item % shape.n_head, kv_head = head / group;
       const int64_t pos = first_position + t;
-      const int64_t first = window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0;
+      const int64_t start = first_visible != nullptr ? first_visible[t] : 0;
+      const int64_t first = window > 0 && pos - window + 1 > start ? pos - window + 1 : start;
       const float* q_head = q + t * q_width + head * hd;
       for (int64_t i = 0; i < hd; ++i) query[static_cast<size_t>(i)] = round_to_f16(q_head[i]);
       for (int64_t j = first; j <= pos; ++j) {
