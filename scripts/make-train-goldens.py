@@ -18,6 +18,11 @@ the sign chosen so that mean_i (d_i . u) > 0 for the unit direction u, and the d
 written as u x mean_i (d_i . u) ("--scale projection"). The SVD route is independent of
 Tiller's (an eigensolver on summed outer products).
 
+It also writes a probe: the first positive prompt's last resid_post row at every block. The
+test dumps that prompt with the build under test: where the rows are the same bits, the build
+rounds as the one that made the golden and the tight bounds apply; where they are not (another
+optimization level, the sanitizers, new kernels), the test says by how much and widens them.
+
 Writes tests/data/train/<model>-numpy.json: per case (method, read) the blocks and the
 directions, float32 [n_blocks, n_embd], base64 of little-endian raw values, row-major.
 Needs only NumPy and a built tiller (default build/tiller); scripts/make-goldens.sh runs it with
@@ -107,12 +112,16 @@ def golden_for(tiller, model):
         print(f"  {model} {method} read {read}: norms "
               + " ".join(f"{b}:{np.linalg.norm(r):.2f}" for b, r in zip(blocks, rows) if b % 5 == 0),
               file=sys.stderr)
+    first = dumps[0][0]
+    probe = np.asarray([first[b][-1] for b in blocks], dtype="<f4")
     return {"header": {"generator": "scripts/make-train-goldens.py", "model": model,
                        "pairs_file": "tests/data/train/pairs.jsonl", "pairs_sha256": sha256_file(PAIRS),
                        "n_pairs": len(pairs), "n_embd": int(dumps[0][0][1].shape[1]),
                        "hook_point": "hook_resid_post",
                        "activations": "tiller dump, one prompt per process, plain prompt (no --chat)",
                        "binary": {"directions": "<f4 [n_blocks, n_embd]"}},
+            "probe": {"prompt": pairs[0]["positive"], "blocks": blocks, "read": "last",
+                      "rows": base64.b64encode(probe.tobytes()).decode("ascii")},
             "cases": cases}
 
 

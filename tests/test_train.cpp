@@ -3,10 +3,12 @@
 // and one-line errors for bad input.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <iostream>
 #include <random>
+#include <stdexcept>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -312,6 +314,40 @@ TEST(TrainCommand, BadInputGetsOneLine) {
 // `tiller vector train` on the same pairs: every block, every case.
 class TrainNumpyGolden : public ::testing::TestWithParam<std::string> {};
 
+// How far this build's activations are from those the golden was computed from: the
+// largest |row - golden row| / |golden row| over the probe's blocks (0 when this build
+// rounds exactly as the golden's did). A difference of two nearby activations magnifies
+// rounding, so a build that rounds otherwise (-O2 under the sanitizers, other kernels)
+// cannot meet the tight bounds even with the method exactly right.
+double activation_drift(const std::string& model, const json& probe, size_t width) {
+  const auto scratch = testing::scratch_dir();
+  const std::string prompt = (scratch / "probe.txt").string(), out = (scratch / "probe").string();
+  std::ofstream(prompt) << probe["prompt"].get<std::string>();
+  const auto run = testing::run_process({TILLER_BINARY, "dump", "-m", model, "-f", prompt, "--hook",
+                                         "blocks.*.hook_resid_post", "-o", out, "-t", "2"});
+  if (run.exit_code != 0) throw std::runtime_error("tiller dump failed: " + run.err);
+  const auto blocks = probe["blocks"].get<std::vector<int>>();
+  const auto golden = testing::base64_array<float>(probe["rows"].get<std::string>());
+  double drift = 0;
+  for (size_t b = 0; b < blocks.size(); ++b) {
+    // A float32 .npy file ends with the row-major data, so its last row is the last `width` floats.
+    std::ifstream npy(fmt::format("{}/blocks.{}.hook_resid_post.npy", out, blocks[b]), std::ios::binary);
+    npy.seekg(-static_cast<std::streamoff>(width * sizeof(float)), std::ios::end);
+    std::vector<float> row(width);
+    if (!npy.read(reinterpret_cast<char*>(row.data()), static_cast<std::streamsize>(width * sizeof(float)))) {
+      throw std::runtime_error(fmt::format("no block {} in the probe's dump", blocks[b]));
+    }
+    double diff = 0, ref = 0;
+    for (size_t i = 0; i < width; ++i) {
+      const double want = golden.at(b * width + i);
+      diff += (row[i] - want) * (row[i] - want);
+      ref += want * want;
+    }
+    drift = std::max(drift, std::sqrt(diff / ref));
+  }
+  return drift;
+}
+
 TEST_P(TrainNumpyGolden, DirectionsEqualNumpy) {
   TILLER_REQUIRE_MODEL(path, GetParam());
   const std::string dir = std::string(TILLER_TEST_DATA) + "/train/";
@@ -319,6 +355,18 @@ TEST_P(TrainNumpyGolden, DirectionsEqualNumpy) {
   ASSERT_TRUE(in) << "missing golden";
   const json golden = json::parse(in);
   const auto width = golden["header"]["n_embd"].get<size_t>();
+  // Same bits as the golden's build: the method alone separates the two, and the bounds
+  // are tight. Otherwise they are widened, and the test says so.
+  const double drift = activation_drift(path, golden["probe"], width);
+  const bool same_rounding = drift == 0;
+  const double min_cosine = same_rounding ? 0.9999 : 0.999, max_norm_error = same_rounding ? 1e-3 : 1e-2;
+  if (!same_rounding) {
+    std::cout << fmt::format("[ note    ] {}: this build's activations differ from the golden's by up to {:.1e} "
+                             "(relative, rounding); bounds widened to cosine >= {} and |norm ratio - 1| <= {}; "
+                             "rerun scripts/make-train-goldens.py with this build for the tight ones\n",
+                             GetParam(), drift, min_cosine, max_norm_error);
+  }
+  EXPECT_LT(drift, 1e-3) << "the forward pass itself moved";
   for (const auto& c : golden["cases"]) {
     const std::string method = c["method"], read = c["read"];
     SCOPED_TRACE(method + " read " + read);
@@ -338,11 +386,11 @@ TEST_P(TrainNumpyGolden, DirectionsEqualNumpy) {
                                     expected.begin() + static_cast<std::ptrdiff_t>((b + 1) * width));
       const auto& got = vector.directions.at(blocks[b]);
       const double cos = cosine(got, want);  // > 0: the sign agrees
-      EXPECT_GE(cos, 0.9999) << "block " << blocks[b];
+      EXPECT_GE(cos, min_cosine) << "block " << blocks[b];
       worst_cosine = std::min(worst_cosine, cos);
       worst_norm = std::max(worst_norm, std::fabs(norm(got) / norm(want) - 1));
     }
-    EXPECT_LE(worst_norm, 1e-3);
+    EXPECT_LE(worst_norm, max_norm_error);
     std::cout << fmt::format("[ figures ] {} {} read {}: {} blocks, lowest cosine with NumPy 1 - {:.1e}, worst "
                              "|norm ratio - 1| {:.1e}\n", GetParam(), method, read, blocks.size(), 1 - worst_cosine,
                              worst_norm);
