@@ -11,4 +11,7 @@ python="$("$here/oracle-env.sh")"
 "$python" "$here/make-tokenizer-goldens.py"
 "$python" "$here/make-chat-goldens.py"
 "$python" "$here/make-forward-goldens.py"
+"$here/build.sh" release >/dev/null  # the steering goldens run tiller itself
 "$python" "$here/make-steering-goldens.py"
+# NumPy on `tiller dump`'s activations: needs a release build (scripts/build.sh) first.
+"$python" "$here/make-train-goldens.py"

@@ -9,6 +9,10 @@ For each model it writes, into tests/data/steering/:
   <model>-random2.gguf   the same with seed 2
   <model>-meandiff.gguf  difference of means: per block N, mean over PAIRS of
                          l_out-N(pos)[last token] - l_out-N(neg)[last token]
+  <model>-tiller.gguf    written by Tiller itself (build/tiller, which must be built):
+                         `tiller vector combine meandiff:0.1 random:0.02`; llama.cpp reads it
+                         through the same gguf-package path as the others, so its case shows
+                         that a file Tiller writes gives the same logits in llama.cpp
   <model>-cvec.json      per case (files with scales, layer range) and per held-out text: the top
                          64 (id, logit) pairs and the log-sum-exp of llama.cpp's logits at every
                          position with the control vector applied
@@ -16,6 +20,9 @@ The vector files are written with the gguf package's GGUFWriter (general.archite
 "controlvector", controlvector.model_hint, controlvector.layer_count, tensors direction.N, F32,
 1-D [n_embd]) and read back with its GGUFReader to build llama.cpp's buffer the way
 common/common.cpp's llama_control_vector_load does (sum of scale x direction over the files).
+
+It also reads, when present, <model>-trained.gguf: a vector `tiller vector train` wrote (the
+happy/sad persona recipe; the command is in the json's notes), applied in two cases.
 
 Before writing, it checks llama.cpp's semantics with an eval callback: a vector set only for
 block K changes l_out-(K-1) not at all and l_out-K by exactly the direction at every position,
@@ -29,6 +36,7 @@ import argparse
 import ctypes
 import importlib.util
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -202,6 +210,12 @@ def make_vectors(model, llm, out, n_embd, n_layer, arch):
     md = {n: (v / len(PAIRS)).astype(np.float32) for n, v in acc.items()}
     files["meandiff"] = out / f"{model}-meandiff.gguf"
     write_vector(files["meandiff"], arch, md)
+    files["tiller"] = out / f"{model}-tiller.gguf"
+    tiller = REPO / "build" / "tiller"
+    if not tiller.exists():
+        sys.exit(f"{tiller} is missing: run scripts/build.sh first (the 'tiller' case needs it)")
+    subprocess.run([str(tiller), "vector", "combine", f"{files['meandiff']}:0.1", f"{files['random']}:0.02",
+                    "-o", str(files["tiller"])], check=True)
     print(f"  resid_post median norms (block: norm) "
           + " ".join(f"{n}:{norms[n]:.1f}" for n in range(1, n_layer, max(1, n_layer // 6)))
           + "; meandiff norms " + " ".join(f"{n}:{np.linalg.norm(md[n]):.1f}"
@@ -240,7 +254,12 @@ def goldens_for(model, out):
         ("meandiff+2", [("meandiff", 2.0)], full),
         ("meandiff-2-partial", [("meandiff", -2.0)], (ps, pe)),
         ("random+1,random2-0.5", [("random", 1.0), ("random2", -0.5)], full),
+        ("tiller-written", [("tiller", 1.0)], full),  # 0.1 meandiff + 0.02 random, written by Tiller: mild
     ]
+    trained = out / f"{model}-trained.gguf"
+    if trained.exists():
+        files["trained"] = trained
+        cases += [("trained+0.15", [("trained", 0.15)], full), ("trained-0.3", [("trained", -0.3)], full)]
     ctx = llm._ctx.ctx
     base = {name: fwd.evaluate(llm, ids) for name, ids in held_out}
     case_out = []
@@ -303,7 +322,13 @@ def goldens_for(model, out):
                        f"median over positions 1.. of |l_out-N| for the text {NORM_TEXT!r}; "
                        f"meandiff: per block N, mean over the pairs of l_out-N at the last "
                        f"token of the positive minus the negative prompt (tokenized like the "
-                       f"texts); pairs: {PAIRS}",
+                       f"texts); pairs: {PAIRS}; tiller: written by `tiller vector combine "
+                       f"meandiff:0.1 random:0.02` (Tiller's own control-vector writer)",
+            "trained": "<model>-trained.gguf was written by Tiller: tiller vector train -m MODEL --chat "
+                       "--template 'Act as if you are extremely {persona}.' --personas happy,sad "
+                       "--suffixes tests/data/train/suffixes.txt --max-pairs 60 -t 2 (and --chat-template gemma "
+                       "for gemma-3-270m, which carries no template; method mean, "
+                       "scale projection, read last, blocks 1..n_layer-1 at hook_resid_post)",
             "texts": f"The first {N_HELD_OUT} texts of tests/data/forward/texts.jsonl, each cut "
                      f"to its first {HELD_OUT_TOKENS} tokens (BOS included where the vocabulary "
                      f"adds it; the ids are given, evaluate exactly them); per case and text: "

@@ -325,6 +325,14 @@ TEST(ControlVectorFile, ForeignAndBrokenFilesAreClearErrors) {
   EXPECT_THROW(write_control_vector((dir / "none.gguf").string(), none), Error);
 }
 
+std::vector<float> resid_pre_of_block_1(const std::shared_ptr<const Model>& model, std::span<const TokenId> tokens) {
+  Session session(model, 32, 1);
+  std::vector<float> rows;
+  session.add_hook(1, HookPoint::ResidPre, [&](const HookRows& r) { rows.assign(r.data, r.data + r.n_rows * r.width); });
+  session.decode(tokens, false);
+  return rows;
+}
+
 TEST(ActAdd, TheTensorIsTheDifferenceOfResidPreWithSpacePadding) {
   const auto model = tiny();
   const ActAddTensor tensor = make_actadd_tensor(model, {"ab", "abcd", 1}, 1);
@@ -337,19 +345,30 @@ TEST(ActAdd, TheTensorIsTheDifferenceOfResidPreWithSpacePadding) {
   TokenId space = 0;
   while (tokenizer.token_to_piece(space) != " ") ++space;  // the byte token 0x20 here
   padded.resize(negative.size(), space);
-  auto capture = [&](std::span<const TokenId> tokens) {
-    Session session(model, 32, 1);
-    std::vector<float> rows;
-    session.add_hook(1, HookPoint::ResidPre, [&](const HookRows& r) { rows.assign(r.data, r.data + r.n_rows * 64); });
-    session.decode(tokens, false);
-    return rows;
-  };
-  const auto plus = capture(padded), minus = capture(negative);
+  const auto plus = resid_pre_of_block_1(model, padded), minus = resid_pre_of_block_1(model, negative);
   for (size_t i = 0; i < plus.size(); ++i) ASSERT_EQ(tensor.rows[i], plus[i] - minus[i]);
   if (tokenizer.adds_bos()) {
     for (int i = 0; i < 64; ++i) EXPECT_EQ(tensor.rows[size_t(i)], 0.0f) << "the BOS row";
   }
   EXPECT_THROW(make_actadd_tensor(model, {"a", "b", 3}, 1), Error);  // block 3 of 3
+}
+
+TEST(ActAdd, AnEmptyPromptIsAllSpaces) {
+  // The paper pairs prompts with "" ("Bush did 9/11 because" - ""): padding makes
+  // the empty side the space token at every row (after BOS where there is one).
+  const auto model = tiny();
+  const auto& tokenizer = model->tokenizer();
+  const ActAddTensor against_empty = make_actadd_tensor(model, {"abc", "", 1}, 1);
+  ASSERT_EQ(against_empty.n_rows, static_cast<int64_t>(tokenizer.tokenize("abc").size()));
+  auto empty = tokenizer.tokenize("");
+  TokenId space = 0;
+  while (tokenizer.token_to_piece(space) != " ") ++space;
+  empty.resize(static_cast<size_t>(against_empty.n_rows), space);
+  const auto plus = resid_pre_of_block_1(model, tokenizer.tokenize("abc")), minus = resid_pre_of_block_1(model, empty);
+  for (size_t i = 0; i < plus.size(); ++i) ASSERT_EQ(against_empty.rows[i], plus[i] - minus[i]);
+  if (!tokenizer.adds_bos()) {
+    EXPECT_THROW(make_actadd_tensor(model, {"", "", 1}, 1), Error);
+  }
 }
 
 TEST(ActAdd, FilesRoundTripAndRefuseOtherKinds) {

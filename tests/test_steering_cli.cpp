@@ -58,6 +58,7 @@ TEST(SteeringCommand, BadInputGetsOneLine) {
            {"run", "-p", "hello", "--compare"},                            // nothing to compare
            {"run", "-p", "hello", "--samples", "3"},
            {"logits", "-p", "hello", "--control-vector", narrow},
+           {"run", "-p", "hello", "--clamp", narrow + ":1"},
            {"dump", "-p", "hello", "--hook", "all", "-o", (testing::scratch_dir() / "d").string(), "--ablate", deep},
        }) {
     std::vector<std::string> full = {TILLER_BINARY};
@@ -113,6 +114,42 @@ TEST(VectorCommand, CombineNormalizeInspect) {
   }
 }
 
+// resid_pre of `layer` for the ActAdd pair, each padded on the right with the
+// single-space token to the longer one's length, captured through the hook API:
+// [n_rows x width] of pos - neg, the paper's steering tensor before its coefficient.
+std::vector<float> actadd_by_hand(const std::shared_ptr<const Model>& model, const std::string& positive,
+                                  const std::string& negative, int layer) {
+  auto pos_tokens = model->tokenizer().tokenize(positive), neg_tokens = model->tokenizer().tokenize(negative);
+  const size_t length = std::max(pos_tokens.size(), neg_tokens.size());
+  const TokenId space = model->tokenizer().tokenize(" ", {false, false}).front();
+  pos_tokens.resize(length, space);
+  neg_tokens.resize(length, space);
+  auto capture = [&](const std::vector<TokenId>& tokens) {
+    Session session(model, 64, 2);
+    std::vector<float> rows;
+    session.add_hook(layer, HookPoint::ResidPre, [&](const HookRows& r) { rows.assign(r.data, r.data + r.n_rows * r.width); });
+    session.decode(tokens, false);
+    return rows;
+  };
+  const auto pos = capture(pos_tokens), neg = capture(neg_tokens);
+  std::vector<float> difference(pos.size());
+  for (size_t i = 0; i < pos.size(); ++i) difference[i] = pos[i] - neg[i];
+  return difference;
+}
+
+// Adds coefficient x row i of `tensor` at position anchor + i of every pass.
+HookHandle add_rows_from(Session& session, int layer, const std::vector<float>& tensor, float coefficient,
+                         int64_t anchor) {
+  return session.add_hook(layer, HookPoint::ResidPre, [&tensor, coefficient, anchor](const HookRows& r) {
+    const auto n_tensor_rows = static_cast<int64_t>(tensor.size()) / r.width;
+    for (int64_t t = 0; t < r.n_rows; ++t) {
+      const int64_t row = r.first_position + t - anchor;
+      if (row < 0 || row >= n_tensor_rows) continue;
+      for (int64_t i = 0; i < r.width; ++i) r.data[t * r.width + i] += coefficient * tensor[size_t(row * r.width + i)];
+    }
+  });
+}
+
 // ActAdd as the paper defines it, on SmolLM2: the tensor built by hand from
 // resid_pre captures through the hook API, added through a hook, gives the same
 // logits as `tiller logits --actadd`.
@@ -122,34 +159,9 @@ TEST(SteeringCommand, ActAddEqualsTheTensorBuiltByHand) {
   const int layer = 6;
   const float coefficient = 5.0f;
   const std::string prompt = "I went up to my friend and said";
-  auto love_tokens = model->tokenizer().tokenize("Love"), hate_tokens = model->tokenizer().tokenize("Hate");
-  const size_t length = std::max(love_tokens.size(), hate_tokens.size());
-  const TokenId space = model->tokenizer().tokenize(" ", {false, false}).front();
-  love_tokens.resize(length, space);
-  hate_tokens.resize(length, space);
-  auto capture = [&](const std::vector<TokenId>& tokens) {
-    Session session(model, 64, 2);
-    std::vector<float> rows;
-    session.add_hook(layer, HookPoint::ResidPre, [&](const HookRows& r) {
-      rows.assign(r.data, r.data + r.n_rows * r.width);
-    });
-    session.decode(tokens, false);
-    return rows;
-  };
-  const auto love = capture(love_tokens), hate = capture(hate_tokens);
-  const size_t n_love = length;
-  const int64_t width = model->config().n_embd;
-  std::vector<float> by_hand(love.size());
-  for (size_t i = 0; i < love.size(); ++i) by_hand[i] = love[i] - hate[i];
-
+  const auto by_hand = actadd_by_hand(model, "Love", "Hate", layer);
   Session session(model, 64, 2);
-  session.add_hook(layer, HookPoint::ResidPre, [&](const HookRows& r) {
-    for (int64_t t = 0; t < r.n_rows; ++t) {
-      const int64_t position = r.first_position + t;
-      if (position >= static_cast<int64_t>(n_love)) continue;
-      for (int64_t i = 0; i < width; ++i) r.data[t * width + i] += coefficient * by_hand[size_t(position * width + i)];
-    }
-  });
+  add_rows_from(session, layer, by_hand, coefficient, 0);
   const auto ids = model->tokenizer().tokenize(prompt);
   const auto ours = session.decode(ids, true);
 
@@ -171,6 +183,59 @@ TEST(SteeringCommand, ActAddEqualsTheTensorBuiltByHand) {
                          json::parse(plain.out)["positions"][t]["top"][0][1].get<double>());
   }
   EXPECT_GT(changed, 0.1) << "the steering changed nothing";
+}
+
+// With --chat the context starts with the template's header. --actadd-align user
+// (the default with --chat) puts row 0 on the user's first token, context on
+// position 0: each equals the tensor added by hand from there, in greedy generation.
+TEST(SteeringCommand, ActAddAlignmentOnAChatPrompt) {
+  TILLER_REQUIRE_MODEL(path, "smollm2-135m-instruct");
+  const auto model = Model::load(path);
+  const int layer = 6, n_generate = 12;
+  const float coefficient = 5.0f;
+  const std::string text = "Tell me about your day at the market.";
+  const auto chat = testing::run_process({TILLER_BINARY, "tokenize", "-m", path, "--chat", "--json", text});
+  ASSERT_EQ(chat.exit_code, 0) << chat.err;
+  const auto ids = json::parse(chat.out)["ids"].get<std::vector<TokenId>>();
+  // Where the user's text starts, found independently of the CLI: its tokens inside the prompt's.
+  const auto user = model->tokenizer().tokenize(text, {false, false});
+  const auto found = std::search(ids.begin(), ids.end(), user.begin(), user.end());
+  ASSERT_NE(found, ids.end()) << "the user's tokens are not in the chat prompt";
+  const auto user_start = static_cast<int64_t>(found - ids.begin());
+  ASSERT_GT(user_start, 2) << "the template should put a header before the user's text";
+
+  const auto tensor = actadd_by_hand(model, "Love", "Hate", layer);
+  auto greedy_by_hand = [&](int64_t anchor) {
+    Session session(model, 128, 2);
+    if (anchor >= 0) add_rows_from(session, layer, tensor, coefficient, anchor);
+    const int64_t n_vocab = model->config().n_vocab;
+    std::vector<TokenId> out;
+    auto logits = session.decode(ids, false);
+    for (int i = 0; i < n_generate; ++i) {
+      out.push_back(TokenId(std::max_element(logits.begin(), logits.begin() + n_vocab) - logits.begin()));
+      logits = session.decode(std::span(&out.back(), 1), false);
+    }
+    return out;
+  };
+  auto greedy_cli = [&](std::vector<std::string> extra) {
+    std::vector<std::string> argv{TILLER_BINARY, "run", "-m", path, "--chat", "-p", text, "-n",
+                                  std::to_string(n_generate), "--temp", "0", "--ignore-eos", "--json"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    const auto result = testing::run_process(argv);
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+    return result.exit_code == 0 ? json::parse(result.out)["tokens"].get<std::vector<TokenId>>()
+                                 : std::vector<TokenId>{};
+  };
+  const std::vector<std::string> actadd{"--actadd", "Love", "Hate", "--actadd-layer", "6", "--actadd-coef", "5"};
+  auto with = [&](std::vector<std::string> more) {
+    more.insert(more.begin(), actadd.begin(), actadd.end());
+    return more;
+  };
+  const auto at_user = greedy_by_hand(user_start), at_context = greedy_by_hand(0);
+  EXPECT_EQ(greedy_cli(with({"--actadd-align", "user"})), at_user);
+  EXPECT_EQ(greedy_cli(with({})), at_user) << "user alignment should be the default with --chat";
+  EXPECT_EQ(greedy_cli(with({"--actadd-align", "context"})), at_context);
+  EXPECT_NE(at_user, greedy_by_hand(-1)) << "the steering changed nothing";
 }
 
 }  // namespace

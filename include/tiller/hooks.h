@@ -26,6 +26,10 @@ std::string hook_name(int layer, HookPoint point);
 // The stream at one hook point during one forward pass: n_rows rows of `width`
 // floats for positions first_position, first_position + 1, ... A hook may change
 // them; the forward pass continues from what it leaves.
+// In a packed pass (Session::decode_packed) the rows belong to several sequences,
+// each starting at position 0: `positions` then gives every row's position in its
+// own sequence (and first_position is the cache slot of row 0). position(r) is
+// right in both cases.
 struct HookRows {
   int layer;
   HookPoint point;
@@ -33,6 +37,11 @@ struct HookRows {
   int64_t n_rows;
   int64_t width;
   int first_position;
+  const int32_t* positions = nullptr;  // packed passes only: [n_rows]
+
+  int position(int64_t row) const {
+    return positions != nullptr ? positions[row] : first_position + static_cast<int>(row);
+  }
 };
 using HookFunction = std::function<void(const HookRows& rows)>;
 using HookHandle = int;

@@ -83,6 +83,20 @@ class Session {
   // their logits: every row [n_tokens x n_vocab] if all_logits, else the last row.
   // The view stays valid until the next decode.
   std::span<const float> decode(std::span<const TokenId> tokens, bool all_logits);
+
+  // Packing: runs several independent sequences in one pass, as if each were
+  // decoded alone in a fresh session. `tokens` holds them one after another,
+  // `lengths` their token counts. Each starts at position 0 (RoPE, hooks' row
+  // positions) and attends only to itself (block-diagonal causal attention; Gemma's
+  // window counts within the sequence). The cache is scratch: the session is reset
+  // before, and is empty after. Rows still go through matmuls n_batch at a time, so
+  // many short prompts cost what one long one does. Hooks see HookRows::positions;
+  // the observer's first_position is the cache slot of the chunk's first row.
+  // Returns the logits asked for: none, the last row of each sequence
+  // [n_sequences x n_vocab], or every row [n_tokens x n_vocab].
+  enum class PackedLogits { None, LastOfEach, All };
+  std::span<const float> decode_packed(std::span<const TokenId> tokens, std::span<const int> lengths,
+                                       PackedLogits logits);
   int n_past() const { return n_past_; }
   int n_ctx() const { return n_ctx_; }
   // Forgets positions from n onwards (n <= n_past()); the cache before n stays.
@@ -98,7 +112,12 @@ class Session {
 
  private:
   struct Buffers;
-  void forward_chunk(std::span<const TokenId> tokens, bool all_logits, float* logits);
+  // One chunk at cache slots n_past() onwards. Buffers::positions holds the rows'
+  // positions; first_visible (packed passes) each row's first visible cache slot;
+  // logits are written for logit_rows, in that order.
+  void forward_chunk(std::span<const TokenId> tokens, const int32_t* first_visible,
+                     std::span<const int32_t> logit_rows, float* logits);
+  void check_tokens(std::span<const TokenId> tokens) const;
   std::shared_ptr<const Model> model_;
   int n_ctx_, n_batch_;
   int n_past_ = 0;
@@ -108,6 +127,7 @@ class Session {
   // memory is committed only as positions fill.
   std::unique_ptr<uint16_t[]> k_cache_, v_cache_;
   std::vector<float> logits_;
+  std::vector<int32_t> packed_positions_, packed_starts_;  // decode_packed's, grown on demand
   HookObserver observer_;
   struct RegisteredHook {
     HookHandle handle;

@@ -1,4 +1,5 @@
-// `tiller vector actadd|combine|normalize|inspect`: steering vectors as files.
+// `tiller vector actadd|combine|normalize|inspect`: steering vectors as files
+// (`vector train` lives in cmd_vector_train.cpp).
 #include <cmath>
 
 #include <fmt/format.h>
@@ -147,6 +148,8 @@ void register_vector(CLI::App& app) {
   i->add_option("other", inspect->other, "A second control vector to compare with");
   i->add_flag("--json", inspect->json, "JSON output");
   i->callback([inspect] { run_inspect(*inspect); });
+
+  register_vector_train(vector);
 }
 
 }  // namespace tiller::cli

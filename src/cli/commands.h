@@ -13,6 +13,7 @@ void register_logits(CLI::App& app);
 void register_dump(CLI::App& app);
 void register_run(CLI::App& app);
 void register_vector(CLI::App& app);
+void register_vector_train(CLI::App* vector);  // `vector train`, from cmd_vector_train.cpp
 void register_bench(CLI::App& app);
 
 }  // namespace tiller::cli

@@ -22,6 +22,20 @@ T per_pair(const std::vector<T>& values, size_t pair, size_t n_pairs, const char
   return values[pair];
 }
 
+// The file's error names the file and says why it does not fit this model.
+ControlVector read_vector_for(const std::string& file, const ModelConfig& config) {
+  ControlVector vector = read_control_vector(file);
+  if (vector.n_embd != config.n_embd) {
+    fail("{}: the vectors have width {} but the model's stream has width {} (made for another model?)", file,
+         vector.n_embd, config.n_embd);
+  }
+  if (vector.layer_count() > config.n_layer) {
+    fail("{}: direction.{} is beyond the model's last block {} (made for another model?)", file,
+         vector.layer_count() - 1, config.n_layer - 1);
+  }
+  return vector;
+}
+
 }  // namespace
 
 std::pair<std::string, float> file_and_number(const std::string& text, const char* flag, bool number_required,
@@ -97,28 +111,16 @@ std::unique_ptr<Steering> build_steering(const SteeringFlags& flags, const std::
   std::vector<ScaledControlVector> parts;
   std::vector<std::string> names;
   for (const std::string& file : flags.control_vectors) {
-    parts.push_back({read_control_vector(file), 1.0f});
+    parts.push_back({read_vector_for(file, config), 1.0f});
     names.push_back(file);
   }
   for (const std::string& item : flags.control_vectors_scaled) {
     const auto [file, scale] = file_and_number(item, "--control-vector-scaled", true);
-    parts.push_back({read_control_vector(file), scale});
+    parts.push_back({read_vector_for(file, config), scale});
     names.push_back(file);
-  }
-  for (size_t i = 0; i < parts.size(); ++i) {
-    if (parts[i].vector.n_embd != config.n_embd) {
-      fail("{}: the vectors have width {} but the model's stream has width {} (made for another model?)", names[i],
-           parts[i].vector.n_embd, config.n_embd);
-    }
   }
   if (!parts.empty()) {
     ControlVector sum = combine(parts);
-    for (const auto& [block, values] : sum.directions) {
-      if (block >= config.n_layer) {
-        fail("{}: direction.{} is beyond the model's last block {} (made for another model?)",
-             parts.size() == 1 ? names.front() : "control vectors", block, config.n_layer - 1);
-      }
-    }
     const int first = flags.layer_range.empty() ? 0 : flags.layer_range[0];
     const int last = flags.layer_range.empty() ? 0 : flags.layer_range[1];
     sum = restrict_layers(sum, first, last, config.n_layer);
@@ -153,11 +155,11 @@ std::unique_ptr<Steering> build_steering(const SteeringFlags& flags, const std::
 
   for (const std::string& item : flags.ablate) {
     const auto [file, scale] = file_and_number(item, "--ablate", false);
-    add_control_vector(*steering, read_control_vector(file), InterventionKind::Ablate, scale, where, file);
+    add_control_vector(*steering, read_vector_for(file, config), InterventionKind::Ablate, scale, where, file);
   }
   for (const std::string& item : flags.clamp) {
     const auto [file, value] = file_and_number(item, "--clamp", true);
-    add_control_vector(*steering, read_control_vector(file), InterventionKind::Clamp, value, where, file);
+    add_control_vector(*steering, read_vector_for(file, config), InterventionKind::Clamp, value, where, file);
   }
   return steering;
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstddef>
 
 #include "model/model_weights.h"
 #include "ops/attention.h"
@@ -19,7 +20,9 @@ namespace tiller {
 struct Session::Buffers {
   std::vector<float> residual, normed, q, k, v, attention, projected, gate, up;
   std::vector<float> scores;  // attention scores, n_ctx per thread
-  std::vector<int32_t> positions;
+  std::vector<int32_t> positions;      // each row's position (RoPE, hooks)
+  std::vector<int32_t> logit_rows;     // rows of the chunk whose logits are wanted
+  std::vector<int32_t> sequence_ends;  // decode_packed: the last slot of each sequence
 };
 
 int default_context_size(const ModelConfig& config) {
@@ -55,6 +58,7 @@ Session::Session(std::shared_ptr<const Model> model, const SessionOptions& optio
   b.gate.resize(rows * static_cast<size_t>(c.n_ff));
   b.up.resize(b.gate.size());
   b.positions.resize(rows);
+  b.logit_rows.resize(rows);
   b.scores.resize(static_cast<size_t>(pool_->size() * ops::kAttentionScoreRows) * static_cast<size_t>(n_ctx_));
   logits_.reserve(static_cast<size_t>(c.n_vocab));
   hooks_.resize(static_cast<size_t>(c.n_layer * kHookPointCount));
@@ -88,7 +92,7 @@ void Session::rewind(int n) {
   n_past_ = n;
 }
 
-std::span<const float> Session::decode(std::span<const TokenId> tokens, bool all_logits) {
+void Session::check_tokens(std::span<const TokenId> tokens) const {
   if (tokens.empty()) fail("decode needs at least one token");
   if (n_past_ + static_cast<int64_t>(tokens.size()) > n_ctx_) {
     fail("{} tokens do not fit: {} of the context's {} positions are used", tokens.size(), n_past_, n_ctx_);
@@ -97,19 +101,85 @@ std::span<const float> Session::decode(std::span<const TokenId> tokens, bool all
   for (const TokenId token : tokens) {
     if (token < 0 || token >= n_vocab) fail("token id {} is outside the vocabulary", token);
   }
+}
+
+std::span<const float> Session::decode(std::span<const TokenId> tokens, bool all_logits) {
+  check_tokens(tokens);
+  const int64_t n_vocab = model_->config().n_vocab;
   const size_t rows = all_logits ? tokens.size() : 1;
   logits_.resize(rows * static_cast<size_t>(n_vocab));
+  Buffers& a = *buffers_;
   for (size_t start = 0; start < tokens.size(); start += static_cast<size_t>(n_batch_)) {
     const auto chunk = tokens.subspan(start, std::min(tokens.size() - start, static_cast<size_t>(n_batch_)));
+    const auto n = static_cast<int32_t>(chunk.size());
     const bool last_chunk = start + chunk.size() == tokens.size();
-    float* out = all_logits ? logits_.data() + start * static_cast<size_t>(n_vocab)
-                            : (last_chunk ? logits_.data() : nullptr);
-    forward_chunk(chunk, all_logits, out);
+    for (int32_t t = 0; t < n; ++t) a.positions[static_cast<size_t>(t)] = n_past_ + t;
+    int32_t n_out = 0;
+    if (all_logits) {
+      for (int32_t t = 0; t < n; ++t) a.logit_rows[static_cast<size_t>(n_out++)] = t;
+    } else if (last_chunk) {
+      a.logit_rows[static_cast<size_t>(n_out++)] = n - 1;
+    }
+    float* out = all_logits ? logits_.data() + start * static_cast<size_t>(n_vocab) : logits_.data();
+    forward_chunk(chunk, nullptr, std::span(a.logit_rows.data(), static_cast<size_t>(n_out)), out);
   }
   return logits_;
 }
 
-void Session::forward_chunk(std::span<const TokenId> tokens, bool all_logits, float* logits) {
+std::span<const float> Session::decode_packed(std::span<const TokenId> tokens, std::span<const int> lengths,
+                                              PackedLogits which) {
+  reset();
+  check_tokens(tokens);
+  int64_t total = 0;
+  for (const int length : lengths) {
+    if (length <= 0) fail("a packed sequence needs at least one token, not {}", length);
+    total += length;
+  }
+  if (total != static_cast<int64_t>(tokens.size())) {
+    fail("the packed sequences' lengths add up to {}, but {} tokens are given", total, tokens.size());
+  }
+  // Every row's position in its sequence and the cache slot its sequence starts at.
+  packed_positions_.resize(tokens.size());
+  packed_starts_.resize(tokens.size());
+  std::vector<int32_t>& ends = buffers_->sequence_ends;  // the last row of each sequence, as slots
+  ends.clear();
+  int32_t slot = 0;
+  for (const int length : lengths) {
+    for (int32_t i = 0; i < length; ++i) {
+      packed_positions_[static_cast<size_t>(slot + i)] = i;
+      packed_starts_[static_cast<size_t>(slot + i)] = slot;
+    }
+    slot += length;
+    ends.push_back(slot - 1);
+  }
+  const int64_t n_vocab = model_->config().n_vocab;
+  const size_t rows = which == PackedLogits::All ? tokens.size() : which == PackedLogits::LastOfEach ? ends.size() : 0;
+  logits_.resize(rows * static_cast<size_t>(n_vocab));
+  Buffers& a = *buffers_;
+  size_t next_end = 0;  // the next sequence whose last row's logits are due
+  float* out = logits_.data();
+  for (size_t start = 0; start < tokens.size(); start += static_cast<size_t>(n_batch_)) {
+    const auto chunk = tokens.subspan(start, std::min(tokens.size() - start, static_cast<size_t>(n_batch_)));
+    const auto n = static_cast<int32_t>(chunk.size());
+    std::copy_n(packed_positions_.begin() + static_cast<std::ptrdiff_t>(start), n, a.positions.begin());
+    int32_t n_out = 0;
+    if (which == PackedLogits::All) {
+      for (int32_t t = 0; t < n; ++t) a.logit_rows[static_cast<size_t>(n_out++)] = t;
+    } else if (which == PackedLogits::LastOfEach) {
+      while (next_end < ends.size() && ends[next_end] < static_cast<int32_t>(start) + n) {
+        a.logit_rows[static_cast<size_t>(n_out++)] = ends[next_end++] - static_cast<int32_t>(start);
+      }
+    }
+    forward_chunk(chunk, packed_starts_.data() + start, std::span(a.logit_rows.data(), static_cast<size_t>(n_out)),
+                  out);
+    out += static_cast<size_t>(n_out) * static_cast<size_t>(n_vocab);
+  }
+  reset();  // the cache holds a mixture of sequences: nothing to continue from
+  return logits_;
+}
+
+void Session::forward_chunk(std::span<const TokenId> tokens, const int32_t* first_visible,
+                            std::span<const int32_t> logit_rows, float* logits) {
   const ModelConfig& c = model_->config();
   const ArchitectureTraits& traits = model_->traits();
   const ModelWeights& w = model_->weights();
@@ -121,7 +191,7 @@ void Session::forward_chunk(std::span<const TokenId> tokens, bool all_logits, fl
   const float attention_scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const ops::AttentionShape shape{c.n_head, c.n_head_kv, hd};
   const std::span<const int32_t> positions(a.positions.data(), static_cast<size_t>(n));
-  for (int64_t t = 0; t < n; ++t) a.positions[static_cast<size_t>(t)] = static_cast<int32_t>(n_past_ + t);
+  const int32_t* packed_positions = first_visible != nullptr ? a.positions.data() : nullptr;
 
   const float embedding_scale = traits.scale_embeddings ? std::sqrt(static_cast<float>(n_embd)) : 1.0f;
   for (int64_t t = 0; t < n; ++t) {
@@ -135,7 +205,7 @@ void Session::forward_chunk(std::span<const TokenId> tokens, bool all_logits, fl
   auto hook = [&](int64_t layer, HookPoint point, std::vector<float>& rows) {
     const auto& registered = hooks_[static_cast<size_t>(layer * kHookPointCount + static_cast<int>(point))];
     if (!registered.empty()) {
-      const HookRows view{static_cast<int>(layer), point, rows.data(), n, n_embd, n_past_};
+      const HookRows view{static_cast<int>(layer), point, rows.data(), n, n_embd, n_past_, packed_positions};
       for (const RegisteredHook& h : registered) h.function(view);
     }
     if (observer_) observer_(static_cast<int>(layer), point, rows.data(), n, n_embd, n_past_);
@@ -178,7 +248,7 @@ void Session::forward_chunk(std::span<const TokenId> tokens, bool all_logits, fl
       v_layer[n_past_ * kv_width + i] = fp32_to_fp16(a.v[static_cast<size_t>(i)]);
     }
     ops::causal_attention(a.q.data(), n, n_past_, {k_layer, v_layer}, shape, window, attention_scale,
-                          a.attention.data(), a.scores.data(), n_ctx_, *pool_);
+                          a.attention.data(), a.scores.data(), n_ctx_, *pool_, first_visible);
     ops::matmul(L.attn_output, a.attention.data(), n, a.projected.data(), *pool_);
     if (traits.post_norms) {
       ops::rms_norm(a.projected.data(), L.post_attention_norm.data(), n, n_embd, eps, a.projected.data());
@@ -219,11 +289,14 @@ void Session::forward_chunk(std::span<const TokenId> tokens, bool all_logits, fl
     hook(layer, HookPoint::ResidPost, a.residual);
   }
   n_past_ += static_cast<int>(n);
-  if (logits == nullptr) return;
+  if (logit_rows.empty()) return;
 
-  // Logits only for the rows asked for.
-  const int64_t first_row = all_logits ? 0 : n - 1, rows = n - first_row;
-  ops::rms_norm(a.residual.data() + first_row * n_embd, w.output_norm.data(), rows, n_embd, eps, a.normed.data());
+  // Logits only for the rows asked for, gathered row by row into `normed`.
+  const auto rows = static_cast<int64_t>(logit_rows.size());
+  for (int64_t r = 0; r < rows; ++r) {
+    ops::rms_norm(a.residual.data() + logit_rows[static_cast<size_t>(r)] * n_embd, w.output_norm.data(), 1, n_embd,
+                  eps, a.normed.data() + r * n_embd);
+  }
   ops::matmul(w.output, a.normed.data(), rows, logits, *pool_);
 }
 

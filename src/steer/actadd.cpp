@@ -45,7 +45,8 @@ ActAddTensor make_actadd_tensor(const std::shared_ptr<const Model>& model, const
   const Tokenizer& tokenizer = model->tokenizer();
   auto positive = tokenizer.tokenize(pair.positive, {.add_special = true, .parse_special = false});
   auto negative = tokenizer.tokenize(pair.negative, {.add_special = true, .parse_special = false});
-  if (positive.empty() || negative.empty()) fail("ActAdd prompts must have at least one token");
+  // The paper pairs prompts with "" too: padding makes the empty side all spaces.
+  if (positive.empty() && negative.empty()) fail("ActAdd needs at least one non-empty prompt of the pair");
   if (positive.size() != negative.size()) {
     auto& shorter = positive.size() < negative.size() ? positive : negative;
     shorter.resize(std::max(positive.size(), negative.size()), space_token(tokenizer));

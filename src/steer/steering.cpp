@@ -158,7 +158,7 @@ bool Steering::selects(const Intervention& v, int position, int64_t& row) const 
 void Steering::apply_one(const Intervention& v, const HookRows& rows) const {
   for (int64_t r = 0; r < rows.n_rows; ++r) {
     int64_t row = 0;
-    if (!selects(v, rows.first_position + static_cast<int>(r), row)) continue;
+    if (!selects(v, rows.position(r), row)) continue;
     float* h = rows.data + r * rows.width;
     const float* u = v.vectors.data() + row * width_;
     switch (v.kind) {

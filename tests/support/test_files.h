@@ -16,14 +16,23 @@
 
 namespace tiller::testing {
 
-// A folder of its own for each test process, removed at exit.
+// A folder of its own for each test process, removed at exit. The exit handler is
+// registered after `dir` is built, so it runs before `dir` is destroyed (handlers
+// and static destructors run in the reverse order of their registration).
 inline const std::filesystem::path& scratch_dir() {
   static const std::filesystem::path dir = [] {
     auto path = std::filesystem::temp_directory_path() / ("tiller-tests-" + std::to_string(::getpid()));
     std::filesystem::create_directories(path);
-    std::atexit([] { std::filesystem::remove_all(scratch_dir()); });
     return path;
   }();
+  static const bool removed_at_exit = [] {
+    std::atexit([] {
+      std::error_code ignored;
+      std::filesystem::remove_all(dir, ignored);
+    });
+    return true;
+  }();
+  (void)removed_at_exit;
   return dir;
 }
 
