@@ -233,7 +233,7 @@ void Session::forward_chunk(std::span<const TokenId> tokens, const int32_t* firs
     {  // one parallel region for the three projections of the same input
       const std::array<const ops::WeightMatrix*, 3> qkv{&L.attn_q, &L.attn_k, &L.attn_v};
       const std::array<float*, 3> outs{a.q.data(), a.k.data(), a.v.data()};
-      ops::quantized_matmul_shared(qkv, a.normed.data(), n, outs, *pool_, ops::best_kernel_level());
+      ops::quantized_matmul_shared(qkv, a.normed.data(), n, outs, *pool_, ops::kernel_level());
     }
     if (traits.qk_norm) {
       ops::rms_norm(a.q.data(), L.attn_q_norm.data(), n * c.n_head, hd, eps, a.q.data());
@@ -262,7 +262,7 @@ void Session::forward_chunk(std::span<const TokenId> tokens, const int32_t* firs
     {
       const std::array<const ops::WeightMatrix*, 2> gate_up{&L.ffn_gate, &L.ffn_up};
       const std::array<float*, 2> outs{a.gate.data(), a.up.data()};
-      ops::quantized_matmul_shared(gate_up, a.normed.data(), n, outs, *pool_, ops::best_kernel_level());
+      ops::quantized_matmul_shared(gate_up, a.normed.data(), n, outs, *pool_, ops::kernel_level());
     }
     // Element by element, so split across the threads for prompts (one row is too
     // little work to be worth waking them).

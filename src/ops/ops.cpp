@@ -139,7 +139,7 @@ void matmul_reference(const WeightMatrix& w, const float* x_in, int64_t n_rows, 
 }
 
 void matmul(const WeightMatrix& w, const float* x, int64_t n_rows, float* out, ThreadPool& pool) {
-  quantized_matmul(w, x, n_rows, out, pool, best_kernel_level());
+  quantized_matmul(w, x, n_rows, out, pool, kernel_level());
 }
 
 void rms_norm(const float* x, const float* weight, int64_t n_rows, int64_t width, float eps, float* out) {

@@ -12,11 +12,14 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <bit>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
+#include "gguf/printable.h"
 #include "ops/tiled_matmul.h"
 #include "ops/x86_block_bits.h"
 #include "tiller/cpu_features.h"
@@ -790,6 +793,42 @@ std::span<const KernelLevel> available_kernel_levels() {
 }
 
 KernelLevel best_kernel_level() { return available_kernel_levels().back(); }
+
+namespace {
+
+KernelLevel checked_level(KernelLevel level) {
+  const auto levels = available_kernel_levels();
+  if (std::find(levels.begin(), levels.end(), level) == levels.end()) {
+    fail("this CPU cannot run the {} kernels", kernel_level_name(level));
+  }
+  return level;
+}
+
+KernelLevel level_from_environment() {
+  const char* name = std::getenv("TILLER_KERNELS");
+  if (name == nullptr || *name == '\0') return best_kernel_level();
+  for (const KernelLevel level : {KernelLevel::Portable, KernelLevel::Avx2, KernelLevel::Avx512Vnni}) {
+    if (kernel_level_name(level) == name) return checked_level(level);
+  }
+  fail("TILLER_KERNELS='{}' is none of portable, avx2, avx512vnni", printable(name));
+}
+
+std::atomic<int> chosen_level{-1};  // -1: not read from the environment yet
+
+}  // namespace
+
+KernelLevel kernel_level() {
+  int level = chosen_level.load(std::memory_order_relaxed);
+  if (level < 0) {
+    level = static_cast<int>(level_from_environment());
+    chosen_level.store(level, std::memory_order_relaxed);
+  }
+  return static_cast<KernelLevel>(level);
+}
+
+void set_kernel_level(KernelLevel level) {
+  chosen_level.store(static_cast<int>(checked_level(level)), std::memory_order_relaxed);
+}
 
 QuantizedDot quantized_dot(TensorType weight_type, KernelLevel level) {
   const KernelTable* kernels = find_kernels(weight_type);
