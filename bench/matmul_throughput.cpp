@@ -1,8 +1,9 @@
 // tiller-bench-matmul [Google Benchmark flags]: ops::matmul's integer kernels, at
 // each instruction-set level this CPU runs, against ops::matmul_reference (the
 // dequantize-and-float-dot path), on a 576x1536 matrix (1536x576 for the K-quants,
-// whose rows must be whole 256-blocks) with 1 and 64 activation rows, on 1 and 2
-// threads. GFLOP/s counts 2 x n_in x n_out x rows per call.
+// whose rows must be whole 256-blocks) with 1 activation row (generation), 4, 64
+// and 256 (prompt processing: the tiled kernels of level avx512vnni from 8 rows),
+// on 1 and 2 threads. GFLOP/s counts 2 x n_in x n_out x rows per call.
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 
@@ -97,15 +98,17 @@ int main(int argc, char** argv) {
       impls.emplace_back(std::string(tiller::ops::kernel_level_name(level)), static_cast<int>(level));
     }
     for (const auto& [impl, level] : impls) {
-      benchmark::RegisterBenchmark(fmt::format("{}/{}", name, impl).c_str(),
-                                   [type, level = level](benchmark::State& state) { run(state, type, level); })
-          ->ArgNames({"rows", "threads"})
-          ->Args({1, 1})
-          ->Args({64, 1})
-          ->Args({1, 2})
-          ->Args({64, 2})
-          ->Unit(benchmark::kMicrosecond)
-          ->UseRealTime();
+      auto* bench = benchmark::RegisterBenchmark(fmt::format("{}/{}", name, impl).c_str(),
+                                                 [type, level = level](benchmark::State& state) { run(state, type, level); })
+                        ->ArgNames({"rows", "threads"})
+                        ->Args({1, 1})
+                        ->Args({4, 1})
+                        ->Args({64, 1})
+                        ->Args({1, 2})
+                        ->Args({64, 2})
+                        ->Unit(benchmark::kMicrosecond)
+                        ->UseRealTime();
+      if (level >= 0) bench->Args({256, 1})->Args({256, 2});  // the reference is too slow for these
     }
   }
   benchmark::Initialize(&argc, argv);

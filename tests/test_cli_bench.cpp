@@ -27,7 +27,7 @@ TEST(BenchCommand, JsonKeysAndTheMemoryBarOnTheDefaultModel) {
   for (const auto& test : tests) {
     for (const char* key : {"test", "threads", "tok_s", "tok_s_sd", "n_prompt", "n_gen", "reps", "model", "samples",
                             "model_file_bytes", "kv_cache_bytes", "peak_rss_bytes", "load_seconds",
-                            "weight_bytes_per_token"}) {
+                            "weight_bytes_per_token", "kernels"}) {
       EXPECT_TRUE(test.contains(key)) << key;
     }
     EXPECT_EQ(test["threads"], 1);
@@ -60,6 +60,23 @@ TEST(BenchCommand, ListsMakeOneTestPerCombination) {
   EXPECT_EQ(tests[2]["test"], "tg4");
   EXPECT_EQ(tests[3]["threads"], 2);
   EXPECT_EQ(tests[5]["samples"].size(), 2u);
+}
+
+// TILLER_KERNELS picks a lower kernel level (one kernel for any number of rows:
+// batch-invariant activations); a name that is no level is a one-line error.
+TEST(BenchCommand, TheEnvironmentChoosesTheKernels) {
+  const std::string path = (testing::scratch_dir() / "bench-kernels.gguf").string();
+  testing::make_tiny_model({}).write(path);
+  const auto portable = testing::run_process({"/usr/bin/env", "TILLER_KERNELS=portable", TILLER_BINARY, "bench", "-m",
+                                          path, "--json", "-p", "16", "-n", "2", "-r", "1", "-t", "1"});
+  ASSERT_EQ(portable.exit_code, 0) << portable.err;
+  EXPECT_EQ(nlohmann::json::parse(portable.out)[0]["kernels"], "portable");
+  const auto bad = testing::run_process({"/usr/bin/env", "TILLER_KERNELS=sse9", TILLER_BINARY, "bench", "-m", path,
+                                         "-p", "16", "-n", "2", "-r", "1", "-t", "1"});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_EQ(bad.signal, 0);
+  EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << bad.err;
+  EXPECT_NE(bad.err.find("TILLER_KERNELS='sse9'"), std::string::npos) << bad.err;
 }
 
 TEST(BenchCommand, BadFlagsGetOneLine) {

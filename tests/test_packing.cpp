@@ -1,7 +1,9 @@
 // Packed passes (Session::decode_packed): every sequence's logits and hidden states
-// equal those of decoding it alone, on tiny synthetic models and the real ones.
+// equal those of decoding it alone, on tiny synthetic models and the real ones (bit
+// for bit where one kernel serves any number of rows; as distributions otherwise).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <iostream>
 #include <map>
@@ -10,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "support/test_files.h"
+#include "ops/quantized_dot.h"
 #include "support/tiny_model.h"
 #include "tiller/error.h"
 #include "tiller/model.h"
@@ -54,8 +57,14 @@ Pass alone(const std::shared_ptr<const Model>& model, std::span<const TokenId> t
 struct Agreement {
   double logits = 0, hidden = 0;          // worst absolute differences
   double logit_scale = 0, hidden_scale = 0;  // the largest magnitudes seen alone, for relative bounds
+  double kl_sum = 0;                         // KL(alone || packed) of the next-token distributions
+  int64_t positions = 0, top1_same = 0;
 
-  // Measured: 0 and 0 (bit for bit) on every model here. Matmul rows are
+  double mean_kl() const { return kl_sum / static_cast<double>(positions); }
+  double top1() const { return static_cast<double>(top1_same) / static_cast<double>(positions); }
+
+  // With one kernel for any number of rows (ops::KernelLevel::Avx2 and below),
+  // measured: 0 and 0 (bit for bit) on every model here. Matmul rows are
   // independent and attention reads only the row's own sequence, so that is the
   // expectation; the bound leaves room only for a kernel that sums a row in another
   // order depending on its place in the batch (one part in 1e5). A row that saw
@@ -65,6 +74,36 @@ struct Agreement {
     EXPECT_LE(hidden, 1e-5 * hidden_scale) << "hidden " << hidden << " of " << hidden_scale;
   }
 };
+
+// Runs the enclosed code with the products at one kernel level.
+class KernelLevelScope {
+ public:
+  explicit KernelLevelScope(ops::KernelLevel level) : saved_(ops::kernel_level()) { ops::set_kernel_level(level); }
+  ~KernelLevelScope() { ops::set_kernel_level(saved_); }
+  KernelLevelScope(const KernelLevelScope&) = delete;
+  KernelLevelScope& operator=(const KernelLevelScope&) = delete;
+
+ private:
+  ops::KernelLevel saved_;
+};
+
+void add_distribution_agreement(const float* alone, const float* packed, size_t n_vocab, Agreement& into) {
+  auto log_softmax = [n_vocab](const float* x) {
+    std::vector<double> out(x, x + n_vocab);
+    const double top = *std::max_element(out.begin(), out.end());
+    double sum = 0;
+    for (const double v : out) sum += std::exp(v - top);
+    const double log_sum = top + std::log(sum);
+    for (double& v : out) v -= log_sum;
+    return out;
+  };
+  const auto p = log_softmax(alone), q = log_softmax(packed);
+  double kl = 0;
+  for (size_t i = 0; i < n_vocab; ++i) kl += std::exp(p[i]) * (p[i] - q[i]);
+  into.kl_sum += kl;
+  into.positions += 1;
+  into.top1_same += std::max_element(alone, alone + n_vocab) - alone == std::max_element(packed, packed + n_vocab) - packed;
+}
 
 // Decodes the sequences packed and each alone, and returns the worst differences.
 Agreement compare(const std::shared_ptr<const Model>& model, const std::vector<std::vector<TokenId>>& sequences,
@@ -103,9 +142,19 @@ Agreement compare(const std::shared_ptr<const Model>& model, const std::vector<s
     for (size_t i = 0; i < n * n_vocab; ++i) {
       worst.logits = std::max(worst.logits, std::fabs(double(together.logits[offset * n_vocab + i]) - single.logits[i]));
     }
-    for (size_t i = 0; i < n_vocab; ++i) {
-      EXPECT_EQ(last_of_each[s * n_vocab + i], together.logits[(offset + n - 1) * n_vocab + i]) << "sequence " << s;
+    for (size_t t = 0; t < n; ++t) {
+      add_distribution_agreement(single.logits.data() + t * n_vocab, together.logits.data() + (offset + t) * n_vocab,
+                                 n_vocab, worst);
     }
+    // The same hidden rows either way; only the output product differs in its
+    // number of rows, so with the tiled kernels it may round otherwise (one float step).
+    const bool one_kernel = ops::kernel_level() <= ops::KernelLevel::Avx2;
+    double last_row_difference = 0;  // relative to the logit, or absolute below 1
+    for (size_t i = 0; i < n_vocab; ++i) {
+      const double last = last_of_each[s * n_vocab + i], of_all = together.logits[(offset + n - 1) * n_vocab + i];
+      last_row_difference = std::max(last_row_difference, std::fabs(last - of_all) / std::max(1.0, std::fabs(of_all)));
+    }
+    EXPECT_LE(last_row_difference, one_kernel ? 0.0 : 1e-5) << "sequence " << s << ": last-of-each against all rows";
     for (size_t layer = 0; layer < single.hidden.size(); ++layer) {
       for (size_t i = 0; i < n * width; ++i) {
         worst.hidden = std::max(
@@ -119,6 +168,9 @@ Agreement compare(const std::shared_ptr<const Model>& model, const std::vector<s
   }
   return worst;
 }
+
+// The highest level whose products take the same kernel for any number of rows.
+ops::KernelLevel row_kernel_level() { return std::min(ops::best_kernel_level(), ops::KernelLevel::Avx2); }
 
 std::vector<std::vector<TokenId>> random_sequences(const std::vector<int>& lengths, int64_t n_vocab, uint32_t seed) {
   std::mt19937 rng(seed);
@@ -148,6 +200,7 @@ TEST(Packing, EachSequenceEqualsDecodingItAloneOnTinyModels) {
     const auto sequences = random_sequences({5, 1, 9, 3, 12, 7}, spec.n_vocab, 3);
     for (const int batch : {512, 8, 3}) {  // one chunk, and chunks that cut sequences
       SCOPED_TRACE(fmt::format("{} n_batch {}", name, batch));
+      const KernelLevelScope one_kernel(row_kernel_level());
       compare(model, sequences, {.n_ctx = 64, .n_threads = 2, .n_batch = batch}).expect_equal();
     }
   }
@@ -165,6 +218,7 @@ TEST(Packing, SteeringUsesPositionsWithinEachSequence) {
   v.vectors.assign(static_cast<size_t>(model->config().n_embd), 0.5f);
   steering.add(v);
   const auto sequences = random_sequences({4, 2, 6}, model->config().n_vocab, 5);
+  const KernelLevelScope one_kernel(row_kernel_level());
   compare(model, sequences, {.n_ctx = 32, .n_threads = 2, .n_batch = 5}, &steering).expect_equal();
 }
 
@@ -192,10 +246,25 @@ TEST_P(PackingRealModel, EachPromptEqualsDecodingItAlone) {
   }
   for (const int batch : {512, 16}) {
     SCOPED_TRACE(fmt::format("n_batch {}", batch));
+    const KernelLevelScope one_kernel(row_kernel_level());
     const Agreement worst = compare(model, sequences, {.n_ctx = 128, .n_threads = 2, .n_batch = batch});
-    std::cout << fmt::format("[ figures ] {} n_batch {}: packed vs alone, worst |logit diff| {:.3g}, worst |hidden "
-                             "diff| {:.3g}\n", GetParam(), batch, worst.logits, worst.hidden);
+    std::cout << fmt::format("[ figures ] {} n_batch {}, {} kernels: packed vs alone, worst |logit diff| {:.3g}, "
+                             "worst |hidden diff| {:.3g}\n", GetParam(), batch,
+                             ops::kernel_level_name(ops::kernel_level()), worst.logits, worst.hidden);
     worst.expect_equal();
+  }
+  // With the tiled kernels a packed pass multiplies more rows at once than a short
+  // prompt alone: the two take different kernels, which round differently, and a
+  // rounding step can move an activation's 8-bit quantization by one, which later
+  // blocks magnify. Then the bar is the oracle's: the same distributions.
+  if (ops::best_kernel_level() != row_kernel_level()) {
+    const Agreement best = compare(model, sequences, {.n_ctx = 128, .n_threads = 2, .n_batch = 512});
+    std::cout << fmt::format("[ figures ] {} {} kernels: packed vs alone over {} positions, mean KL {:.2e}, top-1 "
+                             "{:.1f}%, worst |logit diff| {:.3g}\n", GetParam(),
+                             ops::kernel_level_name(ops::kernel_level()), best.positions, best.mean_kl(),
+                             100 * best.top1(), best.logits);
+    EXPECT_LE(best.mean_kl(), 0.005);
+    EXPECT_GE(best.top1(), 0.95);
   }
 }
 

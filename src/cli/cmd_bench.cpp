@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "cli/steering_options.h"
+#include "ops/quantized_dot.h"
 #include "tiller/model.h"
 #include "tiller/model_paths.h"
 
@@ -94,8 +95,10 @@ void print_table(const BenchRun& run) {
   }
   uint64_t kv_max = 0;
   for (const uint64_t kv : run.kv_bytes) kv_max = std::max(kv_max, kv);
-  fmt::print(stderr, "load: {:.3f} s | peak RSS: {:.1f} MiB | model file: {:.1f} MiB | KV cache (largest): {:.1f} MiB\n",
-             run.load_seconds, static_cast<double>(peak_rss_bytes()) / 1048576.0,
+  fmt::print(stderr,
+             "kernels: {} | load: {:.3f} s | peak RSS: {:.1f} MiB | model file: {:.1f} MiB | KV cache (largest): "
+             "{:.1f} MiB\n",
+             ops::kernel_level_name(ops::kernel_level()), run.load_seconds, static_cast<double>(peak_rss_bytes()) / 1048576.0,
              static_cast<double>(run.footprint.file_bytes) / 1048576.0, static_cast<double>(kv_max) / 1048576.0);
   for (const BenchResult& r : run.results) {
     if (r.test.n_gen == 0) continue;
@@ -127,6 +130,7 @@ void print_json(const BenchRun& run) {
         {"load_seconds", run.load_seconds},
         {"peak_rss_bytes", peak_rss},
         {"weight_bytes_per_token", run.footprint.weight_bytes_per_token},
+        {"kernels", ops::kernel_level_name(ops::kernel_level())},
     };
     entry["bandwidth_gb_s"] = r.test.n_gen > 0
                                   ? nlohmann::json(gigabytes_per_second(run.footprint.weight_bytes_per_token, r.mean()))

@@ -59,7 +59,7 @@ Session::Session(std::shared_ptr<const Model> model, const SessionOptions& optio
   b.up.resize(b.gate.size());
   b.positions.resize(rows);
   b.logit_rows.resize(rows);
-  b.scores.resize(static_cast<size_t>(pool_->size()) * static_cast<size_t>(n_ctx_));
+  b.scores.resize(static_cast<size_t>(pool_->size() * ops::kAttentionScoreRows) * static_cast<size_t>(n_ctx_));
   logits_.reserve(static_cast<size_t>(c.n_vocab));
   hooks_.resize(static_cast<size_t>(c.n_layer * kHookPointCount));
 }
@@ -233,7 +233,7 @@ void Session::forward_chunk(std::span<const TokenId> tokens, const int32_t* firs
     {  // one parallel region for the three projections of the same input
       const std::array<const ops::WeightMatrix*, 3> qkv{&L.attn_q, &L.attn_k, &L.attn_v};
       const std::array<float*, 3> outs{a.q.data(), a.k.data(), a.v.data()};
-      ops::quantized_matmul_shared(qkv, a.normed.data(), n, outs, *pool_, ops::best_kernel_level());
+      ops::quantized_matmul_shared(qkv, a.normed.data(), n, outs, *pool_, ops::kernel_level());
     }
     if (traits.qk_norm) {
       ops::rms_norm(a.q.data(), L.attn_q_norm.data(), n * c.n_head, hd, eps, a.q.data());
@@ -262,11 +262,23 @@ void Session::forward_chunk(std::span<const TokenId> tokens, const int32_t* firs
     {
       const std::array<const ops::WeightMatrix*, 2> gate_up{&L.ffn_gate, &L.ffn_up};
       const std::array<float*, 2> outs{a.gate.data(), a.up.data()};
-      ops::quantized_matmul_shared(gate_up, a.normed.data(), n, outs, *pool_, ops::best_kernel_level());
+      ops::quantized_matmul_shared(gate_up, a.normed.data(), n, outs, *pool_, ops::kernel_level());
     }
-    for (int64_t i = 0; i < n * c.n_ff; ++i) {
-      float& g = a.gate[static_cast<size_t>(i)];
-      g = (traits.gelu ? ops::gelu_tanh_f16(g) : ops::silu(g)) * a.up[static_cast<size_t>(i)];
+    // Element by element, so split across the threads for prompts (one row is too
+    // little work to be worth waking them).
+    auto gated = [&](int64_t begin, int64_t end, int) {
+      float* gate = a.gate.data() + begin * c.n_ff;
+      const float* up = a.up.data() + begin * c.n_ff;
+      if (traits.gelu) {
+        ops::gelu_f16_times(gate, up, (end - begin) * c.n_ff);
+      } else {
+        ops::silu_times(gate, up, (end - begin) * c.n_ff);
+      }
+    };
+    if (n > 1) {
+      pool_->parallel_for(n, gated);
+    } else {
+      gated(0, n, 0);
     }
     ops::matmul(L.ffn_down, a.gate.data(), n, a.projected.data(), *pool_);
     if (traits.post_norms) {

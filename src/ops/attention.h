@@ -26,12 +26,15 @@ struct KvCacheView {
 // then the weighted sum of v_j. out is [n_tokens x n_head * head_dim].
 // As in llama.cpp's CPU path, the query and the attention weights are rounded to
 // f16 before their products with the f16 cache, so both engines see the same numbers.
-// scores is scratch space of pool.size() x scores_stride floats, scores_stride at
-// least first_position + n_tokens (the session's context size).
+// scores is scratch space of pool.size() x kAttentionScoreRows x scores_stride
+// floats, scores_stride at least first_position + n_tokens (the session's context
+// size): query heads that share a key/value head are taken up to
+// kAttentionScoreRows at a time.
 // first_visible, when given ([n_tokens]), is the first cache row each query row may
 // see: packed sequences share the cache, and row t of a sequence starting at slot s
 // attends to rows max(s, p - window + 1) .. p only (block-diagonal causal attention;
 // p - s is then the row's position within its sequence, so the window is per sequence).
+inline constexpr int64_t kAttentionScoreRows = 4;
 void causal_attention(const float* q, int64_t n_tokens, int64_t first_position, KvCacheView cache,
                       const AttentionShape& shape, int64_t window, float scale, float* out, float* scores,
                       int64_t scores_stride, ThreadPool& pool, const int32_t* first_visible = nullptr);

@@ -5,7 +5,9 @@
 #include <cstring>
 #include <vector>
 
+#include "ops/exp_avx512.h"
 #include "ops/quantized_dot.h"
+#include "tiller/cpu_features.h"
 #include "tiller/dequantize.h"
 #include "tiller/error.h"
 
@@ -137,7 +139,7 @@ void matmul_reference(const WeightMatrix& w, const float* x_in, int64_t n_rows, 
 }
 
 void matmul(const WeightMatrix& w, const float* x, int64_t n_rows, float* out, ThreadPool& pool) {
-  quantized_matmul(w, x, n_rows, out, pool, best_kernel_level());
+  quantized_matmul(w, x, n_rows, out, pool, kernel_level());
 }
 
 void rms_norm(const float* x, const float* weight, int64_t n_rows, int64_t width, float eps, float* out) {
@@ -194,23 +196,98 @@ void softmax(float* x, int64_t n) {
 
 float silu(float x) { return x / (1.0f + std::exp(-x)); }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+// GCC 12's false positive on the intrinsics' _mm512_undefined_ps() (see attention.cpp).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+namespace {
+__attribute__((target("avx512f,avx2,fma"))) void silu_times_avx512(float* gate, const float* up, int64_t n) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 x = _mm512_loadu_ps(gate + i);
+    const __m512 silu = _mm512_div_ps(x, _mm512_add_ps(one, exp_avx512(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+    _mm512_storeu_ps(gate + i, _mm512_mul_ps(silu, _mm512_loadu_ps(up + i)));
+  }
+  for (; i < n; ++i) gate[i] = silu(gate[i]) * up[i];
+}
+}  // namespace
+#pragma GCC diagnostic pop
+#endif
+
+void silu_times(float* gate, const float* up, int64_t n) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool avx512 = cpu_features().avx512f && cpu_features().avx2 && cpu_features().fma;
+  if (avx512) {
+    silu_times_avx512(gate, up, n);
+    return;
+  }
+#endif
+  for (int64_t i = 0; i < n; ++i) gate[i] = silu(gate[i]) * up[i];
+}
+
 float gelu_tanh(float x) {
   constexpr float kSqrt2OverPi = 0.7978845608028654f;
   return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
 }
 
+namespace {
+// GELU-tanh of every f16 value, rounded to f16, stored widened to floats.
+const float* gelu_f16_table() {
+  static const std::vector<float> table = [] {
+    std::vector<float> values(65536);
+    for (uint32_t bits = 0; bits < 65536; ++bits) {
+      values[bits] = fp16_to_fp32(fp32_to_fp16(gelu_tanh(fp16_to_fp32(static_cast<uint16_t>(bits)))));
+    }
+    return values;
+  }();
+  return table.data();
+}
+}  // namespace
+
 float gelu_tanh_f16(float x) {
   // Beyond +-10 the table is not used: GELU is x or 0 to f32 precision there.
   if (x <= -10.0f) return 0.0f;
   if (x >= 10.0f) return x;
-  static const std::vector<uint16_t> table = [] {
-    std::vector<uint16_t> values(65536);
-    for (uint32_t bits = 0; bits < 65536; ++bits) {
-      values[bits] = fp32_to_fp16(gelu_tanh(fp16_to_fp32(static_cast<uint16_t>(bits))));
-    }
-    return values;
-  }();
-  return fp16_to_fp32(table[fp32_to_fp16(x)]);
+  return gelu_f16_table()[fp32_to_fp16(x)];
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+namespace {
+// gelu_tanh_f16 16 at a time: vcvtps2ph rounds as fp32_to_fp16 does (to nearest,
+// ties to even), and the table is gathered, so the results are the same bits.
+__attribute__((target("avx512f,avx2,fma,f16c"))) void gelu_f16_times_avx512(float* gate, const float* up,
+                                                                            int64_t n) {
+  const float* table = gelu_f16_table();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 x = _mm512_loadu_ps(gate + i);
+    const __m512i index =
+        _mm512_cvtepu16_epi32(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    __m512 g = _mm512_i32gather_ps(index, table, 4);
+    g = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(-10.0f), _CMP_LE_OQ), g, _mm512_setzero_ps());
+    g = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(10.0f), _CMP_GE_OQ), g, x);
+    _mm512_storeu_ps(gate + i, _mm512_mul_ps(g, _mm512_loadu_ps(up + i)));
+  }
+  for (; i < n; ++i) gate[i] = gelu_tanh_f16(gate[i]) * up[i];
+}
+}  // namespace
+#pragma GCC diagnostic pop
+#endif
+
+void gelu_f16_times(float* gate, const float* up, int64_t n) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool avx512 = cpu_features().avx512f && cpu_features().avx2 && cpu_features().f16c;
+  if (avx512) {
+    gelu_f16_times_avx512(gate, up, n);
+    return;
+  }
+#endif
+  for (int64_t i = 0; i < n; ++i) gate[i] = gelu_tanh_f16(gate[i]) * up[i];
 }
 
 }  // namespace tiller::ops

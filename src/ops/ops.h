@@ -63,9 +63,15 @@ void rope(float* x, int64_t n_rows, int64_t n_heads, int64_t head_dim, std::span
 void softmax(float* x, int64_t n);
 
 float silu(float x);
+// gate[i] = silu(gate[i]) x up[i] for n values; with AVX-512, e^x from
+// exp_avx512 (a float step or two from silu's).
+void silu_times(float* gate, const float* up, int64_t n);
 float gelu_tanh(float x);
 // GELU-tanh of x rounded to f16, itself rounded to f16: llama.cpp's CPU backend
 // reads GELU from an f16 table, and Gemma's numbers follow that table.
 float gelu_tanh_f16(float x);
+// gate[i] = gelu_tanh_f16(gate[i]) x up[i] for n values (the same bits, vectorized
+// with AVX-512 where present).
+void gelu_f16_times(float* gate, const float* up, int64_t n);
 
 }  // namespace tiller::ops

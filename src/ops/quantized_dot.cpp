@@ -12,11 +12,16 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <bit>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
+#include "gguf/printable.h"
+#include "ops/tiled_matmul.h"
+#include "ops/x86_block_bits.h"
 #include "tiller/cpu_features.h"
 #include "tiller/dequantize.h"
 #include "tiller/error.h"
@@ -386,21 +391,8 @@ TILLER_AVX2 inline __m256i mul_sum_s8s8(__m256i a, __m256i b) {
   return mul_sum_u8s8(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a));
 }
 
-// 32 nibbles: the 16 low ones in bytes 0..15, the 16 high ones in bytes 16..31.
-TILLER_AVX2 inline __m256i nibbles_avx2(const uint8_t* qs) {
-  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
-  const __m256i both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
-  return _mm256_and_si256(both, _mm256_set1_epi8(0x0f));
-}
-
-// Byte j is 0xff where bit j of `bits` is set, else 0.
-TILLER_AVX2 inline __m256i bit_bytes_avx2(uint32_t bits) {
-  const __m256i spread = _mm256_shuffle_epi8(
-      _mm256_set1_epi32(static_cast<int>(bits)),
-      _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
-  const __m256i select = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ull));
-  return _mm256_cmpeq_epi8(_mm256_and_si256(spread, select), select);
-}
+using x86::bit_bytes;
+using x86::nibbles;
 
 // The 32-weight formats: `block` returns the 8 int32 lane sums of one block's
 // integer dot product. The kernels take R weight rows at once against one
@@ -423,6 +415,10 @@ TILLER_AVX2 inline void dot_32_rows_avx2(const uint8_t* w, uint64_t row_bytes, c
     const float dx = half_avx2(xb);
     for (int r = 0; r < R; ++r) {
       const uint8_t* wb = w + static_cast<uint64_t>(r) * row_bytes + static_cast<uint64_t>(b) * kWeightBytes;
+      // The same place in the next group of R rows, fetched while this one computes:
+      // on the model's mapped file (4 KiB pages) the hardware prefetchers alone
+      // fall behind.
+      _mm_prefetch(reinterpret_cast<const char*>(wb + R * row_bytes), _MM_HINT_T0);
       acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(half_avx2(wb) * dx), _mm256_cvtepi32_ps(block(wb, xb)), acc[r]);
       if constexpr (kMinimum) minimums[r] += half_avx2(wb + 2) * half_avx2(xb + 2);
     }
@@ -431,25 +427,25 @@ TILLER_AVX2 inline void dot_32_rows_avx2(const uint8_t* w, uint64_t row_bytes, c
 }
 
 TILLER_AVX2 inline __m256i block_q4_0_avx2(const uint8_t* wb, const uint8_t* xb) {
-  const __m256i q = _mm256_sub_epi8(nibbles_avx2(wb + 2), _mm256_set1_epi8(8));
+  const __m256i q = _mm256_sub_epi8(nibbles(wb + 2), _mm256_set1_epi8(8));
   return mul_sum_s8s8(q, load256(xb + 2));
 }
 
 TILLER_AVX2 inline __m256i block_q4_1_avx2(const uint8_t* wb, const uint8_t* xb) {
-  return mul_sum_u8s8(nibbles_avx2(wb + 4), load256(xb + 4));
+  return mul_sum_u8s8(nibbles(wb + 4), load256(xb + 4));
 }
 
 // value = nibble + 16 x bit - 16: where the bit is clear, OR-ing 0xf0 makes the
 // byte (nibble - 16) in two's complement.
 TILLER_AVX2 inline __m256i block_q5_0_avx2(const uint8_t* wb, const uint8_t* xb) {
   const __m256i clear =
-      _mm256_andnot_si256(bit_bytes_avx2(load_u32(wb + 2)), _mm256_set1_epi8(static_cast<char>(0xf0)));
-  return mul_sum_s8s8(_mm256_or_si256(nibbles_avx2(wb + 6), clear), load256(xb + 2));
+      _mm256_andnot_si256(bit_bytes(load_u32(wb + 2)), _mm256_set1_epi8(static_cast<char>(0xf0)));
+  return mul_sum_s8s8(_mm256_or_si256(nibbles(wb + 6), clear), load256(xb + 2));
 }
 
 TILLER_AVX2 inline __m256i block_q5_1_avx2(const uint8_t* wb, const uint8_t* xb) {
-  const __m256i high = _mm256_and_si256(bit_bytes_avx2(load_u32(wb + 4)), _mm256_set1_epi8(0x10));
-  return mul_sum_u8s8(_mm256_or_si256(nibbles_avx2(wb + 8), high), load256(xb + 4));
+  const __m256i high = _mm256_and_si256(bit_bytes(load_u32(wb + 4)), _mm256_set1_epi8(0x10));
+  return mul_sum_u8s8(_mm256_or_si256(nibbles(wb + 8), high), load256(xb + 4));
 }
 
 TILLER_AVX2 inline __m256i block_q8_0_avx2(const uint8_t* wb, const uint8_t* xb) {
@@ -556,6 +552,9 @@ TILLER_AVX2 inline void dot_k_rows_avx2(const uint8_t* w, uint64_t row_bytes, co
     const float dx = load_f32(xb);
     for (int r = 0; r < R; ++r) {
       const uint8_t* wb = w + static_cast<uint64_t>(r) * row_bytes + static_cast<uint64_t>(b) * kWeightBytes;
+      for (uint64_t line = 0; line < kWeightBytes; line += 64) {  // as in dot_32_rows_avx2
+        _mm_prefetch(reinterpret_cast<const char*>(wb + R * row_bytes + line), _MM_HINT_T0);
+      }
       const __m256i sumi = block(wb, xb, dx, &minimums[r]);
       acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(half_avx2(wb + kScaleOffset) * dx), _mm256_cvtepi32_ps(sumi), acc[r]);
     }
@@ -576,10 +575,12 @@ TILLER_AVX2 float single_row(const uint8_t* w, const uint8_t* x, int64_t n) {
 // ---------------------------------------------------------------------------
 // Dispatch
 
-constexpr int kLevels = 2;
+constexpr int kLevels = 3;
 
 // By KernelLevel; nullptr: use the level below. `rows` takes kRows weight rows at
-// once (nullptr: the single-row kernel row by row).
+// once (nullptr: the single-row kernel row by row). Avx512Vnni has no row kernels
+// of its own (VNNI gained 5 to 15% on them, see above): it adds the tiled
+// matrix-matrix kernels of tiled_matmul.h for several activation rows.
 struct KernelTable {
   TensorType type;
   std::array<QuantizedDot, kLevels> dots;
@@ -590,14 +591,14 @@ struct KernelTable {
 template <uint64_t kWeightBytes, BlockSums block, bool kMinimum>
 constexpr KernelTable table_32(TensorType type, QuantizedDot portable) {
   return {type,
-          {portable, single_row<dot_32_rows_avx2<kWeightBytes, block, kMinimum, 1>>},
-          {nullptr, dot_32_rows_avx2<kWeightBytes, block, kMinimum, kRows>}};
+          {portable, single_row<dot_32_rows_avx2<kWeightBytes, block, kMinimum, 1>>, nullptr},
+          {nullptr, dot_32_rows_avx2<kWeightBytes, block, kMinimum, kRows>, nullptr}};
 }
 template <uint64_t kWeightBytes, uint64_t kScaleOffset, KBlockSums block>
 constexpr KernelTable table_k(TensorType type, QuantizedDot portable) {
   return {type,
-          {portable, single_row<dot_k_rows_avx2<kWeightBytes, kScaleOffset, block, 1>>},
-          {nullptr, dot_k_rows_avx2<kWeightBytes, kScaleOffset, block, kRows>}};
+          {portable, single_row<dot_k_rows_avx2<kWeightBytes, kScaleOffset, block, 1>>, nullptr},
+          {nullptr, dot_k_rows_avx2<kWeightBytes, kScaleOffset, block, kRows>, nullptr}};
 }
 const std::array<KernelTable, 8> kKernels = {{
     table_32<kQ4_0Bytes, block_q4_0_avx2, false>(TensorType::Q4_0, dot_q4_0_portable),
@@ -611,14 +612,14 @@ const std::array<KernelTable, 8> kKernels = {{
 }};
 #else
 const std::array<KernelTable, 8> kKernels = {{
-    {TensorType::Q4_0, {dot_q4_0_portable, nullptr}, {}},
-    {TensorType::Q4_1, {dot_q4_1_portable, nullptr}, {}},
-    {TensorType::Q5_0, {dot_q5_0_portable, nullptr}, {}},
-    {TensorType::Q5_1, {dot_q5_1_portable, nullptr}, {}},
-    {TensorType::Q8_0, {dot_q8_0_portable, nullptr}, {}},
-    {TensorType::Q4_K, {dot_q4_k_portable, nullptr}, {}},
-    {TensorType::Q5_K, {dot_q5_k_portable, nullptr}, {}},
-    {TensorType::Q6_K, {dot_q6_k_portable, nullptr}, {}},
+    {TensorType::Q4_0, {dot_q4_0_portable, nullptr, nullptr}, {}},
+    {TensorType::Q4_1, {dot_q4_1_portable, nullptr, nullptr}, {}},
+    {TensorType::Q5_0, {dot_q5_0_portable, nullptr, nullptr}, {}},
+    {TensorType::Q5_1, {dot_q5_1_portable, nullptr, nullptr}, {}},
+    {TensorType::Q8_0, {dot_q8_0_portable, nullptr, nullptr}, {}},
+    {TensorType::Q4_K, {dot_q4_k_portable, nullptr, nullptr}, {}},
+    {TensorType::Q5_K, {dot_q5_k_portable, nullptr, nullptr}, {}},
+    {TensorType::Q6_K, {dot_q6_k_portable, nullptr, nullptr}, {}},
 }};
 #endif
 
@@ -642,8 +643,32 @@ std::vector<KernelLevel> detect_levels() {
 #if TILLER_X86_KERNELS
   const CpuFeatures& f = cpu_features();
   if (f.avx2 && f.fma && f.f16c) levels.push_back(KernelLevel::Avx2);
+  if (tiled_kernel(TensorType::Q8_0) != nullptr) levels.push_back(KernelLevel::Avx512Vnni);
 #endif
   return levels;
+}
+
+// Quantizes n_rows activation rows of n_in values; a prompt's rows are split
+// across the threads (each row's bytes are the same either way).
+void quantize_rows(ActivationFormat format, const float* x, int64_t n_rows, int64_t n_in, uint8_t* out,
+                   uint64_t row_bytes, ThreadPool& pool) {
+  auto rows = [&](int64_t begin, int64_t end, int) {
+    for (int64_t t = begin; t < end; ++t) {
+      quantize_activations(format, x + t * n_in, n_in, out + static_cast<uint64_t>(t) * row_bytes);
+    }
+  };
+  constexpr int64_t kParallelRows = 16;  // below this, waking the threads costs more than it saves
+  if (n_rows >= kParallelRows) {
+    pool.parallel_for(n_rows, rows);
+  } else {
+    rows(0, n_rows, 0);
+  }
+}
+
+// The tiled kernel when it applies: from level Avx512Vnni, with enough rows.
+TiledKernel tiled_for(TensorType type, int64_t n_rows, KernelLevel level) {
+  if (level < KernelLevel::Avx512Vnni || n_rows < kTiledMinRows) return nullptr;
+  return tiled_kernel(type);
 }
 
 struct MatmulJob {
@@ -654,12 +679,19 @@ struct MatmulJob {
   float* out;
   QuantizedDot dot;
   QuantizedRows rows;  // may be nullptr
+  TiledKernel tiled = nullptr;  // when set, all rows go through it
+  const TiledActivations* tiled_x = nullptr;
+  int64_t group = kRows;  // output rows per unit of parallel work
 };
 
 // Output rows [begin, end) for every token row. Weight rows go kRows at a time
 // and meet all token rows while they are in cache.
 void run_matmul_chunk(const MatmulJob& job, int64_t begin, int64_t end) {
   const WeightMatrix& m = *job.w;
+  if (job.tiled != nullptr) {
+    job.tiled(m, begin, end, *job.tiled_x, job.out);
+    return;
+  }
   auto activation = [&](int64_t t) { return job.activations + static_cast<uint64_t>(t) * job.activation_row_bytes; };
   int64_t r = begin;
   if (job.rows != nullptr) {
@@ -750,6 +782,7 @@ std::string_view kernel_level_name(KernelLevel level) {
   switch (level) {
     case KernelLevel::Portable: return "portable";
     case KernelLevel::Avx2: return "avx2";
+    case KernelLevel::Avx512Vnni: return "avx512vnni";
   }
   return "?";
 }
@@ -760,6 +793,42 @@ std::span<const KernelLevel> available_kernel_levels() {
 }
 
 KernelLevel best_kernel_level() { return available_kernel_levels().back(); }
+
+namespace {
+
+KernelLevel checked_level(KernelLevel level) {
+  const auto levels = available_kernel_levels();
+  if (std::find(levels.begin(), levels.end(), level) == levels.end()) {
+    fail("this CPU cannot run the {} kernels", kernel_level_name(level));
+  }
+  return level;
+}
+
+KernelLevel level_from_environment() {
+  const char* name = std::getenv("TILLER_KERNELS");
+  if (name == nullptr || *name == '\0') return best_kernel_level();
+  for (const KernelLevel level : {KernelLevel::Portable, KernelLevel::Avx2, KernelLevel::Avx512Vnni}) {
+    if (kernel_level_name(level) == name) return checked_level(level);
+  }
+  fail("TILLER_KERNELS='{}' is none of portable, avx2, avx512vnni", printable(name));
+}
+
+std::atomic<int> chosen_level{-1};  // -1: not read from the environment yet
+
+}  // namespace
+
+KernelLevel kernel_level() {
+  int level = chosen_level.load(std::memory_order_relaxed);
+  if (level < 0) {
+    level = static_cast<int>(level_from_environment());
+    chosen_level.store(level, std::memory_order_relaxed);
+  }
+  return static_cast<KernelLevel>(level);
+}
+
+void set_kernel_level(KernelLevel level) {
+  chosen_level.store(static_cast<int>(checked_level(level)), std::memory_order_relaxed);
+}
 
 QuantizedDot quantized_dot(TensorType weight_type, KernelLevel level) {
   const KernelTable* kernels = find_kernels(weight_type);
@@ -782,16 +851,22 @@ void quantized_matmul(const WeightMatrix& w, const float* x, int64_t n_rows, flo
   // Reused across calls: after the first call of each size, no allocation.
   thread_local std::vector<uint8_t> activations;
   activations.resize(static_cast<size_t>(n_rows) * row_bytes);
-  for (int64_t t = 0; t < n_rows; ++t) {
-    quantize_activations(format, x + t * w.n_in, w.n_in, activations.data() + static_cast<uint64_t>(t) * row_bytes);
+  quantize_rows(format, x, n_rows, w.n_in, activations.data(), row_bytes, pool);
+  MatmulJob job{&w, activations.data(), row_bytes, n_rows, out, at_level(kernels->dots, level),
+                at_level(kernels->rows, level)};
+  thread_local TiledActivationBuffers tiled_buffers;
+  TiledActivations tiled_x;
+  job.tiled = tiled_for(w.type, n_rows, level);
+  if (job.tiled != nullptr) {
+    tiled_x = prepare_tiled_activations(format, activations.data(), n_rows, w.n_in, tiled_buffers);
+    job.tiled_x = &tiled_x;
+    job.group = kPanelRows;
   }
-  const MatmulJob job{&w, activations.data(), row_bytes, n_rows, out, at_level(kernels->dots, level),
-                      at_level(kernels->rows, level)};
-  // Chunks of whole kRows groups, so that every row takes the same path whatever
-  // the thread count (the results do not depend on it either way).
-  const int64_t n_groups = (w.n_out + kRows - 1) / kRows;
+  // Chunks of whole groups, so that every row takes the same path whatever the
+  // thread count (the results do not depend on it either way).
+  const int64_t n_groups = (w.n_out + job.group - 1) / job.group;
   pool.parallel_for(n_groups, [&job](int64_t begin, int64_t end, int) {
-    run_matmul_chunk(job, begin * kRows, std::min(end * kRows, job.w->n_out));
+    run_matmul_chunk(job, begin * job.group, std::min(end * job.group, job.w->n_out));
   });
 }
 
@@ -810,6 +885,9 @@ void quantized_matmul_shared(std::span<const WeightMatrix* const> ws, const floa
   }
   // One quantized copy of x per activation format, reused by every matrix that reads it.
   thread_local std::array<std::vector<uint8_t>, kMaxShared> buffers;
+  thread_local std::array<TiledActivationBuffers, kMaxShared> tiled_buffers;
+  std::array<TiledActivations, kMaxShared> tiled_x{};
+  std::array<bool, kMaxShared> tiled_ready{};
   std::array<ActivationFormat, kMaxShared> formats{};
   std::array<MatmulJob, kMaxShared> jobs{};
   std::array<int64_t, kMaxShared + 1> first_group{};  // jobs' group ranges, back to back
@@ -824,24 +902,30 @@ void quantized_matmul_shared(std::span<const WeightMatrix* const> ws, const floa
     if (f == n_formats) {
       formats[n_formats++] = format;
       buffers[f].resize(static_cast<size_t>(n_rows) * row_bytes);
-      for (int64_t t = 0; t < n_rows; ++t) {
-        quantize_activations(format, x + t * n_in, n_in, buffers[f].data() + static_cast<uint64_t>(t) * row_bytes);
-      }
+      quantize_rows(format, x, n_rows, n_in, buffers[f].data(), row_bytes, pool);
     }
     const KernelTable* kernels = find_kernels(w.type);
     jobs[m] = MatmulJob{&w, buffers[f].data(), row_bytes, n_rows, outs[m], at_level(kernels->dots, level),
                         at_level(kernels->rows, level)};
-    first_group[m + 1] = first_group[m] + (w.n_out + kRows - 1) / kRows;
+    jobs[m].tiled = tiled_for(w.type, n_rows, level);
+    if (jobs[m].tiled != nullptr) {
+      if (!tiled_ready[f]) tiled_x[f] = prepare_tiled_activations(format, buffers[f].data(), n_rows, n_in, tiled_buffers[f]);
+      tiled_ready[f] = true;
+      jobs[m].tiled_x = &tiled_x[f];
+      jobs[m].group = kPanelRows;
+    }
+    first_group[m + 1] = first_group[m] + (w.n_out + jobs[m].group - 1) / jobs[m].group;
   }
   const size_t n_jobs = ws.size();
-  // Groups start at multiples of kRows within each matrix, as in quantized_matmul,
+  // Groups start at multiples of the group size within each matrix, as in quantized_matmul,
   // so every row takes the same kernel path and gives the same result.
   pool.parallel_for(first_group[n_jobs], [&](int64_t begin, int64_t end, int) {
     for (size_t m = 0; m < n_jobs; ++m) {
       const int64_t lo = std::max(begin, first_group[m]), hi = std::min(end, first_group[m + 1]);
       if (lo >= hi) continue;
       const MatmulJob& job = jobs[m];
-      run_matmul_chunk(job, (lo - first_group[m]) * kRows, std::min((hi - first_group[m]) * kRows, job.w->n_out));
+      run_matmul_chunk(job, (lo - first_group[m]) * job.group,
+                       std::min((hi - first_group[m]) * job.group, job.w->n_out));
     }
   });
 }

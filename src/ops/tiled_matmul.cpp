@@ -1,0 +1,495 @@
+// Register-tiled matrix-matrix kernels (see tiled_matmul.h for the scheme).
+//
+// A packed panel holds, per weight block, the block's signed weight values of 16
+// rows transposed into 64-byte groups (group g: weights 4g..4g+3 of row 0, then of
+// row 1, ...), followed by per-row vectors of the block's integer correction and
+// float scales. Rows past the end of the matrix are packed as zeros and never stored.
+#include "ops/tiled_matmul.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "tiller/cpu_features.h"
+#include "tiller/dequantize.h"
+#include "ops/x86_block_bits.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define TILLER_TILED_KERNELS 1
+#else
+#define TILLER_TILED_KERNELS 0
+#endif
+
+namespace tiller::ops {
+
+namespace {
+
+constexpr int64_t kGroup = 4 * kPanelRows;  // bytes of one transposed group: 4 weights x 16 rows
+constexpr uint64_t kQ8_KBsums = 4 + 256;    // offset of the int16 sums of 16 in a Q8_K block
+
+inline float load_half(const uint8_t* p) {
+  uint16_t bits;
+  std::memcpy(&bits, p, 2);
+  return fp16_to_fp32(bits);
+}
+
+inline uint32_t load_u32(const uint8_t* p) {
+  uint32_t value;
+  std::memcpy(&value, p, 4);
+  return value;
+}
+
+// ---------------------------------------------------------------------------
+// Weight blocks unpacked to signed values (the bit layouts of
+// src/quant/dequantize.cpp). The 32-weight formats are unpacked with AVX2 in
+// pack_32 below.
+
+// The K-quants give 256 values, one integer scale per sub-block, the eight 6-bit
+// minimums of Q4_K / Q5_K, d and dmin.
+
+// The eight 6-bit (scale, min) pairs of a Q4_K / Q5_K block.
+inline void unpack_k_scales(const uint8_t* s, int32_t* scale, int16_t* min) {
+  for (int j = 0; j < 4; ++j) {
+    scale[j] = s[j] & 63;
+    min[j] = static_cast<int16_t>(s[j + 4] & 63);
+  }
+  for (int j = 4; j < 8; ++j) {
+    scale[j] = (s[j + 4] & 0x0f) | ((s[j - 4] >> 6) << 4);
+    min[j] = static_cast<int16_t>((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
+  }
+}
+
+// Q4_K: each 64-weight chunk takes the low nibbles of 32 bytes, then their high nibbles.
+struct Q4_K {
+  static constexpr uint64_t kBytes = 144;
+  static constexpr int kSub = 32;
+  static constexpr bool kMinimum = true;
+  static void unpack(const uint8_t* wb, int8_t* q, int32_t* scale, int16_t* min, float& d, float& dmin) {
+    d = load_half(wb);
+    dmin = load_half(wb + 2);
+    unpack_k_scales(wb + 4, scale, min);
+    const uint8_t* qs = wb + 16;
+    for (int c = 0; c < 4; ++c) {
+      for (int l = 0; l < 32; ++l) {
+        q[64 * c + l] = static_cast<int8_t>(qs[32 * c + l] & 0x0f);
+        q[64 * c + 32 + l] = static_cast<int8_t>(qs[32 * c + l] >> 4);
+      }
+    }
+  }
+};
+
+// Q5_K: as Q4_K, with bits 2c and 2c+1 of qh[l] on top for chunk c.
+struct Q5_K {
+  static constexpr uint64_t kBytes = 176;
+  static constexpr int kSub = 32;
+  static constexpr bool kMinimum = true;
+  static void unpack(const uint8_t* wb, int8_t* q, int32_t* scale, int16_t* min, float& d, float& dmin) {
+    d = load_half(wb);
+    dmin = load_half(wb + 2);
+    unpack_k_scales(wb + 4, scale, min);
+    const uint8_t* qh = wb + 16;
+    const uint8_t* qs = wb + 48;
+    for (int c = 0; c < 4; ++c) {
+      for (int l = 0; l < 32; ++l) {
+        q[64 * c + l] = static_cast<int8_t>((qs[32 * c + l] & 0x0f) | (((qh[l] >> (2 * c)) & 1) << 4));
+        q[64 * c + 32 + l] = static_cast<int8_t>((qs[32 * c + l] >> 4) | (((qh[l] >> (2 * c + 1)) & 1) << 4));
+      }
+    }
+  }
+};
+
+// Q6_K: per half h, ql = 64 bytes and qh = 32 bytes; two bits of qh[l] top each
+// of the four nibbles that land on values 128h + l, + 32, + 64, + 96; 16 int8
+// scales for sub-blocks of 16; values less 32.
+struct Q6_K {
+  static constexpr uint64_t kBytes = 210;
+  static constexpr int kSub = 16;
+  static constexpr bool kMinimum = false;
+  static void unpack(const uint8_t* wb, int8_t* q, int32_t* scale, int16_t*, float& d, float& dmin) {
+    d = load_half(wb + 208);
+    dmin = 0.0f;
+    for (int j = 0; j < 16; ++j) scale[j] = static_cast<int8_t>(wb[192 + j]);
+    for (int h = 0; h < 2; ++h) {
+      const uint8_t* ql = wb + 64 * h;
+      const uint8_t* qh = wb + 128 + 32 * h;
+      int8_t* v = q + 128 * h;
+      for (int l = 0; l < 32; ++l) {
+        v[l] = static_cast<int8_t>(((ql[l] & 0x0f) | (((qh[l] >> 0) & 3) << 4)) - 32);
+        v[l + 32] = static_cast<int8_t>(((ql[l + 32] & 0x0f) | (((qh[l] >> 2) & 3) << 4)) - 32);
+        v[l + 64] = static_cast<int8_t>(((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
+        v[l + 96] = static_cast<int8_t>(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
+      }
+    }
+  }
+};
+
+// ---------------------------------------------------------------------------
+// Packed layouts, per block: the transposed groups, then per-row vectors of 16.
+
+// 32-weight formats: 8 groups, int32 correction 128 x sum(q), float d, float m.
+struct Packed32 {
+  static constexpr int64_t kGroups = 8;
+  static constexpr int64_t kCorrection = kGroups * kGroup, kD = kCorrection + 64, kM = kD + 64;
+  static constexpr int64_t kBytes = kM + 64;
+};
+
+// K-quants: 64 groups, int32 scales per sub-block, int32 correction
+// 128 x sum_j(scale_j x sum of sub-block j), float d, float dmin, then the minimums
+// as four int16 pairs (min 2g, min 2g+1) per row, for vpdpwssd.
+template <int kSub>
+struct PackedK {
+  static constexpr int64_t kGroups = 64, kSubs = 256 / kSub;
+  static constexpr int64_t kScales = kGroups * kGroup, kCorrection = kScales + kSubs * 64, kD = kCorrection + 64,
+                           kDmin = kD + 64, kMins = kDmin + 64;
+  static constexpr int64_t kBytes = kMins + 4 * 64;
+};
+
+inline void store_lane(uint8_t* vector16, int row, const void* value) { std::memcpy(vector16 + 4 * row, value, 4); }
+
+// Transposes one row's values of a block into the groups.
+inline void transpose_row(const int8_t* q, int64_t n, int row, uint8_t* groups) {
+  for (int64_t g = 0; g < n / 4; ++g) std::memcpy(groups + g * kGroup + 4 * row, q + 4 * g, 4);
+}
+
+template <class F>
+void pack_k(const WeightMatrix& w, int64_t r0, int nr, uint8_t* panel) {
+  using P = PackedK<F::kSub>;
+  const int64_t n_blocks = w.n_in / 256;
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    uint8_t* p = panel + b * P::kBytes;
+    for (int row = 0; row < kPanelRows; ++row) {
+      int8_t q[256] = {};
+      int32_t scale[P::kSubs] = {};
+      int16_t min[8] = {};
+      float d = 0.0f, dmin = 0.0f;
+      if (row < nr) {
+        F::unpack(w.data + static_cast<uint64_t>(r0 + row) * w.row_bytes + b * F::kBytes, q, scale, min, d, dmin);
+      }
+      transpose_row(q, 256, row, p);
+      int32_t correction = 0;
+      for (int j = 0; j < P::kSubs; ++j) {
+        int32_t sum = 0;
+        for (int i = 0; i < F::kSub; ++i) sum += q[F::kSub * j + i];
+        correction += 128 * scale[j] * sum;
+        store_lane(p + P::kScales + 64 * j, row, &scale[j]);
+      }
+      store_lane(p + P::kCorrection, row, &correction);
+      store_lane(p + P::kD, row, &d);
+      store_lane(p + P::kDmin, row, &dmin);
+      for (int g = 0; g < 4; ++g) store_lane(p + P::kMins + 64 * g, row, &min[2 * g]);
+    }
+  }
+}
+
+// A 64-byte aligned panel buffer per thread, grown as needed.
+uint8_t* panel_buffer(int64_t bytes) {
+  thread_local std::vector<uint8_t> storage;
+  if (storage.size() < static_cast<size_t>(bytes) + 64) storage.resize(static_cast<size_t>(bytes) + 64);
+  const auto address = reinterpret_cast<uintptr_t>(storage.data());
+  return storage.data() + ((64 - address % 64) % 64);
+}
+
+#if TILLER_TILED_KERNELS
+// GCC 12 warns that the intrinsics' own _mm512_undefined_ps() "may be used
+// uninitialized" when they are inlined here; a known false positive.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#define TILLER_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+
+TILLER_VNNI inline __m512i broadcast4(const uint8_t* p) { return _mm512_set1_epi32(static_cast<int>(load_u32(p))); }
+
+// The 32-weight formats: one block's 32 signed values, f16 d at offset 0 and the
+// minimum's f16 at offset 2 where there is one.
+struct Q4_0 {
+  static constexpr uint64_t kBytes = 18;
+  static constexpr bool kMinimum = false;
+  TILLER_VNNI static __m256i values(const uint8_t* wb) {
+    return _mm256_sub_epi8(x86::nibbles(wb + 2), _mm256_set1_epi8(8));
+  }
+};
+struct Q4_1 {
+  static constexpr uint64_t kBytes = 20;
+  static constexpr bool kMinimum = true;
+  TILLER_VNNI static __m256i values(const uint8_t* wb) { return x86::nibbles(wb + 4); }
+};
+// Q5: bit j of the 32-bit qh is the fifth bit of weight j; Q5_0's values are
+// nibble + 16 x bit - 16, which OR-ing 0xf0 where the bit is clear makes.
+struct Q5_0 {
+  static constexpr uint64_t kBytes = 22;
+  static constexpr bool kMinimum = false;
+  TILLER_VNNI static __m256i values(const uint8_t* wb) {
+    const __m256i clear =
+        _mm256_andnot_si256(x86::bit_bytes(load_u32(wb + 2)), _mm256_set1_epi8(static_cast<char>(0xf0)));
+    return _mm256_or_si256(x86::nibbles(wb + 6), clear);
+  }
+};
+struct Q5_1 {
+  static constexpr uint64_t kBytes = 24;
+  static constexpr bool kMinimum = true;
+  TILLER_VNNI static __m256i values(const uint8_t* wb) {
+    const __m256i high = _mm256_and_si256(x86::bit_bytes(load_u32(wb + 4)), _mm256_set1_epi8(0x10));
+    return _mm256_or_si256(x86::nibbles(wb + 8), high);
+  }
+};
+struct Q8_0 {
+  static constexpr uint64_t kBytes = 34;
+  static constexpr bool kMinimum = false;
+  TILLER_VNNI static __m256i values(const uint8_t* wb) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + 2));
+  }
+};
+
+// 16 f16 values row_bytes apart (rows past nr read as 0), as floats.
+TILLER_VNNI inline __m512 gather_halves(const uint8_t* p, __m512i row_offsets, __mmask16 lanes) {
+  const __m512i words = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), lanes, row_offsets, p, 1);
+  return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(words));
+}
+
+// Each block of 16 rows: unpacked row after row into a 16 x 32 byte scratch, then
+// transposed by gathering one group (4 bytes of every row) at a time; the
+// correction is 128 x each row's sum of values, summed from the groups by vpdpbusd
+// against ones.
+template <class F>
+TILLER_VNNI void pack_32(const WeightMatrix& w, int64_t r0, int nr, uint8_t* panel) {
+  alignas(64) uint8_t rows[kPanelRows * 32] = {};
+  const __mmask16 lanes = static_cast<__mmask16>((1u << nr) - 1);
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i row_offsets = _mm512_mullo_epi32(lane, _mm512_set1_epi32(static_cast<int>(w.row_bytes)));
+  const __m512i group_index = _mm512_slli_epi32(lane, 3);  // row r's first dword in the scratch
+  const __m512i ones = _mm512_set1_epi8(1);
+  const int64_t n_blocks = w.n_in / 32;
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const uint8_t* base = w.data + static_cast<uint64_t>(r0) * w.row_bytes + static_cast<uint64_t>(b) * F::kBytes;
+    for (int row = 0; row < nr; ++row) {
+      _mm256_store_si256(reinterpret_cast<__m256i*>(rows + 32 * row), F::values(base + row * w.row_bytes));
+    }
+    uint8_t* p = panel + b * Packed32::kBytes;
+    __m512i sums = _mm512_setzero_si512();
+    for (int g = 0; g < Packed32::kGroups; ++g) {
+      const __m512i group = _mm512_i32gather_epi32(_mm512_add_epi32(group_index, _mm512_set1_epi32(g)), rows, 4);
+      _mm512_store_si512(p + g * kGroup, group);
+      sums = _mm512_dpbusd_epi32(sums, ones, group);
+    }
+    _mm512_store_si512(p + Packed32::kCorrection, _mm512_slli_epi32(sums, 7));
+    _mm512_store_ps(p + Packed32::kD, gather_halves(base, row_offsets, lanes));
+    _mm512_store_ps(p + Packed32::kM, F::kMinimum ? gather_halves(base + 2, row_offsets, lanes) : _mm512_setzero_ps());
+  }
+}
+
+// T activation rows from t0 against one packed panel of a 32-weight format.
+template <int T, bool kMinimum>
+TILLER_VNNI void tile_32(const uint8_t* panel, const TiledActivations& x, int64_t t0, float* out, int64_t n_out,
+                         __mmask16 lanes) {
+  const int64_t n_blocks = x.n_in / 32;
+  __m512 acc[T], minimums[T];
+  const uint8_t* xq[T];
+  for (int t = 0; t < T; ++t) {
+    acc[t] = _mm512_setzero_ps();
+    minimums[t] = _mm512_setzero_ps();
+    xq[t] = x.quants + (t0 + t) * x.n_in;
+  }
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const uint8_t* p = panel + b * Packed32::kBytes;
+    __m512i sums[T];
+    for (int t = 0; t < T; ++t) sums[t] = _mm512_setzero_si512();
+    for (int g = 0; g < Packed32::kGroups; ++g) {
+      const __m512i weights = _mm512_load_si512(p + g * kGroup);
+      for (int t = 0; t < T; ++t) sums[t] = _mm512_dpbusd_epi32(sums[t], broadcast4(xq[t] + 32 * b + 4 * g), weights);
+    }
+    const __m512i correction = _mm512_load_si512(p + Packed32::kCorrection);
+    const __m512 d = _mm512_load_ps(p + Packed32::kD);
+    for (int t = 0; t < T; ++t) {
+      const __m512 scale = _mm512_mul_ps(d, _mm512_set1_ps(x.scales[(t0 + t) * n_blocks + b]));
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(sums[t], correction)), scale, acc[t]);
+    }
+    if constexpr (kMinimum) {
+      const __m512 m = _mm512_load_ps(p + Packed32::kM);
+      for (int t = 0; t < T; ++t) {
+        minimums[t] = _mm512_fmadd_ps(m, _mm512_set1_ps(x.sums[(t0 + t) * n_blocks + b]), minimums[t]);
+      }
+    }
+  }
+  for (int t = 0; t < T; ++t) {
+    const __m512 result = kMinimum ? _mm512_add_ps(acc[t], minimums[t]) : acc[t];
+    _mm512_mask_storeu_ps(out + t * n_out, lanes, result);
+  }
+}
+
+// T activation rows from t0 against one packed panel of a K-quant: per sub-block
+// the byte dot products, times the sub-block's scale (exact in int32); per block
+// the float step; the minimums' term sum_j min_j x (activation sum of sub-block j)
+// by vpdpwssd on int16 pairs, scaled by dmin x d_x and taken off at the end.
+template <int T, int kSub, bool kMinimum>
+TILLER_VNNI void tile_k(const uint8_t* panel, const TiledActivations& x, int64_t t0, float* out, int64_t n_out,
+                        __mmask16 lanes) {
+  using P = PackedK<kSub>;
+  const int64_t n_blocks = x.n_in / 256;
+  __m512 acc[T], minimums[T];
+  const uint8_t* xq[T];
+  for (int t = 0; t < T; ++t) {
+    acc[t] = _mm512_setzero_ps();
+    minimums[t] = _mm512_setzero_ps();
+    xq[t] = x.quants + (t0 + t) * x.n_in;
+  }
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const uint8_t* p = panel + b * P::kBytes;
+    __m512i total[T];
+    for (int t = 0; t < T; ++t) total[t] = _mm512_setzero_si512();
+    for (int j = 0; j < P::kSubs; ++j) {
+      __m512i sums[T];
+      for (int t = 0; t < T; ++t) sums[t] = _mm512_setzero_si512();
+      for (int g = j * kSub / 4; g < (j + 1) * kSub / 4; ++g) {
+        const __m512i weights = _mm512_load_si512(p + g * kGroup);
+        for (int t = 0; t < T; ++t) {
+          sums[t] = _mm512_dpbusd_epi32(sums[t], broadcast4(xq[t] + 256 * b + 4 * g), weights);
+        }
+      }
+      const __m512i scale = _mm512_load_si512(p + P::kScales + 64 * j);
+      for (int t = 0; t < T; ++t) total[t] = _mm512_add_epi32(total[t], _mm512_mullo_epi32(sums[t], scale));
+    }
+    const __m512i correction = _mm512_load_si512(p + P::kCorrection);
+    const __m512 d = _mm512_load_ps(p + P::kD);
+    for (int t = 0; t < T; ++t) {
+      const __m512 dx = _mm512_set1_ps(x.scales[(t0 + t) * n_blocks + b]);
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(total[t], correction)), _mm512_mul_ps(d, dx),
+                               acc[t]);
+    }
+    if constexpr (kMinimum) {
+      const __m512 dmin = _mm512_load_ps(p + P::kDmin);
+      for (int t = 0; t < T; ++t) {
+        const int16_t* s = x.sums32 + ((t0 + t) * n_blocks + b) * 8;
+        __m512i m = _mm512_setzero_si512();
+        for (int g = 0; g < 4; ++g) {
+          m = _mm512_dpwssd_epi32(m, broadcast4(reinterpret_cast<const uint8_t*>(s + 2 * g)),
+                                  _mm512_load_si512(p + P::kMins + 64 * g));
+        }
+        const __m512 dx = _mm512_set1_ps(x.scales[(t0 + t) * n_blocks + b]);
+        minimums[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(m), _mm512_mul_ps(dmin, dx), minimums[t]);
+      }
+    }
+  }
+  for (int t = 0; t < T; ++t) {
+    const __m512 result = kMinimum ? _mm512_sub_ps(acc[t], minimums[t]) : acc[t];
+    _mm512_mask_storeu_ps(out + t * n_out, lanes, result);
+  }
+}
+
+// Activation rows per tile: each weight vector loaded serves this many rows.
+constexpr int kTileRows = 4;
+
+// All activation rows against one panel: whole tiles, then one shorter tile.
+template <template <int> class Tile>
+TILLER_VNNI void all_rows(const uint8_t* panel, const TiledActivations& x, float* out, int64_t n_out,
+                          __mmask16 lanes) {
+  int64_t t = 0;
+  for (; t + kTileRows <= x.n_rows; t += kTileRows) Tile<kTileRows>::run(panel, x, t, out + t * n_out, n_out, lanes);
+  switch (x.n_rows - t) {
+    case 3: Tile<3>::run(panel, x, t, out + t * n_out, n_out, lanes); break;
+    case 2: Tile<2>::run(panel, x, t, out + t * n_out, n_out, lanes); break;
+    case 1: Tile<1>::run(panel, x, t, out + t * n_out, n_out, lanes); break;
+    default: break;
+  }
+}
+
+template <class F>
+struct Tile32 {
+  template <int T>
+  struct Of {
+    static void run(const uint8_t* panel, const TiledActivations& x, int64_t t0, float* out, int64_t n_out,
+                    __mmask16 lanes) {
+      tile_32<T, F::kMinimum>(panel, x, t0, out, n_out, lanes);
+    }
+  };
+};
+
+template <class F>
+struct TileK {
+  template <int T>
+  struct Of {
+    static void run(const uint8_t* panel, const TiledActivations& x, int64_t t0, float* out, int64_t n_out,
+                    __mmask16 lanes) {
+      tile_k<T, F::kSub, F::kMinimum>(panel, x, t0, out, n_out, lanes);
+    }
+  };
+};
+
+template <class F>
+void tiled_32(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const TiledActivations& x, float* out) {
+  uint8_t* panel = panel_buffer(w.n_in / 32 * Packed32::kBytes);
+  for (int64_t r0 = row_begin; r0 < row_end; r0 += kPanelRows) {
+    const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, row_end - r0));
+    pack_32<F>(w, r0, nr, panel);
+    all_rows<Tile32<F>::template Of>(panel, x, out + r0, w.n_out, static_cast<__mmask16>((1u << nr) - 1));
+  }
+}
+
+template <class F>
+void tiled_k(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const TiledActivations& x, float* out) {
+  uint8_t* panel = panel_buffer(w.n_in / 256 * PackedK<F::kSub>::kBytes);
+  for (int64_t r0 = row_begin; r0 < row_end; r0 += kPanelRows) {
+    const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, row_end - r0));
+    pack_k<F>(w, r0, nr, panel);
+    all_rows<TileK<F>::template Of>(panel, x, out + r0, w.n_out, static_cast<__mmask16>((1u << nr) - 1));
+  }
+}
+#endif  // TILLER_TILED_KERNELS
+
+}  // namespace
+
+TiledActivations prepare_tiled_activations(ActivationFormat format, const uint8_t* quantized, int64_t n_rows,
+                                           int64_t n_in, TiledActivationBuffers& buffers) {
+  const int64_t block = activation_block_size(format);
+  const uint64_t block_bytes = activation_block_bytes(format);
+  const uint64_t row_bytes = activation_row_bytes(format, n_in);
+  const int64_t n_blocks = n_in / block;
+  const auto total = static_cast<size_t>(n_rows * n_in);
+  if (buffers.quants.size() < total) buffers.quants.resize(total);
+  if (buffers.scales.size() < static_cast<size_t>(n_rows * n_blocks)) buffers.scales.resize(static_cast<size_t>(n_rows * n_blocks));
+  const bool q8_1 = format == ActivationFormat::Q8_1, q8_k = format == ActivationFormat::Q8_K;
+  if (q8_1 && buffers.sums.size() < static_cast<size_t>(n_rows * n_blocks)) buffers.sums.resize(static_cast<size_t>(n_rows * n_blocks));
+  if (q8_k && buffers.sums32.size() < total / 32) buffers.sums32.resize(total / 32);
+  const uint64_t quants_at = format == ActivationFormat::Q8_0 ? 2 : 4;
+  for (int64_t t = 0; t < n_rows; ++t) {
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      const uint8_t* p = quantized + static_cast<uint64_t>(t) * row_bytes + static_cast<uint64_t>(b) * block_bytes;
+      const int64_t i = t * n_blocks + b;
+      float d;
+      if (q8_k) {
+        std::memcpy(&d, p, 4);
+        int16_t sums16[16];
+        std::memcpy(sums16, p + kQ8_KBsums, sizeof sums16);
+        for (int j = 0; j < 8; ++j) buffers.sums32[static_cast<size_t>(i * 8 + j)] = static_cast<int16_t>(sums16[2 * j] + sums16[2 * j + 1]);
+      } else {
+        d = load_half(p);
+        if (q8_1) buffers.sums[static_cast<size_t>(i)] = load_half(p + 2);
+      }
+      buffers.scales[static_cast<size_t>(i)] = d;
+      uint8_t* u = buffers.quants.data() + t * n_in + b * block;
+      for (int64_t k = 0; k < block; ++k) u[k] = static_cast<uint8_t>(p[quants_at + k] ^ 0x80);  // q + 128
+    }
+  }
+  return {n_rows, n_in, buffers.quants.data(), buffers.scales.data(), q8_1 ? buffers.sums.data() : nullptr,
+          q8_k ? buffers.sums32.data() : nullptr};
+}
+
+TiledKernel tiled_kernel(TensorType weight_type) {
+#if TILLER_TILED_KERNELS
+  const CpuFeatures& f = cpu_features();
+  if (!(f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni && f.avx2 && f.fma && f.f16c)) return nullptr;
+  switch (weight_type) {
+    case TensorType::Q4_0: return tiled_32<Q4_0>;
+    case TensorType::Q4_1: return tiled_32<Q4_1>;
+    case TensorType::Q5_0: return tiled_32<Q5_0>;
+    case TensorType::Q5_1: return tiled_32<Q5_1>;
+    case TensorType::Q8_0: return tiled_32<Q8_0>;
+    case TensorType::Q4_K: return tiled_k<Q4_K>;
+    case TensorType::Q5_K: return tiled_k<Q5_K>;
+    case TensorType::Q6_K: return tiled_k<Q6_K>;
+    default: return nullptr;
+  }
+#else
+  (void)weight_type;
+  return nullptr;
+#endif
+}
+
+}  // namespace tiller::ops
