@@ -55,6 +55,16 @@ CASES = [("mean", "last"), ("pca-diff", "last"), ("pca-center", "last"), ("pca-d
          ("mean", "index:2")]
 
 
+def cpu_has_avx512f():
+    """Whether this CPU has AVX-512F: Tiller's attention, softmax, SiLU and GELU take
+    AVX-512 code where it is present (whatever TILLER_KERNELS says), which rounds
+    otherwise than the portable code, so the test checks this before the probe."""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("flags"):
+            return "avx512f" in line.split()
+    return False
+
+
 def sha256_file(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
@@ -123,7 +133,7 @@ def golden_for(tiller, model):
     return {"header": {"generator": "scripts/make-train-goldens.py", "model": model,
                        "pairs_file": "tests/data/train/pairs.jsonl", "pairs_sha256": sha256_file(PAIRS),
                        "n_pairs": len(pairs), "n_embd": int(dumps[0][0][1].shape[1]),
-                       "hook_point": "hook_resid_post", "kernels": KERNELS,
+                       "hook_point": "hook_resid_post", "kernels": KERNELS, "avx512f": cpu_has_avx512f(),
                        "activations": "tiller dump, one prompt per process, plain prompt (no --chat)",
                        "binary": {"directions": "<f4 [n_blocks, n_embd]"}},
             "probe": {"prompt": pairs[0]["positive"], "blocks": blocks, "read": "last",
