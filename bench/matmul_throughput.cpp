@@ -4,6 +4,9 @@
 // whose rows must be whole 256-blocks) with 1 activation row (generation), 4, 64
 // and 256 (prompt processing: the tiled kernels of level avx512vnni from 8 rows),
 // on 1 and 2 threads. GFLOP/s counts 2 x n_in x n_out x rows per call.
+// The `big` cases multiply one activation row by a 1536x65536 matrix (57 to 107 MB,
+// well beyond the caches), as generation does with Gemma's output matrix: GB/s
+// there is weight bytes read per second, to set beside tiller-bench-stream's.
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 
@@ -48,12 +51,12 @@ struct Setup {
   std::vector<float> x, out;
 };
 
-Setup make_setup(TensorType type, int64_t rows) {
+Setup make_setup(TensorType type, int64_t rows, bool big) {
   const bool k_quant = tiller::tensor_type_info(type).block_size == 256;
   Setup s;
   s.w.type = type;
-  s.w.n_in = k_quant ? 1536 : 576;
-  s.w.n_out = k_quant ? 576 : 1536;
+  s.w.n_in = k_quant || big ? 1536 : 576;
+  s.w.n_out = big ? 65536 : k_quant ? 576 : 1536;
   std::mt19937 rng(42);
   s.bytes = random_weights(type, s.w.n_in * s.w.n_out, rng);
   s.w.data = s.bytes.data();
@@ -67,10 +70,10 @@ Setup make_setup(TensorType type, int64_t rows) {
 }
 
 // level < 0: matmul_reference.
-void run(benchmark::State& state, TensorType type, int level) {
+void run(benchmark::State& state, TensorType type, int level, bool big) {
   const int64_t rows = state.range(0);
   tiller::ThreadPool pool(static_cast<int>(state.range(1)));
-  Setup s = make_setup(type, rows);
+  Setup s = make_setup(type, rows, big);
   for (auto _ : state) {
     if (level < 0) {
       tiller::ops::matmul_reference(s.w, s.x.data(), rows, s.out.data(), pool);
@@ -84,6 +87,10 @@ void run(benchmark::State& state, TensorType type, int level) {
   const double flops = 2.0 * static_cast<double>(s.w.n_in * s.w.n_out * rows);
   state.counters["GFLOP/s"] =
       benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  if (big) {
+    state.counters["GB/s"] = benchmark::Counter(static_cast<double>(s.bytes.size()) * 1e-9,
+                                                benchmark::Counter::kIsIterationInvariantRate);
+  }
 }
 
 }  // namespace
@@ -99,7 +106,7 @@ int main(int argc, char** argv) {
     }
     for (const auto& [impl, level] : impls) {
       auto* bench = benchmark::RegisterBenchmark(fmt::format("{}/{}", name, impl).c_str(),
-                                                 [type, level = level](benchmark::State& state) { run(state, type, level); })
+                                                 [type, level = level](benchmark::State& state) { run(state, type, level, false); })
                         ->ArgNames({"rows", "threads"})
                         ->Args({1, 1})
                         ->Args({4, 1})
@@ -108,7 +115,15 @@ int main(int argc, char** argv) {
                         ->Args({64, 2})
                         ->Unit(benchmark::kMicrosecond)
                         ->UseRealTime();
-      if (level >= 0) bench->Args({256, 1})->Args({256, 2});  // the reference is too slow for these
+      if (level < 0) continue;
+      bench->Args({256, 1})->Args({256, 2});  // the reference is too slow for these
+      benchmark::RegisterBenchmark(fmt::format("{}/{}/big", name, impl).c_str(),
+                                   [type, level = level](benchmark::State& state) { run(state, type, level, true); })
+          ->ArgNames({"rows", "threads"})
+          ->Args({1, 1})
+          ->Args({1, 2})
+          ->Unit(benchmark::kMicrosecond)
+          ->UseRealTime();
     }
   }
   benchmark::Initialize(&argc, argv);

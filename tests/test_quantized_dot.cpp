@@ -349,6 +349,52 @@ TEST(QuantizedDot, TiledResultsDoNotDependOnPanelOrTile) {
   }
 }
 
+// Generation's products (fewer activation rows than the tiled kernels take) give
+// each weight row the same bits at every level, whether the row kernels take it
+// among four rows or alone: here a row falls at every place of a group of four
+// (the matrix starts 1, 2, 3 rows later) and at the odd end of the matrix. Block
+// counts are odd and even (kernels that take 32-weight blocks in pairs must handle the odd one).
+TEST(QuantizedDot, RowKernelsGiveTheSameBitsInGroupsAndAlone) {
+  std::mt19937 rng(29);
+  ThreadPool one(1), two(2);
+  for (TensorType type : kQuantizedTypes) {
+    const bool k_quant = tensor_type_info(type).block_size == 256;
+    for (const int64_t n_in : {k_quant ? int64_t{256} : int64_t{96}, k_quant ? int64_t{768} : int64_t{128}}) {
+      const int64_t n_out = 19, n_rows = ops::kTiledMinRows - 1;
+      const auto bytes = testing::random_tensor_bytes(type, n_in * n_out, rng);
+      const auto w = matrix(type, n_in, n_out, bytes);
+      const auto x = awkward_activations(n_rows, n_in, rng);
+      for (ops::KernelLevel level : ops::available_kernel_levels()) {
+        std::vector<float> all(static_cast<size_t>(n_rows * n_out));
+        ops::quantized_matmul(w, x.data(), n_rows, all.data(), two, level);
+        for (int64_t shift = 1; shift < 4; ++shift) {
+          auto shifted = w;
+          shifted.data += shift * w.row_bytes;
+          shifted.n_out = n_out - shift;
+          std::vector<float> later(static_cast<size_t>(n_rows * shifted.n_out));
+          ops::quantized_matmul(shifted, x.data(), n_rows, later.data(), one, level);
+          for (int64_t t = 0; t < n_rows; ++t) {
+            for (int64_t r = shift; r < n_out; ++r) {
+              ASSERT_EQ(later[t * shifted.n_out + r - shift], all[t * n_out + r])
+                  << tensor_type_name(type) << " " << ops::kernel_level_name(level) << " n_in " << n_in << " shift "
+                  << shift << " row " << t << " output " << r;
+            }
+          }
+        }
+        // The single-row dot product, as the session's per-row callers use it.
+        const ops::ActivationFormat format = ops::activation_format(type);
+        std::vector<uint8_t> quantized(ops::activation_row_bytes(format, n_in));
+        ops::quantize_activations(format, x.data(), n_in, quantized.data());
+        const ops::QuantizedDot dot = ops::quantized_dot(type, level);
+        for (int64_t r = 0; r < n_out; ++r) {
+          ASSERT_EQ(dot(w.data + r * w.row_bytes, quantized.data(), n_in), all[r])
+              << tensor_type_name(type) << " " << ops::kernel_level_name(level) << " output " << r;
+        }
+      }
+    }
+  }
+}
+
 // Matrices sharing an input in one parallel region (mixed types, uneven output
 // sizes) give exactly what separate calls give, at 1 and 2 threads.
 TEST(QuantizedDot, SharedInputMatmulEqualsSeparateCalls) {

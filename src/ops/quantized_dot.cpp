@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "gguf/printable.h"
+#include "ops/k_scales.h"
 #include "ops/tiled_matmul.h"
 #include "ops/x86_block_bits.h"
 #include "tiller/cpu_features.h"
@@ -87,18 +88,6 @@ constexpr uint64_t kQ4_0Bytes = 18, kQ4_1Bytes = 20, kQ5_0Bytes = 22, kQ5_1Bytes
 constexpr uint64_t kQ4_KBytes = 144, kQ5_KBytes = 176, kQ6_KBytes = 210;
 constexpr uint64_t kQ8_0ActBytes = 34, kQ8_1ActBytes = 36, kQ8_KActBytes = 292;
 constexpr uint64_t kQ8_KBsums = 4 + 256;  // offset of the int16 sums in a Q8_K block
-
-// The eight 6-bit (scale, min) pairs of a Q4_K / Q5_K block, as the dequantizer reads them.
-inline void unpack_k_scales(const uint8_t* s, uint8_t* scale, uint8_t* min) {
-  for (int j = 0; j < 4; ++j) {
-    scale[j] = static_cast<uint8_t>(s[j] & 63);
-    min[j] = static_cast<uint8_t>(s[j + 4] & 63);
-  }
-  for (int j = 4; j < 8; ++j) {
-    scale[j] = static_cast<uint8_t>((s[j + 4] & 0x0f) | ((s[j - 4] >> 6) << 4));
-    min[j] = static_cast<uint8_t>((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
-  }
-}
 
 // Sum over the 8 sub-blocks of 32 of min_j x (sum of their activation quants).
 inline int32_t k_min_sum(const uint8_t* min, const uint8_t* act_block) {
