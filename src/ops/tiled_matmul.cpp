@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "tiller/cpu_features.h"
 #include "tiller/dequantize.h"
@@ -444,8 +445,8 @@ void tiled_k(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const Ti
 // in int16 pairs, and vpmaddwd by ones sums the pairs into each row's int32 lane:
 // vpdpbusd in two steps. The pairs stay within int16 only while |weight| <= 64
 // (255 x 64 x 2 < 2^15), which every format but Q8_0 keeps (Q6_K's values reach
-// -32, Q5's 31); Q8_0 keeps the row kernels at this level. The integer sums are
-// the VNNI kernels', the float steps the same per block.
+// -32, Q5's 31); Q8_0 takes a sign trick instead (tile_32_avx2). The integer sums
+// are the VNNI kernels', the float steps the same per block but for the minimum's.
 
 TILLER_AVX2_TILED inline __m256i broadcast4_avx2(const uint8_t* p) {
   return _mm256_set1_epi32(static_cast<int>(load_u32(p)));
@@ -499,7 +500,11 @@ TILLER_AVX2_TILED void pack_32_avx2(const WeightMatrix& w, int64_t r0, int nr, u
   }
 }
 
-template <int T, bool kMinimum>
+// kFullRange (Q8_0, whose weights reach -128): the activations are taken back to
+// signed q and the weights' signs moved onto them, so that vpmaddubsw multiplies
+// |w| <= 128 by |q| <= 127 and the pairs stay within int16; there is then no
+// 128 x sum(w) to take off.
+template <int T, bool kMinimum, bool kFullRange>
 TILLER_AVX2_TILED void tile_32_avx2(const uint8_t* panel, const TiledActivations& x, int64_t t0, float* out,
                                     int64_t n_out, int nr) {
   const int64_t n_blocks = x.n_in / 32;
@@ -515,14 +520,25 @@ TILLER_AVX2_TILED void tile_32_avx2(const uint8_t* panel, const TiledActivations
     for (int t = 0; t < T; ++t) sums[t][0] = sums[t][1] = _mm256_setzero_si256();
     for (int g = 0; g < Packed32::kGroups; ++g) {
       const __m256i low = load_half_vector(p + g * kGroup, 0), high = load_half_vector(p + g * kGroup, 1);
-      for (int t = 0; t < T; ++t) {
-        const __m256i a = broadcast4_avx2(xq[t] + 32 * b + 4 * g);
-        sums[t][0] = _mm256_add_epi32(sums[t][0], dot4_avx2(a, low));
-        sums[t][1] = _mm256_add_epi32(sums[t][1], dot4_avx2(a, high));
+      if constexpr (kFullRange) {
+        const __m256i low_abs = _mm256_abs_epi8(low), high_abs = _mm256_abs_epi8(high);
+        for (int t = 0; t < T; ++t) {
+          const __m256i q = _mm256_xor_si256(broadcast4_avx2(xq[t] + 32 * b + 4 * g),
+                                             _mm256_set1_epi8(static_cast<char>(0x80)));
+          sums[t][0] = _mm256_add_epi32(sums[t][0], dot4_avx2(low_abs, _mm256_sign_epi8(q, low)));
+          sums[t][1] = _mm256_add_epi32(sums[t][1], dot4_avx2(high_abs, _mm256_sign_epi8(q, high)));
+        }
+      } else {
+        for (int t = 0; t < T; ++t) {
+          const __m256i a = broadcast4_avx2(xq[t] + 32 * b + 4 * g);
+          sums[t][0] = _mm256_add_epi32(sums[t][0], dot4_avx2(a, low));
+          sums[t][1] = _mm256_add_epi32(sums[t][1], dot4_avx2(a, high));
+        }
       }
     }
     for (int h = 0; h < 2; ++h) {
-      const __m256i correction = load_half_vector(p + Packed32::kCorrection, h);
+      const __m256i correction =
+          kFullRange ? _mm256_setzero_si256() : load_half_vector(p + Packed32::kCorrection, h);
       const __m256 d = load_half_floats(p + Packed32::kD, h);
       for (int t = 0; t < T; ++t) {
         const __m256 scale = _mm256_mul_ps(d, _mm256_set1_ps(x.scales[(t0 + t) * n_blocks + b]));
@@ -616,12 +632,12 @@ TILLER_AVX2_TILED void all_rows_avx2(const uint8_t* panel, const TiledActivation
   if (t < x.n_rows) Tile::template run<1>(panel, x, t, out + t * n_out, n_out, nr);
 }
 
-template <bool kMinimum>
+template <bool kMinimum, bool kFullRange>
 struct Tile32Avx2 {
   template <int T>
   TILLER_AVX2_TILED static void run(const uint8_t* panel, const TiledActivations& x, int64_t t0, float* out,
                                     int64_t n_out, int nr) {
-    tile_32_avx2<T, kMinimum>(panel, x, t0, out, n_out, nr);
+    tile_32_avx2<T, kMinimum, kFullRange>(panel, x, t0, out, n_out, nr);
   }
 };
 
@@ -640,7 +656,7 @@ void tiled_32_avx2(const WeightMatrix& w, int64_t row_begin, int64_t row_end, co
   for (int64_t r0 = row_begin; r0 < row_end; r0 += kPanelRows) {
     const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, row_end - r0));
     pack_32_avx2<F>(w, r0, nr, panel);
-    all_rows_avx2<Tile32Avx2<F::kMinimum>>(panel, x, out + r0, w.n_out, nr);
+    all_rows_avx2<Tile32Avx2<F::kMinimum, std::is_same_v<F, Q8_0>>>(panel, x, out + r0, w.n_out, nr);
   }
 }
 
@@ -719,8 +735,9 @@ TiledKernel tiled_kernel(TensorType weight_type, KernelLevel level) {
       case TensorType::Q5_1: return tiled_32_avx2<Q5_1>;
       case TensorType::Q4_K: return tiled_k_avx2<Q4_K>;
       case TensorType::Q5_K: return tiled_k_avx2<Q5_K>;
+      case TensorType::Q8_0: return tiled_32_avx2<Q8_0>;
       case TensorType::Q6_K: return tiled_k_avx2<Q6_K>;
-      default: return nullptr;  // Q8_0: its values overflow vpmaddubsw's pairs; the row kernels
+      default: return nullptr;
     }
   }
   return nullptr;

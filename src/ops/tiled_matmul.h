@@ -54,8 +54,8 @@ TiledActivations prepare_tiled_activations(ActivationFormat format, const uint8_
 using TiledKernel = void (*)(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const TiledActivations& x,
                              float* out);
 
-// The tiled kernel of a level (Avx512Vnni, or Avx2Tiled: the same panels with AVX2,
-// for all types but Q8_0); nullptr when the type has none there, the level has no
+// The tiled kernel of a level (Avx512Vnni, or Avx2Tiled: the same panels with
+// AVX2); nullptr when the type has none there, the level has no
 // tiled kernels, or the CPU cannot run them.
 TiledKernel tiled_kernel(TensorType weight_type, KernelLevel level);
 
