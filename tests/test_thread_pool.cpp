@@ -96,8 +96,8 @@ class Watchdog {
  private:
   void watch() {
     std::unique_lock lock(mutex_);
-    if (!cv_.wait_for(lock, std::chrono::minutes(2), [this] { return done_; })) {
-      std::fprintf(stderr, "%s: still running after 2 minutes, a wake-up was lost\n", what_);
+    if (!cv_.wait_for(lock, std::chrono::minutes(5), [this] { return done_; })) {
+      std::fprintf(stderr, "%s: still running after 5 minutes, a wake-up was lost\n", what_);
       std::abort();
     }
   }

@@ -53,8 +53,9 @@ class ThreadPool {
   // pending_ down (a release); the caller spins until pending_ is 0 (an acquire).
   // Each side spins for a bounded time and then sleeps on mutex_ and a condition
   // variable, announcing it in sleepers_ or caller_sleeping_ so the other side
-  // knows to wake it. The groups sit on separate cache lines: the caller writes the
-  // first, the workers the second, and each line moves only when it must.
+  // knows to wake it. The two groups sit on separate cache lines: on each call the
+  // caller writes only the first and the workers only the second (the sleeping
+  // flags change rarely), so one side's writes do not also move the other's line.
   static constexpr size_t kCacheLine = 64;
   alignas(kCacheLine) std::atomic<uint64_t> generation_{0};
   Task task_{};  // task_, n_ and stopping_ are plain: generation_ publishes them

@@ -16,12 +16,28 @@ namespace {
 // shorter still: a worker that slept between calls would pay a futex wake-up
 // (5-50 us) every time. So both sides spin first. After kSpinFor without news
 // they sleep, so that an idle pool (a chat waiting for its user) costs no CPU.
-constexpr auto kSpinFor = std::chrono::microseconds(200);
+constexpr auto kSpinFor = std::chrono::microseconds(100);
 // For the first kPauseOnlyFor they only pause; after that they also yield now and
-// then, in case more threads than cores (or another process) want the CPU that
-// the spinning thread holds.
+// then, in case more threads than cores want the CPU that the spinning one holds.
 constexpr auto kPauseOnlyFor = std::chrono::microseconds(20);
+// Between two clock reads a spinner pauses kSpinsPerClockRead times, a few
+// microseconds. A gap longer than kLostCpu means the thread was descheduled: the
+// cores are oversubscribed (other processes, or more pool threads than cores).
+// Spinning then holds a core that the thread we wait for may need, and it spends
+// our share of the CPU, so that the scheduler makes us wait when we are woken
+// (Linux's EEVDF keeps that debt across a sleep): on a busy machine, a pool that
+// keeps spinning was measured 10-100 times slower per call than one that sleeps.
+// So once any thread notices it lost the CPU, all threads skip spinning and sleep
+// at once for the next kBackOff, then try spinning again.
+constexpr auto kLostCpu = std::chrono::microseconds(50);
+constexpr auto kBackOff = std::chrono::milliseconds(100);
 constexpr unsigned kSpinsPerClockRead = 64;  // reading the clock costs ~20 ns; a pause ~10-40
+
+using Clock = std::chrono::steady_clock;
+// Until when nobody spins (in clock ticks; 0: spinning is allowed). Process-wide,
+// as contention is the machine's and the thread that notices it may not be the
+// one spinning in vain. Relaxed throughout: it is a hint, it publishes no data.
+std::atomic<Clock::rep> no_spin_until{0};
 
 void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -29,19 +45,37 @@ void cpu_relax() {
 #endif
 }
 
-// Spins until done() is true (returns true) or kSpinFor has passed (false).
+// Spins until done() is true (returns true), or until kSpinFor has passed or
+// spinning is off for now (returns false: the caller should sleep).
 template <typename Done>
 bool spin_until(Done done) {
-  using Clock = std::chrono::steady_clock;
-  const auto start = Clock::now();
-  for (unsigned spins = 1;; ++spins) {
+  if (Clock::rep until = no_spin_until.load(std::memory_order_relaxed); until != 0) {
+    if (Clock::now().time_since_epoch().count() < until) return done();
+    no_spin_until.compare_exchange_strong(until, 0, std::memory_order_relaxed);
+  }
+  for (unsigned spins = 0; spins < kSpinsPerClockRead; ++spins) {  // most waits end here
     if (done()) return true;
     cpu_relax();
-    if (spins % kSpinsPerClockRead == 0) {
-      const auto spent = Clock::now() - start;
-      if (spent >= kSpinFor) return done();
-      if (spent >= kPauseOnlyFor) std::this_thread::yield();
+  }
+  // A longer wait reads the clock now and then, for the budget and to notice a
+  // lost CPU, including on the way out: a thread descheduled while it spun often
+  // finds the news waiting when it runs again.
+  const auto start = Clock::now();
+  auto last = start;
+  for (unsigned spins = 1;; ++spins) {
+    const bool news = done();
+    if (news || spins % kSpinsPerClockRead == 0) {
+      const auto now = Clock::now();
+      if (now - last >= kLostCpu) {
+        no_spin_until.store((now + kBackOff).time_since_epoch().count(), std::memory_order_relaxed);
+        return news || done();
+      }
+      if (news) return true;
+      if (now - start >= kSpinFor) return done();
+      last = now;
+      if (now - start >= kPauseOnlyFor) std::this_thread::yield();
     }
+    cpu_relax();
   }
 }
 
