@@ -158,12 +158,12 @@ void ThreadPool::work(int index) {
     // Acquire pairs with publish's release: task_, n_ and stopping_ are then visible.
     const auto has_news = [&] { return generation_.load(std::memory_order_acquire) != seen; };
     if (!spin_until(has_news)) {
-      // Going to sleep. Announce it in sleepers_, then check the
-      // generation, both sequentially consistent, while publish bumps the
-      // generation, then checks sleepers_: in the single order of those four
-      // operations one side comes second and sees the other's write, so either
-      // this worker sees the new generation or publish sees the sleeper and wakes
-      // it (under mutex_, so not before this worker waits).
+      // Going to sleep: announce it in sleepers_, then check the generation, both
+      // sequentially consistent, while publish bumps the generation, then checks
+      // sleepers_. In the single order of those four operations one side comes
+      // second and sees the other's write: either this worker sees the new
+      // generation, or publish sees the sleeper and wakes it (taking mutex_
+      // first, so not before this worker waits).
       std::unique_lock lock(mutex_);
       sleepers_.fetch_add(1, std::memory_order_seq_cst);
       wake_.wait(lock, [&] { return generation_.load(std::memory_order_seq_cst) != seen; });
