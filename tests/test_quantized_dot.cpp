@@ -283,8 +283,8 @@ TEST(QuantizedDot, EveryWeightByteMatters) {
 }
 
 // Rows computed together and on two threads equal rows computed one at a time,
-// bit for bit with the row kernels; the tiled kernels (several rows at level
-// Avx512Vnni) add the same integer sums in another float order, so they agree
+// bit for bit with the row kernels; the tiled kernels (several rows at levels
+// Avx2Tiled and Avx512Vnni) add the same integer sums in another float order, so they agree
 // with single rows to float rounding, and bit for bit across thread counts.
 TEST(QuantizedDot, RowsAndThreadsDoNotChangeResults) {
   std::mt19937 rng(3);
@@ -304,7 +304,7 @@ TEST(QuantizedDot, RowsAndThreadsDoNotChangeResults) {
         ops::quantized_matmul(w, x.data() + t * n_in, 1, single.data() + t * n_out, one, level);
       }
       EXPECT_EQ(threaded, together) << tensor_type_name(type) << " " << ops::kernel_level_name(level);
-      if (level < ops::KernelLevel::Avx512Vnni) {
+      if (level <= ops::KernelLevel::Avx2) {
         EXPECT_EQ(together, single) << tensor_type_name(type) << " " << ops::kernel_level_name(level);
       } else {
         EXPECT_LT(worst_relative(together, single, term_magnitudes(w, x.data(), n_rows)), 2e-6)
@@ -319,31 +319,32 @@ TEST(QuantizedDot, RowsAndThreadsDoNotChangeResults) {
 // starts 5 rows later, and the activation rows split into two calls.
 TEST(QuantizedDot, TiledResultsDoNotDependOnPanelOrTile) {
   const auto levels = ops::available_kernel_levels();
-  if (std::find(levels.begin(), levels.end(), ops::KernelLevel::Avx512Vnni) == levels.end()) {
-    GTEST_SKIP() << "no AVX-512 VNNI";
-  }
+  if (levels.back() < ops::KernelLevel::Avx2Tiled) GTEST_SKIP() << "no tiled kernels on this CPU (no AVX2)";
   std::mt19937 rng(23);
   ThreadPool one(1), two(2);
-  for (TensorType type : kQuantizedTypes) {
-    const int64_t n_in = tensor_type_info(type).block_size == 256 ? 512 : 160, n_out = 37, shift = 5;
-    const int64_t first_rows = ops::kTiledMinRows, n_rows = first_rows + ops::kTiledMinRows + 3;
-    const auto bytes = testing::random_tensor_bytes(type, n_in * n_out, rng);
-    const auto w = matrix(type, n_in, n_out, bytes);
-    auto shifted = w;
-    shifted.data += shift * w.row_bytes;
-    shifted.n_out = n_out - shift;
-    const auto x = awkward_activations(n_rows, n_in, rng);
-    std::vector<float> all(static_cast<size_t>(n_rows * n_out)), later(static_cast<size_t>(n_rows * shifted.n_out)),
-        split(all.size());
-    ops::quantized_matmul(w, x.data(), n_rows, all.data(), two, ops::KernelLevel::Avx512Vnni);
-    ops::quantized_matmul(shifted, x.data(), n_rows, later.data(), one, ops::KernelLevel::Avx512Vnni);
-    ops::quantized_matmul(w, x.data(), first_rows, split.data(), one, ops::KernelLevel::Avx512Vnni);
-    ops::quantized_matmul(w, x.data() + first_rows * n_in, n_rows - first_rows, split.data() + first_rows * n_out, two,
-                          ops::KernelLevel::Avx512Vnni);
-    EXPECT_EQ(split, all) << tensor_type_name(type);
-    for (int64_t t = 0; t < n_rows; ++t) {
-      for (int64_t r = shift; r < n_out; ++r) {
-        ASSERT_EQ(later[t * shifted.n_out + r - shift], all[t * n_out + r]) << tensor_type_name(type) << " " << t << " " << r;
+  for (const ops::KernelLevel level : levels) {
+    if (level < ops::KernelLevel::Avx2Tiled) continue;
+    for (TensorType type : kQuantizedTypes) {
+      const int64_t n_in = tensor_type_info(type).block_size == 256 ? 512 : 160, n_out = 37, shift = 5;
+      const int64_t first_rows = ops::kTiledMinRows, n_rows = first_rows + ops::kTiledMinRows + 3;
+      const auto bytes = testing::random_tensor_bytes(type, n_in * n_out, rng);
+      const auto w = matrix(type, n_in, n_out, bytes);
+      auto shifted = w;
+      shifted.data += shift * w.row_bytes;
+      shifted.n_out = n_out - shift;
+      const auto x = awkward_activations(n_rows, n_in, rng);
+      std::vector<float> all(static_cast<size_t>(n_rows * n_out)), later(static_cast<size_t>(n_rows * shifted.n_out)),
+          split(all.size());
+      ops::quantized_matmul(w, x.data(), n_rows, all.data(), two, level);
+      ops::quantized_matmul(shifted, x.data(), n_rows, later.data(), one, level);
+      ops::quantized_matmul(w, x.data(), first_rows, split.data(), one, level);
+      ops::quantized_matmul(w, x.data() + first_rows * n_in, n_rows - first_rows, split.data() + first_rows * n_out, two,
+                            level);
+      EXPECT_EQ(split, all) << tensor_type_name(type) << " " << ops::kernel_level_name(level);
+      for (int64_t t = 0; t < n_rows; ++t) {
+        for (int64_t r = shift; r < n_out; ++r) {
+          ASSERT_EQ(later[t * shifted.n_out + r - shift], all[t * n_out + r]) << tensor_type_name(type) << " " << t << " " << r;
+        }
       }
     }
   }

@@ -1,10 +1,17 @@
 // The thread pool under many tiny calls, uneven sizes and idle gaps long enough
-// for workers to fall asleep: every index covered exactly once, by a valid thread.
+// for workers to fall asleep: every index covered exactly once, by a valid thread,
+// in the same contiguous chunk per thread index every time.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "tiller/thread_pool.h"
@@ -69,6 +76,156 @@ TEST(ThreadPool, DestroysCleanlyWhileIdleOrAsleep) {
     std::vector<int> hits;
     expect_covers(pool, 10, hits);
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+// A lost wake-up shows as a hang; this turns it into a failure. The limit is far
+// beyond any healthy run (it is not a speed check): it only bounds the wait.
+class Watchdog {
+ public:
+  explicit Watchdog(const char* what) : what_(what), thread_([this] { watch(); }) {}
+  ~Watchdog() {
+    {
+      std::lock_guard lock(mutex_);
+      done_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+
+ private:
+  void watch() {
+    std::unique_lock lock(mutex_);
+    if (!cv_.wait_for(lock, std::chrono::minutes(5), [this] { return done_; })) {
+      std::fprintf(stderr, "%s: still running after 5 minutes, a wake-up was lost\n", what_);
+      std::abort();
+    }
+  }
+  const char* what_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
+// Waits (without a time limit of its own) until every worker has given up spinning.
+void wait_until_all_asleep(const ThreadPool& pool) {
+  while (pool.sleeping_workers() < pool.size() - 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+}
+
+TEST(ThreadPool, ChunksAreContiguousAndFixedPerThread) {
+  // Results elsewhere depend on which rows each thread index gets: [0, n) in
+  // order, the first n % threads chunks one longer, chunk t to thread index t.
+  for (int threads = 1; threads <= 4; ++threads) {
+    ThreadPool pool(threads);
+    for (int64_t n = 0; n <= 40; ++n) {
+      std::vector<std::pair<int64_t, int64_t>> got(static_cast<size_t>(threads), {-1, -1});
+      std::atomic<int> calls{0};
+      pool.parallel_for(n, [&](int64_t begin, int64_t end, int thread) {
+        got[static_cast<size_t>(thread)] = {begin, end};
+        calls.fetch_add(1);
+      });
+      if (n == 0) {
+        EXPECT_EQ(calls.load(), 0);
+        continue;
+      }
+      if (threads == 1 || n == 1) {  // inline, one call for everything
+        EXPECT_EQ(calls.load(), 1);
+        EXPECT_EQ(got[0], std::make_pair(int64_t{0}, n));
+        continue;
+      }
+      int64_t begin = 0;
+      for (int t = 0; t < threads; ++t) {
+        const int64_t length = n / threads + (t < n % threads ? 1 : 0);
+        if (length == 0) {
+          EXPECT_EQ(got[static_cast<size_t>(t)].first, -1) << "an empty chunk still ran, n=" << n << " t=" << t;
+        } else {
+          EXPECT_EQ(got[static_cast<size_t>(t)], std::make_pair(begin, begin + length)) << "n=" << n << " t=" << t;
+        }
+        begin += length;
+      }
+      EXPECT_EQ(calls.load(), std::min<int64_t>(n, threads));
+    }
+  }
+}
+
+TEST(ThreadPool, HundredThousandBackToBackTinyCalls) {
+  // Each worker writes its partial sum with a plain store and the caller reads it
+  // right after parallel_for returns: a missing release/acquire pair shows here as
+  // a wrong sum (or as a race under ThreadSanitizer).
+  const Watchdog watchdog("HundredThousandBackToBackTinyCalls");
+  for (const auto& [threads, rounds] : {std::pair{2, 100000}, std::pair{3, 20000}}) {
+    ThreadPool pool(threads);
+    std::vector<int64_t> partial(static_cast<size_t>(threads));
+    for (int round = 0; round < rounds; ++round) {
+      const int64_t n = 1 + round % 9;  // includes n < threads: workers with empty chunks
+      std::fill(partial.begin(), partial.end(), -1);
+      pool.parallel_for(n, [&](int64_t begin, int64_t end, int thread) {
+        int64_t sum = 0;
+        for (int64_t i = begin; i < end; ++i) sum += i + round;
+        partial[static_cast<size_t>(thread)] = sum;
+      });
+      int64_t total = 0;
+      for (const int64_t p : partial) total += p == -1 ? 0 : p;
+      ASSERT_EQ(total, n * (n - 1) / 2 + n * round) << "threads=" << threads << " round=" << round;
+    }
+  }
+}
+
+TEST(ThreadPool, IdleWorkersFallAsleepAndWakeForTheNextCall) {
+  const Watchdog watchdog("IdleWorkersFallAsleepAndWakeForTheNextCall");
+  std::vector<int> hits;
+  for (int threads = 2; threads <= 4; ++threads) {
+    ThreadPool pool(threads);
+    for (int round = 0; round < 5; ++round) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      wait_until_all_asleep(pool);  // an idle pool must stop spinning
+      std::vector<std::thread::id> ran_on(static_cast<size_t>(threads));
+      pool.parallel_for(threads, [&](int64_t, int64_t, int thread) {
+        ran_on[static_cast<size_t>(thread)] = std::this_thread::get_id();
+      });
+      // Every sleeping worker woke and ran its own chunk on its own thread.
+      EXPECT_EQ(ran_on[0], std::this_thread::get_id());
+      for (int t = 1; t < threads; ++t) {
+        EXPECT_NE(ran_on[static_cast<size_t>(t)], std::thread::id()) << "worker " << t << " did not run";
+        EXPECT_NE(ran_on[static_cast<size_t>(t)], std::this_thread::get_id());
+      }
+      expect_covers(pool, 1000 + round, hits);
+    }
+  }
+}
+
+TEST(ThreadPool, DestroysWhileWorkersSpinOrSleep) {
+  const Watchdog watchdog("DestroysWhileWorkersSpinOrSleep");
+  std::vector<int> hits;
+  for (int threads = 2; threads <= 4; ++threads) {
+    for (int round = 0; round < 200; ++round) {  // right after a call: the workers are spinning
+      ThreadPool pool(threads);
+      expect_covers(pool, 5, hits);
+    }
+    {
+      ThreadPool pool(threads);
+      expect_covers(pool, 5, hits);
+      wait_until_all_asleep(pool);
+    }
+    {
+      ThreadPool pool(threads);  // never used: asleep from the start
+      wait_until_all_asleep(pool);
+    }
+  }
+}
+
+TEST(ThreadPool, OneCallerThreadThatIsNotTheOwner) {
+  // Built on this thread, used by others one after another, destroyed here: the
+  // pool only needs its callers not to overlap.
+  const Watchdog watchdog("OneCallerThreadThatIsNotTheOwner");
+  ThreadPool pool(2);
+  for (int caller = 0; caller < 3; ++caller) {
+    std::thread([&pool, caller] {
+      std::vector<int> hits;
+      for (int round = 0; round < 2000; ++round) expect_covers(pool, 2 + (round + caller) % 17, hits);
+    }).join();
+    std::this_thread::sleep_for(std::chrono::milliseconds(caller == 1 ? 50 : 0));  // asleep or not
   }
 }
 

@@ -1,7 +1,9 @@
 // A fixed set of worker threads that split loops with the calling thread.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <type_traits>
 #include <mutex>
@@ -18,9 +20,13 @@ class ThreadPool {
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int size() const { return n_threads_; }
+  // Workers that found no work for a while and sleep (or are about to) until the
+  // next parallel_for; the rest spin. For tests and diagnostics.
+  int sleeping_workers() const { return sleepers_.load(std::memory_order_relaxed); }
   // Calls body(begin, end, thread_index) on contiguous chunks covering [0, n), one
   // chunk per thread, and returns when all are done. The body is passed by
-  // reference, never copied into a std::function: no allocation per call.
+  // reference, never copied into a std::function: no allocation per call. One
+  // caller at a time (any thread, but not concurrently and not from inside a body).
   template <typename Body>
   void parallel_for(int64_t n, Body&& body) {
     using Callable = std::remove_reference_t<Body>;
@@ -38,15 +44,32 @@ class ThreadPool {
   };
   void run(Task task, int64_t n);
   void work(int index);
+  void publish(Task task, int64_t n, bool stop);
+  void wake_workers();
+  void wait_for_workers();
+
+  // Fork-join without a lock on the fast path: run() writes the task, then bumps
+  // generation_ (a release); workers spin on generation_, run their chunk and count
+  // pending_ down (a release); the caller spins until pending_ is 0 (an acquire).
+  // Each side spins for a bounded time and then sleeps on mutex_ and a condition
+  // variable, announcing it in sleepers_ or caller_sleeping_ so the other side
+  // knows to wake it. The two groups sit on separate cache lines: on each call the
+  // caller writes only the first and the workers only the second (the sleeping
+  // flags change rarely), so one side's writes do not also move the other's line.
+  static constexpr size_t kCacheLine = 64;
+  alignas(kCacheLine) std::atomic<uint64_t> generation_{0};
+  Task task_{};  // task_, n_ and stopping_ are plain: generation_ publishes them
+  int64_t n_ = 0;
+  bool stopping_ = false;
+  std::atomic<int> sleepers_{0};  // workers asleep (or about to be) on wake_
+
+  alignas(kCacheLine) std::atomic<int> pending_{0};  // workers yet to finish this generation
+  std::atomic<bool> caller_sleeping_{false};
+
+  alignas(kCacheLine) std::mutex mutex_;  // only for sleeping and waking
+  std::condition_variable wake_, done_;
   int n_threads_;
   std::vector<std::thread> workers_;
-  std::mutex mutex_;
-  std::condition_variable start_, done_;
-  Task body_{};
-  int64_t n_ = 0;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stopping_ = false;
 };
 
 }  // namespace tiller

@@ -167,6 +167,91 @@ TILLER_AVX512 void attend_heads_avx512(const float* q_heads, int heads, const ui
     default: attend_group_avx512<4>(q_heads, keys, values, kv_width, first, pos, hd, scale, scores, scores_stride, out); break;
   }
 }
+
+// The same with AVX2 and F16C, 8 lanes, for CPUs without AVX-512: the portable
+// softmax (libm's expf), the weights rounded to f16 by vcvtps2ph, and the dot
+// products and weighted sums as in attend_group_avx512. head_dim is a multiple of 8.
+#define TILLER_AVX2_ATTENTION __attribute__((target("avx2,fma,f16c")))
+
+TILLER_AVX2_ATTENTION inline __m256 load_halves_avx2(const uint16_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+TILLER_AVX2_ATTENTION inline __m256 round_f16_avx2(__m256 x) {
+  return _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+
+TILLER_AVX2_ATTENTION inline float sum_lanes_avx2(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+TILLER_AVX2_ATTENTION void softmax_to_f16_avx2(float* x, int64_t n) {
+  softmax(x, n);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, round_f16_avx2(_mm256_loadu_ps(x + i)));
+  for (; i < n; ++i) x[i] = f16_table()[fp32_to_fp16(x[i])];
+}
+
+template <int G>
+TILLER_AVX2_ATTENTION void attend_group_avx2(const float* q_heads, const uint16_t* keys, const uint16_t* values,
+                                             int64_t kv_width, int64_t first, int64_t pos, int64_t hd, float scale,
+                                             float* scores, int64_t scores_stride, float* out) {
+  constexpr int64_t kMaxChunks = 32;  // head_dim up to 256
+  const int64_t chunks = hd / 8, n = pos - first + 1;
+  alignas(32) float query[G][kMaxChunks * 8];
+  for (int h = 0; h < G; ++h) {
+    for (int64_t c = 0; c < chunks; ++c) {
+      _mm256_store_ps(query[h] + 8 * c, round_f16_avx2(_mm256_loadu_ps(q_heads + h * hd + 8 * c)));
+    }
+  }
+  for (int64_t j = first; j <= pos; ++j) {
+    const uint16_t* k = keys + j * kv_width;
+    __m256 sums[G];
+    for (int h = 0; h < G; ++h) sums[h] = _mm256_setzero_ps();
+    for (int64_t c = 0; c < chunks; ++c) {
+      const __m256 key = load_halves_avx2(k + 8 * c);
+      for (int h = 0; h < G; ++h) sums[h] = _mm256_fmadd_ps(_mm256_load_ps(query[h] + 8 * c), key, sums[h]);
+    }
+    for (int h = 0; h < G; ++h) scores[h * scores_stride + j - first] = sum_lanes_avx2(sums[h]) * scale;
+  }
+  for (int h = 0; h < G; ++h) softmax_to_f16_avx2(scores + h * scores_stride, n);
+  // G x kWidth accumulators, kWidth value chunks and a weight: at most 13 of 16 registers.
+  constexpr int64_t kWidth = G == 1 ? 6 : G == 2 ? 4 : G == 3 ? 3 : 2;
+  for (int64_t c0 = 0; c0 < chunks; c0 += kWidth) {
+    const int64_t width = std::min<int64_t>(kWidth, chunks - c0);
+    __m256 acc[G][kWidth];
+    for (int h = 0; h < G; ++h) {
+      for (int64_t c = 0; c < kWidth; ++c) acc[h][c] = _mm256_setzero_ps();
+    }
+    for (int64_t j = first; j <= pos; ++j) {
+      const uint16_t* v = values + j * kv_width + 8 * c0;
+      __m256 value[kWidth];
+      for (int64_t c = 0; c < width; ++c) value[c] = load_halves_avx2(v + 8 * c);
+      for (int h = 0; h < G; ++h) {
+        const __m256 weight = _mm256_set1_ps(scores[h * scores_stride + j - first]);
+        for (int64_t c = 0; c < width; ++c) acc[h][c] = _mm256_add_ps(acc[h][c], _mm256_mul_ps(weight, value[c]));
+      }
+    }
+    for (int h = 0; h < G; ++h) {
+      for (int64_t c = 0; c < width; ++c) _mm256_storeu_ps(out + h * hd + 8 * (c0 + c), acc[h][c]);
+    }
+  }
+}
+
+TILLER_AVX2_ATTENTION void attend_heads_avx2(const float* q_heads, int heads, const uint16_t* keys,
+                                             const uint16_t* values, int64_t kv_width, int64_t first, int64_t pos,
+                                             int64_t hd, float scale, float* scores, int64_t scores_stride,
+                                             float* out) {
+  switch (heads) {
+    case 1: attend_group_avx2<1>(q_heads, keys, values, kv_width, first, pos, hd, scale, scores, scores_stride, out); break;
+    case 2: attend_group_avx2<2>(q_heads, keys, values, kv_width, first, pos, hd, scale, scores, scores_stride, out); break;
+    case 3: attend_group_avx2<3>(q_heads, keys, values, kv_width, first, pos, hd, scale, scores, scores_stride, out); break;
+    default: attend_group_avx2<4>(q_heads, keys, values, kv_width, first, pos, hd, scale, scores, scores_stride, out); break;
+  }
+}
 #endif
 
 // Up to kMaxHeads query heads of one key/value head at a time; scores holds
@@ -185,6 +270,7 @@ AttendHeads pick_kernel(int64_t hd) {
 #if TILLER_X86_ATTENTION
   const CpuFeatures& f = cpu_features();
   if (f.avx512f && f.avx2 && f.fma && f.f16c && hd % 16 == 0 && hd <= 256) return attend_heads_avx512;
+  if (f.avx2 && f.fma && f.f16c && hd % 8 == 0 && hd <= 256) return attend_heads_avx2;
 #endif
   (void)hd;
   return attend_heads;

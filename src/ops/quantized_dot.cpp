@@ -564,12 +564,12 @@ TILLER_AVX2 float single_row(const uint8_t* w, const uint8_t* x, int64_t n) {
 // ---------------------------------------------------------------------------
 // Dispatch
 
-constexpr int kLevels = 3;
+constexpr int kLevels = 4;
 
 // By KernelLevel; nullptr: use the level below. `rows` takes kRows weight rows at
-// once (nullptr: the single-row kernel row by row). Avx512Vnni has no row kernels
-// of its own (VNNI gained 5 to 15% on them, see above): it adds the tiled
-// matrix-matrix kernels of tiled_matmul.h for several activation rows.
+// once (nullptr: the single-row kernel row by row). Avx2Tiled and Avx512Vnni have no
+// row kernels of their own (VNNI gained 5 to 15% on them, see above): they add the
+// tiled matrix-matrix kernels of tiled_matmul.h for several activation rows.
 struct KernelTable {
   TensorType type;
   std::array<QuantizedDot, kLevels> dots;
@@ -580,14 +580,14 @@ struct KernelTable {
 template <uint64_t kWeightBytes, BlockSums block, bool kMinimum>
 constexpr KernelTable table_32(TensorType type, QuantizedDot portable) {
   return {type,
-          {portable, single_row<dot_32_rows_avx2<kWeightBytes, block, kMinimum, 1>>, nullptr},
-          {nullptr, dot_32_rows_avx2<kWeightBytes, block, kMinimum, kRows>, nullptr}};
+          {portable, single_row<dot_32_rows_avx2<kWeightBytes, block, kMinimum, 1>>, nullptr, nullptr},
+          {nullptr, dot_32_rows_avx2<kWeightBytes, block, kMinimum, kRows>, nullptr, nullptr}};
 }
 template <uint64_t kWeightBytes, uint64_t kScaleOffset, KBlockSums block>
 constexpr KernelTable table_k(TensorType type, QuantizedDot portable) {
   return {type,
-          {portable, single_row<dot_k_rows_avx2<kWeightBytes, kScaleOffset, block, 1>>, nullptr},
-          {nullptr, dot_k_rows_avx2<kWeightBytes, kScaleOffset, block, kRows>, nullptr}};
+          {portable, single_row<dot_k_rows_avx2<kWeightBytes, kScaleOffset, block, 1>>, nullptr, nullptr},
+          {nullptr, dot_k_rows_avx2<kWeightBytes, kScaleOffset, block, kRows>, nullptr, nullptr}};
 }
 const std::array<KernelTable, 8> kKernels = {{
     table_32<kQ4_0Bytes, block_q4_0_avx2, false>(TensorType::Q4_0, dot_q4_0_portable),
@@ -601,14 +601,14 @@ const std::array<KernelTable, 8> kKernels = {{
 }};
 #else
 const std::array<KernelTable, 8> kKernels = {{
-    {TensorType::Q4_0, {dot_q4_0_portable, nullptr, nullptr}, {}},
-    {TensorType::Q4_1, {dot_q4_1_portable, nullptr, nullptr}, {}},
-    {TensorType::Q5_0, {dot_q5_0_portable, nullptr, nullptr}, {}},
-    {TensorType::Q5_1, {dot_q5_1_portable, nullptr, nullptr}, {}},
-    {TensorType::Q8_0, {dot_q8_0_portable, nullptr, nullptr}, {}},
-    {TensorType::Q4_K, {dot_q4_k_portable, nullptr, nullptr}, {}},
-    {TensorType::Q5_K, {dot_q5_k_portable, nullptr, nullptr}, {}},
-    {TensorType::Q6_K, {dot_q6_k_portable, nullptr, nullptr}, {}},
+    {TensorType::Q4_0, {dot_q4_0_portable, nullptr, nullptr, nullptr}, {}},
+    {TensorType::Q4_1, {dot_q4_1_portable, nullptr, nullptr, nullptr}, {}},
+    {TensorType::Q5_0, {dot_q5_0_portable, nullptr, nullptr, nullptr}, {}},
+    {TensorType::Q5_1, {dot_q5_1_portable, nullptr, nullptr, nullptr}, {}},
+    {TensorType::Q8_0, {dot_q8_0_portable, nullptr, nullptr, nullptr}, {}},
+    {TensorType::Q4_K, {dot_q4_k_portable, nullptr, nullptr, nullptr}, {}},
+    {TensorType::Q5_K, {dot_q5_k_portable, nullptr, nullptr, nullptr}, {}},
+    {TensorType::Q6_K, {dot_q6_k_portable, nullptr, nullptr, nullptr}, {}},
 }};
 #endif
 
@@ -632,7 +632,8 @@ std::vector<KernelLevel> detect_levels() {
 #if TILLER_X86_KERNELS
   const CpuFeatures& f = cpu_features();
   if (f.avx2 && f.fma && f.f16c) levels.push_back(KernelLevel::Avx2);
-  if (tiled_kernel(TensorType::Q8_0) != nullptr) levels.push_back(KernelLevel::Avx512Vnni);
+  if (tiled_kernel(TensorType::Q4_1, KernelLevel::Avx2Tiled) != nullptr) levels.push_back(KernelLevel::Avx2Tiled);
+  if (tiled_kernel(TensorType::Q8_0, KernelLevel::Avx512Vnni) != nullptr) levels.push_back(KernelLevel::Avx512Vnni);
 #endif
   return levels;
 }
@@ -654,10 +655,15 @@ void quantize_rows(ActivationFormat format, const float* x, int64_t n_rows, int6
   }
 }
 
-// The tiled kernel when it applies: from level Avx512Vnni, with enough rows.
+// The tiled kernel when it applies: from level Avx2Tiled, with enough rows; the
+// best tiled level at or below `level` that has one for the type.
 TiledKernel tiled_for(TensorType type, int64_t n_rows, KernelLevel level) {
-  if (level < KernelLevel::Avx512Vnni || n_rows < kTiledMinRows) return nullptr;
-  return tiled_kernel(type);
+  if (n_rows < kTiledMinRows) return nullptr;
+  for (const KernelLevel tiled : {KernelLevel::Avx512Vnni, KernelLevel::Avx2Tiled}) {
+    if (level < tiled) continue;
+    if (TiledKernel kernel = tiled_kernel(type, tiled)) return kernel;
+  }
+  return nullptr;
 }
 
 struct MatmulJob {
@@ -771,6 +777,7 @@ std::string_view kernel_level_name(KernelLevel level) {
   switch (level) {
     case KernelLevel::Portable: return "portable";
     case KernelLevel::Avx2: return "avx2";
+    case KernelLevel::Avx2Tiled: return "avx2tiled";
     case KernelLevel::Avx512Vnni: return "avx512vnni";
   }
   return "?";
@@ -796,10 +803,11 @@ KernelLevel checked_level(KernelLevel level) {
 KernelLevel level_from_environment() {
   const char* name = std::getenv("TILLER_KERNELS");
   if (name == nullptr || *name == '\0') return best_kernel_level();
-  for (const KernelLevel level : {KernelLevel::Portable, KernelLevel::Avx2, KernelLevel::Avx512Vnni}) {
+  for (const KernelLevel level :
+       {KernelLevel::Portable, KernelLevel::Avx2, KernelLevel::Avx2Tiled, KernelLevel::Avx512Vnni}) {
     if (kernel_level_name(level) == name) return checked_level(level);
   }
-  fail("TILLER_KERNELS='{}' is none of portable, avx2, avx512vnni", printable(name));
+  fail("TILLER_KERNELS='{}' is none of portable, avx2, avx2tiled, avx512vnni", printable(name));
 }
 
 std::atomic<int> chosen_level{-1};  // -1: not read from the environment yet

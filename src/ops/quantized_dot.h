@@ -44,18 +44,19 @@ void dequantize_activations(ActivationFormat format, const uint8_t* in, int64_t 
 // The instruction sets the kernels come in. Portable is plain C++ the compiler
 // vectorizes (one clone per instruction set); Avx2 uses intrinsics, and its
 // results for Q4_1, Q5_0 and Q8_0 equal llama.cpp's CPU backend's bit for bit
-// (tested on both models' block-0 products). Avx512Vnni is Avx2 plus, for products
-// of several activation rows, the register-tiled kernels of tiled_matmul.h. The
-// levels add the same integer sums in different float orders, so they differ by
-// float rounding (~1e-7).
-enum class KernelLevel { Portable, Avx2, Avx512Vnni };
+// (tested on both models' block-0 products). Avx2Tiled is Avx2 plus, for products
+// of several activation rows, the register-tiled kernels of tiled_matmul.h written
+// with AVX2; Avx512Vnni has them with AVX-512 VNNI. The levels
+// add the same integer sums in different float orders, so they differ by float
+// rounding (~1e-7).
+enum class KernelLevel { Portable, Avx2, Avx2Tiled, Avx512Vnni };
 std::string_view kernel_level_name(KernelLevel level);
 // The levels this CPU can run, Portable first, best last.
 std::span<const KernelLevel> available_kernel_levels();
 KernelLevel best_kernel_level();
 // The level the model's products use (ops::matmul, the session): the best one,
 // unless the environment variable TILLER_KERNELS names a lower one (portable, avx2,
-// avx512vnni) or set_kernel_level chose one. Below Avx512Vnni every product runs
+// avx2tiled, avx512vnni) or set_kernel_level chose one. At Avx2 and below every product runs
 // the same kernel whatever its number of activation rows, so a prompt's activations
 // do not depend on how it is batched or packed (the tiled kernels round otherwise
 // than the row kernels, and a rounding difference can move an activation's

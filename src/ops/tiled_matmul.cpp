@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "tiller/cpu_features.h"
 #include "tiller/dequantize.h"
@@ -197,28 +198,31 @@ uint8_t* panel_buffer(int64_t bytes) {
 #endif
 #define TILLER_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 
+#define TILLER_AVX2_TILED __attribute__((target("avx2,fma,f16c")))
+
 TILLER_VNNI inline __m512i broadcast4(const uint8_t* p) { return _mm512_set1_epi32(static_cast<int>(load_u32(p))); }
 
 // The 32-weight formats: one block's 32 signed values, f16 d at offset 0 and the
-// minimum's f16 at offset 2 where there is one.
+// minimum's f16 at offset 2 where there is one. AVX2 code, which both the AVX2 and
+// the AVX-512 packing call.
 struct Q4_0 {
   static constexpr uint64_t kBytes = 18;
   static constexpr bool kMinimum = false;
-  TILLER_VNNI static __m256i values(const uint8_t* wb) {
+  TILLER_AVX2_TILED static __m256i values(const uint8_t* wb) {
     return _mm256_sub_epi8(x86::nibbles(wb + 2), _mm256_set1_epi8(8));
   }
 };
 struct Q4_1 {
   static constexpr uint64_t kBytes = 20;
   static constexpr bool kMinimum = true;
-  TILLER_VNNI static __m256i values(const uint8_t* wb) { return x86::nibbles(wb + 4); }
+  TILLER_AVX2_TILED static __m256i values(const uint8_t* wb) { return x86::nibbles(wb + 4); }
 };
 // Q5: bit j of the 32-bit qh is the fifth bit of weight j; Q5_0's values are
 // nibble + 16 x bit - 16, which OR-ing 0xf0 where the bit is clear makes.
 struct Q5_0 {
   static constexpr uint64_t kBytes = 22;
   static constexpr bool kMinimum = false;
-  TILLER_VNNI static __m256i values(const uint8_t* wb) {
+  TILLER_AVX2_TILED static __m256i values(const uint8_t* wb) {
     const __m256i clear =
         _mm256_andnot_si256(x86::bit_bytes(load_u32(wb + 2)), _mm256_set1_epi8(static_cast<char>(0xf0)));
     return _mm256_or_si256(x86::nibbles(wb + 6), clear);
@@ -227,7 +231,7 @@ struct Q5_0 {
 struct Q5_1 {
   static constexpr uint64_t kBytes = 24;
   static constexpr bool kMinimum = true;
-  TILLER_VNNI static __m256i values(const uint8_t* wb) {
+  TILLER_AVX2_TILED static __m256i values(const uint8_t* wb) {
     const __m256i high = _mm256_and_si256(x86::bit_bytes(load_u32(wb + 4)), _mm256_set1_epi8(0x10));
     return _mm256_or_si256(x86::nibbles(wb + 8), high);
   }
@@ -235,7 +239,7 @@ struct Q5_1 {
 struct Q8_0 {
   static constexpr uint64_t kBytes = 34;
   static constexpr bool kMinimum = false;
-  TILLER_VNNI static __m256i values(const uint8_t* wb) {
+  TILLER_AVX2_TILED static __m256i values(const uint8_t* wb) {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + 2));
   }
 };
@@ -433,6 +437,238 @@ void tiled_k(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const Ti
     all_rows<TileK<F>::template Of>(panel, x, out + r0, w.n_out, static_cast<__mmask16>((1u << nr) - 1));
   }
 }
+
+// ---------------------------------------------------------------------------
+// The same panels with AVX2 (level Avx2Tiled), for CPUs without AVX-512 VNNI. A
+// 16-row group is two 32-byte halves (rows 0..7 and 8..15); vpmaddubsw multiplies
+// the 4 activation bytes (q + 128, unsigned) by 4 weights of 8 rows and sums them
+// in int16 pairs, and vpmaddwd by ones sums the pairs into each row's int32 lane:
+// vpdpbusd in two steps. The pairs stay within int16 only while |weight| <= 64
+// (255 x 64 x 2 < 2^15), which every format but Q8_0 keeps (Q6_K's values reach
+// -32, Q5's 31); Q8_0 takes a sign trick instead (tile_32_avx2). The integer sums
+// are the VNNI kernels', the float steps the same per block but for the minimum's.
+
+TILLER_AVX2_TILED inline __m256i broadcast4_avx2(const uint8_t* p) {
+  return _mm256_set1_epi32(static_cast<int>(load_u32(p)));
+}
+// 4 unsigned activation bytes (broadcast) times 4 signed weights of 8 rows: int32 per row.
+TILLER_AVX2_TILED inline __m256i dot4_avx2(__m256i activations, __m256i weights) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(activations, weights), _mm256_set1_epi16(1));
+}
+TILLER_AVX2_TILED inline __m256i load_half_vector(const uint8_t* p, int half) {
+  return _mm256_load_si256(reinterpret_cast<const __m256i*>(p + 32 * half));
+}
+TILLER_AVX2_TILED inline __m256 load_half_floats(const uint8_t* p, int half) {
+  return _mm256_load_ps(reinterpret_cast<const float*>(p + 32 * half));
+}
+// Rows [0, nr) of the 16 results of a panel: both halves, the rows past nr not stored.
+TILLER_AVX2_TILED inline void store_rows(float* out, const __m256 (&halves)[2], int nr) {
+  if (nr == kPanelRows) {
+    _mm256_storeu_ps(out, halves[0]);
+    _mm256_storeu_ps(out + 8, halves[1]);
+    return;
+  }
+  alignas(32) float all[kPanelRows];
+  _mm256_store_ps(all, halves[0]);
+  _mm256_store_ps(all + 8, halves[1]);
+  std::memcpy(out, all, static_cast<size_t>(nr) * sizeof(float));
+}
+
+// As pack_32, with a scalar transpose and sums.
+template <class F>
+TILLER_AVX2_TILED void pack_32_avx2(const WeightMatrix& w, int64_t r0, int nr, uint8_t* panel) {
+  const int64_t n_blocks = w.n_in / 32;
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const uint8_t* base = w.data + static_cast<uint64_t>(r0) * w.row_bytes + static_cast<uint64_t>(b) * F::kBytes;
+    uint8_t* p = panel + b * Packed32::kBytes;
+    for (int row = 0; row < kPanelRows; ++row) {
+      alignas(32) int8_t q[32] = {};
+      float d = 0.0f, m = 0.0f;
+      if (row < nr) {
+        const uint8_t* wb = base + static_cast<uint64_t>(row) * w.row_bytes;
+        _mm256_store_si256(reinterpret_cast<__m256i*>(q), F::values(wb));
+        d = load_half(wb);
+        if constexpr (F::kMinimum) m = load_half(wb + 2);
+      }
+      transpose_row(q, 32, row, p);
+      int32_t correction = 0;
+      for (int i = 0; i < 32; ++i) correction += 128 * q[i];
+      store_lane(p + Packed32::kCorrection, row, &correction);
+      store_lane(p + Packed32::kD, row, &d);
+      store_lane(p + Packed32::kM, row, &m);
+    }
+  }
+}
+
+// kFullRange (Q8_0, whose weights reach -128): the activations are taken back to
+// signed q and the weights' signs moved onto them, so that vpmaddubsw multiplies
+// |w| <= 128 by |q| <= 127 and the pairs stay within int16; there is then no
+// 128 x sum(w) to take off.
+template <int T, bool kMinimum, bool kFullRange>
+TILLER_AVX2_TILED void tile_32_avx2(const uint8_t* panel, const TiledActivations& x, int64_t t0, float* out,
+                                    int64_t n_out, int nr) {
+  const int64_t n_blocks = x.n_in / 32;
+  __m256 acc[T][2];
+  const uint8_t* xq[T];
+  for (int t = 0; t < T; ++t) {
+    acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+    xq[t] = x.quants + (t0 + t) * x.n_in;
+  }
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const uint8_t* p = panel + b * Packed32::kBytes;
+    __m256i sums[T][2];
+    for (int t = 0; t < T; ++t) sums[t][0] = sums[t][1] = _mm256_setzero_si256();
+    for (int g = 0; g < Packed32::kGroups; ++g) {
+      const __m256i low = load_half_vector(p + g * kGroup, 0), high = load_half_vector(p + g * kGroup, 1);
+      if constexpr (kFullRange) {
+        const __m256i low_abs = _mm256_abs_epi8(low), high_abs = _mm256_abs_epi8(high);
+        for (int t = 0; t < T; ++t) {
+          const __m256i q = _mm256_xor_si256(broadcast4_avx2(xq[t] + 32 * b + 4 * g),
+                                             _mm256_set1_epi8(static_cast<char>(0x80)));
+          sums[t][0] = _mm256_add_epi32(sums[t][0], dot4_avx2(low_abs, _mm256_sign_epi8(q, low)));
+          sums[t][1] = _mm256_add_epi32(sums[t][1], dot4_avx2(high_abs, _mm256_sign_epi8(q, high)));
+        }
+      } else {
+        for (int t = 0; t < T; ++t) {
+          const __m256i a = broadcast4_avx2(xq[t] + 32 * b + 4 * g);
+          sums[t][0] = _mm256_add_epi32(sums[t][0], dot4_avx2(a, low));
+          sums[t][1] = _mm256_add_epi32(sums[t][1], dot4_avx2(a, high));
+        }
+      }
+    }
+    for (int h = 0; h < 2; ++h) {
+      const __m256i correction =
+          kFullRange ? _mm256_setzero_si256() : load_half_vector(p + Packed32::kCorrection, h);
+      const __m256 d = load_half_floats(p + Packed32::kD, h);
+      for (int t = 0; t < T; ++t) {
+        const __m256 scale = _mm256_mul_ps(d, _mm256_set1_ps(x.scales[(t0 + t) * n_blocks + b]));
+        acc[t][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(sums[t][h], correction)), scale, acc[t][h]);
+        if constexpr (kMinimum) {
+          // Added into the same sums (the VNNI kernels keep them apart): 8 registers fewer.
+          acc[t][h] = _mm256_fmadd_ps(load_half_floats(p + Packed32::kM, h),
+                                      _mm256_set1_ps(x.sums[(t0 + t) * n_blocks + b]), acc[t][h]);
+        }
+      }
+    }
+  }
+  for (int t = 0; t < T; ++t) store_rows(out + t * n_out, acc[t], nr);
+}
+
+template <int T, int kSub, bool kMinimum>
+TILLER_AVX2_TILED void tile_k_avx2(const uint8_t* panel, const TiledActivations& x, int64_t t0, float* out,
+                                   int64_t n_out, int nr) {
+  using P = PackedK<kSub>;
+  const int64_t n_blocks = x.n_in / 256;
+  __m256 acc[T][2], minimums[T][2];
+  const uint8_t* xq[T];
+  for (int t = 0; t < T; ++t) {
+    acc[t][0] = acc[t][1] = minimums[t][0] = minimums[t][1] = _mm256_setzero_ps();
+    xq[t] = x.quants + (t0 + t) * x.n_in;
+  }
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const uint8_t* p = panel + b * P::kBytes;
+    __m256i total[T][2];
+    for (int t = 0; t < T; ++t) total[t][0] = total[t][1] = _mm256_setzero_si256();
+    for (int j = 0; j < P::kSubs; ++j) {
+      __m256i sums[T][2];
+      for (int t = 0; t < T; ++t) sums[t][0] = sums[t][1] = _mm256_setzero_si256();
+      for (int g = j * kSub / 4; g < (j + 1) * kSub / 4; ++g) {
+        const __m256i low = load_half_vector(p + g * kGroup, 0), high = load_half_vector(p + g * kGroup, 1);
+        for (int t = 0; t < T; ++t) {
+          const __m256i a = broadcast4_avx2(xq[t] + 256 * b + 4 * g);
+          sums[t][0] = _mm256_add_epi32(sums[t][0], dot4_avx2(a, low));
+          sums[t][1] = _mm256_add_epi32(sums[t][1], dot4_avx2(a, high));
+        }
+      }
+      for (int h = 0; h < 2; ++h) {
+        const __m256i scale = load_half_vector(p + P::kScales + 64 * j, h);
+        for (int t = 0; t < T; ++t) total[t][h] = _mm256_add_epi32(total[t][h], _mm256_mullo_epi32(sums[t][h], scale));
+      }
+    }
+    for (int h = 0; h < 2; ++h) {
+      const __m256i correction = load_half_vector(p + P::kCorrection, h);
+      const __m256 d = load_half_floats(p + P::kD, h);
+      for (int t = 0; t < T; ++t) {
+        const __m256 dx = _mm256_set1_ps(x.scales[(t0 + t) * n_blocks + b]);
+        acc[t][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(total[t][h], correction)),
+                                    _mm256_mul_ps(d, dx), acc[t][h]);
+      }
+      if constexpr (kMinimum) {
+        const __m256 dmin = load_half_floats(p + P::kDmin, h);
+        for (int t = 0; t < T; ++t) {
+          const int16_t* s = x.sums32 + ((t0 + t) * n_blocks + b) * 8;
+          __m256i m = _mm256_setzero_si256();
+          for (int g = 0; g < 4; ++g) {
+            m = _mm256_add_epi32(m, _mm256_madd_epi16(broadcast4_avx2(reinterpret_cast<const uint8_t*>(s + 2 * g)),
+                                                      load_half_vector(p + P::kMins + 64 * g, h)));
+          }
+          const __m256 dx = _mm256_set1_ps(x.scales[(t0 + t) * n_blocks + b]);
+          minimums[t][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(m), _mm256_mul_ps(dmin, dx), minimums[t][h]);
+        }
+      }
+    }
+  }
+  for (int t = 0; t < T; ++t) {
+    __m256 result[2] = {acc[t][0], acc[t][1]};
+    if constexpr (kMinimum) {
+      result[0] = _mm256_sub_ps(result[0], minimums[t][0]);
+      result[1] = _mm256_sub_ps(result[1], minimums[t][1]);
+    }
+    store_rows(out + t * n_out, result, nr);
+  }
+}
+
+// Activation rows per AVX2 tile: two rows' sums of both halves and their float
+// accumulators take 8 of the 16 vector registers.
+constexpr int kTileRowsAvx2 = 2;
+
+template <class Tile>
+TILLER_AVX2_TILED void all_rows_avx2(const uint8_t* panel, const TiledActivations& x, float* out, int64_t n_out,
+                                     int nr) {
+  int64_t t = 0;
+  for (; t + kTileRowsAvx2 <= x.n_rows; t += kTileRowsAvx2) {
+    Tile::template run<kTileRowsAvx2>(panel, x, t, out + t * n_out, n_out, nr);
+  }
+  if (t < x.n_rows) Tile::template run<1>(panel, x, t, out + t * n_out, n_out, nr);
+}
+
+template <bool kMinimum, bool kFullRange>
+struct Tile32Avx2 {
+  template <int T>
+  TILLER_AVX2_TILED static void run(const uint8_t* panel, const TiledActivations& x, int64_t t0, float* out,
+                                    int64_t n_out, int nr) {
+    tile_32_avx2<T, kMinimum, kFullRange>(panel, x, t0, out, n_out, nr);
+  }
+};
+
+template <int kSub, bool kMinimum>
+struct TileKAvx2 {
+  template <int T>
+  TILLER_AVX2_TILED static void run(const uint8_t* panel, const TiledActivations& x, int64_t t0, float* out,
+                                    int64_t n_out, int nr) {
+    tile_k_avx2<T, kSub, kMinimum>(panel, x, t0, out, n_out, nr);
+  }
+};
+
+template <class F>
+void tiled_32_avx2(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const TiledActivations& x, float* out) {
+  uint8_t* panel = panel_buffer(w.n_in / 32 * Packed32::kBytes);
+  for (int64_t r0 = row_begin; r0 < row_end; r0 += kPanelRows) {
+    const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, row_end - r0));
+    pack_32_avx2<F>(w, r0, nr, panel);
+    all_rows_avx2<Tile32Avx2<F::kMinimum, std::is_same_v<F, Q8_0>>>(panel, x, out + r0, w.n_out, nr);
+  }
+}
+
+template <class F>
+void tiled_k_avx2(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const TiledActivations& x, float* out) {
+  uint8_t* panel = panel_buffer(w.n_in / 256 * PackedK<F::kSub>::kBytes);
+  for (int64_t r0 = row_begin; r0 < row_end; r0 += kPanelRows) {
+    const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, row_end - r0));
+    pack_k<F>(w, r0, nr, panel);
+    all_rows_avx2<TileKAvx2<F::kSub, F::kMinimum>>(panel, x, out + r0, w.n_out, nr);
+  }
+}
 #endif  // TILLER_TILED_KERNELS
 
 }  // namespace
@@ -473,23 +709,41 @@ TiledActivations prepare_tiled_activations(ActivationFormat format, const uint8_
           q8_k ? buffers.sums32.data() : nullptr};
 }
 
-TiledKernel tiled_kernel(TensorType weight_type) {
+TiledKernel tiled_kernel(TensorType weight_type, KernelLevel level) {
 #if TILLER_TILED_KERNELS
   const CpuFeatures& f = cpu_features();
-  if (!(f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni && f.avx2 && f.fma && f.f16c)) return nullptr;
-  switch (weight_type) {
-    case TensorType::Q4_0: return tiled_32<Q4_0>;
-    case TensorType::Q4_1: return tiled_32<Q4_1>;
-    case TensorType::Q5_0: return tiled_32<Q5_0>;
-    case TensorType::Q5_1: return tiled_32<Q5_1>;
-    case TensorType::Q8_0: return tiled_32<Q8_0>;
-    case TensorType::Q4_K: return tiled_k<Q4_K>;
-    case TensorType::Q5_K: return tiled_k<Q5_K>;
-    case TensorType::Q6_K: return tiled_k<Q6_K>;
-    default: return nullptr;
+  if (level == KernelLevel::Avx512Vnni) {
+    if (!(f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni && f.avx2 && f.fma && f.f16c)) return nullptr;
+    switch (weight_type) {
+      case TensorType::Q4_0: return tiled_32<Q4_0>;
+      case TensorType::Q4_1: return tiled_32<Q4_1>;
+      case TensorType::Q5_0: return tiled_32<Q5_0>;
+      case TensorType::Q5_1: return tiled_32<Q5_1>;
+      case TensorType::Q8_0: return tiled_32<Q8_0>;
+      case TensorType::Q4_K: return tiled_k<Q4_K>;
+      case TensorType::Q5_K: return tiled_k<Q5_K>;
+      case TensorType::Q6_K: return tiled_k<Q6_K>;
+      default: return nullptr;
+    }
   }
+  if (level == KernelLevel::Avx2Tiled) {
+    if (!(f.avx2 && f.fma && f.f16c)) return nullptr;
+    switch (weight_type) {
+      case TensorType::Q4_0: return tiled_32_avx2<Q4_0>;
+      case TensorType::Q4_1: return tiled_32_avx2<Q4_1>;
+      case TensorType::Q5_0: return tiled_32_avx2<Q5_0>;
+      case TensorType::Q5_1: return tiled_32_avx2<Q5_1>;
+      case TensorType::Q4_K: return tiled_k_avx2<Q4_K>;
+      case TensorType::Q5_K: return tiled_k_avx2<Q5_K>;
+      case TensorType::Q8_0: return tiled_32_avx2<Q8_0>;
+      case TensorType::Q6_K: return tiled_k_avx2<Q6_K>;
+      default: return nullptr;
+    }
+  }
+  return nullptr;
 #else
   (void)weight_type;
+  (void)level;
   return nullptr;
 #endif
 }

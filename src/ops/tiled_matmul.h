@@ -54,8 +54,10 @@ TiledActivations prepare_tiled_activations(ActivationFormat format, const uint8_
 using TiledKernel = void (*)(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const TiledActivations& x,
                              float* out);
 
-// nullptr when the type has no tiled kernel or the CPU lacks AVX-512 VNNI.
-TiledKernel tiled_kernel(TensorType weight_type);
+// The tiled kernel of a level (Avx512Vnni, or Avx2Tiled: the same panels with
+// AVX2); nullptr when the type has none there, the level has no
+// tiled kernels, or the CPU cannot run them.
+TiledKernel tiled_kernel(TensorType weight_type, KernelLevel level);
 
 // The fewest activation rows for which the tiled path beats the row kernels
 // (packing a panel costs about as much as a few rows of row-kernel products).
