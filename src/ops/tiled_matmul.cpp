@@ -455,6 +455,15 @@ TILLER_AVX2_TILED inline __m256i broadcast4_avx2(const uint8_t* p) {
 TILLER_AVX2_TILED inline __m256i dot4_avx2(__m256i activations, __m256i weights) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(activations, weights), _mm256_set1_epi16(1));
 }
+// Two groups at once, their vpmaddubsw pairs added in int16 before one vpmaddwd: a
+// pair is at most 255 x 32 x 2 = 16320 in magnitude for weights within [-32, 31]
+// (Q6_K's range; the 4- and 5-bit formats stay below), so two of them fit in int16.
+TILLER_AVX2_TILED inline __m256i dot8_avx2(__m256i activations0, __m256i weights0, __m256i activations1,
+                                           __m256i weights1) {
+  const __m256i pairs =
+      _mm256_add_epi16(_mm256_maddubs_epi16(activations0, weights0), _mm256_maddubs_epi16(activations1, weights1));
+  return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+}
 TILLER_AVX2_TILED inline __m256i load_half_vector(const uint8_t* p, int half) {
   return _mm256_load_si256(reinterpret_cast<const __m256i*>(p + 32 * half));
 }
@@ -518,9 +527,9 @@ TILLER_AVX2_TILED void tile_32_avx2(const uint8_t* panel, const TiledActivations
     const uint8_t* p = panel + b * Packed32::kBytes;
     __m256i sums[T][2];
     for (int t = 0; t < T; ++t) sums[t][0] = sums[t][1] = _mm256_setzero_si256();
-    for (int g = 0; g < Packed32::kGroups; ++g) {
-      const __m256i low = load_half_vector(p + g * kGroup, 0), high = load_half_vector(p + g * kGroup, 1);
-      if constexpr (kFullRange) {
+    if constexpr (kFullRange) {
+      for (int g = 0; g < Packed32::kGroups; ++g) {
+        const __m256i low = load_half_vector(p + g * kGroup, 0), high = load_half_vector(p + g * kGroup, 1);
         const __m256i low_abs = _mm256_abs_epi8(low), high_abs = _mm256_abs_epi8(high);
         for (int t = 0; t < T; ++t) {
           const __m256i q = _mm256_xor_si256(broadcast4_avx2(xq[t] + 32 * b + 4 * g),
@@ -528,11 +537,15 @@ TILLER_AVX2_TILED void tile_32_avx2(const uint8_t* panel, const TiledActivations
           sums[t][0] = _mm256_add_epi32(sums[t][0], dot4_avx2(low_abs, _mm256_sign_epi8(q, low)));
           sums[t][1] = _mm256_add_epi32(sums[t][1], dot4_avx2(high_abs, _mm256_sign_epi8(q, high)));
         }
-      } else {
+      }
+    } else {
+      for (int g = 0; g < Packed32::kGroups; g += 2) {
+        const __m256i low = load_half_vector(p + g * kGroup, 0), high = load_half_vector(p + g * kGroup, 1);
+        const __m256i low1 = load_half_vector(p + (g + 1) * kGroup, 0), high1 = load_half_vector(p + (g + 1) * kGroup, 1);
         for (int t = 0; t < T; ++t) {
-          const __m256i a = broadcast4_avx2(xq[t] + 32 * b + 4 * g);
-          sums[t][0] = _mm256_add_epi32(sums[t][0], dot4_avx2(a, low));
-          sums[t][1] = _mm256_add_epi32(sums[t][1], dot4_avx2(a, high));
+          const __m256i a = broadcast4_avx2(xq[t] + 32 * b + 4 * g), a1 = broadcast4_avx2(xq[t] + 32 * b + 4 * g + 4);
+          sums[t][0] = _mm256_add_epi32(sums[t][0], dot8_avx2(a, low, a1, low1));
+          sums[t][1] = _mm256_add_epi32(sums[t][1], dot8_avx2(a, high, a1, high1));
         }
       }
     }
@@ -572,12 +585,13 @@ TILLER_AVX2_TILED void tile_k_avx2(const uint8_t* panel, const TiledActivations&
     for (int j = 0; j < P::kSubs; ++j) {
       __m256i sums[T][2];
       for (int t = 0; t < T; ++t) sums[t][0] = sums[t][1] = _mm256_setzero_si256();
-      for (int g = j * kSub / 4; g < (j + 1) * kSub / 4; ++g) {
+      for (int g = j * kSub / 4; g < (j + 1) * kSub / 4; g += 2) {  // kSub / 4 is 4 or 8: whole pairs
         const __m256i low = load_half_vector(p + g * kGroup, 0), high = load_half_vector(p + g * kGroup, 1);
+        const __m256i low1 = load_half_vector(p + (g + 1) * kGroup, 0), high1 = load_half_vector(p + (g + 1) * kGroup, 1);
         for (int t = 0; t < T; ++t) {
-          const __m256i a = broadcast4_avx2(xq[t] + 256 * b + 4 * g);
-          sums[t][0] = _mm256_add_epi32(sums[t][0], dot4_avx2(a, low));
-          sums[t][1] = _mm256_add_epi32(sums[t][1], dot4_avx2(a, high));
+          const __m256i a = broadcast4_avx2(xq[t] + 256 * b + 4 * g), a1 = broadcast4_avx2(xq[t] + 256 * b + 4 * g + 4);
+          sums[t][0] = _mm256_add_epi32(sums[t][0], dot8_avx2(a, low, a1, low1));
+          sums[t][1] = _mm256_add_epi32(sums[t][1], dot8_avx2(a, high, a1, high1));
         }
       }
       for (int h = 0; h < 2; ++h) {
