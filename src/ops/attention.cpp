@@ -192,7 +192,7 @@ TILLER_AVX2_ATTENTION void softmax_to_f16_avx2(float* x, int64_t n) {
   softmax(x, n);
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, round_f16_avx2(_mm256_loadu_ps(x + i)));
-  for (; i < n; ++i) x[i] = f16_table()[fp32_to_fp16(x[i])];
+  for (; i < n; ++i) x[i] = round_to_f16(x[i]);
 }
 
 template <int G>

@@ -12,6 +12,7 @@
 
 #include "tiller/cpu_features.h"
 #include "tiller/dequantize.h"
+#include "ops/k_scales.h"
 #include "ops/x86_block_bits.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -48,15 +49,14 @@ inline uint32_t load_u32(const uint8_t* p) {
 // The K-quants give 256 values, one integer scale per sub-block, the eight 6-bit
 // minimums of Q4_K / Q5_K, d and dmin.
 
-// The eight 6-bit (scale, min) pairs of a Q4_K / Q5_K block.
-inline void unpack_k_scales(const uint8_t* s, int32_t* scale, int16_t* min) {
-  for (int j = 0; j < 4; ++j) {
-    scale[j] = s[j] & 63;
-    min[j] = static_cast<int16_t>(s[j + 4] & 63);
-  }
-  for (int j = 4; j < 8; ++j) {
-    scale[j] = (s[j + 4] & 0x0f) | ((s[j - 4] >> 6) << 4);
-    min[j] = static_cast<int16_t>((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
+// The eight 6-bit (scale, min) pairs of a Q4_K / Q5_K block (k_scales.h), widened
+// to the packed layout's lane types.
+inline void unpack_k_scales_wide(const uint8_t* s, int32_t* scale, int16_t* min) {
+  uint8_t scale8[8], min8[8];
+  unpack_k_scales(s, scale8, min8);
+  for (int j = 0; j < 8; ++j) {
+    scale[j] = scale8[j];
+    min[j] = min8[j];
   }
 }
 
@@ -68,7 +68,7 @@ struct Q4_K {
   static void unpack(const uint8_t* wb, int8_t* q, int32_t* scale, int16_t* min, float& d, float& dmin) {
     d = load_half(wb);
     dmin = load_half(wb + 2);
-    unpack_k_scales(wb + 4, scale, min);
+    unpack_k_scales_wide(wb + 4, scale, min);
     const uint8_t* qs = wb + 16;
     for (int c = 0; c < 4; ++c) {
       for (int l = 0; l < 32; ++l) {
@@ -87,7 +87,7 @@ struct Q5_K {
   static void unpack(const uint8_t* wb, int8_t* q, int32_t* scale, int16_t* min, float& d, float& dmin) {
     d = load_half(wb);
     dmin = load_half(wb + 2);
-    unpack_k_scales(wb + 4, scale, min);
+    unpack_k_scales_wide(wb + 4, scale, min);
     const uint8_t* qh = wb + 16;
     const uint8_t* qs = wb + 48;
     for (int c = 0; c < 4; ++c) {
@@ -483,6 +483,23 @@ TILLER_AVX2_TILED inline void store_rows(float* out, const __m256 (&halves)[2], 
   std::memcpy(out, all, static_cast<size_t>(nr) * sizeof(float));
 }
 
+// Groups [g_begin, g_end) of a packed block (an even count) times T activation
+// rows (quants from xq[t] + offset), two groups per dot8_avx2, added to each row's
+// two half sums.
+template <int T>
+TILLER_AVX2_TILED inline void add_group_pairs(const uint8_t* p, int g_begin, int g_end, const uint8_t* const (&xq)[T],
+                                              int64_t offset, __m256i (&sums)[T][2]) {
+  for (int g = g_begin; g < g_end; g += 2) {
+    const __m256i low = load_half_vector(p + g * kGroup, 0), high = load_half_vector(p + g * kGroup, 1);
+    const __m256i low1 = load_half_vector(p + (g + 1) * kGroup, 0), high1 = load_half_vector(p + (g + 1) * kGroup, 1);
+    for (int t = 0; t < T; ++t) {
+      const __m256i a = broadcast4_avx2(xq[t] + offset + 4 * g), a1 = broadcast4_avx2(xq[t] + offset + 4 * g + 4);
+      sums[t][0] = _mm256_add_epi32(sums[t][0], dot8_avx2(a, low, a1, low1));
+      sums[t][1] = _mm256_add_epi32(sums[t][1], dot8_avx2(a, high, a1, high1));
+    }
+  }
+}
+
 // As pack_32, with a scalar transpose and sums.
 template <class F>
 TILLER_AVX2_TILED void pack_32_avx2(const WeightMatrix& w, int64_t r0, int nr, uint8_t* panel) {
@@ -539,15 +556,7 @@ TILLER_AVX2_TILED void tile_32_avx2(const uint8_t* panel, const TiledActivations
         }
       }
     } else {
-      for (int g = 0; g < Packed32::kGroups; g += 2) {
-        const __m256i low = load_half_vector(p + g * kGroup, 0), high = load_half_vector(p + g * kGroup, 1);
-        const __m256i low1 = load_half_vector(p + (g + 1) * kGroup, 0), high1 = load_half_vector(p + (g + 1) * kGroup, 1);
-        for (int t = 0; t < T; ++t) {
-          const __m256i a = broadcast4_avx2(xq[t] + 32 * b + 4 * g), a1 = broadcast4_avx2(xq[t] + 32 * b + 4 * g + 4);
-          sums[t][0] = _mm256_add_epi32(sums[t][0], dot8_avx2(a, low, a1, low1));
-          sums[t][1] = _mm256_add_epi32(sums[t][1], dot8_avx2(a, high, a1, high1));
-        }
-      }
+      add_group_pairs<T>(p, 0, Packed32::kGroups, xq, 32 * b, sums);
     }
     for (int h = 0; h < 2; ++h) {
       const __m256i correction =
@@ -585,15 +594,7 @@ TILLER_AVX2_TILED void tile_k_avx2(const uint8_t* panel, const TiledActivations&
     for (int j = 0; j < P::kSubs; ++j) {
       __m256i sums[T][2];
       for (int t = 0; t < T; ++t) sums[t][0] = sums[t][1] = _mm256_setzero_si256();
-      for (int g = j * kSub / 4; g < (j + 1) * kSub / 4; g += 2) {  // kSub / 4 is 4 or 8: whole pairs
-        const __m256i low = load_half_vector(p + g * kGroup, 0), high = load_half_vector(p + g * kGroup, 1);
-        const __m256i low1 = load_half_vector(p + (g + 1) * kGroup, 0), high1 = load_half_vector(p + (g + 1) * kGroup, 1);
-        for (int t = 0; t < T; ++t) {
-          const __m256i a = broadcast4_avx2(xq[t] + 256 * b + 4 * g), a1 = broadcast4_avx2(xq[t] + 256 * b + 4 * g + 4);
-          sums[t][0] = _mm256_add_epi32(sums[t][0], dot8_avx2(a, low, a1, low1));
-          sums[t][1] = _mm256_add_epi32(sums[t][1], dot8_avx2(a, high, a1, high1));
-        }
-      }
+      add_group_pairs<T>(p, j * kSub / 4, (j + 1) * kSub / 4, xq, 256 * b, sums);  // 4 or 8 groups: whole pairs
       for (int h = 0; h < 2; ++h) {
         const __m256i scale = load_half_vector(p + P::kScales + 64 * j, h);
         for (int t = 0; t < T; ++t) total[t][h] = _mm256_add_epi32(total[t][h], _mm256_mullo_epi32(sums[t][h], scale));

@@ -98,7 +98,7 @@ ThreadPool::~ThreadPool() {
   for (auto& worker : workers_) worker.join();
 }
 
-// Hands a generation to the workers. Only the owning thread calls this, and only
+// Hands a generation to the workers. One caller at a time calls this, and only
 // once the previous generation is finished (pending_ was 0), so no worker is
 // reading task_, n_ or stopping_ while they are written here.
 void ThreadPool::publish(Task task, int64_t n, bool stop) {
