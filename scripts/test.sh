@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Everything from a fresh machine to a full test run: installs the build
 # dependencies, fetches the models, then builds and tests three ways: release,
-# under AddressSanitizer + UndefinedBehaviorSanitizer, and a bounded fuzz run.
+# under AddressSanitizer + UndefinedBehaviorSanitizer, a bounded fuzz run, and, on
+# a CPU without AVX-512, with the AVX-512 kernels emulated through SIMDe (their
+# results only: the tests that need no model, the real-model products, and one
+# golden text and prompt per model; see src/ops/x86_simd.h).
 # TILLER_FUZZ_SECONDS sets the fuzz run's length (default 60). TILLER_GOLDEN_LIMIT
 # sets how many forward-pass golden texts and prompts the release build checks
 # (default 20 of 65 and 50; "all" for every one, some 20 minutes with today's
@@ -13,12 +16,29 @@ scripts/setup.sh
 scripts/fetch-models.sh
 export TILLER_REQUIRE_MODELS=1   # a missing model fails the real-model tests instead of skipping them
 
-for flavour in release sanitize fuzz; do
+has_cpu_flags() {  # every flag named is in /proc/cpuinfo
+  local flags; flags=" $(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null) "
+  for f in "$@"; do [[ "$flags" == *" $f "* ]] || return 1; done
+}
+
+for flavour in release sanitize fuzz emulate; do
+  if [ "$flavour" = emulate ]; then
+    if has_cpu_flags avx512f avx512bw avx512vl avx512_vnni; then
+      echo "== emulate: skipped: this CPU runs the AVX-512 kernels natively in the release build" >&2; continue
+    elif ! has_cpu_flags avx2 fma f16c; then
+      echo "== emulate: skipped: the emulation build needs AVX2, FMA and F16C, which this CPU lacks" >&2; continue
+    fi
+  fi
   echo "== $flavour build and tests" >&2
   scripts/build.sh "$flavour"
   dir=build; [ "$flavour" != release ] && dir="build-$flavour"
   filter=()
   [ "$flavour" = fuzz ] && filter=(-R '^fuzz_')   # the fuzz build runs only the fuzzer
+  # Emulated AVX-512 is slow: the long real-model tests are left to the release
+  # build, all else runs, with one golden text and prompt per model. The NumPy
+  # training golden wants the bits of real AVX-512, which SIMDe does not promise.
+  [ "$flavour" = emulate ] && filter=(-E 'ControlVectorGolden|TrainBehaviour|PackingRealModel|TrainNumpyGolden')
   limit=(); [ "$flavour" = release ] && limit=(env "TILLER_GOLDEN_LIMIT=${TILLER_GOLDEN_LIMIT:-20}")
+  [ "$flavour" = emulate ] && limit=(env TILLER_GOLDEN_LIMIT=1)
   "${limit[@]}" ctest --test-dir "$dir" --output-on-failure -j "$(nproc)" "${filter[@]}"
 done

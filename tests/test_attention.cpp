@@ -88,7 +88,7 @@ TEST(Attention, MatchesAPlainReference) {
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 #pragma GCC diagnostic ignored "-Wuninitialized"
-__attribute__((target("avx512f,avx2,fma"))) float exp16(float x) {
+TILLER_TARGET_AVX512 float exp16(float x) {
   alignas(64) float out[16];
   _mm512_store_ps(out, ops::exp_avx512(_mm512_set1_ps(x)));
   return out[0];

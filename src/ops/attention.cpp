@@ -11,7 +11,7 @@
 #include "tiller/dequantize.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
+#include "ops/x86_simd.h"
 #define TILLER_X86_ATTENTION 1
 #else
 #define TILLER_X86_ATTENTION 0
@@ -66,7 +66,7 @@ void attend_head(const float* q_head, const uint16_t* keys, const uint16_t* valu
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 #pragma GCC diagnostic ignored "-Wuninitialized"
-#define TILLER_AVX512 __attribute__((target("avx512f,avx2,fma,f16c")))
+#define TILLER_AVX512 TILLER_TARGET_AVX512
 
 TILLER_AVX512 inline __m512 load_halves(const uint16_t* p) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));

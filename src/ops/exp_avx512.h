@@ -4,7 +4,7 @@
 #pragma once
 
 #if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
+#include "ops/x86_simd.h"
 
 namespace tiller::ops {
 
@@ -14,7 +14,7 @@ namespace tiller::ops {
 // and infinity above it. ln2 is taken in two parts, the first with few enough bits
 // that n x it is exact. Arguments below -105 (where e^x is 0 in float) are raised
 // to -105 so that minus infinity gives 0; NaN stays NaN.
-__attribute__((target("avx512f,avx2,fma"))) inline __m512 exp_avx512(__m512 x) {
+TILLER_TARGET_AVX512 inline __m512 exp_avx512(__m512 x) {
   x = _mm512_max_ps(_mm512_set1_ps(-105.0f), x);  // the second operand when NaN
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);

@@ -204,7 +204,7 @@ float silu(float x) { return x / (1.0f + std::exp(-x)); }
 #endif
 #pragma GCC diagnostic ignored "-Wuninitialized"
 namespace {
-__attribute__((target("avx512f,avx2,fma"))) void silu_times_avx512(float* gate, const float* up, int64_t n) {
+TILLER_TARGET_AVX512 void silu_times_avx512(float* gate, const float* up, int64_t n) {
   const __m512 one = _mm512_set1_ps(1.0f);
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
@@ -220,7 +220,8 @@ __attribute__((target("avx512f,avx2,fma"))) void silu_times_avx512(float* gate, 
 
 void silu_times(float* gate, const float* up, int64_t n) {
 #if defined(__x86_64__) && defined(__GNUC__)
-  static const bool avx512 = cpu_features().avx512f && cpu_features().avx2 && cpu_features().fma;
+  static const bool avx512 =
+      cpu_features().avx512f && cpu_features().avx2 && cpu_features().fma && cpu_features().f16c;
   if (avx512) {
     silu_times_avx512(gate, up, n);
     return;
@@ -264,7 +265,7 @@ float gelu_tanh_f16(float x) {
 namespace {
 // gelu_tanh_f16 16 at a time: vcvtps2ph rounds as fp32_to_fp16 does (to nearest,
 // ties to even), and the table is gathered, so the results are the same bits.
-__attribute__((target("avx512f,avx2,fma,f16c"))) void gelu_f16_times_avx512(float* gate, const float* up,
+TILLER_TARGET_AVX512 void gelu_f16_times_avx512(float* gate, const float* up,
                                                                             int64_t n) {
   const float* table = gelu_f16_table();
   int64_t i = 0;

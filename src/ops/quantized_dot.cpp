@@ -28,7 +28,7 @@
 #include "tiller/error.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
+#include "ops/x86_simd.h"
 #define TILLER_X86_KERNELS 1
 #else
 #define TILLER_X86_KERNELS 0

@@ -16,7 +16,7 @@
 #include "ops/x86_block_bits.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
+#include "ops/x86_simd.h"
 #define TILLER_TILED_KERNELS 1
 #else
 #define TILLER_TILED_KERNELS 0
@@ -196,7 +196,7 @@ uint8_t* panel_buffer(int64_t bytes) {
 #if !defined(__clang__)  // clang has no such warning and rejects the name under -Werror
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
-#define TILLER_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+#define TILLER_VNNI TILLER_TARGET_AVX512_VNNI
 
 #define TILLER_AVX2_TILED __attribute__((target("avx2,fma,f16c")))
 

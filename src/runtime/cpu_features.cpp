@@ -49,8 +49,22 @@ CpuFeatures detect() { return {}; }
 
 }  // namespace
 
+#if defined(TILLER_EMULATE_AVX512)
+// The emulation build (src/ops/x86_simd.h) runs its AVX-512 code with AVX2.
+CpuFeatures detect_with_emulation() {
+  CpuFeatures f = detect();
+  const bool emulated = f.avx2 && f.fma && f.f16c;
+  f.avx512f = f.avx512bw = f.avx512vl = f.avx512vnni = emulated;
+  return f;
+}
+#endif
+
 const CpuFeatures& cpu_features() {
+#if defined(TILLER_EMULATE_AVX512)
+  static const CpuFeatures features = detect_with_emulation();
+#else
   static const CpuFeatures features = detect();
+#endif
   return features;
 }
 
@@ -70,6 +84,9 @@ std::string describe(const CpuFeatures& f) {
   add(f.avx512vnni, "AVX512_VNNI");
   add(f.avx512bf16, "AVX512_BF16");
   add(f.avxvnni, "AVX_VNNI");
+#if defined(TILLER_EMULATE_AVX512)
+  if (f.avx512f) out += " (AVX-512 emulated with SIMDe)";
+#endif
   return out.empty() ? "baseline x86-64" : out;
 }
 
