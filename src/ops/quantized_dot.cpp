@@ -22,6 +22,7 @@
 #include "gguf/printable.h"
 #include "ops/k_scales.h"
 #include "ops/tiled_matmul.h"
+#include "ops/vnni_row_kernels.h"
 #include "ops/x86_block_bits.h"
 #include "tiller/cpu_features.h"
 #include "tiller/dequantize.h"
@@ -78,9 +79,6 @@ inline uint32_t load_u32(const uint8_t* p) {
 
 inline const int8_t* as_int8(const uint8_t* p) { return reinterpret_cast<const int8_t*>(p); }
 
-// R weight rows (row_bytes apart) against one activation row: out[0..R).
-using QuantizedRows = void (*)(const uint8_t* weights, uint64_t row_bytes, const uint8_t* activations, int64_t n,
-                               float* out);
 constexpr int kRows = 4;
 
 // Block geometry, in bytes.
@@ -348,8 +346,7 @@ TILLER_CLONES float dot_q6_k_portable(const uint8_t* w, const uint8_t* x, int64_
 // CPU results bit for bit for Q4_1, Q5_0 and Q8_0 (tests/test_quantized_dot.cpp
 // checks this against its tensors; Q4_0 and Q5_1 are built the same way, with no
 // tensors to check them against). The K-quants agree to float rounding only.
-// AVX-512 VNNI's byte dot product gives the same lane sums; measured, it gained 5
-// to 15% here, too little for a second copy of the kernels.
+// The Avx512Vnni level has its own row kernels, in vnni_row_kernels.cpp.
 
 #if TILLER_X86_KERNELS
 #define TILLER_AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -567,9 +564,10 @@ TILLER_AVX2 float single_row(const uint8_t* w, const uint8_t* x, int64_t n) {
 constexpr int kLevels = 4;
 
 // By KernelLevel; nullptr: use the level below. `rows` takes kRows weight rows at
-// once (nullptr: the single-row kernel row by row). Avx2Tiled and Avx512Vnni have no
-// row kernels of their own (VNNI gained 5 to 15% on them, see above): they add the
-// tiled matrix-matrix kernels of tiled_matmul.h for several activation rows.
+// once (nullptr: the single-row kernel row by row). Avx2Tiled has no row kernels
+// of its own; Avx512Vnni's entries are empty here too: rows_at and dot_at take its
+// row kernels from vnni_row_kernels.h. Both add the tiled matrix-matrix kernels of
+// tiled_matmul.h for several activation rows.
 struct KernelTable {
   TensorType type;
   std::array<QuantizedDot, kLevels> dots;
@@ -625,6 +623,22 @@ T at_level(const std::array<T, kLevels>& kernels, KernelLevel level) {
     if (kernels[static_cast<size_t>(l)] != nullptr) return kernels[static_cast<size_t>(l)];
   }
   return nullptr;
+}
+
+// The row kernels of a level: from Avx512Vnni, those of vnni_row_kernels.h where
+// the type has them.
+QuantizedRows rows_at(const KernelTable& kernels, KernelLevel level) {
+  if (level >= KernelLevel::Avx512Vnni) {
+    if (QuantizedRows four = vnni_row_kernels(kernels.type).four) return four;
+  }
+  return at_level(kernels.rows, level);
+}
+
+QuantizedDot dot_at(const KernelTable& kernels, KernelLevel level) {
+  if (level >= KernelLevel::Avx512Vnni) {
+    if (QuantizedDot one = vnni_row_kernels(kernels.type).one) return one;
+  }
+  return at_level(kernels.dots, level);
 }
 
 std::vector<KernelLevel> detect_levels() {
@@ -829,7 +843,7 @@ void set_kernel_level(KernelLevel level) {
 
 QuantizedDot quantized_dot(TensorType weight_type, KernelLevel level) {
   const KernelTable* kernels = find_kernels(weight_type);
-  return kernels != nullptr ? at_level(kernels->dots, level) : nullptr;
+  return kernels != nullptr ? dot_at(*kernels, level) : nullptr;
 }
 
 void quantized_matmul(const WeightMatrix& w, const float* x, int64_t n_rows, float* out, ThreadPool& pool,
@@ -849,8 +863,8 @@ void quantized_matmul(const WeightMatrix& w, const float* x, int64_t n_rows, flo
   thread_local std::vector<uint8_t> activations;
   activations.resize(static_cast<size_t>(n_rows) * row_bytes);
   quantize_rows(format, x, n_rows, w.n_in, activations.data(), row_bytes, pool);
-  MatmulJob job{&w, activations.data(), row_bytes, n_rows, out, at_level(kernels->dots, level),
-                at_level(kernels->rows, level)};
+  MatmulJob job{&w, activations.data(), row_bytes, n_rows, out, dot_at(*kernels, level),
+                rows_at(*kernels, level)};
   thread_local TiledActivationBuffers tiled_buffers;
   TiledActivations tiled_x;
   job.tiled = tiled_for(w.type, n_rows, level);
@@ -902,8 +916,8 @@ void quantized_matmul_shared(std::span<const WeightMatrix* const> ws, const floa
       quantize_rows(format, x, n_rows, n_in, buffers[f].data(), row_bytes, pool);
     }
     const KernelTable* kernels = find_kernels(w.type);
-    jobs[m] = MatmulJob{&w, buffers[f].data(), row_bytes, n_rows, outs[m], at_level(kernels->dots, level),
-                        at_level(kernels->rows, level)};
+    jobs[m] = MatmulJob{&w, buffers[f].data(), row_bytes, n_rows, outs[m], dot_at(*kernels, level),
+                        rows_at(*kernels, level)};
     jobs[m].tiled = tiled_for(w.type, n_rows, level);
     if (jobs[m].tiled != nullptr) {
       if (!tiled_ready[f]) tiled_x[f] = prepare_tiled_activations(format, buffers[f].data(), n_rows, n_in, tiled_buffers[f]);

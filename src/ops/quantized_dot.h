@@ -46,9 +46,9 @@ void dequantize_activations(ActivationFormat format, const uint8_t* in, int64_t 
 // results for Q4_1, Q5_0 and Q8_0 equal llama.cpp's CPU backend's bit for bit
 // (tested on both models' block-0 products). Avx2Tiled is Avx2 plus, for products
 // of several activation rows, the register-tiled kernels of tiled_matmul.h written
-// with AVX2; Avx512Vnni has them with AVX-512 VNNI. The levels
-// add the same integer sums in different float orders, so they differ by float
-// rounding (~1e-7).
+// with AVX2; Avx512Vnni has them with AVX-512 VNNI, and 64-byte row kernels
+// (vnni_row_kernels.h) for generation. The levels add the same integer sums in
+// different float orders, so they differ by float rounding (~1e-7).
 enum class KernelLevel { Portable, Avx2, Avx2Tiled, Avx512Vnni };
 std::string_view kernel_level_name(KernelLevel level);
 // The levels this CPU can run, Portable first, best last.

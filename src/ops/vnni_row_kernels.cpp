@@ -1,0 +1,318 @@
+// AVX-512 VNNI row kernels; see vnni_row_kernels.h. Block layouts as in
+// src/quant/dequantize.cpp, activation layouts as in quantized_dot.h.
+#include "ops/vnni_row_kernels.h"
+
+#include <cstring>
+
+#include "ops/k_scales.h"
+#include "tiller/cpu_features.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include "ops/x86_simd.h"
+#define TILLER_VNNI_ROWS 1
+#else
+#define TILLER_VNNI_ROWS 0
+#endif
+
+namespace tiller::ops {
+
+#if TILLER_VNNI_ROWS
+// GCC 12 warns that the intrinsics' own _mm512_undefined_*() "may be used
+// uninitialized" when they are inlined here; a known false positive.
+#if !defined(__clang__)  // clang has no such warning and rejects the name under -Werror
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#define TILLER_VNNI TILLER_TARGET_AVX512_VNNI
+
+namespace {
+
+constexpr uint64_t kQ8_0ActBytes = 34, kQ8_1ActBytes = 36, kQ8_KActBytes = 292;
+constexpr uint64_t kQ8_KBsums = 4 + 256;  // offset of the int16 sums of 16 in a Q8_K block
+
+// Zero bytes standing in for the second block of a pair when a row has an odd
+// number of blocks: scale 0, quants 0, so the pair's second half adds 0.
+alignas(64) constexpr uint8_t kZeroBlock[64] = {};
+
+TILLER_VNNI inline float half(const uint8_t* p) {
+  uint16_t bits;
+  std::memcpy(&bits, p, 2);
+  return _cvtsh_ss(bits);
+}
+TILLER_VNNI inline float load_f32(const uint8_t* p) {
+  float value;
+  std::memcpy(&value, p, 4);
+  return value;
+}
+TILLER_VNNI inline uint64_t load_u32(const uint8_t* p) {
+  uint32_t value;
+  std::memcpy(&value, p, 4);
+  return value;
+}
+TILLER_VNNI inline __m256i load256(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+TILLER_VNNI inline __m128i load128(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+TILLER_VNNI inline __m512i pair(__m256i low, __m256i high) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1);
+}
+// a in lanes 0..7, b in lanes 8..15.
+TILLER_VNNI inline __m512 pair_scale(float a, float b) {
+  return _mm512_castpd_ps(
+      _mm512_insertf64x4(_mm512_castps_pd(_mm512_set1_ps(a)), _mm256_castps_pd(_mm256_set1_ps(b)), 1));
+}
+TILLER_VNNI inline void prefetch(const uint8_t* p) {
+  _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchAhead), _MM_HINT_T0);
+}
+
+// ---------------------------------------------------------------------------
+// The 32-weight formats. Each gives two blocks' weights as 64 unsigned bytes in
+// activation order (block a in bytes 0..31, b in 32..63) and the offset that
+// makes them signed: weight = byte - kOffset. vpdpbusd multiplies unsigned by
+// signed bytes, so the offset comes off as kOffset x (the activations' sums),
+// which is the same for every weight row and is computed once per block pair.
+
+// Bytes j and j + 16 of a block are the low and high nibbles of its byte j.
+TILLER_VNNI inline __m512i nibble_pair(const uint8_t* qs_a, const uint8_t* qs_b) {
+  const __m256i packed = _mm256_set_m128i(load128(qs_b), load128(qs_a));
+  const __m512i spread =  // 128-bit lanes: a, a, b, b
+      _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 1, 0, 1, 2, 3, 2, 3), _mm512_castsi256_si512(packed));
+  const __m512i shifted = _mm512_srlv_epi64(spread, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4));
+  return _mm512_and_si512(shifted, _mm512_set1_epi8(0x0f));
+}
+// 16 where bit j of the blocks' 32-bit qh is set (the fifth bit of weight j).
+TILLER_VNNI inline __m512i fifth_bits(const uint8_t* qh_a, const uint8_t* qh_b) {
+  const __mmask64 bits = load_u32(qh_a) | load_u32(qh_b) << 32;
+  return _mm512_maskz_mov_epi8(bits, _mm512_set1_epi8(0x10));
+}
+
+struct Q4_0 {
+  static constexpr uint64_t kBytes = 18;
+  static constexpr int kOffset = 8;
+  static constexpr bool kMinimum = false;
+  TILLER_VNNI static __m512i weights(const uint8_t* a, const uint8_t* b) { return nibble_pair(a + 2, b + 2); }
+};
+struct Q4_1 {
+  static constexpr uint64_t kBytes = 20;
+  static constexpr int kOffset = 0;
+  static constexpr bool kMinimum = true;
+  TILLER_VNNI static __m512i weights(const uint8_t* a, const uint8_t* b) { return nibble_pair(a + 4, b + 4); }
+};
+struct Q5_0 {
+  static constexpr uint64_t kBytes = 22;
+  static constexpr int kOffset = 16;
+  static constexpr bool kMinimum = false;
+  TILLER_VNNI static __m512i weights(const uint8_t* a, const uint8_t* b) {
+    return _mm512_or_si512(nibble_pair(a + 6, b + 6), fifth_bits(a + 2, b + 2));
+  }
+};
+struct Q5_1 {
+  static constexpr uint64_t kBytes = 24;
+  static constexpr int kOffset = 0;
+  static constexpr bool kMinimum = true;
+  TILLER_VNNI static __m512i weights(const uint8_t* a, const uint8_t* b) {
+    return _mm512_or_si512(nibble_pair(a + 8, b + 8), fifth_bits(a + 4, b + 4));
+  }
+};
+struct Q8_0 {
+  static constexpr uint64_t kBytes = 34;
+  static constexpr int kOffset = 128;
+  static constexpr bool kMinimum = false;
+  TILLER_VNNI static __m512i weights(const uint8_t* a, const uint8_t* b) {  // q + 128, as unsigned
+    return _mm512_xor_si512(pair(load256(a + 2), load256(b + 2)), _mm512_set1_epi8(static_cast<char>(0x80)));
+  }
+};
+
+// Per block pair and row: acc += (d_w x d_x) x lane sums (16 lanes, 8 per block);
+// with a minimum (Q4_1, Q5_1; Q8_1 activations) m_w x s_x is summed apart and
+// added at the end, as in the AVX2 kernels.
+template <class F, int R>
+TILLER_VNNI void rows_32(const uint8_t* w, uint64_t row_bytes, const uint8_t* x, int64_t n, float* out) {
+  constexpr uint64_t kActBytes = F::kMinimum ? kQ8_1ActBytes : kQ8_0ActBytes;
+  constexpr uint64_t kActQuants = F::kMinimum ? 4 : 2;
+  __m512 acc[R];
+  float minimums[R];
+  for (int r = 0; r < R; ++r) {
+    acc[r] = _mm512_setzero_ps();
+    minimums[r] = 0.0f;
+  }
+  const int64_t blocks = n / 32;
+  for (int64_t b = 0; b < blocks; b += 2) {
+    const bool whole = b + 1 < blocks;
+    const uint8_t* xa = x + static_cast<uint64_t>(b) * kActBytes;
+    const uint8_t* xb = whole ? xa + kActBytes : kZeroBlock;
+    const __m512i xq = pair(load256(xa + kActQuants), load256(xb + kActQuants));
+    const float dxa = half(xa), dxb = half(xb);
+    __m512i offset_sums = _mm512_setzero_si512();
+    if constexpr (F::kOffset != 0) {
+      offset_sums = _mm512_dpbusd_epi32(offset_sums, _mm512_set1_epi8(static_cast<char>(F::kOffset)), xq);
+    }
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* wa = w + static_cast<uint64_t>(r) * row_bytes + static_cast<uint64_t>(b) * F::kBytes;
+      const uint8_t* wb = whole ? wa + F::kBytes : kZeroBlock;
+      prefetch(wa);
+      __m512i sumi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), F::weights(wa, wb), xq);
+      if constexpr (F::kOffset != 0) sumi = _mm512_sub_epi32(sumi, offset_sums);
+      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), pair_scale(half(wa) * dxa, half(wb) * dxb), acc[r]);
+      if constexpr (F::kMinimum) minimums[r] += half(wa + 2) * half(xa + 2) + half(wb + 2) * half(xb + 2);
+    }
+  }
+  for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]) + minimums[r];
+}
+
+// ---------------------------------------------------------------------------
+// The K-quants, 256 weights per block against one Q8_K block. Per 64 weights,
+// vpmaddubsw sums pairs of products into int16 and vpdpwssd multiplies those by
+// the sub-block scales and sums them into int32 lanes.
+
+TILLER_VNNI inline __m512i load512(const uint8_t* p) { return _mm512_loadu_si512(p); }
+
+// vpermw indices putting scale a in the 16 int16 lanes of the low 256 bits and b
+// in the high ones.
+TILLER_VNNI inline __m512i scale_pair_index(int a, int b) {
+  return _mm512_inserti64x4(_mm512_set1_epi16(static_cast<int16_t>(a)), _mm256_set1_epi16(static_cast<int16_t>(b)), 1);
+}
+
+// Q4_K: f16 d, f16 dmin, 12 bytes of scales and mins, 128 bytes of nibbles; each
+// 32 bytes hold sub-block 2c in their low nibbles and 2c+1 in their high ones.
+// Per block: d x sum_j(scale_j x sum_j) - dmin x sum_j(min_j x (activation sum_j)).
+template <int R>
+TILLER_VNNI void rows_q4_k(const uint8_t* w, uint64_t row_bytes, const uint8_t* x, int64_t n, float* out) {
+  constexpr uint64_t kBytes = 144;
+  __m512 acc[R];
+  __m128 minimums[R];
+  for (int r = 0; r < R; ++r) {
+    acc[r] = _mm512_setzero_ps();
+    minimums[r] = _mm_setzero_ps();
+  }
+  const __m512i scale_index[4] = {scale_pair_index(0, 1), scale_pair_index(2, 3), scale_pair_index(4, 5),
+                                  scale_pair_index(6, 7)};
+  const __m512i nibble_shift = _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4);
+  const __m512i low_mask = _mm512_set1_epi8(0x0f);
+  for (int64_t b = 0; b < n / 256; ++b) {
+    const uint8_t* xb = x + static_cast<uint64_t>(b) * kQ8_KActBytes;
+    const float dx = load_f32(xb);
+    __m512i y[4];
+    for (int c = 0; c < 4; ++c) y[c] = load512(xb + 4 + 64 * c);
+    // The activations' sums over each sub-block of 32, from the sums of 16.
+    const __m128i sub_sums = _mm_hadd_epi16(load128(xb + kQ8_KBsums), load128(xb + kQ8_KBsums + 16));
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* wb = w + static_cast<uint64_t>(r) * row_bytes + static_cast<uint64_t>(b) * kBytes;
+      for (uint64_t line = 0; line < kBytes; line += 64) prefetch(wb + line);
+      uint8_t scale[8], min[8];
+      unpack_k_scales(wb + 4, scale, min);
+      uint64_t packed_scales;
+      std::memcpy(&packed_scales, scale, 8);
+      const __m512i scales = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(packed_scales))));
+      __m512i sumi = _mm512_setzero_si512();
+      for (int c = 0; c < 4; ++c) {
+        const __m512i raw = _mm512_broadcast_i64x4(load256(wb + 16 + 32 * c));
+        const __m512i q = _mm512_and_si512(_mm512_srlv_epi64(raw, nibble_shift), low_mask);
+        sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(q, y[c]),
+                                   _mm512_permutexvar_epi16(scale_index[c], scales));
+      }
+      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_set1_ps(half(wb) * dx), acc[r]);
+      uint64_t packed_mins;
+      std::memcpy(&packed_mins, min, 8);
+      const __m128i mins = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(packed_mins)));
+      minimums[r] = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_madd_epi16(mins, sub_sums)), _mm_set1_ps(half(wb + 2) * dx),
+                                 minimums[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    __m128 m = _mm_add_ps(minimums[r], _mm_movehl_ps(minimums[r], minimums[r]));
+    m = _mm_add_ss(m, _mm_movehdup_ps(m));
+    out[r] = _mm512_reduce_add_ps(acc[r]) - _mm_cvtss_f32(m);
+  }
+}
+
+// Q6_K: 128 bytes of low nibbles, 64 of 2-bit high parts, 16 int8 scales (one per
+// 16 weights), f16 d. The quants are taken unsigned (0..63) and 32 x (pair sums of
+// the activations) comes off each int16 pair product before the scales, as in the
+// AVX2 kernel; those offset products are the same for every row.
+template <int R>
+TILLER_VNNI void rows_q6_k(const uint8_t* w, uint64_t row_bytes, const uint8_t* x, int64_t n, float* out) {
+  constexpr uint64_t kBytes = 210;
+  __m512 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+  // vpermw indices for the 4 scales of 64 weights: scale 4k + i in 128-bit lane i.
+  __m512i scale_index[4];
+  for (int k = 0; k < 4; ++k) {
+    scale_index[k] = _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(4 * k + 1)),
+                                                _mm_set1_epi16(static_cast<int16_t>(4 * k)))),
+        _mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(4 * k + 3)), _mm_set1_epi16(static_cast<int16_t>(4 * k + 2))),
+        1);
+  }
+  const __m512i low_mask = _mm512_set1_epi8(0x0f), high_mask = _mm512_set1_epi8(0x30);
+  // qh's 2-bit parts for the quants of ql's first and second 32 bytes (low nibbles),
+  // shifted into bits 4..5; the high nibbles take them from 2 bits further up.
+  const __m512i low_shift = _mm512_setr_epi64(4, 4, 4, 4, 2, 2, 2, 2);
+  const __m512i high_shift = _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2);
+  for (int64_t b = 0; b < n / 256; ++b) {
+    const uint8_t* xb = x + static_cast<uint64_t>(b) * kQ8_KActBytes;
+    const float dx = load_f32(xb);
+    __m512i y[4], offsets[4];
+    for (int k = 0; k < 4; ++k) {
+      y[k] = load512(xb + 4 + 64 * k);
+      offsets[k] = _mm512_maddubs_epi16(_mm512_set1_epi8(32), y[k]);
+    }
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* wb = w + static_cast<uint64_t>(r) * row_bytes + static_cast<uint64_t>(b) * kBytes;
+      for (uint64_t line = 0; line < kBytes; line += 64) prefetch(wb + line);
+      const __m512i scales = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(load128(wb + 192)));
+      __m512i sumi = _mm512_setzero_si512();
+      for (int half_block = 0; half_block < 2; ++half_block) {
+        const __m512i ql = load512(wb + 64 * half_block);
+        const __m512i qh = _mm512_broadcast_i64x4(load256(wb + 128 + 32 * half_block));
+        const __m512i q[2] = {
+            _mm512_or_si512(_mm512_and_si512(ql, low_mask), _mm512_and_si512(_mm512_sllv_epi64(qh, low_shift), high_mask)),
+            _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), low_mask),
+                            _mm512_and_si512(_mm512_srlv_epi64(qh, high_shift), high_mask)),
+        };
+        for (int i = 0; i < 2; ++i) {
+          const int k = 2 * half_block + i;
+          const __m512i products = _mm512_sub_epi16(_mm512_maddubs_epi16(q[i], y[k]), offsets[k]);
+          sumi = _mm512_dpwssd_epi32(sumi, products, _mm512_permutexvar_epi16(scale_index[k], scales));
+        }
+      }
+      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_set1_ps(half(wb + 208) * dx), acc[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
+}
+
+template <QuantizedRows rows>
+TILLER_VNNI float one_row(const uint8_t* w, const uint8_t* x, int64_t n) {
+  float out;
+  rows(w, 0, x, n, &out);
+  return out;
+}
+
+template <class F>
+constexpr VnniRowKernels kernels_32() {
+  return {one_row<rows_32<F, 1>>, rows_32<F, 4>};
+}
+
+}  // namespace
+#endif  // TILLER_VNNI_ROWS
+
+VnniRowKernels vnni_row_kernels(TensorType weight_type) {
+#if TILLER_VNNI_ROWS
+  const CpuFeatures& f = cpu_features();
+  if (!(f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni && f.avx2 && f.fma && f.f16c)) return {};
+  switch (weight_type) {
+    case TensorType::Q4_0: return kernels_32<Q4_0>();
+    case TensorType::Q4_1: return kernels_32<Q4_1>();
+    case TensorType::Q5_0: return kernels_32<Q5_0>();
+    case TensorType::Q5_1: return kernels_32<Q5_1>();
+    case TensorType::Q8_0: return kernels_32<Q8_0>();
+    case TensorType::Q4_K: return {one_row<rows_q4_k<1>>, rows_q4_k<4>};
+    case TensorType::Q6_K: return {one_row<rows_q6_k<1>>, rows_q6_k<4>};
+    default: return {};  // Q5_K: the AVX2 kernel
+  }
+#else
+  (void)weight_type;
+  return {};
+#endif
+}
+
+}  // namespace tiller::ops

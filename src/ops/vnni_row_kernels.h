@@ -1,0 +1,46 @@
+// Row kernels for generation (one to a few activation rows) with AVX-512 VNNI.
+//
+// Generation reads every weight once per token, so its speed is the memory
+// bandwidth one or two cores can draw. The AVX2 row kernels of quantized_dot.cpp
+// need about twice the instructions per weight byte that these do (32-byte
+// vectors, and the byte products summed in three steps where vpdpbusd takes one),
+// which left a single core short of the bandwidth on Gemma's large output matrix.
+// Here two 32-weight blocks (or one 64-weight part of a K-quant block) fill one
+// 64-byte vector, meet their activations in one vpdpbusd (or vpmaddubsw and a
+// scaled vpdpwssd for the K-quants), and the weights are prefetched well ahead.
+//
+// The integer sums are the AVX2 kernels'; the float sums run over 16 lanes instead
+// of 8, so results differ from them by float rounding (~1e-7 relative), the same
+// for a row whether it is computed alone or among others.
+#pragma once
+
+#include <cstdint>
+
+#include "tiller/tensor_type.h"
+
+namespace tiller::ops {
+
+// R weight rows (row_bytes apart) against one quantized activation row of n
+// values: out[0..R).
+using QuantizedRows = void (*)(const uint8_t* weights, uint64_t row_bytes, const uint8_t* activations, int64_t n,
+                               float* out);
+
+// How far ahead of the weights being read the row kernels prefetch. The model is a
+// mapped file in 4 KiB pages, where the hardware prefetchers stop at every page
+// boundary; a distance of a few pages keeps enough lines in flight to draw the
+// machine's bandwidth from one core.
+inline constexpr uint64_t kPrefetchAhead = 16 * 1024;
+
+// One weight row against one activation row of n values (as QuantizedDot in
+// quantized_dot.h).
+using QuantizedRow = float (*)(const uint8_t* weights, const uint8_t* activations, int64_t n);
+
+struct VnniRowKernels {
+  QuantizedRow one = nullptr;    // a single weight row
+  QuantizedRows four = nullptr;  // four weight rows at once
+};
+
+// Both nullptr when the type has no such kernel or the CPU lacks AVX-512 VNNI.
+VnniRowKernels vnni_row_kernels(TensorType weight_type);
+
+}  // namespace tiller::ops
