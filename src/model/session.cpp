@@ -210,8 +210,27 @@ void Session::forward_chunk(std::span<const TokenId> tokens, const int32_t* firs
     }
     if (observer_) observer_(static_cast<int>(layer), point, rows.data(), n, n_embd, n_past_);
   };
-  auto add_in_place = [n, n_embd](std::vector<float>& into, const std::vector<float>& from) {
-    for (int64_t i = 0; i < n * n_embd; ++i) into[static_cast<size_t>(i)] += from[static_cast<size_t>(i)];
+  // Row-wise work (norms, rope, the cache write, residual adds) split across the
+  // threads for prompts: left on one thread it was a tenth of a 2-thread prompt.
+  // Each row's arithmetic is the same either way. One row (generation) is too
+  // little work to be worth waking the others.
+  auto for_rows = [&](auto&& body) {
+    constexpr int64_t kParallelRows = 16;
+    if (n >= kParallelRows) {
+      pool_->parallel_for(n, [&](int64_t begin, int64_t end, int) { body(begin, end); });
+    } else {
+      body(int64_t{0}, n);
+    }
+  };
+  auto norm_rows = [&](const float* x, const std::vector<float>& weight, float* out) {
+    for_rows([&](int64_t begin, int64_t end) {
+      ops::rms_norm(x + begin * n_embd, weight.data(), end - begin, n_embd, eps, out + begin * n_embd);
+    });
+  };
+  auto add_in_place = [&](std::vector<float>& into, const std::vector<float>& from) {
+    for_rows([&](int64_t begin, int64_t end) {
+      for (int64_t i = begin * n_embd; i < end * n_embd; ++i) into[static_cast<size_t>(i)] += from[static_cast<size_t>(i)];
+    });
   };
 
   for (int64_t layer = 0; layer < c.n_layer; ++layer) {
@@ -229,36 +248,41 @@ void Session::forward_chunk(std::span<const TokenId> tokens, const int32_t* firs
     const int64_t window = sliding ? *c.sliding_window : 0;
 
     // Attention.
-    ops::rms_norm(a.residual.data(), L.attn_norm.data(), n, n_embd, eps, a.normed.data());
+    norm_rows(a.residual.data(), L.attn_norm, a.normed.data());
     {  // one parallel region for the three projections of the same input
       const std::array<const ops::WeightMatrix*, 3> qkv{&L.attn_q, &L.attn_k, &L.attn_v};
       const std::array<float*, 3> outs{a.q.data(), a.k.data(), a.v.data()};
       ops::quantized_matmul_shared(qkv, a.normed.data(), n, outs, *pool_, ops::kernel_level());
     }
-    if (traits.qk_norm) {
-      ops::rms_norm(a.q.data(), L.attn_q_norm.data(), n * c.n_head, hd, eps, a.q.data());
-      ops::rms_norm(a.k.data(), L.attn_k_norm.data(), n * c.n_head_kv, hd, eps, a.k.data());
-    }
-    ops::rope(a.q.data(), n, c.n_head, hd, positions, rope);
-    ops::rope(a.k.data(), n, c.n_head_kv, hd, positions, rope);
     uint16_t* k_layer = k_cache_.get() + layer * n_ctx_ * kv_width;
     uint16_t* v_layer = v_cache_.get() + layer * n_ctx_ * kv_width;
-    for (int64_t i = 0; i < n * kv_width; ++i) {
-      k_layer[n_past_ * kv_width + i] = fp32_to_fp16(a.k[static_cast<size_t>(i)]);
-      v_layer[n_past_ * kv_width + i] = fp32_to_fp16(a.v[static_cast<size_t>(i)]);
-    }
+    const int64_t q_width = c.n_head * hd;
+    for_rows([&](int64_t begin, int64_t end) {
+      float* q = a.q.data() + begin * q_width;
+      float* k = a.k.data() + begin * kv_width;
+      const int64_t rows = end - begin;
+      if (traits.qk_norm) {
+        ops::rms_norm(q, L.attn_q_norm.data(), rows * c.n_head, hd, eps, q);
+        ops::rms_norm(k, L.attn_k_norm.data(), rows * c.n_head_kv, hd, eps, k);
+      }
+      const auto row_positions = positions.subspan(static_cast<size_t>(begin), static_cast<size_t>(rows));
+      ops::rope(q, rows, c.n_head, hd, row_positions, rope);
+      ops::rope(k, rows, c.n_head_kv, hd, row_positions, rope);
+      for (int64_t i = begin * kv_width; i < end * kv_width; ++i) {
+        k_layer[n_past_ * kv_width + i] = fp32_to_fp16(a.k[static_cast<size_t>(i)]);
+        v_layer[n_past_ * kv_width + i] = fp32_to_fp16(a.v[static_cast<size_t>(i)]);
+      }
+    });
     ops::causal_attention(a.q.data(), n, n_past_, {k_layer, v_layer}, shape, window, attention_scale,
                           a.attention.data(), a.scores.data(), n_ctx_, *pool_, first_visible);
     ops::matmul(L.attn_output, a.attention.data(), n, a.projected.data(), *pool_);
-    if (traits.post_norms) {
-      ops::rms_norm(a.projected.data(), L.post_attention_norm.data(), n, n_embd, eps, a.projected.data());
-    }
+    if (traits.post_norms) norm_rows(a.projected.data(), L.post_attention_norm, a.projected.data());
     hook(layer, HookPoint::AttnOut, a.projected);
     add_in_place(a.residual, a.projected);
     hook(layer, HookPoint::ResidMid, a.residual);
 
     // MLP.
-    ops::rms_norm(a.residual.data(), L.ffn_norm.data(), n, n_embd, eps, a.normed.data());
+    norm_rows(a.residual.data(), L.ffn_norm, a.normed.data());
     {
       const std::array<const ops::WeightMatrix*, 2> gate_up{&L.ffn_gate, &L.ffn_up};
       const std::array<float*, 2> outs{a.gate.data(), a.up.data()};
@@ -281,9 +305,7 @@ void Session::forward_chunk(std::span<const TokenId> tokens, const int32_t* firs
       gated(0, n, 0);
     }
     ops::matmul(L.ffn_down, a.gate.data(), n, a.projected.data(), *pool_);
-    if (traits.post_norms) {
-      ops::rms_norm(a.projected.data(), L.post_ffw_norm.data(), n, n_embd, eps, a.projected.data());
-    }
+    if (traits.post_norms) norm_rows(a.projected.data(), L.post_ffw_norm, a.projected.data());
     hook(layer, HookPoint::MlpOut, a.projected);
     add_in_place(a.residual, a.projected);
     hook(layer, HookPoint::ResidPost, a.residual);
