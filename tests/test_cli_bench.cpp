@@ -62,6 +62,24 @@ TEST(BenchCommand, ListsMakeOneTestPerCombination) {
   EXPECT_EQ(tests[5]["samples"].size(), 2u);
 }
 
+// A length of 0 leaves its kind out (as llama-bench's -p 0 / -n 0).
+TEST(BenchCommand, ZeroLengthsLeaveTheirKindOut) {
+  const std::string path = (testing::scratch_dir() / "bench-zero.gguf").string();
+  testing::make_tiny_model({}).write(path);
+  const auto only_tg = testing::run_process(
+      {TILLER_BINARY, "bench", "-m", path, "--json", "-p", "0", "-n", "4", "-r", "1", "-t", "1"});
+  ASSERT_EQ(only_tg.exit_code, 0) << only_tg.err;
+  const auto tg = nlohmann::json::parse(only_tg.out);
+  ASSERT_EQ(tg.size(), 1u);
+  EXPECT_EQ(tg[0]["test"], "tg4");
+  const auto only_pp = testing::run_process(
+      {TILLER_BINARY, "bench", "-m", path, "--json", "-p", "8,0", "-n", "0", "-r", "1", "-t", "1"});
+  ASSERT_EQ(only_pp.exit_code, 0) << only_pp.err;
+  const auto pp = nlohmann::json::parse(only_pp.out);
+  ASSERT_EQ(pp.size(), 1u);
+  EXPECT_EQ(pp[0]["test"], "pp8");
+}
+
 // TILLER_KERNELS picks a lower kernel level (one kernel for any number of rows:
 // batch-invariant activations); a name that is no level is a one-line error.
 TEST(BenchCommand, TheEnvironmentChoosesTheKernels) {
@@ -83,7 +101,8 @@ TEST(BenchCommand, BadFlagsGetOneLine) {
   const std::string path = (testing::scratch_dir() / "bench-bad.gguf").string();
   testing::make_tiny_model({}).write(path);
   for (const auto& argv : std::vector<std::vector<std::string>>{
-           {"-m", path, "-p", "0"},
+           {"-m", path, "-p", "0", "-n", "0"},
+           {"-m", path, "-p", "-1"},
            {"-m", path, "-r", "0"},
            {"-m", path, "-t", "1,x"},
            {"-m", "no-such-model"},

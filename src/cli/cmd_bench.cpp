@@ -13,6 +13,7 @@
 #include "cli/options.h"
 #include "cli/steering_options.h"
 #include "ops/quantized_dot.h"
+#include "tiller/error.h"
 #include "tiller/model.h"
 #include "tiller/model_paths.h"
 
@@ -40,10 +41,16 @@ struct BenchRun {
 
 std::vector<BenchTest> planned_tests(const BenchOptions& options) {
   std::vector<BenchTest> tests;
+  // A length of 0 asks for no test of its kind (-n 0: prompts only), as in llama-bench.
   for (const int threads : options.threads) {
-    for (const int n : options.n_prompt) tests.push_back({.n_prompt = n, .n_gen = 0, .threads = threads});
-    for (const int n : options.n_gen) tests.push_back({.n_prompt = 0, .n_gen = n, .threads = threads});
+    for (const int n : options.n_prompt) {
+      if (n > 0) tests.push_back({.n_prompt = n, .n_gen = 0, .threads = threads});
+    }
+    for (const int n : options.n_gen) {
+      if (n > 0) tests.push_back({.n_prompt = 0, .n_gen = n, .threads = threads});
+    }
   }
+  if (tests.empty()) fail("bench: nothing to measure: every -p and -n length is 0");
   return tests;
 }
 
@@ -146,10 +153,10 @@ void register_bench(CLI::App& app) {
   auto options = std::make_shared<BenchOptions>();
   auto* command = app.add_subcommand("bench", "Measure prompt processing and generation speed (tokens/s)");
   add_model_option(command, options->model);
-  const auto lengths = CLI::Range(1, 1 << 20);
-  command->add_option("-p,--n-prompt", options->n_prompt, "Prompt lengths to test, comma-separated")
+  const auto lengths = CLI::Range(0, 1 << 20);
+  command->add_option("-p,--n-prompt", options->n_prompt, "Prompt lengths to test, comma-separated (0: none)")
       ->delimiter(',')->capture_default_str()->check(lengths);
-  command->add_option("-n,--n-gen", options->n_gen, "Generation lengths to test, comma-separated")
+  command->add_option("-n,--n-gen", options->n_gen, "Generation lengths to test, comma-separated (0: none)")
       ->delimiter(',')->capture_default_str()->check(lengths);
   options->threads = {default_thread_count()};
   command->add_option("-t,--threads", options->threads, "Thread counts to test, comma-separated")
