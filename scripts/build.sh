@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Configures and builds one flavour of Tiller into build/ (release), build-sanitize/
 # (AddressSanitizer + UndefinedBehaviorSanitizer), build-fuzz/ (clang, libFuzzer) or
-# build-emulate/ (the AVX-512 kernels run through SIMDe on a CPU without AVX-512;
-# see src/ops/x86_simd.h).
+# build-emulate/ (the AVX-512 kernels run through SIMDe on a CPU without AVX-512,
+# under the same sanitizers; see src/ops/x86_simd.h).
 #   scripts/build.sh [release|sanitize|fuzz|emulate]      (default: release)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -14,7 +14,7 @@ case "$flavour" in
   fuzz)     dir=build-fuzz;     flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DTILLER_FUZZ=ON
                                        -DCMAKE_CXX_COMPILER=clang++
                                        -DTILLER_FUZZ_SECONDS="${TILLER_FUZZ_SECONDS:-60}") ;;
-  emulate)  dir=build-emulate;  flags=(-DCMAKE_BUILD_TYPE=Release -DTILLER_EMULATE_AVX512=ON) ;;
+  emulate)  dir=build-emulate;  flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DTILLER_EMULATE_AVX512=ON -DTILLER_SANITIZE=ON) ;;
   *) echo "build.sh: unknown flavour '$flavour' (release, sanitize, fuzz or emulate)" >&2; exit 2 ;;
 esac
 
