@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Everything from a fresh machine to a full test run: installs the build
-# dependencies, fetches the models, then builds and tests three ways: release,
-# under AddressSanitizer + UndefinedBehaviorSanitizer, a bounded fuzz run, and, on
-# a CPU without AVX-512, with the AVX-512 kernels emulated through SIMDe, also
-# under the sanitizers (their results and memory accesses, not their speed: the
-# tests that need no model, the real-model products, and one golden text and
-# prompt per model; see src/ops/x86_simd.h).
+# dependencies, fetches the models, then builds and tests: release, under
+# AddressSanitizer + UndefinedBehaviorSanitizer, a bounded fuzz run, and, on a CPU
+# without AVX-512, with the AVX-512 kernels emulated through SIMDe, also under the
+# sanitizers (their results and memory accesses, not their speed: the tests that
+# need no model, the real-model products and one golden prompt's hidden states
+# per model; see src/ops/x86_simd.h).
 # TILLER_FUZZ_SECONDS sets the fuzz run's length (default 60). TILLER_GOLDEN_LIMIT
 # sets how many forward-pass golden texts and prompts the release build checks
 # (default 20 of 65 and 50; "all" for every one, some 20 minutes with today's

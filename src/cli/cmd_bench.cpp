@@ -55,6 +55,7 @@ std::vector<BenchTest> planned_tests(const BenchOptions& options) {
 }
 
 BenchRun run_benchmarks(const BenchOptions& options) {
+  const std::vector<BenchTest> tests = planned_tests(options);  // before the load: a bad list fails at once
   BenchRun run;
   const std::string path = resolve_model(options.model);
   run.model_name = std::filesystem::path(path).stem().string();
@@ -63,7 +64,6 @@ BenchRun run_benchmarks(const BenchOptions& options) {
   run.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   run.footprint = model_footprint(*model);
 
-  const std::vector<BenchTest> tests = planned_tests(options);
   int longest = 0;
   for (const BenchTest& test : tests) longest = std::max(longest, test.n_tokens());
   const std::vector<TokenId> tokens = bench_tokens(model->tokenizer(), longest);

@@ -39,6 +39,28 @@ inline bool lane_on(simde__mmask16 k, int i) { return ((k >> i) & 1u) != 0; }
 
 inline simde__m512 mm512_undefined_ps() { return simde_mm512_setzero_ps(); }
 
+// The aligned loads and stores fault on the hardware when the address is not a
+// multiple of 64; SIMDe's are a memcpy, so they check it here.
+inline void require_aligned(const void* p) {
+  if (reinterpret_cast<uintptr_t>(p) % 64 != 0) __builtin_trap();
+}
+inline simde__m512 mm512_load_ps(const void* p) {
+  require_aligned(p);
+  return simde_mm512_loadu_ps(p);
+}
+inline simde__m512i mm512_load_si512(const void* p) {
+  require_aligned(p);
+  return simde_mm512_loadu_si512(p);
+}
+inline void mm512_store_ps(void* p, simde__m512 a) {
+  require_aligned(p);
+  simde_mm512_storeu_ps(p, a);
+}
+inline void mm512_store_si512(void* p, simde__m512i a) {
+  require_aligned(p);
+  simde_mm512_storeu_si512(p, a);
+}
+
 inline simde__m512 mm512_cvtepi32_ps(simde__m512i a) {
   const Ints16 in = ints(a);
   Floats16 out;
@@ -131,9 +153,9 @@ inline simde__m512 mm512_scalef_ps(simde__m512 a, simde__m512 b) {
   return vector(out);
 }
 
-// GCC's reduction order: the upper 256 bits with the lower, then 128 with 128,
-// then lanes 2,3 with 0,1, then lane 1 with lane 0 (the sums of pairs are the
-// same either way round).
+// GCC 12's order for _mm512_reduce_add_ps: the upper 256 bits with the lower,
+// then 128 with 128, then lanes 2,3 with 0,1, then lane 1 with lane 0 (a sum of
+// two is the same either way round). clang's order may differ.
 template <typename Op>
 float reduce(simde__m512 a, Op op) {
   Floats16 x = floats(a);
@@ -144,13 +166,22 @@ float reduce(simde__m512 a, Op op) {
 inline float mm512_reduce_add_ps(simde__m512 a) {
   return reduce(a, [](float x, float y) { return x + y; });
 }
-// Which NaN survives may differ from the hardware's; no kernel feeds it NaN on purpose.
+// The same order; for max, which operand wins a tie of +0 and -0 or which NaN
+// survives may differ from GCC's code. No kernel depends on either.
 inline float mm512_reduce_max_ps(simde__m512 a) {
   return reduce(a, [](float x, float y) { return x > y ? x : y; });
 }
 
 }  // namespace tiller::ops::emulated
 
+#undef _mm512_load_ps
+#define _mm512_load_ps tiller::ops::emulated::mm512_load_ps
+#undef _mm512_load_si512
+#define _mm512_load_si512 tiller::ops::emulated::mm512_load_si512
+#undef _mm512_store_ps
+#define _mm512_store_ps tiller::ops::emulated::mm512_store_ps
+#undef _mm512_store_si512
+#define _mm512_store_si512 tiller::ops::emulated::mm512_store_si512
 #undef _mm512_undefined_ps
 #define _mm512_undefined_ps tiller::ops::emulated::mm512_undefined_ps
 #undef _mm512_cvtepi32_ps

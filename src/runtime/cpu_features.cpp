@@ -47,17 +47,18 @@ CpuFeatures detect() {
 CpuFeatures detect() { return {}; }
 #endif
 
-}  // namespace
-
 #if defined(TILLER_EMULATE_AVX512)
-// The emulation build (src/ops/x86_simd.h) runs its AVX-512 code with AVX2.
+// The emulation build (src/ops/x86_simd.h) runs its AVX-512 code with AVX2, and
+// all of it: a dispatch that checked AVX512F but ran VNNI code would pass here
+// and fault on a CPU with AVX512F alone.
 CpuFeatures detect_with_emulation() {
   CpuFeatures f = detect();
-  const bool emulated = f.avx2 && f.fma && f.f16c;
-  f.avx512f = f.avx512bw = f.avx512vl = f.avx512vnni = emulated;
+  f.avx512f = f.avx512bw = f.avx512vl = f.avx512vnni = true;
   return f;
 }
 #endif
+
+}  // namespace
 
 const CpuFeatures& cpu_features() {
 #if defined(TILLER_EMULATE_AVX512)
