@@ -23,6 +23,20 @@ struct WeightMatrix {
 
 float dot(const float* a, const float* b, int64_t n);
 
+// Calls body(begin, end, thread) over [0, n_rows): split across the pool's
+// threads from kParallelRows rows, on the calling thread below that, where
+// waking the others costs more than it saves. For work done row by row, whose
+// results do not depend on the split.
+inline constexpr int64_t kParallelRows = 16;
+template <typename Body>
+void parallel_rows(ThreadPool& pool, int64_t n_rows, Body&& body) {
+  if (n_rows >= kParallelRows) {
+    pool.parallel_for(n_rows, body);
+  } else if (n_rows > 0) {
+    body(int64_t{0}, n_rows, 0);
+  }
+}
+
 // Rounds activations as llama.cpp's CPU kernels quantize them before a dot
 // product with weights of `weight_type`: 8-bit blocks of 32 with an f16 scale
 // (Q8_0 / Q8_1) for the 32-weight formats, 8-bit blocks of 256 with an f32 scale

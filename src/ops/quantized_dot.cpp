@@ -661,12 +661,7 @@ void quantize_rows(ActivationFormat format, const float* x, int64_t n_rows, int6
       quantize_activations(format, x + t * n_in, n_in, out + static_cast<uint64_t>(t) * row_bytes);
     }
   };
-  constexpr int64_t kParallelRows = 16;  // below this, waking the threads costs more than it saves
-  if (n_rows >= kParallelRows) {
-    pool.parallel_for(n_rows, rows);
-  } else {
-    rows(0, n_rows, 0);
-  }
+  parallel_rows(pool, n_rows, rows);
 }
 
 // The tiled kernel when it applies: from level Avx2Tiled, with enough rows; the
