@@ -3,6 +3,8 @@
 // for bit where one kernel serves any number of rows; as distributions otherwise).
 #include <gtest/gtest.h>
 
+#include <optional>
+
 #include <algorithm>
 #include <cmath>
 #include <iostream>
@@ -44,11 +46,12 @@ void capture(Session& session, Pass& pass) {
 }
 
 Pass alone(const std::shared_ptr<const Model>& model, std::span<const TokenId> tokens, const SessionOptions& options,
-           Steering* steering = nullptr) {
+           std::shared_ptr<const Steering> steering = nullptr) {
   Session session(model, options);
   Pass pass;
   capture(session, pass);
-  if (steering != nullptr) steering->attach(session);
+  std::optional<SteeringBinding> binding;
+  if (steering != nullptr) binding.emplace(steering, session);
   const auto logits = session.decode(tokens, true);
   pass.logits.assign(logits.begin(), logits.end());
   return pass;
@@ -107,7 +110,7 @@ void add_distribution_agreement(const float* alone, const float* packed, size_t 
 
 // Decodes the sequences packed and each alone, and returns the worst differences.
 Agreement compare(const std::shared_ptr<const Model>& model, const std::vector<std::vector<TokenId>>& sequences,
-                  const SessionOptions& options, Steering* steering = nullptr) {
+                  const SessionOptions& options, std::shared_ptr<const Steering> steering = nullptr) {
   std::vector<TokenId> packed;
   std::vector<int> lengths;
   for (const auto& s : sequences) {
@@ -117,7 +120,8 @@ Agreement compare(const std::shared_ptr<const Model>& model, const std::vector<s
   Session session(model, options);
   Pass together;
   capture(session, together);
-  if (steering != nullptr) steering->attach(session);
+  std::optional<SteeringBinding> binding;
+  if (steering != nullptr) binding.emplace(steering, session);
   const auto all = session.decode_packed(packed, lengths, Session::PackedLogits::All);
   together.logits.assign(all.begin(), all.end());
   EXPECT_EQ(session.n_past(), 0) << "a packed pass leaves the session empty";
@@ -210,16 +214,16 @@ TEST(Packing, EachSequenceEqualsDecodingItAloneOnTinyModels) {
 // every sequence as when it is decoded alone.
 TEST(Packing, SteeringUsesPositionsWithinEachSequence) {
   const auto model = tiny({}, "pack-steer.gguf");
-  Steering steering(model->config().n_embd);
+  auto steering = std::make_shared<Steering>(model->config().n_embd);
   Intervention v;
   v.layer = 1;
   v.point = HookPoint::ResidPre;
   v.where = PositionSelector::range(1, 3);
   v.vectors.assign(static_cast<size_t>(model->config().n_embd), 0.5f);
-  steering.add(v);
+  steering->add(v);
   const auto sequences = random_sequences({4, 2, 6}, model->config().n_vocab, 5);
   const KernelLevelScope one_kernel(row_kernel_level());
-  compare(model, sequences, {.n_ctx = 32, .n_threads = 2, .n_batch = 5}, &steering).expect_equal();
+  compare(model, sequences, {.n_ctx = 32, .n_threads = 2, .n_batch = 5}, steering).expect_equal();
 }
 
 TEST(Packing, RefusesBadLengths) {

@@ -117,12 +117,11 @@ TEST(Steering, AddingAtResidPostEqualsAddingAtTheNextResidPre) {
   // The tiny model's stream is ~1e4 in size, and 8-bit activation rounding hides
   // changes much smaller than that.
   const auto v = random_vector(64, 3, 2000.0f);
-  Steering post(64), pre(64);
-  post.add(add_at(0, HookPoint::ResidPost, v, {}, 2.0f));
-  pre.add(add_at(1, HookPoint::ResidPre, v, {}, 2.0f));
+  auto post = std::make_shared<Steering>(64), pre = std::make_shared<Steering>(64);
+  post->add(add_at(0, HookPoint::ResidPost, v, {}, 2.0f));
+  pre->add(add_at(1, HookPoint::ResidPre, v, {}, 2.0f));
   Session a(model, 32, 1), b(model, 32, 1), plain(model, 32, 1);
-  post.attach(a);
-  pre.attach(b);
+  SteeringBinding post_binding(post, a), pre_binding(pre, b);
   const auto steered = run(a, kTokens, 2);
   EXPECT_EQ(steered, run(b, kTokens, 2));
   const auto unsteered = run(plain, kTokens, 2);
@@ -131,14 +130,73 @@ TEST(Steering, AddingAtResidPostEqualsAddingAtTheNextResidPre) {
   EXPECT_GT(difference, 1e-3) << "the vector had no effect";
 }
 
+// A binding moved to a second session leaves the first one unsteered, and never
+// removes hooks that another caller registered on the second (before bindings,
+// Steering::attach detached the new session with the old session's handles).
+TEST(Steering, AttachingToAnotherSessionLeavesTheFirstAndOthersHooksAlone) {
+  const auto model = tiny();
+  const auto v = random_vector(64, 5, 2000.0f);
+  auto steering = std::make_shared<Steering>(64);
+  steering->add(add_at(1, HookPoint::ResidPost, v, {}, 2.0f));
+  Session first(model, 32, 1), second(model, 32, 1), plain(model, 32, 1), reference(model, 32, 1);
+  SteeringBinding on_reference(steering, reference);
+  const auto steered = run(reference, kTokens);
+  const auto unsteered = run(plain, kTokens);
+  int others_calls = 0;
+  second.add_hook(0, HookPoint::ResidPre, [&](const HookRows&) { ++others_calls; });
+  SteeringBinding binding(steering);
+  binding.attach(first);
+  binding.attach(second);
+  EXPECT_EQ(run(first, kTokens), unsteered) << "the first session kept the steering's hooks";
+  EXPECT_EQ(run(second, kTokens), steered);
+  EXPECT_EQ(others_calls, 1) << "another caller's hook on the second session was removed";
+  binding.detach();
+  second.reset();
+  EXPECT_EQ(run(second, kTokens), unsteered) << "detach left a hook behind";
+  EXPECT_EQ(others_calls, 2);
+}
+
+// One compiled steering shared by several sessions, each with its own prompt
+// layout: each binding steers its own session only, at its own positions.
+TEST(Steering, OneSteeringServesManySessionsWithTheirOwnLayouts) {
+  const auto model = tiny();
+  auto steering = std::make_shared<Steering>(64);
+  steering->add(add_at(2, HookPoint::ResidPost, random_vector(64, 9, 2000.0f), PositionSelector::front(2)));
+  Session a(model, 32, 1), b(model, 32, 1), a_alone(model, 32, 1), b_alone(model, 32, 1);
+  std::vector<float> alone[2];
+  {
+    SteeringBinding only_a(steering, a_alone, {0, 8, 1});
+    alone[0] = run(a_alone, kTokens, 1);
+  }
+  {
+    SteeringBinding only_b(steering, b_alone, {0, 8, 5});
+    alone[1] = run(b_alone, kTokens, 1);
+  }
+  EXPECT_NE(alone[0], alone[1]);
+  SteeringBinding on_a(steering, a, {0, 8, 1}), on_b(steering, b, {0, 8, 5});
+  // Interleaved, token by token.
+  auto first_a = a.decode(kTokens, true);
+  std::vector<float> got_a(first_a.begin(), first_a.end());
+  auto first_b = b.decode(kTokens, true);
+  std::vector<float> got_b(first_b.begin(), first_b.end());
+  const TokenId next = 50;
+  auto next_a = a.decode(std::span(&next, 1), true);
+  got_a.insert(got_a.end(), next_a.begin(), next_a.end());
+  auto next_b = b.decode(std::span(&next, 1), true);
+  got_b.insert(got_b.end(), next_b.begin(), next_b.end());
+  EXPECT_EQ(got_a, alone[0]);
+  EXPECT_EQ(got_b, alone[1]);
+  EXPECT_THROW(on_b.set_prompt({0, 8, 7}), Error);  // 2 rows from position 7 of an 8-token prompt
+}
+
 TEST(Steering, AttnOutAndMlpOutWritesReachTheStream) {
   const auto model = tiny();
   const auto v = random_vector(64, 4);
   for (const HookPoint point : {HookPoint::AttnOut, HookPoint::MlpOut}) {
-    Steering steering(64);
-    steering.add(add_at(1, point, v));
+    auto steering = std::make_shared<Steering>(64);
+    steering->add(add_at(1, point, v));
     Session session(model, 32, 1);
-    steering.attach(session);
+    SteeringBinding binding(steering, session);
     Capture capture;
     capture_all(session, capture);
     session.decode(kTokens, false);
@@ -178,11 +236,10 @@ TEST(Steering, PositionSelectorsTouchExactlyTheirPositions) {
       {PositionSelector::front(3), {2, 3, 4}},  // anchor 2
   };
   for (const Case& c : cases) {
-    Steering steering(64);
-    steering.add(add_at(2, HookPoint::ResidPost, v, c.where));
-    steering.set_prompt({0, 8, 2});
+    auto steering = std::make_shared<Steering>(64);
+    steering->add(add_at(2, HookPoint::ResidPost, v, c.where));
     Session session(model, 32, 1);
-    steering.attach(session);
+    SteeringBinding binding(steering, session, {0, 8, 2});
     Capture capture;
     capture_all(session, capture);
     run(session, kTokens, 3);
@@ -207,13 +264,13 @@ TEST(Steering, AblationLeavesNoComponentAndClampFixesIt) {
   // An addition along u first, so that there is a large component to remove.
   for (const auto& [kind, value] : std::vector<std::pair<InterventionKind, float>>{
            {InterventionKind::Ablate, 1.0f}, {InterventionKind::Clamp, 3.5f}}) {
-    Steering steering(64);
-    steering.add(add_at(1, HookPoint::ResidMid, u, {}, 4.0f));
+    auto steering = std::make_shared<Steering>(64);
+    steering->add(add_at(1, HookPoint::ResidMid, u, {}, 4.0f));
     Intervention projection = add_at(1, HookPoint::ResidMid, u, {}, value);
     projection.kind = kind;
-    steering.add(projection);
+    steering->add(projection);
     Session session(model, 32, 1);
-    steering.attach(session);
+    SteeringBinding binding(steering, session);
     Capture capture;
     capture_all(session, capture);
     run(session, kTokens, 2);
@@ -233,20 +290,19 @@ TEST(Steering, AblationLeavesNoComponentAndClampFixesIt) {
 
 TEST(Steering, BadVectorsAreClearErrors) {
   const auto model = tiny();
-  Steering steering(64);
-  EXPECT_THROW(steering.add(add_at(0, HookPoint::ResidPre, random_vector(63, 1))), Error);
+  auto steering = std::make_shared<Steering>(64);
+  EXPECT_THROW(steering->add(add_at(0, HookPoint::ResidPre, random_vector(63, 1))), Error);
   Intervention zero = add_at(0, HookPoint::ResidPre, std::vector<float>(64, 0.0f));
   zero.kind = InterventionKind::Ablate;
-  EXPECT_THROW(steering.add(zero), Error);
+  EXPECT_THROW(steering->add(zero), Error);
   Intervention rows = add_at(0, HookPoint::ResidPre, random_vector(128, 2));
   rows.n_rows = 2;  // one row per position needs a front selector
-  EXPECT_THROW(steering.add(rows), Error);
-  EXPECT_THROW(steering.add(add_at(0, HookPoint::ResidPre, {64, NAN})), Error);
-  steering.add(add_at(7, HookPoint::ResidPre, random_vector(64, 3)));
+  EXPECT_THROW(steering->add(rows), Error);
+  EXPECT_THROW(steering->add(add_at(0, HookPoint::ResidPre, {64, NAN})), Error);
+  steering->add(add_at(7, HookPoint::ResidPre, random_vector(64, 3)));
   Session session(model, 32, 1);
-  EXPECT_THROW(steering.attach(session), Error);  // block 7 of 3
-  Steering wide(65);
-  EXPECT_THROW(wide.attach(session), Error);
+  EXPECT_THROW((SteeringBinding{steering, session}), Error);  // block 7 of 3
+  EXPECT_THROW((SteeringBinding{std::make_shared<Steering>(65), session}), Error);
 }
 
 TEST(Steering, AFrontTensorLongerThanThePromptIsRefused) {
@@ -254,9 +310,9 @@ TEST(Steering, AFrontTensorLongerThanThePromptIsRefused) {
   Intervention tensor = add_at(0, HookPoint::ResidPre, random_vector(64 * 5, 7), PositionSelector::front());
   tensor.n_rows = 5;
   steering.add(tensor);
-  EXPECT_NO_THROW(steering.set_prompt({0, 5, 0}));
+  EXPECT_NO_THROW(steering.check_prompt({0, 5, 0}));
   try {
-    steering.set_prompt({0, 6, 2});
+    steering.check_prompt({0, 6, 2});
     FAIL() << "a 4-token stretch took a 5-row tensor";
   } catch (const Error& error) {
     EXPECT_NE(std::string(error.what()).find("1 tokens longer"), std::string::npos) << error.what();

@@ -58,9 +58,9 @@ TEST_P(ControlVectorGolden, LogitsMatchLlamaCppWithTheSameFiles) {
     }
     const ControlVector vector = restrict_layers(combine(parts), c["layer_start"].get<int>(),
                                                  c["layer_end"].get<int>(), model->config().n_layer);
-    Steering steering(model->config().n_embd);
-    add_control_vector(steering, vector, InterventionKind::Add, 1.0f, PositionSelector::all(), "golden");
-    steering.attach(session);
+    auto steering = std::make_shared<Steering>(model->config().n_embd);
+    add_control_vector(*steering, vector, InterventionKind::Add, 1.0f, PositionSelector::all(), "golden");
+    SteeringBinding binding(steering, session);
 
     testing::LogitAgreement agreement;
     // The golden is worth checking only if the vector changes llama.cpp's output.
@@ -77,7 +77,7 @@ TEST_P(ControlVectorGolden, LogitsMatchLlamaCppWithTheSameFiles) {
       agreement.add(logits, n_vocab, top_ids, top_logits, lse, top_k);
       all.add(logits, n_vocab, top_ids, top_logits, lse, top_k);
     }
-    steering.detach(session);
+    binding.detach();
     std::cout << fmt::format("[ figures ] {} {}: {} positions, mean KL {:.5f} (max {:.4f}), top-1 {:.2f}%\n",
                              GetParam(), c["name"].get<std::string>(), agreement.positions, agreement.mean_kl(),
                              agreement.kl_worst, 100 * agreement.top1());

@@ -90,12 +90,11 @@ TEST(TrainBehaviour, HappySadVectorMovesSentimentOnHeldOutPrompts) {
   Session session(model, {.n_ctx = 128, .n_threads = 2});
   const double base = sentiment(session, prompts, good, bad);
   auto steered = [&](float c) {
-    Steering steering(model->config().n_embd);
-    add_control_vector(steering, restrict_layers(vector, kFirst, kLast, model->config().n_layer), InterventionKind::Add,
+    auto steering = std::make_shared<Steering>(model->config().n_embd);
+    add_control_vector(*steering, restrict_layers(vector, kFirst, kLast, model->config().n_layer), InterventionKind::Add,
                        c, PositionSelector::all(), "trained");
-    steering.attach(session);
+    SteeringBinding binding(steering, session);
     const double value = sentiment(session, prompts, good, bad);
-    steering.detach(session);
     return value;
   };
   const double up = steered(kCoefficient), down = steered(-kCoefficient);

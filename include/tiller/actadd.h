@@ -31,12 +31,12 @@ struct ActAddTensor {
 ActAddTensor make_actadd_tensor(const std::shared_ptr<const Model>& model, const ActAddPair& pair, int n_threads);
 
 // Adds coefficient x tensor at blocks.L.hook_resid_pre, row i at position
-// anchor + i of the prompt (PromptLayout): in the prompt's forward pass only,
+// anchor + i of the prompt (PromptLayout; `align` picks the anchor): in the prompt's forward pass only,
 // since those positions never run again. With every_step, each generated token
 // also receives the tensor's last row (the pair's difference at its last token):
 // an experiment, not the paper's method.
-void add_actadd(Steering& steering, const ActAddTensor& tensor, float coefficient, bool every_step,
-                const std::string& source);
+void add_actadd(Steering& steering, const ActAddTensor& tensor, float coefficient, FrontAlign align,
+                bool every_step, const std::string& source);
 
 // The ActAdd file layout of Tiller (GGUF): general.architecture = "tiller.actadd",
 // actadd.layer (u32), actadd.hook_point ("hook_resid_pre"), actadd.positive and

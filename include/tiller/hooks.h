@@ -9,6 +9,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace tiller {
 
@@ -22,6 +23,16 @@ std::string_view hook_point_name(HookPoint point);  // "hook_resid_pre", ...
 HookPoint parse_hook_point(std::string_view name);
 // "blocks.L.hook_X".
 std::string hook_name(int layer, HookPoint point);
+
+struct HookLocation {
+  int layer = 0;
+  HookPoint point = HookPoint::ResidPre;
+  bool operator==(const HookLocation&) const = default;
+};
+// The hook points a request names, in block order, for a model of n_layer
+// blocks: "blocks.L.hook_X", "blocks.*.hook_X" (every block) or "all" (every
+// point of every block). Throws tiller::Error naming the request and what is wrong.
+std::vector<HookLocation> parse_hook_request(std::string_view request, int64_t n_layer);
 
 // The stream at one hook point during one forward pass: n_rows rows of `width`
 // floats for positions first_position, first_position + 1, ... A hook may change

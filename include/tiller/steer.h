@@ -4,21 +4,25 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "tiller/hooks.h"
+#include "tiller/model_config.h"
 
 namespace tiller {
 
 class Session;
 
-// Where the user's prompt lies in the context, given to a Steering before the
-// prompt runs. Positions before `end` are prompt positions, those from `end` on are
-// generated. Row 0 of a front-aligned tensor goes to position `anchor`: the start
-// of the context (ActAdd's paper), or where the user's message starts in a chat.
+// Where the user's prompt lies in the context, given to a steering binding before
+// the prompt runs. Positions before `end` are prompt positions, those from `end` on
+// are generated. Row 0 of a front-aligned tensor goes to position `begin` (aligned
+// to the context: ActAdd's paper) or `anchor` (aligned to the user's message: in a
+// chat, the position before the user's first token when the model adds BOS, so that
+// the tensor's BOS row sits before the message; for a plain prompt, the same as begin).
 struct PromptLayout {
   int begin = 0;
   int end = 0;
@@ -39,6 +43,9 @@ struct PositionSelector {
   static PositionSelector front(int count = 0) { return {Kind::Front, 0, count}; }
   bool operator==(const PositionSelector&) const = default;
 };
+// Where row 0 of a front-aligned tensor goes (PromptLayout): Auto is the user's
+// message in a chat and the context's start otherwise, which is where User puts it.
+enum class FrontAlign { Auto, Context, User };
 // "all", "prompt", "generated", "A:B" (absolute, B exclusive), "front" or "front:K".
 PositionSelector parse_position_selector(std::string_view text);
 std::string describe(const PositionSelector& selector);
@@ -60,13 +67,15 @@ struct Intervention {
   std::vector<float> vectors;
   int64_t n_rows = 1;
   float coefficient = 1.0f;
+  FrontAlign align = FrontAlign::Auto;  // Front selectors only
   std::string source;  // for messages: the file or the flag it came from
 };
 
-// A set of interventions and the prompt layout they are relative to. At one hook
-// point they apply in a fixed order: additions first (in the order added), then
-// ablations, then clamps, so an ablation also removes what an addition put along
-// its direction, and a clamp has the last word.
+// A set of interventions. At one hook point they apply in a fixed order: additions
+// first (in the order added), then ablations, then clamps, so an ablation also
+// removes what an addition put along its direction, and a clamp has the last word.
+// Built with add(), then shared read-only (std::shared_ptr<const Steering>) by any
+// number of sessions, each through its own SteeringBinding.
 class Steering {
  public:
   explicit Steering(int64_t width);
@@ -79,24 +88,47 @@ class Steering {
 
   // Throws tiller::Error when the prompt, from its anchor on, is shorter than a
   // front-aligned tensor (ActAdd's rule: the tensor must fit in the prompt).
+  void check_prompt(const PromptLayout& layout) const;
+  // Throws tiller::Error when the width or a block index does not fit the model.
+  void check_model(const ModelConfig& config, std::string_view model_name) const;
+
+  // The interventions at rows.layer / rows.point, applied in place (what a binding's hooks call).
+  void apply(const HookRows& rows, const PromptLayout& layout) const;
+
+ private:
+  void apply_one(const Intervention& intervention, const HookRows& rows, const PromptLayout& layout) const;
+  int64_t width_;
+  std::vector<Intervention> interventions_;
+};
+
+// One session's use of a shared Steering: the prompt layout its positions are
+// relative to, and the hooks it registered on the one session it is attached to.
+// Detaches on destruction, so it must not outlive that session (or detach first).
+class SteeringBinding {
+ public:
+  explicit SteeringBinding(std::shared_ptr<const Steering> steering, const PromptLayout& layout = {});
+  SteeringBinding(std::shared_ptr<const Steering> steering, Session& session, const PromptLayout& layout = {});
+  SteeringBinding(const SteeringBinding&) = delete;
+  SteeringBinding& operator=(const SteeringBinding&) = delete;
+  ~SteeringBinding();
+
+  // Checked by Steering::check_prompt; takes effect from the next forward pass.
   void set_prompt(const PromptLayout& layout);
   const PromptLayout& prompt() const { return layout_; }
 
-  // Registers one hook per (layer, point) that has interventions; checks the
-  // width and block indices against the session's model. The Steering must
-  // outlive the registration; detach() removes it.
+  // Registers one hook per (layer, point) that has interventions, after checking
+  // the steering against the session's model; first detaches from the session it
+  // was attached to, if any (only its own hooks are removed there).
   void attach(Session& session);
-  void detach(Session& session);
-
-  // The interventions at rows.layer / rows.point, applied in place (what the hooks call).
-  void apply(const HookRows& rows) const;
+  void detach();
+  bool attached() const { return session_ != nullptr; }
+  const Steering& steering() const { return *steering_; }
+  const std::shared_ptr<const Steering>& shared() const { return steering_; }
 
  private:
-  void apply_one(const Intervention& intervention, const HookRows& rows) const;
-  bool selects(const Intervention& intervention, int position, int64_t& row) const;
-  int64_t width_;
-  std::vector<Intervention> interventions_;
+  std::shared_ptr<const Steering> steering_;
   PromptLayout layout_;
+  Session* session_ = nullptr;
   std::vector<HookHandle> handles_;
 };
 

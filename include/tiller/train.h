@@ -39,6 +39,10 @@ struct ReadToken {
   int index = 0;  // Index: position K (0 = the first token); negative counts from the end (-1 = last)
 };
 ReadToken parse_read_token(std::string_view text);  // "last", "mean" (of all tokens), "index:K"
+// The blocks "A-B" (inclusive) or "L" name in a model of n_layer blocks; empty:
+// every block but the first (whose input is the embedding). `what` names the
+// option or field in errors.
+std::vector<int> parse_block_range(std::string_view text, int64_t n_layer, std::string_view what = "--layers");
 
 struct TokenPair {
   std::vector<TokenId> positive, negative;

@@ -6,6 +6,8 @@
 #include <filesystem>
 
 #include <fmt/format.h>
+
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "cli/bench_runner.h"
@@ -76,10 +78,8 @@ BenchRun run_benchmarks(const BenchOptions& options) {
     if (!options.json) fmt::print(stderr, "bench: {} at {} threads...\n", test.name(), test.threads);
     // A session sized to the test, as llama-bench sizes its context.
     Session session(model, {.n_ctx = test.n_tokens(), .n_threads = test.threads, .n_batch = options.batch});
-    if (steering) {
-      steering->set_prompt({0, test.n_tokens(), 0});
-      steering->attach(session);
-    }
+    std::optional<SteeringBinding> binding;
+    if (steering) binding.emplace(steering, session, PromptLayout{0, test.n_tokens(), 0});
     run.results.push_back(run_bench_test(session, test, options.reps, tokens));
     run.kv_bytes.push_back(kv_cache_bytes(model->config(), session.n_ctx()));
   }

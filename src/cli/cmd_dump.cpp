@@ -3,6 +3,8 @@
 // [n_tokens, n_embd]. NAME is blocks.L.hook_X, blocks.*.hook_X for every block, or all.
 #include <fmt/format.h>
 
+#include <optional>
+
 #include <filesystem>
 #include <map>
 
@@ -10,7 +12,6 @@
 #include "cli/npy.h"
 #include "cli/options.h"
 #include "cli/steering_options.h"
-#include "gguf/printable.h"
 #include "tiller/error.h"
 #include "tiller/model.h"
 #include "tiller/model_paths.h"
@@ -27,61 +28,23 @@ struct DumpOptions {
   SteeringFlags steering;
 };
 
-// The full names a request stands for, checked against the model's block count.
-std::vector<std::string> expand(const std::string& request, int64_t n_layer) {
-  std::vector<std::string> names;
-  auto add_point = [&](std::string_view point_name, int64_t layer) {
-    for (const HookPoint point : kHookPoints) {
-      if (point_name == "*" || hook_point_name(point) == point_name) names.push_back(hook_name(int(layer), point));
-    }
-  };
-  if (request == "all") {
-    for (int64_t layer = 0; layer < n_layer; ++layer) add_point("*", layer);
-    return names;
-  }
-  const auto first_dot = request.find('.'), second_dot = request.find('.', first_dot + 1);
-  if (request.rfind("blocks.", 0) != 0 || second_dot == std::string::npos) {
-    fail("hook '{}' is not blocks.L.hook_NAME, blocks.*.hook_NAME or all", printable(request));
-  }
-  const std::string layer_text = request.substr(first_dot + 1, second_dot - first_dot - 1);
-  const std::string point = request.substr(second_dot + 1);
-  const size_t before = names.size();
-  if (layer_text == "*") {
-    for (int64_t layer = 0; layer < n_layer; ++layer) add_point(point, layer);
-  } else {
-    int64_t layer = -1;
-    try {
-      layer = std::stoll(layer_text);
-    } catch (const std::exception&) {
-    }
-    if (layer < 0 || layer >= n_layer || std::to_string(layer) != layer_text) {
-      fail("hook '{}': block {} does not exist (the model has blocks 0 to {})", printable(request),
-           printable(layer_text), n_layer - 1);
-    }
-    add_point(point, layer);
-  }
-  if (names.size() == before) {
-    fail("hook '{}': unknown point '{}' (known: hook_resid_pre, hook_attn_out, hook_resid_mid, hook_mlp_out, "
-         "hook_resid_post)", printable(request), printable(point));
-  }
-  return names;
-}
-
 void run(const DumpOptions& options) {
   const std::string text = options.input.read();
   const auto model = Model::load(resolve_model(options.model));
   std::map<std::string, std::vector<float>> wanted;
   for (const std::string& request : options.hooks) {
-    for (const std::string& name : expand(request, model->config().n_layer)) wanted[name];
+    for (const HookLocation& at : parse_hook_request(request, model->config().n_layer)) {
+      wanted[hook_name(at.layer, at.point)];
+    }
   }
   const auto ids = model->tokenizer().tokenize(text, {true, false});
   if (ids.empty()) fail("the text has no tokens");
   Session session(model, static_cast<int>(ids.size()), options.threads);
   const auto steering = build_steering(options.steering, model, options.threads);
-  if (steering) {  // the dump sees the stream after the interventions at each point
-    steering->set_prompt(prompt_layout(options.steering, *model, static_cast<int>(ids.size()), 0, false));
-    steering->attach(session);
-  }
+  // A plain text: the user's message starts the context.
+  // The dump sees the stream after the interventions at each point.
+  std::optional<SteeringBinding> binding;
+  if (steering) binding.emplace(steering, session, PromptLayout{0, static_cast<int>(ids.size()), 0});
   session.set_observer([&](int layer, HookPoint point, const float* rows, int64_t n_rows, int64_t width, int) {
     const auto it = wanted.find(hook_name(layer, point));
     if (it != wanted.end()) it->second.insert(it->second.end(), rows, rows + n_rows * width);

@@ -3,6 +3,8 @@
 // other engines.
 #include <fmt/format.h>
 
+#include <optional>
+
 #include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -42,10 +44,9 @@ void run(const LogitsOptions& options) {
   }
   Session session(model, n_ctx, options.threads);
   const auto steering = build_steering(options.steering, model, options.threads);
-  if (steering) {
-    steering->set_prompt(prompt_layout(options.steering, *model, static_cast<int>(ids.size()), 0, false));
-    steering->attach(session);
-  }
+  // A plain text: the user's message starts the context.
+  std::optional<SteeringBinding> binding;
+  if (steering) binding.emplace(steering, session, PromptLayout{0, static_cast<int>(ids.size()), 0});
   const int64_t n_vocab = model->config().n_vocab;
 
   std::FILE* npy = nullptr;

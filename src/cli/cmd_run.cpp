@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <optional>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -14,7 +15,7 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "cli/steering_options.h"
-#include "tiller/chat.h"
+#include "tiller/prompt.h"
 #include "tiller/error.h"
 #include "tiller/generate.h"
 #include "tiller/model.h"
@@ -42,37 +43,6 @@ struct RunOptions {
   bool json = false;
 };
 
-struct Prompt {
-  std::vector<TokenId> tokens;
-  int user_start = 0;  // the first token of the user's text
-};
-
-// The prompt as the model should see it: the user's text, or a chat turn.
-Prompt prompt_tokens(const Model& model, const RunOptions& options, const std::string& text) {
-  const Tokenizer& tokenizer = model.tokenizer();
-  if (!options.chat) {
-    if (!options.system.empty()) fail("--system needs --chat");
-    auto tokens = tokenizer.tokenize(text, {.add_special = true, .parse_special = false});
-    return {std::move(tokens), tokenizer.adds_bos() ? 1 : 0};
-  }
-  std::vector<ChatMessage> messages;
-  if (!options.system.empty()) messages.push_back({"system", options.system});
-  messages.push_back({"user", text});
-  const std::string rendered = render_chat(resolve_chat_format(model.file(), options.chat_template), messages, true);
-  // The template writes the special tokens out as text; they must become tokens.
-  Prompt prompt{tokenizer.tokenize(rendered, {.add_special = true, .parse_special = true}), 0};
-  // Where the user's text starts: the tokens of the text before it, as far as they
-  // agree with the whole prompt's (a merge across the boundary stops one early).
-  const size_t offset = rendered.rfind(text);
-  if (offset != std::string::npos) {
-    const auto before = tokenizer.tokenize(rendered.substr(0, offset), {.add_special = true, .parse_special = true});
-    size_t common = 0;
-    while (common < before.size() && common < prompt.tokens.size() && before[common] == prompt.tokens[common]) ++common;
-    prompt.user_start = static_cast<int>(common);
-  }
-  return prompt;
-}
-
 size_t terminal_columns() {
   winsize size{};
   if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col >= 40) return size.ws_col;
@@ -81,7 +51,7 @@ size_t terminal_columns() {
 
 // --compare: the same prompt and seeds, without and with the steering.
 void run_compare(const RunOptions& options, const std::shared_ptr<const Model>& model, Session& session,
-                 Steering* steering, const Prompt& prompt, GenerationOptions generation) {
+                 SteeringBinding* steering, const Prompt& prompt, GenerationOptions generation) {
   if (steering == nullptr) fail("--compare needs a steering flag (--control-vector, --actadd, --ablate, ...)");
   const uint64_t seed = generation.sampling.seed;
   nlohmann::json samples = nlohmann::json::array();
@@ -92,24 +62,19 @@ void run_compare(const RunOptions& options, const std::shared_ptr<const Model>& 
   }
   for (int i = 0; i < options.samples; ++i) {
     generation.sampling.seed = seed + static_cast<uint64_t>(i);
-    std::string texts[2];
-    for (int steered = 0; steered < 2; ++steered) {
-      session.reset();
-      if (steered) steering->attach(session); else steering->detach(session);
-      texts[steered] = generate(session, prompt.tokens, generation).text;
-      if (progress) fmt::print(stderr, "\rsample {}/{}, {}", i + 1, options.samples, steered ? "steered" : "unsteered");
-    }
+    if (progress) fmt::print(stderr, "\rsample {}/{}", i + 1, options.samples);
+    const ComparedGeneration pair = generate_compared(session, *steering, prompt.tokens, generation);
     if (progress) fmt::print(stderr, "\r\033[K");
-    steering->detach(session);
     if (options.json) {
-      samples.push_back({{"seed", generation.sampling.seed}, {"unsteered", texts[0]}, {"steered", texts[1]}});
+      samples.push_back(
+          {{"seed", generation.sampling.seed}, {"unsteered", pair.unsteered.text}, {"steered", pair.steered.text}});
     } else {
-      fmt::print("{}{}\n", side_by_side(texts[0], texts[1], width), std::string(2 * width + 3, '-'));
+      fmt::print("{}{}\n", side_by_side(pair.unsteered.text, pair.steered.text, width), std::string(2 * width + 3, '-'));
     }
   }
   if (options.json) {
     nlohmann::json description = nlohmann::json::array();
-    for (const Intervention& v : steering->interventions()) {
+    for (const Intervention& v : steering->steering().interventions()) {
       description.push_back({{"kind", intervention_kind_name(v.kind)}, {"hook", hook_name(v.layer, v.point)},
                              {"positions", describe(v.where)}, {"coefficient", v.coefficient}, {"source", v.source}});
     }
@@ -122,14 +87,14 @@ void run_compare(const RunOptions& options, const std::shared_ptr<const Model>& 
 void run(const RunOptions& options) {
   const std::string text = options.prompt.read();
   const auto model = Model::load(resolve_model(options.model));
-  const Prompt prompt = prompt_tokens(*model, options, text);
+  if (!options.chat && !options.system.empty()) fail("--system needs --chat");
+  const PromptFormat format =
+      options.chat ? PromptFormat::chat_with(*model, options.chat_template, options.system) : PromptFormat::plain();
+  const Prompt prompt = build_prompt(*model, format, {text, ""});
   Session session(model, {.n_ctx = options.n_ctx, .n_threads = options.threads, .n_batch = options.batch});
   const auto steering = build_steering(options.steering, model, options.threads);
-  if (steering) {
-    steering->set_prompt(prompt_layout(options.steering, *model, static_cast<int>(prompt.tokens.size()),
-                                       prompt.user_start, options.chat));
-    steering->attach(session);
-  }
+  std::optional<SteeringBinding> binding;
+  if (steering) binding.emplace(steering, session, prompt.layout());
 
   GenerationOptions generation;
   generation.n_predict = options.n_predict;
@@ -137,7 +102,7 @@ void run(const RunOptions& options) {
   generation.stop = options.stop;
   generation.ignore_eos = options.ignore_eos;
 
-  if (options.compare) return run_compare(options, model, session, steering.get(), prompt, generation);
+  if (options.compare) return run_compare(options, model, session, binding ? &*binding : nullptr, prompt, generation);
   if (options.samples != 1) fail("--samples needs --compare");
   if (options.json) {
     const GenerationResult result = generate(session, prompt.tokens, generation);

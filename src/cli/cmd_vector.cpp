@@ -25,7 +25,7 @@ double norm(const std::vector<float>& v) {
 }
 
 ScaledControlVector scaled_file(const std::string& text) {
-  const auto [file, scale] = file_and_number(text, "vector combine", false);
+  const auto [file, scale] = parse_path_and_number(text, "vector combine", false);
   return {read_control_vector(file), scale};
 }
 

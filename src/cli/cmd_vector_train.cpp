@@ -11,10 +11,10 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "cli/progress.h"
-#include "cli/train_data.h"
 #include "gguf/printable.h"
 #include "tiller/error.h"
 #include "tiller/model_paths.h"
+#include "tiller/pair_dataset.h"
 #include "tiller/train.h"
 
 namespace tiller::cli {
@@ -32,30 +32,6 @@ struct TrainCommandOptions {
   uint64_t seed = 0;
   bool json = false;
 };
-
-int parse_block(const std::string& text, const std::string& whole) {
-  int value = -1;
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (error != std::errc() || end != text.data() + text.size() || text.empty() || value < 0) {
-    fail("--layers '{}' is not A-B or L (blocks from 0)", printable(whole));
-  }
-  return value;
-}
-
-// "A-B" (inclusive) or "L"; empty: every block but the first.
-std::vector<int> parse_layers(const std::string& text, int64_t n_layer) {
-  std::vector<int> layers;
-  int first = 1, last = static_cast<int>(n_layer) - 1;
-  if (!text.empty()) {
-    const auto dash = text.find('-');
-    first = parse_block(text.substr(0, dash), text);
-    last = dash == std::string::npos ? first : parse_block(text.substr(dash + 1), text);
-    if (last < first) fail("--layers '{}': the range is empty", printable(text));
-    if (last >= n_layer) fail("--layers '{}': the model has blocks 0 to {}", printable(text), n_layer - 1);
-  }
-  for (int layer = first; layer <= last; ++layer) layers.push_back(layer);
-  return layers;
-}
 
 std::vector<TextPair> load_pairs(const TrainCommandOptions& o, const Model& model) {
   const bool files = !o.positive_file.empty() || !o.negative_file.empty();
@@ -94,13 +70,8 @@ void run(const TrainCommandOptions& o) {
 
   const auto model = Model::load(resolve_model(o.model));
   const ModelConfig& config = model->config();
-  train.layers = parse_layers(o.layers, config.n_layer);
-  PromptFormat format;
-  format.chat = o.chat;
-  if (o.chat) {
-    format.format = resolve_chat_format(model->file(), o.chat_template);
-    format.system = o.system;
-  }
+  train.layers = parse_block_range(o.layers, config.n_layer);
+  const PromptFormat format = o.chat ? PromptFormat::chat_with(*model, o.chat_template, o.system) : PromptFormat::plain();
   const std::vector<TextPair> texts = sample_pairs(load_pairs(o, *model), o.max_pairs, o.seed);
   const int max_tokens = o.context > 0 ? o.context : default_context_size(config);
   const std::vector<TokenPair> pairs = tokenize_pairs(*model, format, texts, max_tokens);

@@ -1,11 +1,14 @@
 #include "tiller/generate.h"
 
-#include <chrono>
-
 #include "tiller/error.h"
-#include "tiller/stop_strings.h"
 
 namespace tiller {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+}  // namespace
 
 std::string_view stop_reason_name(StopReason reason) {
   switch (reason) {
@@ -13,74 +16,100 @@ std::string_view stop_reason_name(StopReason reason) {
     case StopReason::StopString: return "stop";
     case StopReason::Length: return "length";
     case StopReason::ContextFull: return "context";
+    case StopReason::Cancelled: return "cancelled";
   }
   return "unknown";
 }
 
-GenerationResult generate(Session& session, std::span<const TokenId> prompt, const GenerationOptions& options,
-                          const std::function<void(std::string_view)>& on_text) {
-  using Clock = std::chrono::steady_clock;
-  const auto seconds_since = [](Clock::time_point start) {
-    return std::chrono::duration<double>(Clock::now() - start).count();
-  };
-  if (prompt.empty()) fail("the prompt has no tokens");
+Generator::Generator(Session& session, std::vector<TokenId> prompt, const GenerationOptions& options)
+    : session_(session),
+      prompt_(std::move(prompt)),
+      options_(options),
+      sampler_(options.sampling, static_cast<int32_t>(session.model().config().n_vocab)),
+      detokenizer_(session.model().tokenizer()),
+      stops_(options.stop) {
+  if (prompt_.empty()) fail("the prompt has no tokens");
   const int room = session.n_ctx() - session.n_past();
-  if (static_cast<int64_t>(prompt.size()) >= room) {
+  if (static_cast<int64_t>(prompt_.size()) >= room) {
     fail("the prompt has {} tokens but the context has room for {} (prompt plus at least one generated); "
          "raise -c or shorten the prompt",
-         prompt.size(), room - 1);
+         prompt_.size(), room - 1);
   }
-  const Model& model = session.model();
-  const Tokenizer& tokenizer = model.tokenizer();
-  Sampler sampler(options.sampling, static_cast<int32_t>(model.config().n_vocab));
-  for (const TokenId token : prompt) sampler.accept(token);
-  TokenTextStream detokenizer(tokenizer);
-  StopStringFilter stops(options.stop);
+  result_.n_prompt = static_cast<int>(prompt_.size());
+}
 
-  GenerationResult result;
-  result.n_prompt = static_cast<int>(prompt.size());
-  auto show = [&](const std::string& text) {
-    if (text.empty()) return;
-    result.text += text;
-    if (on_text) on_text(text);
-  };
+Generator::~Generator() = default;
 
-  const auto prompt_start = Clock::now();
-  std::span<const float> logits = session.decode(prompt, false);
-  result.prompt_seconds = seconds_since(prompt_start);
-
-  const auto generation_start = Clock::now();
-  while (options.n_predict != 0) {
-    const TokenId token = sampler.sample(logits);
-    sampler.accept(token);
-    if (!options.ignore_eos && tokenizer.is_end_of_generation(token)) {
-      result.reason = StopReason::EndOfGeneration;
-      break;
-    }
-    result.tokens.push_back(token);
-    show(stops.push(detokenizer.push(token)));
-    if (stops.stopped()) {
-      result.reason = StopReason::StopString;
-      break;
-    }
-    // The last token is only sampled: running it would compute logits nobody reads.
-    if (options.n_predict > 0 && static_cast<int>(result.tokens.size()) >= options.n_predict) {
-      result.reason = StopReason::Length;
-      break;
-    }
-    if (session.n_past() >= session.n_ctx()) {
-      result.reason = StopReason::ContextFull;
-      break;
-    }
-    logits = session.decode(std::span(&token, 1), false);
+void Generator::finish(StopReason reason, Step& step) {
+  result_.reason = reason;
+  if (!stops_.stopped() && reason != StopReason::Cancelled) {
+    step.text += stops_.push(detokenizer_.finish());
+    if (stops_.stopped()) result_.reason = StopReason::StopString;
+    step.text += stops_.finish();
   }
-  if (!stops.stopped()) {
-    show(stops.push(detokenizer.finish()));
-    if (stops.stopped()) result.reason = StopReason::StopString;
-    show(stops.finish());
+  result_.text += step.text;
+  result_.generation_seconds = seconds_since(generation_start_);
+  done_ = true;
+}
+
+std::optional<Generator::Step> Generator::next() {
+  if (done_) return std::nullopt;
+  Step step;
+  if (!started_) {
+    started_ = true;
+    for (const TokenId token : prompt_) sampler_.accept(token);
+    const auto prompt_start = Clock::now();
+    logits_ = session_.decode(prompt_, false);
+    result_.prompt_seconds = seconds_since(prompt_start);
+    generation_start_ = Clock::now();
   }
-  result.generation_seconds = seconds_since(generation_start);
-  return result;
+  if (cancelled_.load(std::memory_order_relaxed)) {
+    finish(StopReason::Cancelled, step);
+    return step;
+  }
+  if (options_.n_predict == 0) {
+    finish(StopReason::Length, step);
+    return step;
+  }
+  if (to_run_) {
+    // The previous token is run only now: the last one of a generation is only
+    // sampled (and the check below left room for it).
+    logits_ = session_.decode(std::span(&*to_run_, 1), false);
+    to_run_.reset();
+  }
+  const TokenId token = sampler_.sample(logits_);
+  sampler_.accept(token);
+  step.token = token;
+  if (!options_.ignore_eos && session_.model().tokenizer().is_end_of_generation(token)) {
+    finish(StopReason::EndOfGeneration, step);
+    return step;
+  }
+  result_.tokens.push_back(token);
+  step.text = stops_.push(detokenizer_.push(token));
+  if (stops_.stopped()) {
+    finish(StopReason::StopString, step);
+    return step;
+  }
+  if (options_.n_predict > 0 && static_cast<int>(result_.tokens.size()) >= options_.n_predict) {
+    finish(StopReason::Length, step);
+    return step;
+  }
+  if (session_.n_past() >= session_.n_ctx()) {
+    finish(StopReason::ContextFull, step);
+    return step;
+  }
+  to_run_ = token;
+  result_.text += step.text;
+  return step;
+}
+
+GenerationResult generate(Session& session, std::span<const TokenId> prompt, const GenerationOptions& options,
+                          const std::function<void(std::string_view)>& on_text) {
+  Generator generator(session, std::vector<TokenId>(prompt.begin(), prompt.end()), options);
+  while (const auto step = generator.next()) {
+    if (on_text && !step->text.empty()) on_text(step->text);
+  }
+  return generator.result();
 }
 
 }  // namespace tiller

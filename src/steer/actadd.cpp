@@ -64,8 +64,8 @@ ActAddTensor make_actadd_tensor(const std::shared_ptr<const Model>& model, const
   return tensor;
 }
 
-void add_actadd(Steering& steering, const ActAddTensor& tensor, float coefficient, bool every_step,
-                const std::string& source) {
+void add_actadd(Steering& steering, const ActAddTensor& tensor, float coefficient, FrontAlign align,
+                bool every_step, const std::string& source) {
   Intervention v;
   v.kind = InterventionKind::Add;
   v.layer = tensor.layer;
@@ -74,6 +74,7 @@ void add_actadd(Steering& steering, const ActAddTensor& tensor, float coefficien
   v.vectors = tensor.rows;
   v.n_rows = tensor.n_rows;
   v.coefficient = coefficient;
+  v.align = align;
   v.source = source;
   steering.add(v);
   if (every_step) {

@@ -97,55 +97,85 @@ void Steering::add(Intervention v) {
   interventions_.push_back(std::move(v));
 }
 
-void Steering::set_prompt(const PromptLayout& layout) {
+void Steering::check_prompt(const PromptLayout& layout) const {
   for (const Intervention& v : interventions_) {
     if (v.where.kind != PositionSelector::Kind::Front) continue;
+    const int anchor = v.align == FrontAlign::Context ? layout.begin : layout.anchor;
     const int64_t need = v.where.end > 0 ? v.where.end : v.n_rows;
-    const int64_t have = layout.end - layout.anchor;
+    const int64_t have = layout.end - anchor;
     if (have < need) {
       fail("{}{} rows are added from position {}, but the prompt has only {} tokens from there: make it at least "
-           "{} tokens longer", v.source.empty() ? "" : v.source + ": ", need, layout.anchor, std::max<int64_t>(have, 0),
+           "{} tokens longer", v.source.empty() ? "" : v.source + ": ", need, anchor, std::max<int64_t>(have, 0),
            need - std::max<int64_t>(have, 0));
     }
   }
-  layout_ = layout;
 }
 
-void Steering::attach(Session& session) {
-  const ModelConfig& config = session.model().config();
+void Steering::check_model(const ModelConfig& config, std::string_view model_name) const {
   if (config.n_embd != width_) {
-    fail("the steering vectors have width {}, but {} has a residual stream of width {}", width_,
-         session.model().file().name(), config.n_embd);
+    fail("the steering vectors have width {}, but {} has a residual stream of width {}", width_, model_name,
+         config.n_embd);
   }
-  std::set<std::pair<int, HookPoint>> points;
   for (const Intervention& v : interventions_) {
     if (v.layer >= config.n_layer) {
       fail("{}{}: the model has blocks 0 to {}", v.source.empty() ? "" : v.source + ": ",
            hook_name(v.layer, v.point), config.n_layer - 1);
     }
-    points.insert({v.layer, v.point});
   }
-  detach(session);
+}
+
+SteeringBinding::SteeringBinding(std::shared_ptr<const Steering> steering, const PromptLayout& layout)
+    : steering_(std::move(steering)) {
+  if (steering_ == nullptr) fail("a steering binding needs a steering");
+  set_prompt(layout);
+}
+
+SteeringBinding::SteeringBinding(std::shared_ptr<const Steering> steering, Session& session,
+                                 const PromptLayout& layout)
+    : SteeringBinding(std::move(steering), layout) {
+  attach(session);
+}
+
+SteeringBinding::~SteeringBinding() { detach(); }
+
+void SteeringBinding::set_prompt(const PromptLayout& layout) {
+  steering_->check_prompt(layout);
+  layout_ = layout;
+}
+
+void SteeringBinding::attach(Session& session) {
+  steering_->check_model(session.model().config(), session.model().file().name());
+  detach();
+  std::set<std::pair<int, HookPoint>> points;
+  for (const Intervention& v : steering_->interventions()) points.insert({v.layer, v.point});
+  session_ = &session;
   for (const auto& [layer, point] : points) {
-    handles_.push_back(session.add_hook(layer, point, [this](const HookRows& rows) { apply(rows); }));
+    handles_.push_back(session.add_hook(layer, point, [this](const HookRows& rows) { steering_->apply(rows, layout_); }));
   }
 }
 
-void Steering::detach(Session& session) {
-  for (const HookHandle handle : handles_) session.remove_hook(handle);
+void SteeringBinding::detach() {
+  if (session_ != nullptr) {
+    for (const HookHandle handle : handles_) session_->remove_hook(handle);
+  }
   handles_.clear();
+  session_ = nullptr;
 }
 
-bool Steering::selects(const Intervention& v, int position, int64_t& row) const {
+namespace {
+
+// Whether the intervention touches `position`, and which of its rows it adds there.
+bool selects(const Intervention& v, const PromptLayout& layout, int position, int64_t& row) {
   row = 0;
   const PositionSelector& s = v.where;
   switch (s.kind) {
     case PositionSelector::Kind::All: return true;
-    case PositionSelector::Kind::Prompt: return position >= layout_.begin && position < layout_.end;
-    case PositionSelector::Kind::Generated: return position >= layout_.end;
+    case PositionSelector::Kind::Prompt: return position >= layout.begin && position < layout.end;
+    case PositionSelector::Kind::Generated: return position >= layout.end;
     case PositionSelector::Kind::Range: return position >= s.begin && position < s.end;
     case PositionSelector::Kind::Front: {
-      const int64_t index = position - layout_.anchor;
+      const int anchor = v.align == FrontAlign::Context ? layout.begin : layout.anchor;
+      const int64_t index = position - anchor;
       const int64_t count = s.end > 0 ? s.end : v.n_rows;
       if (index < 0 || index >= count || (v.n_rows > 1 && index >= v.n_rows)) return false;
       if (v.n_rows > 1) row = index;
@@ -155,10 +185,12 @@ bool Steering::selects(const Intervention& v, int position, int64_t& row) const 
   return false;
 }
 
-void Steering::apply_one(const Intervention& v, const HookRows& rows) const {
+}  // namespace
+
+void Steering::apply_one(const Intervention& v, const HookRows& rows, const PromptLayout& layout) const {
   for (int64_t r = 0; r < rows.n_rows; ++r) {
     int64_t row = 0;
-    if (!selects(v, rows.position(r), row)) continue;
+    if (!selects(v, layout, rows.position(r), row)) continue;
     float* h = rows.data + r * rows.width;
     const float* u = v.vectors.data() + row * width_;
     switch (v.kind) {
@@ -179,12 +211,12 @@ void Steering::apply_one(const Intervention& v, const HookRows& rows) const {
   }
 }
 
-void Steering::apply(const HookRows& rows) const {
+void Steering::apply(const HookRows& rows, const PromptLayout& layout) const {
   if (rows.width != width_) fail("{}: the stream has width {}, the steering {}", hook_name(rows.layer, rows.point),
                                  rows.width, width_);
   for (const InterventionKind kind : {InterventionKind::Add, InterventionKind::Ablate, InterventionKind::Clamp}) {
     for (const Intervention& v : interventions_) {
-      if (v.kind == kind && v.layer == rows.layer && v.point == rows.point) apply_one(v, rows);
+      if (v.kind == kind && v.layer == rows.layer && v.point == rows.point) apply_one(v, rows, layout);
     }
   }
 }

@@ -76,6 +76,33 @@ ReadToken parse_read_token(std::string_view text) {
   fail("--read '{}' is none of last, mean, index:K (K from 0, or negative from the end)", printable(text));
 }
 
+namespace {
+
+int parse_block(std::string_view text, std::string_view whole, std::string_view what) {
+  int value = -1;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size() || text.empty() || value < 0) {
+    fail("{} '{}' is not A-B or L (blocks from 0)", what, printable(whole));
+  }
+  return value;
+}
+
+}  // namespace
+
+std::vector<int> parse_block_range(std::string_view text, int64_t n_layer, std::string_view what) {
+  std::vector<int> layers;
+  int first = 1, last = static_cast<int>(n_layer) - 1;
+  if (!text.empty()) {
+    const auto dash = text.find('-');
+    first = parse_block(text.substr(0, dash), text, what);
+    last = dash == std::string_view::npos ? first : parse_block(text.substr(dash + 1), text, what);
+    if (last < first) fail("{} '{}': the range is empty", what, printable(text));
+    if (last >= n_layer) fail("{} '{}': the model has blocks 0 to {}", what, printable(text), n_layer - 1);
+  }
+  for (int layer = first; layer <= last; ++layer) layers.push_back(layer);
+  return layers;
+}
+
 TrainResult train_control_vector(const std::shared_ptr<const Model>& model, const std::vector<TokenPair>& pairs,
                                  const TrainOptions& options) {
   const ModelConfig& config = model->config();

@@ -1,22 +1,17 @@
-// The prompt pairs of `tiller vector train`, from files or built from a persona
-// template, as text; and how a prompt becomes tokens (plain, or a chat turn).
+// The prompt pairs that control vectors are trained on, from files or built from a
+// persona template, as text, and their tokens.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "tiller/chat.h"
 #include "tiller/model.h"
+#include "tiller/prompt.h"
 #include "tiller/train.h"
 
-namespace tiller::cli {
+namespace tiller {
 
-// One prompt: the user's text and, for persona pairs, the start of the assistant's
-// answer (a truncated suffix) that follows it.
-struct PromptText {
-  std::string user, assistant;
-};
 struct TextPair {
   PromptText positive, negative;
 };
@@ -36,19 +31,8 @@ std::vector<TextPair> pairs_from_personas(const Tokenizer& tokenizer, const std:
 // Keeps `count` pairs chosen at random (seeded), in their original order.
 std::vector<TextPair> sample_pairs(std::vector<TextPair> pairs, size_t count, uint64_t seed);
 
-struct PromptFormat {
-  bool chat = false;
-  ChatFormat format;   // with chat
-  std::string system;  // with chat: a system turn, or empty
-};
-
-// The prompt's tokens: the user's text and the assistant's start joined by a space
-// (plain), or a chat conversation with one user turn and the assistant's turn
-// opened and begun with `assistant` (chat; special tokens are parsed there).
-std::vector<TokenId> prompt_tokens(const Model& model, const PromptFormat& format, const PromptText& prompt);
-
-// Tokenizes every pair; a prompt longer than max_tokens is an error naming the pair.
+// Tokenizes every pair as build_prompt does; a prompt longer than max_tokens is an error naming the pair.
 std::vector<TokenPair> tokenize_pairs(const Model& model, const PromptFormat& format,
                                       const std::vector<TextPair>& pairs, int max_tokens);
 
-}  // namespace tiller::cli
+}  // namespace tiller

@@ -1,4 +1,4 @@
-#include "cli/train_data.h"
+#include "tiller/pair_dataset.h"
 
 #include <algorithm>
 #include <numeric>
@@ -10,7 +10,7 @@
 #include "tiller/error.h"
 #include "tiller/text_file.h"
 
-namespace tiller::cli {
+namespace tiller {
 namespace {
 
 // The lines of a file, without the final newline's empty line and without "\r".
@@ -133,30 +133,12 @@ std::vector<TextPair> sample_pairs(std::vector<TextPair> pairs, size_t count, ui
   return kept;
 }
 
-std::vector<TokenId> prompt_tokens(const Model& model, const PromptFormat& format, const PromptText& prompt) {
-  const Tokenizer& tokenizer = model.tokenizer();
-  if (!format.chat) {
-    std::string text = prompt.user;
-    if (!prompt.assistant.empty()) {
-      const bool space = !text.empty() && text.back() != ' ' && text.back() != '\n' && prompt.assistant.front() != ' ';
-      text += (space ? " " : "") + prompt.assistant;
-    }
-    return tokenizer.tokenize(text, {.add_special = true, .parse_special = false});
-  }
-  std::vector<ChatMessage> messages;
-  if (!format.system.empty()) messages.push_back({"system", format.system});
-  messages.push_back({"user", prompt.user});
-  // The template writes special tokens as text; they must become tokens.
-  const std::string rendered = render_chat(format.format, messages, true) + prompt.assistant;
-  return tokenizer.tokenize(rendered, {.add_special = true, .parse_special = true});
-}
-
 std::vector<TokenPair> tokenize_pairs(const Model& model, const PromptFormat& format,
                                       const std::vector<TextPair>& pairs, int max_tokens) {
   std::vector<TokenPair> out;
   out.reserve(pairs.size());
   for (size_t i = 0; i < pairs.size(); ++i) {
-    TokenPair pair{prompt_tokens(model, format, pairs[i].positive), prompt_tokens(model, format, pairs[i].negative)};
+    TokenPair pair{build_prompt(model, format, pairs[i].positive).tokens, build_prompt(model, format, pairs[i].negative).tokens};
     for (const auto& [tokens, which] : {std::pair{&pair.positive, "positive"}, std::pair{&pair.negative, "negative"}}) {
       if (static_cast<int64_t>(tokens->size()) > max_tokens) {
         fail("pair {}: the {} prompt has {} tokens, more than the context's {} (-c raises it)", i + 1, which,
@@ -168,4 +150,4 @@ std::vector<TokenPair> tokenize_pairs(const Model& model, const PromptFormat& fo
   return out;
 }
 
-}  // namespace tiller::cli
+}  // namespace tiller
