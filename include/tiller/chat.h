@@ -38,4 +38,9 @@ ChatFormat resolve_chat_format(const gguf::File& model, const std::string& name_
 std::string render_chat(const ChatFormat& format, const std::vector<ChatMessage>& messages,
                         bool add_generation_prompt);
 
+// The conversation a single prompt makes: an optional system turn (empty: none)
+// and one user turn.
+std::string render_user_turn(const ChatFormat& format, const std::string& system, const std::string& user,
+                             bool add_generation_prompt);
+
 }  // namespace tiller

@@ -27,11 +27,8 @@ void register_template(CLI::App& app) {
   command->add_option("prompt", options->prompt, "The user's message")->required();
   command->callback([options] {
     const gguf::File file = gguf::File::open(resolve_model(options->model));
-    std::vector<ChatMessage> messages;
-    if (!options->system.empty()) messages.push_back({"system", options->system});
-    messages.push_back({"user", options->prompt});
-    fmt::print("{}", render_chat(resolve_chat_format(file, options->chat_template), messages,
-                                 !options->no_generation_prompt));
+    fmt::print("{}", render_user_turn(resolve_chat_format(file, options->chat_template), options->system,
+                                      options->prompt, !options->no_generation_prompt));
   });
 }
 

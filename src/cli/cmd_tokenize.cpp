@@ -34,10 +34,7 @@ void run(const TokenizeCommand& options) {
   bool parse_special = options.parse_special;
   if (options.chat) {
     // The rendered prompt's turn markers are special tokens, so they are parsed as such.
-    std::vector<ChatMessage> messages;
-    if (!options.system.empty()) messages.push_back({"system", options.system});
-    messages.push_back({"user", input});
-    input = render_chat(resolve_chat_format(file, options.chat_template), messages, true);
+    input = render_user_turn(resolve_chat_format(file, options.chat_template), options.system, input, true);
     parse_special = true;
   }
   const auto ids = tokenizer->tokenize(input, {!options.no_add_special, parse_special});

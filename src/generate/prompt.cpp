@@ -20,10 +20,7 @@ Prompt build_prompt(const Model& model, const PromptFormat& format, const Prompt
     }
     return {tokenizer.tokenize(joined, {.add_special = true, .parse_special = false}), bos, 0};
   }
-  std::vector<ChatMessage> messages;
-  if (!format.system.empty()) messages.push_back({"system", format.system});
-  messages.push_back({"user", text.user});
-  const std::string turn = render_chat(format.format, messages, true);
+  const std::string turn = render_user_turn(format.format, format.system, text.user, true);
   // The template writes the special tokens out as text; they must become tokens.
   Prompt prompt{tokenizer.tokenize(turn + text.assistant, {.add_special = true, .parse_special = true}), 0, 0};
   // Where the user's text starts: the tokens of the text before it, as far as they

@@ -111,4 +111,12 @@ std::string render_chat(const ChatFormat& format, const std::vector<ChatMessage>
   return out;
 }
 
+std::string render_user_turn(const ChatFormat& format, const std::string& system, const std::string& user,
+                             bool add_generation_prompt) {
+  std::vector<ChatMessage> messages;
+  if (!system.empty()) messages.push_back({"system", system});
+  messages.push_back({"user", user});
+  return render_chat(format, messages, add_generation_prompt);
+}
+
 }  // namespace tiller
