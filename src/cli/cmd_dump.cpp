@@ -76,8 +76,9 @@ void run(const DumpOptions& options) {
   }
   const auto ids = model->tokenizer().tokenize(text, {true, false});
   if (ids.empty()) fail("the text has no tokens");
-  Session session(model, static_cast<int>(ids.size()), options.threads);
-  const auto steering = build_steering(options.steering, model, options.threads);
+  const auto engine = make_engine(options.threads);
+  Session session(model, engine, {.n_ctx = static_cast<int>(ids.size())});
+  const auto steering = build_steering(options.steering, model, engine);
   if (steering) {  // the dump sees the stream after the interventions at each point
     steering->set_prompt(prompt_layout(options.steering, *model, static_cast<int>(ids.size()), 0, false));
     steering->attach(session);

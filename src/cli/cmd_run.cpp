@@ -123,8 +123,9 @@ void run(const RunOptions& options) {
   const std::string text = options.prompt.read();
   const auto model = Model::load(resolve_model(options.model));
   const Prompt prompt = prompt_tokens(*model, options, text);
-  Session session(model, {.n_ctx = options.n_ctx, .n_threads = options.threads, .n_batch = options.batch});
-  const auto steering = build_steering(options.steering, model, options.threads);
+  const auto engine = make_engine(options.threads);
+  Session session(model, engine, {.n_ctx = options.n_ctx, .n_batch = options.batch});
+  const auto steering = build_steering(options.steering, model, engine);
   if (steering) {
     steering->set_prompt(prompt_layout(options.steering, *model, static_cast<int>(prompt.tokens.size()),
                                        prompt.user_start, options.chat));

@@ -95,7 +95,7 @@ void add_steering_options(CLI::App* command, SteeringFlags& flags) {
 }
 
 std::unique_ptr<Steering> build_steering(const SteeringFlags& flags, const std::shared_ptr<const Model>& model,
-                                         int n_threads) {
+                                         const std::shared_ptr<Engine>& engine) {
   const ModelConfig& config = model->config();
   if (!flags.has_actadd() && (!flags.actadd_layers.empty() || !flags.actadd_coefs.empty())) {
     fail("--actadd-layer and --actadd-coef need --actadd POS NEG");
@@ -136,7 +136,7 @@ std::unique_ptr<Steering> build_steering(const SteeringFlags& flags, const std::
     ActAddPair pair{flags.actadd[2 * p], flags.actadd[2 * p + 1],
                     per_pair(flags.actadd_layers, p, n_pairs, "--actadd-layer", 0)};
     const float coefficient = per_pair(flags.actadd_coefs, p, n_pairs, "--actadd-coef", 1.0f);
-    const ActAddTensor tensor = make_actadd_tensor(model, pair, n_threads);
+    const ActAddTensor tensor = make_actadd_tensor(model, pair, engine);
     add_actadd(*steering, tensor, coefficient, flags.actadd_every_step,
                fmt::format("--actadd \"{}\" \"{}\"", printable(pair.positive), printable(pair.negative)));
   }

@@ -43,9 +43,9 @@ std::pair<std::string, float> file_and_number(const std::string& text, const cha
                                               float fallback = 1.0f);
 
 // The Steering the flags ask for (empty when none), its vectors read or computed
-// for `model` (ActAdd runs the model over its prompt pairs with n_threads).
+// for `model` (ActAdd runs the model over its prompt pairs on `engine`).
 std::unique_ptr<Steering> build_steering(const SteeringFlags& flags, const std::shared_ptr<const Model>& model,
-                                         int n_threads);
+                                         const std::shared_ptr<Engine>& engine);
 
 // The layout of a prompt of n_prompt tokens at position 0: ActAdd's anchor is the
 // start of the context, or with user alignment the token before the user's message

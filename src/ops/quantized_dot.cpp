@@ -5,26 +5,22 @@
 // minimum add (weight minimum) x (activation block sum). The block layouts are the
 // ones the dequantizers in src/quant/dequantize.cpp read; see there for the bits.
 //
-// Kernels come in levels: Portable (plain loops, cloned per instruction set so the
-// compiler vectorizes them) and Avx2 (intrinsics, selected at run time from
-// cpu_features(); the binary itself targets baseline x86-64).
+// Kernels come in levels (tiller/engine.h): Portable (plain loops the compiler
+// vectorizes for baseline x86-64) and Avx2 (intrinsics); the caller's level picks
+// them, and the binary itself targets baseline x86-64.
 #include "ops/quantized_dot.h"
 
 #include <algorithm>
 #include <array>
-#include <atomic>
 #include <bit>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <vector>
 
-#include "gguf/printable.h"
 #include "ops/k_scales.h"
 #include "ops/tiled_matmul.h"
 #include "ops/vnni_row_kernels.h"
 #include "ops/x86_block_bits.h"
-#include "tiller/cpu_features.h"
 #include "tiller/dequantize.h"
 #include "tiller/error.h"
 
@@ -35,11 +31,11 @@
 #define TILLER_X86_KERNELS 0
 #endif
 
-// One clone of each portable kernel per instruction set, chosen at load time.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define TILLER_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define TILLER_CLONES
+// The activations' quantization is compiled once per level's instruction set
+// (its bytes do not depend on it: no sum of floats is rounded along the way).
+#if TILLER_X86_KERNELS
+#define TILLER_QUANTIZE_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define TILLER_QUANTIZE_AVX512 TILLER_TARGET_AVX512
 #endif
 
 namespace tiller::ops {
@@ -108,7 +104,8 @@ inline bool all_finite(const float* v, int n) {
 }
 
 // Q8_0 and Q8_1 share the rounding; Q8_1 also stores f16(unrounded d x sum q).
-TILLER_CLONES void quantize_q8_0_or_1(const float* x, int64_t n, uint8_t* out, bool with_sum) {
+inline __attribute__((always_inline)) void quantize_q8_0_or_1(const float* x, int64_t n, uint8_t* out,
+                                                              bool with_sum) {
   const uint64_t block_bytes = with_sum ? kQ8_1ActBytes : kQ8_0ActBytes;
   const uint64_t quants = with_sum ? 4 : 2;
   for (int64_t b = 0; b < n / 32; ++b) {
@@ -138,7 +135,7 @@ TILLER_CLONES void quantize_q8_0_or_1(const float* x, int64_t n, uint8_t* out, b
   }
 }
 
-TILLER_CLONES void quantize_q8_k(const float* x, int64_t n, uint8_t* out) {
+inline __attribute__((always_inline)) void quantize_q8_k(const float* x, int64_t n, uint8_t* out) {
   for (int64_t b = 0; b < n / 256; ++b) {
     const float* v = x + 256 * b;
     uint8_t* block = out + static_cast<uint64_t>(b) * kQ8_KActBytes;
@@ -168,10 +165,45 @@ TILLER_CLONES void quantize_q8_k(const float* x, int64_t n, uint8_t* out) {
   }
 }
 
+inline __attribute__((always_inline)) void quantize_row(ActivationFormat format, const float* x, int64_t n,
+                                                        uint8_t* out) {
+  switch (format) {
+    case ActivationFormat::Q8_0: quantize_q8_0_or_1(x, n, out, false); return;
+    case ActivationFormat::Q8_1: quantize_q8_0_or_1(x, n, out, true); return;
+    case ActivationFormat::Q8_K: quantize_q8_k(x, n, out); return;
+    case ActivationFormat::F32: std::memcpy(out, x, static_cast<size_t>(n) * sizeof(float)); return;
+  }
+}
+
+void quantize_row_portable(ActivationFormat format, const float* x, int64_t n, uint8_t* out) {
+  quantize_row(format, x, n, out);
+}
+#if TILLER_X86_KERNELS
+TILLER_QUANTIZE_AVX2 void quantize_row_avx2(ActivationFormat format, const float* x, int64_t n, uint8_t* out) {
+  quantize_row(format, x, n, out);
+}
+TILLER_QUANTIZE_AVX512 void quantize_row_avx512(ActivationFormat format, const float* x, int64_t n, uint8_t* out) {
+  quantize_row(format, x, n, out);
+}
+#endif
+
+void quantize_row_at(ActivationFormat format, const float* x, int64_t n, uint8_t* out, KernelLevel level) {
+#if TILLER_X86_KERNELS
+  switch (level) {
+    case KernelLevel::Portable: break;
+    case KernelLevel::Avx2: case KernelLevel::Avx2Tiled: quantize_row_avx2(format, x, n, out); return;
+    case KernelLevel::Avx512Vnni: quantize_row_avx512(format, x, n, out); return;
+  }
+#else
+  (void)level;
+#endif
+  quantize_row_portable(format, x, n, out);
+}
+
 // ---------------------------------------------------------------------------
 // Portable kernels: plain int32-accumulating loops over a weight block (the
 // K-quants unpack theirs into a local int8 array first) that the compiler
-// vectorizes, one clone per instruction set.
+// vectorizes for baseline x86-64 (SSE2): the same code, and bits, on every CPU.
 // Per block, the float arithmetic is (d_w x d_x) x sumi, plus m_w x s_x for the
 // formats with a minimum, summed block after block.
 
@@ -250,19 +282,19 @@ inline __attribute__((always_inline)) float dot_32_portable(const uint8_t* w, co
   return sum;
 }
 
-TILLER_CLONES float dot_q4_0_portable(const uint8_t* w, const uint8_t* x, int64_t n) {
+float dot_q4_0_portable(const uint8_t* w, const uint8_t* x, int64_t n) {
   return dot_32_portable<kQ4_0Bytes, block_q4_0, false>(w, x, n);
 }
-TILLER_CLONES float dot_q4_1_portable(const uint8_t* w, const uint8_t* x, int64_t n) {
+float dot_q4_1_portable(const uint8_t* w, const uint8_t* x, int64_t n) {
   return dot_32_portable<kQ4_1Bytes, block_q4_1, true>(w, x, n);
 }
-TILLER_CLONES float dot_q5_0_portable(const uint8_t* w, const uint8_t* x, int64_t n) {
+float dot_q5_0_portable(const uint8_t* w, const uint8_t* x, int64_t n) {
   return dot_32_portable<kQ5_0Bytes, block_q5_0, false>(w, x, n);
 }
-TILLER_CLONES float dot_q5_1_portable(const uint8_t* w, const uint8_t* x, int64_t n) {
+float dot_q5_1_portable(const uint8_t* w, const uint8_t* x, int64_t n) {
   return dot_32_portable<kQ5_1Bytes, block_q5_1, true>(w, x, n);
 }
-TILLER_CLONES float dot_q8_0_portable(const uint8_t* w, const uint8_t* x, int64_t n) {
+float dot_q8_0_portable(const uint8_t* w, const uint8_t* x, int64_t n) {
   return dot_32_portable<kQ8_0Bytes, block_q8_0, false>(w, x, n);
 }
 
@@ -303,16 +335,16 @@ inline __attribute__((always_inline)) float dot_q4_q5_k_portable(const uint8_t* 
   return sum;
 }
 
-TILLER_CLONES float dot_q4_k_portable(const uint8_t* w, const uint8_t* x, int64_t n) {
+float dot_q4_k_portable(const uint8_t* w, const uint8_t* x, int64_t n) {
   return dot_q4_q5_k_portable<false>(w, x, n);
 }
-TILLER_CLONES float dot_q5_k_portable(const uint8_t* w, const uint8_t* x, int64_t n) {
+float dot_q5_k_portable(const uint8_t* w, const uint8_t* x, int64_t n) {
   return dot_q4_q5_k_portable<true>(w, x, n);
 }
 
 // Q6_K: 16 sub-blocks of 16 with signed 8-bit scales; weight i of a 128-half is a
 // low or high nibble of ql and a 2-bit part of qh, as the dequantizer reads them.
-TILLER_CLONES float dot_q6_k_portable(const uint8_t* w, const uint8_t* x, int64_t n) {
+float dot_q6_k_portable(const uint8_t* w, const uint8_t* x, int64_t n) {
   float sum = 0.0f;
   for (int64_t b = 0; b < n / 256; ++b) {
     const uint8_t* wb = w + static_cast<uint64_t>(b) * kQ6_KBytes;
@@ -641,24 +673,13 @@ QuantizedDot dot_at(const KernelTable& kernels, KernelLevel level) {
   return at_level(kernels.dots, level);
 }
 
-std::vector<KernelLevel> detect_levels() {
-  std::vector<KernelLevel> levels = {KernelLevel::Portable};
-#if TILLER_X86_KERNELS
-  const CpuFeatures& f = cpu_features();
-  if (f.avx2 && f.fma && f.f16c) levels.push_back(KernelLevel::Avx2);
-  if (tiled_kernel(TensorType::Q4_1, KernelLevel::Avx2Tiled) != nullptr) levels.push_back(KernelLevel::Avx2Tiled);
-  if (tiled_kernel(TensorType::Q8_0, KernelLevel::Avx512Vnni) != nullptr) levels.push_back(KernelLevel::Avx512Vnni);
-#endif
-  return levels;
-}
-
 // Quantizes n_rows activation rows of n_in values; a prompt's rows are split
 // across the threads (each row's bytes are the same either way).
 void quantize_rows(ActivationFormat format, const float* x, int64_t n_rows, int64_t n_in, uint8_t* out,
-                   uint64_t row_bytes, ThreadPool& pool) {
+                   uint64_t row_bytes, ThreadPool& pool, KernelLevel level) {
   auto rows = [&](int64_t begin, int64_t end, int) {
     for (int64_t t = begin; t < end; ++t) {
-      quantize_activations(format, x + t * n_in, n_in, out + static_cast<uint64_t>(t) * row_bytes);
+      quantize_row_at(format, x + t * n_in, n_in, out + static_cast<uint64_t>(t) * row_bytes, level);
     }
   };
   parallel_rows(pool, n_rows, rows);
@@ -748,14 +769,9 @@ uint64_t activation_row_bytes(ActivationFormat format, int64_t n) {
   return static_cast<uint64_t>(n / block) * activation_block_bytes(format);
 }
 
-void quantize_activations(ActivationFormat format, const float* x, int64_t n, uint8_t* out) {
+void quantize_activations(ActivationFormat format, const float* x, int64_t n, uint8_t* out, KernelLevel level) {
   activation_row_bytes(format, n);  // checks n
-  switch (format) {
-    case ActivationFormat::Q8_0: quantize_q8_0_or_1(x, n, out, false); return;
-    case ActivationFormat::Q8_1: quantize_q8_0_or_1(x, n, out, true); return;
-    case ActivationFormat::Q8_K: quantize_q8_k(x, n, out); return;
-    case ActivationFormat::F32: std::memcpy(out, x, static_cast<size_t>(n) * sizeof(float)); return;
-  }
+  quantize_row_at(format, x, n, out, level);
 }
 
 void dequantize_activations(ActivationFormat format, const uint8_t* in, int64_t n, float* out) {
@@ -782,60 +798,6 @@ void dequantize_activations(ActivationFormat format, const uint8_t* in, int64_t 
   }
 }
 
-std::string_view kernel_level_name(KernelLevel level) {
-  switch (level) {
-    case KernelLevel::Portable: return "portable";
-    case KernelLevel::Avx2: return "avx2";
-    case KernelLevel::Avx2Tiled: return "avx2tiled";
-    case KernelLevel::Avx512Vnni: return "avx512vnni";
-  }
-  return "?";
-}
-
-std::span<const KernelLevel> available_kernel_levels() {
-  static const std::vector<KernelLevel> levels = detect_levels();
-  return levels;
-}
-
-KernelLevel best_kernel_level() { return available_kernel_levels().back(); }
-
-namespace {
-
-KernelLevel checked_level(KernelLevel level) {
-  const auto levels = available_kernel_levels();
-  if (std::find(levels.begin(), levels.end(), level) == levels.end()) {
-    fail("this CPU cannot run the {} kernels", kernel_level_name(level));
-  }
-  return level;
-}
-
-KernelLevel level_from_environment() {
-  const char* name = std::getenv("TILLER_KERNELS");
-  if (name == nullptr || *name == '\0') return best_kernel_level();
-  for (const KernelLevel level :
-       {KernelLevel::Portable, KernelLevel::Avx2, KernelLevel::Avx2Tiled, KernelLevel::Avx512Vnni}) {
-    if (kernel_level_name(level) == name) return checked_level(level);
-  }
-  fail("TILLER_KERNELS='{}' is none of portable, avx2, avx2tiled, avx512vnni", printable(name));
-}
-
-std::atomic<int> chosen_level{-1};  // -1: not read from the environment yet
-
-}  // namespace
-
-KernelLevel kernel_level() {
-  int level = chosen_level.load(std::memory_order_relaxed);
-  if (level < 0) {
-    level = static_cast<int>(level_from_environment());
-    chosen_level.store(level, std::memory_order_relaxed);
-  }
-  return static_cast<KernelLevel>(level);
-}
-
-void set_kernel_level(KernelLevel level) {
-  chosen_level.store(static_cast<int>(checked_level(level)), std::memory_order_relaxed);
-}
-
 QuantizedDot quantized_dot(TensorType weight_type, KernelLevel level) {
   const KernelTable* kernels = find_kernels(weight_type);
   return kernels != nullptr ? dot_at(*kernels, level) : nullptr;
@@ -845,7 +807,7 @@ void quantized_matmul(const WeightMatrix& w, const float* x, int64_t n_rows, flo
                       KernelLevel level) {
   const KernelTable* kernels = find_kernels(w.type);
   if (kernels == nullptr) {
-    matmul_reference(w, x, n_rows, out, pool);
+    matmul_reference(w, x, n_rows, out, pool, level);
     return;
   }
   const ActivationFormat format = activation_format(w.type);
@@ -857,7 +819,7 @@ void quantized_matmul(const WeightMatrix& w, const float* x, int64_t n_rows, flo
   // Reused across calls: after the first call of each size, no allocation.
   thread_local std::vector<uint8_t> activations;
   activations.resize(static_cast<size_t>(n_rows) * row_bytes);
-  quantize_rows(format, x, n_rows, w.n_in, activations.data(), row_bytes, pool);
+  quantize_rows(format, x, n_rows, w.n_in, activations.data(), row_bytes, pool, level);
   MatmulJob job{&w, activations.data(), row_bytes, n_rows, out, dot_at(*kernels, level),
                 rows_at(*kernels, level)};
   thread_local TiledActivationBuffers tiled_buffers;
@@ -908,7 +870,7 @@ void quantized_matmul_shared(std::span<const WeightMatrix* const> ws, const floa
     if (f == n_formats) {
       formats[n_formats++] = format;
       buffers[f].resize(static_cast<size_t>(n_rows) * row_bytes);
-      quantize_rows(format, x, n_rows, n_in, buffers[f].data(), row_bytes, pool);
+      quantize_rows(format, x, n_rows, n_in, buffers[f].data(), row_bytes, pool, level);
     }
     const KernelTable* kernels = find_kernels(w.type);
     jobs[m] = MatmulJob{&w, buffers[f].data(), row_bytes, n_rows, outs[m], dot_at(*kernels, level),

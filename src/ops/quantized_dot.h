@@ -10,9 +10,8 @@
 
 #include <cstdint>
 #include <span>
-#include <string_view>
-
 #include "ops/ops.h"
+#include "tiller/engine.h"
 #include "tiller/tensor_type.h"
 #include "tiller/thread_pool.h"
 
@@ -37,33 +36,25 @@ uint64_t activation_row_bytes(ActivationFormat format, int64_t n);
 // Q8_0 / Q8_1: d = max|x| / 127, q = nearest(x * 127 / max|x|), ties to even, d
 // stored as f16. Q8_K: the value of largest magnitude (the first if tied) maps to
 // -127; q = min(127, nearest(x * -127 / extreme)); d = extreme / -127 stays f32.
-void quantize_activations(ActivationFormat format, const float* x, int64_t n, uint8_t* out);
+// The bytes are the same at every level (no rounding depends on the instruction set).
+void quantize_activations(ActivationFormat format, const float* x, int64_t n, uint8_t* out, KernelLevel level);
 // q x d per value: exactly what round_activations returns.
 void dequantize_activations(ActivationFormat format, const uint8_t* in, int64_t n, float* out);
 
-// The instruction sets the kernels come in. Portable is plain C++ the compiler
-// vectorizes (one clone per instruction set); Avx2 uses intrinsics, and its
-// results for Q4_1, Q5_0 and Q8_0 equal llama.cpp's CPU backend's bit for bit
-// (tested on both models' block-0 products). Avx2Tiled is Avx2 plus, for products
-// of several activation rows, the register-tiled kernels of tiled_matmul.h written
-// with AVX2; Avx512Vnni has them with AVX-512 VNNI, and 64-byte row kernels
+// The kernel level (tiller/engine.h) is a parameter of every function below that
+// runs SIMD code: the caller's Engine chose it, and it must be one this CPU runs
+// (available_kernel_levels()); nothing here looks at the CPU. Portable is plain
+// C++ built for baseline x86-64; Avx2 uses intrinsics, and its results for Q4_1,
+// Q5_0 and Q8_0 equal llama.cpp's CPU backend's bit for bit (tested on both
+// models' block-0 products). Avx2Tiled is Avx2 plus, for products of several
+// activation rows, the register-tiled kernels of tiled_matmul.h written with AVX2;
+// Avx512Vnni has them with AVX-512 VNNI, and 64-byte row kernels
 // (vnni_row_kernels.h) for generation. The levels add the same integer sums in
-// different float orders, so they differ by float rounding (~1e-7).
-enum class KernelLevel { Portable, Avx2, Avx2Tiled, Avx512Vnni };
-std::string_view kernel_level_name(KernelLevel level);
-// The levels this CPU can run, Portable first, best last.
-std::span<const KernelLevel> available_kernel_levels();
-KernelLevel best_kernel_level();
-// The level the model's products use (ops::matmul, the session): the best one,
-// unless the environment variable TILLER_KERNELS names a lower one (portable, avx2,
-// avx2tiled, avx512vnni) or set_kernel_level chose one. At Avx2 and below every product runs
-// the same kernel whatever its number of activation rows, so a prompt's activations
-// do not depend on how it is batched or packed (the tiled kernels round otherwise
-// than the row kernels, and a rounding difference can move an activation's
-// quantization by one step, which later blocks magnify).
-KernelLevel kernel_level();
-// Throws tiller::Error when this CPU cannot run `level`.
-void set_kernel_level(KernelLevel level);
+// different float orders, so they differ by float rounding (~1e-7). At Avx2 and
+// below every product runs the same kernel whatever its number of activation rows,
+// so a prompt's activations do not depend on how it is batched or packed (the
+// tiled kernels round otherwise than the row kernels, and a rounding difference
+// can move an activation's quantization by one step, which later blocks magnify).
 
 // Dot product of one weight row (raw bytes from the file) with one quantized
 // activation row of n values.
@@ -72,8 +63,8 @@ using QuantizedDot = float (*)(const uint8_t* weights, const uint8_t* activation
 // the type falls back to the next lower one.
 QuantizedDot quantized_dot(TensorType weight_type, KernelLevel level);
 
-// matmul with the kernels of `level` (ops::matmul uses best_kernel_level()). Types
-// without an integer kernel (F32, F16, BF16) go to matmul_reference.
+// matmul with the kernels of `level` (ops::matmul is this). Types without an
+// integer kernel (F32, F16, BF16) go to matmul_reference at the same level.
 void quantized_matmul(const WeightMatrix& w, const float* x, int64_t n_rows, float* out, ThreadPool& pool,
                       KernelLevel level);
 

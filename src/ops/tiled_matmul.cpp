@@ -10,7 +10,6 @@
 #include <cstring>
 #include <type_traits>
 
-#include "tiller/cpu_features.h"
 #include "tiller/dequantize.h"
 #include "ops/k_scales.h"
 #include "ops/x86_block_bits.h"
@@ -726,9 +725,7 @@ TiledActivations prepare_tiled_activations(ActivationFormat format, const uint8_
 
 TiledKernel tiled_kernel(TensorType weight_type, KernelLevel level) {
 #if TILLER_TILED_KERNELS
-  const CpuFeatures& f = cpu_features();
   if (level == KernelLevel::Avx512Vnni) {
-    if (!(f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni && f.avx2 && f.fma && f.f16c)) return nullptr;
     switch (weight_type) {
       case TensorType::Q4_0: return tiled_32<Q4_0>;
       case TensorType::Q4_1: return tiled_32<Q4_1>;
@@ -742,7 +739,6 @@ TiledKernel tiled_kernel(TensorType weight_type, KernelLevel level) {
     }
   }
   if (level == KernelLevel::Avx2Tiled) {
-    if (!(f.avx2 && f.fma && f.f16c)) return nullptr;
     switch (weight_type) {
       case TensorType::Q4_0: return tiled_32_avx2<Q4_0>;
       case TensorType::Q4_1: return tiled_32_avx2<Q4_1>;

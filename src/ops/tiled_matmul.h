@@ -55,8 +55,8 @@ using TiledKernel = void (*)(const WeightMatrix& w, int64_t row_begin, int64_t r
                              float* out);
 
 // The tiled kernel of a level (Avx512Vnni, or Avx2Tiled: the same panels with
-// AVX2); nullptr when the type has none there, the level has no
-// tiled kernels, or the CPU cannot run them.
+// AVX2); nullptr when the type has none there or the level has no tiled kernels.
+// The caller makes sure the CPU runs the level (tiller::Engine does).
 TiledKernel tiled_kernel(TensorType weight_type, KernelLevel level);
 
 // The fewest activation rows for which the tiled path beats the row kernels

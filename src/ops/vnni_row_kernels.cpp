@@ -5,7 +5,6 @@
 #include <cstring>
 
 #include "ops/k_scales.h"
-#include "tiller/cpu_features.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include "ops/x86_simd.h"
@@ -297,8 +296,6 @@ constexpr VnniRowKernels kernels_32() {
 
 VnniRowKernels vnni_row_kernels(TensorType weight_type) {
 #if TILLER_VNNI_ROWS
-  const CpuFeatures& f = cpu_features();
-  if (!(f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni && f.avx2 && f.fma && f.f16c)) return {};
   switch (weight_type) {
     case TensorType::Q4_0: return kernels_32<Q4_0>();
     case TensorType::Q4_1: return kernels_32<Q4_1>();

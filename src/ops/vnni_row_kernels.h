@@ -40,7 +40,8 @@ struct VnniRowKernels {
   QuantizedRows four = nullptr;  // four weight rows at once
 };
 
-// Both nullptr when the type has no such kernel or the CPU lacks AVX-512 VNNI.
+// Both nullptr when the type has no such kernel. Only for the Avx512Vnni level,
+// whose caller has made sure the CPU runs it (tiller::Engine does).
 VnniRowKernels vnni_row_kernels(TensorType weight_type);
 
 }  // namespace tiller::ops
