@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "ops/ops.h"
-#include "ops/quantized_dot.h"
+#include "ops/matmul.h"
 #include "tiller/tensor_type.h"
 #include "tiller/thread_pool.h"
 

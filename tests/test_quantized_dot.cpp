@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "ops/ops.h"
-#include "ops/quantized_dot.h"
+#include "ops/matmul.h"
 #include "ops/tiled_matmul.h"
 #include "support/base64.h"
 #include "support/test_files.h"

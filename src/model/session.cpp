@@ -8,7 +8,7 @@
 #include "model/model_weights.h"
 #include "ops/attention.h"
 #include "ops/ops.h"
-#include "ops/quantized_dot.h"
+#include "ops/matmul.h"
 #include "tiller/dequantize.h"
 #include "tiller/error.h"
 #include "tiller/model.h"

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "ops/exp_avx512.h"
-#include "ops/quantized_dot.h"
+#include "ops/matmul.h"
 #include "tiller/dequantize.h"
 #include "tiller/error.h"
 

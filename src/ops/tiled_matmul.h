@@ -1,7 +1,7 @@
 // Register-tiled matrix-matrix products for prompt processing (many activation
 // rows), with AVX-512 VNNI byte dot products.
 //
-// The row kernels of quantized_dot.cpp unpack every weight block once per
+// The row kernels (row_kernels.h) unpack every weight block once per
 // activation row. Here a panel of kPanelRows weight rows is unpacked once per
 // call into a transposed int8 layout (4 consecutive weights of each of the 16
 // rows side by side in one 64-byte vector), and then meets every activation row:
@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "ops/ops.h"
-#include "ops/quantized_dot.h"
+#include "ops/matmul.h"
 
 namespace tiller::ops {
 
