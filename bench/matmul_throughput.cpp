@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "ops/ops.h"
-#include "ops/quantized_dot.h"
+#include "ops/matmul.h"
 #include "tiller/tensor_type.h"
 #include "tiller/thread_pool.h"
 
@@ -76,10 +76,10 @@ void run(benchmark::State& state, TensorType type, int level, bool big) {
   Setup s = make_setup(type, rows, big);
   for (auto _ : state) {
     if (level < 0) {
-      tiller::ops::matmul_reference(s.w, s.x.data(), rows, s.out.data(), pool);
+      tiller::ops::matmul_reference(s.w, s.x.data(), rows, s.out.data(), pool, tiller::best_kernel_level());
     } else {
       tiller::ops::quantized_matmul(s.w, s.x.data(), rows, s.out.data(), pool,
-                                    static_cast<tiller::ops::KernelLevel>(level));
+                                    static_cast<tiller::KernelLevel>(level));
     }
     benchmark::DoNotOptimize(s.out.data());
     benchmark::ClobberMemory();
@@ -101,8 +101,8 @@ int main(int argc, char** argv) {
   for (const TensorType type : types) {
     const std::string name(tiller::tensor_type_name(type));
     std::vector<std::pair<std::string, int>> impls = {{"reference", -1}};
-    for (const auto level : tiller::ops::available_kernel_levels()) {
-      impls.emplace_back(std::string(tiller::ops::kernel_level_name(level)), static_cast<int>(level));
+    for (const auto level : tiller::available_kernel_levels()) {
+      impls.emplace_back(std::string(tiller::kernel_level_name(level)), static_cast<int>(level));
     }
     for (const auto& [impl, level] : impls) {
       auto* bench = benchmark::RegisterBenchmark(fmt::format("{}/{}", name, impl).c_str(),

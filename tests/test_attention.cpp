@@ -8,12 +8,14 @@
 #include <cmath>
 #include <cstdio>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "ops/attention.h"
 #include "ops/exp_avx512.h"
 #include "tiller/cpu_features.h"
 #include "tiller/dequantize.h"
+#include "tiller/engine.h"
 #include "tiller/thread_pool.h"
 
 namespace tiller {
@@ -24,61 +26,64 @@ struct Case {
 };
 
 TEST(Attention, MatchesAPlainReference) {
-  std::mt19937 rng(29);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
   ThreadPool pool(2);
-  for (const Case c : {Case{64, 6, 2, 5, 7, 0}, Case{256, 4, 1, 3, 20, 0}, Case{64, 2, 2, 9, 0, 4},
-                       Case{40, 2, 1, 4, 3, 0}, Case{16, 3, 3, 17, 2, 0}, Case{32, 6, 1, 3, 5, 0}}) {
-    SCOPED_TRACE(::testing::Message() << "head_dim " << c.head_dim << " tokens " << c.n_tokens << " window "
-                                      << c.window);
-    const int64_t kv_width = c.n_head_kv * c.head_dim, q_width = c.n_head * c.head_dim;
-    const int64_t n_ctx = c.first_position + c.n_tokens;
-    std::vector<uint16_t> keys(static_cast<size_t>(n_ctx * kv_width)), values(keys.size());
-    for (auto& k : keys) k = fp32_to_fp16(normal(rng));
-    for (auto& v : values) v = fp32_to_fp16(normal(rng));
-    std::vector<float> q(static_cast<size_t>(c.n_tokens * q_width));
-    for (auto& v : q) v = normal(rng);
-    const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-    std::vector<float> out(q.size(), NAN), scores(static_cast<size_t>(pool.size() * ops::kAttentionScoreRows * n_ctx));
-    ops::causal_attention(q.data(), c.n_tokens, c.first_position, {keys.data(), values.data()},
-                          {c.n_head, c.n_head_kv, c.head_dim}, c.window, scale, out.data(), scores.data(), n_ctx,
-                          pool);
-    const int64_t group = c.n_head / c.n_head_kv;
-    double worst = 0;
-    for (int64_t t = 0; t < c.n_tokens; ++t) {
-      const int64_t pos = c.first_position + t;
-      const int64_t first = c.window > 0 ? std::max<int64_t>(0, pos - c.window + 1) : 0;
-      for (int64_t h = 0; h < c.n_head; ++h) {
-        const int64_t kv = h / group;
-        std::vector<double> s;
-        for (int64_t j = first; j <= pos; ++j) {
-          double dot = 0;
-          for (int64_t i = 0; i < c.head_dim; ++i) {
-            dot += double(ops::round_to_f16(q[static_cast<size_t>(t * q_width + h * c.head_dim + i)])) *
-                   fp16_to_fp32(keys[static_cast<size_t>(j * kv_width + kv * c.head_dim + i)]);
-          }
-          s.push_back(dot * scale);
-        }
-        const double top = *std::max_element(s.begin(), s.end());
-        double total = 0;
-        for (auto& v : s) total += (v = std::exp(v - top));
-        for (int64_t i = 0; i < c.head_dim; ++i) {
-          double expected = 0;
+  for (const KernelLevel level : available_kernel_levels()) {
+    std::mt19937 rng(29);  // the same cases at every level
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    SCOPED_TRACE(kernel_level_name(level));
+    for (const Case c : {Case{64, 6, 2, 5, 7, 0}, Case{256, 4, 1, 3, 20, 0}, Case{64, 2, 2, 9, 0, 4},
+                         Case{40, 2, 1, 4, 3, 0}, Case{16, 3, 3, 17, 2, 0}, Case{32, 6, 1, 3, 5, 0}}) {
+      SCOPED_TRACE(::testing::Message() << "head_dim " << c.head_dim << " tokens " << c.n_tokens << " window "
+                                        << c.window);
+      const int64_t kv_width = c.n_head_kv * c.head_dim, q_width = c.n_head * c.head_dim;
+      const int64_t n_ctx = c.first_position + c.n_tokens;
+      std::vector<uint16_t> keys(static_cast<size_t>(n_ctx * kv_width)), values(keys.size());
+      for (auto& k : keys) k = fp32_to_fp16(normal(rng));
+      for (auto& v : values) v = fp32_to_fp16(normal(rng));
+      std::vector<float> q(static_cast<size_t>(c.n_tokens * q_width));
+      for (auto& v : q) v = normal(rng);
+      const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+      std::vector<float> out(q.size(), NAN), scores(static_cast<size_t>(pool.size() * ops::kAttentionScoreRows * n_ctx));
+      ops::causal_attention(q.data(), c.n_tokens, c.first_position, {keys.data(), values.data()},
+                            {c.n_head, c.n_head_kv, c.head_dim}, c.window, scale, out.data(), scores.data(), n_ctx,
+                            pool, level);
+      const int64_t group = c.n_head / c.n_head_kv;
+      double worst = 0;
+      for (int64_t t = 0; t < c.n_tokens; ++t) {
+        const int64_t pos = c.first_position + t;
+        const int64_t first = c.window > 0 ? std::max<int64_t>(0, pos - c.window + 1) : 0;
+        for (int64_t h = 0; h < c.n_head; ++h) {
+          const int64_t kv = h / group;
+          std::vector<double> s;
           for (int64_t j = first; j <= pos; ++j) {
-            const float weight = ops::round_to_f16(static_cast<float>(s[static_cast<size_t>(j - first)] / total));
-            expected += double(weight) * fp16_to_fp32(values[static_cast<size_t>(j * kv_width + kv * c.head_dim + i)]);
+            double dot = 0;
+            for (int64_t i = 0; i < c.head_dim; ++i) {
+              dot += double(ops::round_to_f16(q[static_cast<size_t>(t * q_width + h * c.head_dim + i)])) *
+                     fp16_to_fp32(keys[static_cast<size_t>(j * kv_width + kv * c.head_dim + i)]);
+            }
+            s.push_back(dot * scale);
           }
-          const float got = out[static_cast<size_t>(t * q_width + h * c.head_dim + i)];
-          worst = std::max(worst, std::fabs(got - expected));
+          const double top = *std::max_element(s.begin(), s.end());
+          double total = 0;
+          for (auto& v : s) total += (v = std::exp(v - top));
+          for (int64_t i = 0; i < c.head_dim; ++i) {
+            double expected = 0;
+            for (int64_t j = first; j <= pos; ++j) {
+              const float weight = ops::round_to_f16(static_cast<float>(s[static_cast<size_t>(j - first)] / total));
+              expected += double(weight) * fp16_to_fp32(values[static_cast<size_t>(j * kv_width + kv * c.head_dim + i)]);
+            }
+            const float got = out[static_cast<size_t>(t * q_width + h * c.head_dim + i)];
+            worst = std::max(worst, std::fabs(got - expected));
+          }
         }
       }
+      // Float rounding only (about 1e-7 here). A weight that rounded to the
+      // neighbouring f16 (the float and the double softmax straddling a rounding
+      // boundary) would show as about 1e-3; none does with this seed.
+      EXPECT_LT(worst, 1e-5);
+      std::printf("[ figures ] attention %s head_dim %lld: largest difference from the reference %.1e\n",
+                  std::string(kernel_level_name(level)).c_str(), static_cast<long long>(c.head_dim), worst);
     }
-    // Float rounding only (about 1e-7 here). A weight that rounded to the
-    // neighbouring f16 (the float and the double softmax straddling a rounding
-    // boundary) would show as about 1e-3; none does with this seed.
-    EXPECT_LT(worst, 1e-5);
-    std::printf("[ figures ] attention head_dim %lld: largest difference from the reference %.1e\n",
-                static_cast<long long>(c.head_dim), worst);
   }
 }
 

@@ -6,48 +6,80 @@
 
 #include "ops/ops.h"
 #include "tiller/dequantize.h"
+#include "tiller/engine.h"
 
 namespace tiller {
 namespace {
 
-// The vectorized SiLU-times-up equals the scalar formula to a float step or two,
-// over a range that covers both tails, with a tail shorter than a vector.
-TEST(Ops, SiluTimesMatchesTheScalarFormula) {
+// SiLU-times-up at every level this CPU runs: below Avx512Vnni exactly the scalar
+// formula's bits (one plain loop, the same on any CPU); at Avx512Vnni, vectorized
+// with exp_avx512, within a float step or two. Over a range that covers both tails,
+// with a tail shorter than a vector.
+TEST(Ops, SiluTimesMatchesTheScalarFormulaAtEveryLevel) {
   const int64_t n = 1000 * 16 + 7;
-  std::vector<float> gate(static_cast<size_t>(n)), up(gate.size()), expected(gate.size());
+  std::vector<float> input(static_cast<size_t>(n)), up(input.size()), expected(input.size());
   for (int64_t i = 0; i < n; ++i) {
-    gate[static_cast<size_t>(i)] = -60.0f + 120.0f * static_cast<float>(i) / static_cast<float>(n);
+    input[static_cast<size_t>(i)] = -60.0f + 120.0f * static_cast<float>(i) / static_cast<float>(n);
     up[static_cast<size_t>(i)] = 1.0f + 0.001f * static_cast<float>(i % 13);
-    expected[static_cast<size_t>(i)] = ops::silu(gate[static_cast<size_t>(i)]) * up[static_cast<size_t>(i)];
+    expected[static_cast<size_t>(i)] = ops::silu(input[static_cast<size_t>(i)]) * up[static_cast<size_t>(i)];
   }
-  ops::silu_times(gate.data(), up.data(), n);
-  for (int64_t i = 0; i < n; ++i) {
-    const float e = expected[static_cast<size_t>(i)], got = gate[static_cast<size_t>(i)];
-    ASSERT_LE(std::fabs(got - e), 4e-7f * std::fabs(e) + 1e-30f) << "at x = " << -60.0 + 120.0 * double(i) / double(n);
+  for (const KernelLevel level : available_kernel_levels()) {
+    SCOPED_TRACE(kernel_level_name(level));
+    std::vector<float> gate = input;
+    ops::silu_times(gate.data(), up.data(), n, level);
+    if (level < KernelLevel::Avx512Vnni) {
+      ASSERT_EQ(gate, expected);
+      continue;
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      const float e = expected[static_cast<size_t>(i)], got = gate[static_cast<size_t>(i)];
+      ASSERT_LE(std::fabs(got - e), 4e-7f * std::fabs(e) + 1e-30f) << "at x = " << -60.0 + 120.0 * double(i) / double(n);
+    }
   }
 }
 
-// The vectorized GELU-times-up gives exactly the scalar function's bits, over
+// GELU-times-up gives exactly the scalar function's bits at every level, over
 // every f16 value (each as it is, and the float next to it towards zero) and both tails.
-TEST(Ops, GeluTimesEqualsTheScalarFunctionBitForBit) {
-  std::vector<float> gate, up;
+TEST(Ops, GeluTimesEqualsTheScalarFunctionBitForBitAtEveryLevel) {
+  std::vector<float> input, up;
   for (uint32_t bits = 0; bits < 65536; ++bits) {
     const float x = fp16_to_fp32(static_cast<uint16_t>(bits));
     if (std::isnan(x)) continue;
-    gate.push_back(x);
-    gate.push_back(std::nextafter(x, 0.0f));
+    input.push_back(x);
+    input.push_back(std::nextafter(x, 0.0f));
   }
-  for (float x : {-10.0f, 10.0f, -10.5f, 9.999f, INFINITY, -INFINITY}) gate.push_back(x);
-  for (size_t i = 0; i < gate.size(); ++i) up.push_back(1.0f + 0.25f * static_cast<float>(i % 5));
-  std::vector<float> expected(gate.size());
-  for (size_t i = 0; i < gate.size(); ++i) expected[i] = ops::gelu_tanh_f16(gate[i]) * up[i];
-  ops::gelu_f16_times(gate.data(), up.data(), static_cast<int64_t>(gate.size()));
-  for (size_t i = 0; i < gate.size(); ++i) {
-    if (std::isnan(expected[i])) {
-      EXPECT_TRUE(std::isnan(gate[i])) << i;
-    } else {
-      ASSERT_EQ(gate[i], expected[i]) << i;
+  for (float x : {-10.0f, 10.0f, -10.5f, 9.999f, INFINITY, -INFINITY}) input.push_back(x);
+  for (size_t i = 0; i < input.size(); ++i) up.push_back(1.0f + 0.25f * static_cast<float>(i % 5));
+  std::vector<float> expected(input.size());
+  for (size_t i = 0; i < input.size(); ++i) expected[i] = ops::gelu_tanh_f16(input[i]) * up[i];
+  for (const KernelLevel level : available_kernel_levels()) {
+    SCOPED_TRACE(kernel_level_name(level));
+    std::vector<float> gate = input;
+    ops::gelu_f16_times(gate.data(), up.data(), static_cast<int64_t>(gate.size()), level);
+    for (size_t i = 0; i < gate.size(); ++i) {
+      if (std::isnan(expected[i])) {
+        EXPECT_TRUE(std::isnan(gate[i])) << i;
+      } else {
+        ASSERT_EQ(gate[i], expected[i]) << i;
+      }
     }
+  }
+}
+
+// The float dot product at every level: the portable loop's value to float rounding
+// (each level adds in its own order), and exact on integers.
+TEST(Ops, DotAtEveryLevel) {
+  std::vector<float> a(1001), b(a.size()), ones(a.size(), 1.0f);
+  double exact = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    a[i] = std::sin(static_cast<float>(i));
+    b[i] = std::cos(0.5f * static_cast<float>(i));
+    exact += double(a[i]) * double(b[i]);
+  }
+  for (const KernelLevel level : available_kernel_levels()) {
+    SCOPED_TRACE(kernel_level_name(level));
+    EXPECT_NEAR(ops::dot(a.data(), b.data(), static_cast<int64_t>(a.size()), level), exact, 1e-4);
+    EXPECT_EQ(ops::dot(ones.data(), ones.data(), static_cast<int64_t>(ones.size()), level), 1001.0f);
   }
 }
 

@@ -14,8 +14,8 @@
 #include <fmt/format.h>
 
 #include "support/test_files.h"
-#include "ops/quantized_dot.h"
 #include "support/tiny_model.h"
+#include "tiller/engine.h"
 #include "tiller/error.h"
 #include "tiller/model.h"
 #include "tiller/steer.h"
@@ -45,9 +45,10 @@ void capture(Session& session, Pass& pass) {
   }
 }
 
-Pass alone(const std::shared_ptr<const Model>& model, std::span<const TokenId> tokens, const SessionOptions& options,
+Pass alone(const std::shared_ptr<const Model>& model, const std::shared_ptr<Engine>& engine,
+           std::span<const TokenId> tokens, const SessionOptions& options,
            std::shared_ptr<const Steering> steering = nullptr) {
-  Session session(model, options);
+  Session session(model, engine, options);
   Pass pass;
   capture(session, pass);
   std::optional<SteeringBinding> binding;
@@ -66,7 +67,7 @@ struct Agreement {
   double mean_kl() const { return kl_sum / static_cast<double>(positions); }
   double top1() const { return static_cast<double>(top1_same) / static_cast<double>(positions); }
 
-  // With one kernel for any number of rows (ops::KernelLevel::Avx2 and below),
+  // With one kernel for any number of rows (KernelLevel::Avx2 and below),
   // measured: 0 and 0 (bit for bit) on every model here. Matmul rows are
   // independent and attention reads only the row's own sequence, so that is the
   // expectation; the bound leaves room only for a kernel that sums a row in another
@@ -76,18 +77,6 @@ struct Agreement {
     EXPECT_LE(logits, 1e-5 * logit_scale) << "logits " << logits << " of " << logit_scale;
     EXPECT_LE(hidden, 1e-5 * hidden_scale) << "hidden " << hidden << " of " << hidden_scale;
   }
-};
-
-// Runs the enclosed code with the products at one kernel level.
-class KernelLevelScope {
- public:
-  explicit KernelLevelScope(ops::KernelLevel level) : saved_(ops::kernel_level()) { ops::set_kernel_level(level); }
-  ~KernelLevelScope() { ops::set_kernel_level(saved_); }
-  KernelLevelScope(const KernelLevelScope&) = delete;
-  KernelLevelScope& operator=(const KernelLevelScope&) = delete;
-
- private:
-  ops::KernelLevel saved_;
 };
 
 void add_distribution_agreement(const float* alone, const float* packed, size_t n_vocab, Agreement& into) {
@@ -108,16 +97,17 @@ void add_distribution_agreement(const float* alone, const float* packed, size_t 
   into.top1_same += std::max_element(alone, alone + n_vocab) - alone == std::max_element(packed, packed + n_vocab) - packed;
 }
 
-// Decodes the sequences packed and each alone, and returns the worst differences.
-Agreement compare(const std::shared_ptr<const Model>& model, const std::vector<std::vector<TokenId>>& sequences,
-                  const SessionOptions& options, std::shared_ptr<const Steering> steering = nullptr) {
+// Decodes the sequences packed and each alone on `engine`, and returns the worst differences.
+Agreement compare(const std::shared_ptr<const Model>& model, const std::shared_ptr<Engine>& engine,
+                  const std::vector<std::vector<TokenId>>& sequences, const SessionOptions& options,
+                  std::shared_ptr<const Steering> steering = nullptr) {
   std::vector<TokenId> packed;
   std::vector<int> lengths;
   for (const auto& s : sequences) {
     packed.insert(packed.end(), s.begin(), s.end());
     lengths.push_back(static_cast<int>(s.size()));
   }
-  Session session(model, options);
+  Session session(model, engine, options);
   Pass together;
   capture(session, together);
   std::optional<SteeringBinding> binding;
@@ -137,7 +127,7 @@ Agreement compare(const std::shared_ptr<const Model>& model, const std::vector<s
   Agreement worst;
   size_t offset = 0;
   for (size_t s = 0; s < sequences.size(); ++s) {
-    const Pass single = alone(model, sequences[s], options, steering);
+    const Pass single = alone(model, engine, sequences[s], options, steering);
     const size_t n = sequences[s].size();
     for (const float x : single.logits) worst.logit_scale = std::max(worst.logit_scale, double(std::fabs(x)));
     for (const auto& layer : single.hidden) {
@@ -152,7 +142,7 @@ Agreement compare(const std::shared_ptr<const Model>& model, const std::vector<s
     }
     // The same hidden rows either way; only the output product differs in its
     // number of rows, so with the tiled kernels it may round otherwise (one float step).
-    const bool one_kernel = ops::kernel_level() <= ops::KernelLevel::Avx2;
+    const bool one_kernel = engine->kernel_level() <= KernelLevel::Avx2;
     double last_row_difference = 0;  // relative to the logit, or absolute below 1
     for (size_t i = 0; i < n_vocab; ++i) {
       const double last = last_of_each[s * n_vocab + i], of_all = together.logits[(offset + n - 1) * n_vocab + i];
@@ -173,8 +163,10 @@ Agreement compare(const std::shared_ptr<const Model>& model, const std::vector<s
   return worst;
 }
 
-// The highest level whose products take the same kernel for any number of rows.
-ops::KernelLevel row_kernel_level() { return std::min(ops::best_kernel_level(), ops::KernelLevel::Avx2); }
+// The highest level whose products take the same kernel for any number of rows,
+// and an engine of 2 threads at a level.
+KernelLevel row_kernel_level() { return std::min(best_kernel_level(), KernelLevel::Avx2); }
+std::shared_ptr<Engine> engine_at(KernelLevel level) { return Engine::create({.n_threads = 2, .kernels = level}); }
 
 std::vector<std::vector<TokenId>> random_sequences(const std::vector<int>& lengths, int64_t n_vocab, uint32_t seed) {
   std::mt19937 rng(seed);
@@ -204,8 +196,7 @@ TEST(Packing, EachSequenceEqualsDecodingItAloneOnTinyModels) {
     const auto sequences = random_sequences({5, 1, 9, 3, 12, 7}, spec.n_vocab, 3);
     for (const int batch : {512, 8, 3}) {  // one chunk, and chunks that cut sequences
       SCOPED_TRACE(fmt::format("{} n_batch {}", name, batch));
-      const KernelLevelScope one_kernel(row_kernel_level());
-      compare(model, sequences, {.n_ctx = 64, .n_threads = 2, .n_batch = batch}).expect_equal();
+      compare(model, engine_at(row_kernel_level()), sequences, {.n_ctx = 64, .n_batch = batch}).expect_equal();
     }
   }
 }
@@ -222,8 +213,7 @@ TEST(Packing, SteeringUsesPositionsWithinEachSequence) {
   v.vectors.assign(static_cast<size_t>(model->config().n_embd), 0.5f);
   steering->add(v);
   const auto sequences = random_sequences({4, 2, 6}, model->config().n_vocab, 5);
-  const KernelLevelScope one_kernel(row_kernel_level());
-  compare(model, sequences, {.n_ctx = 32, .n_threads = 2, .n_batch = 5}, steering).expect_equal();
+  compare(model, engine_at(row_kernel_level()), sequences, {.n_ctx = 32, .n_batch = 5}, steering).expect_equal();
 }
 
 TEST(Packing, RefusesBadLengths) {
@@ -250,22 +240,21 @@ TEST_P(PackingRealModel, EachPromptEqualsDecodingItAlone) {
   }
   for (const int batch : {512, 16}) {
     SCOPED_TRACE(fmt::format("n_batch {}", batch));
-    const KernelLevelScope one_kernel(row_kernel_level());
-    const Agreement worst = compare(model, sequences, {.n_ctx = 128, .n_threads = 2, .n_batch = batch});
+    const Agreement worst = compare(model, engine_at(row_kernel_level()), sequences, {.n_ctx = 128, .n_batch = batch});
     std::cout << fmt::format("[ figures ] {} n_batch {}, {} kernels: packed vs alone, worst |logit diff| {:.3g}, "
                              "worst |hidden diff| {:.3g}\n", GetParam(), batch,
-                             ops::kernel_level_name(ops::kernel_level()), worst.logits, worst.hidden);
+                             kernel_level_name(row_kernel_level()), worst.logits, worst.hidden);
     worst.expect_equal();
   }
   // With the tiled kernels a packed pass multiplies more rows at once than a short
   // prompt alone: the two take different kernels, which round differently, and a
   // rounding step can move an activation's 8-bit quantization by one, which later
   // blocks magnify. Then the bar is the oracle's: the same distributions.
-  if (ops::best_kernel_level() != row_kernel_level()) {
-    const Agreement best = compare(model, sequences, {.n_ctx = 128, .n_threads = 2, .n_batch = 512});
+  if (best_kernel_level() != row_kernel_level()) {
+    const Agreement best = compare(model, engine_at(best_kernel_level()), sequences, {.n_ctx = 128, .n_batch = 512});
     std::cout << fmt::format("[ figures ] {} {} kernels: packed vs alone over {} positions, mean KL {:.2e}, top-1 "
                              "{:.1f}%, worst |logit diff| {:.3g}\n", GetParam(),
-                             ops::kernel_level_name(ops::kernel_level()), best.positions, best.mean_kl(),
+                             kernel_level_name(best_kernel_level()), best.positions, best.mean_kl(),
                              100 * best.top1(), best.logits);
     EXPECT_LE(best.mean_kl(), 0.005);
     EXPECT_GE(best.top1(), 0.95);

@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "ops/ops.h"
-#include "ops/quantized_dot.h"
+#include "ops/matmul.h"
 #include "ops/tiled_matmul.h"
 #include "support/base64.h"
 #include "support/test_files.h"
@@ -139,7 +139,12 @@ TEST(QuantizedDot, ActivationQuantizationIsBitExactWithRoundActivations) {
     for (int64_t t = 0; t < n_rows; ++t) {
       const float* in = x.data() + t * width;
       std::vector<uint8_t> q(row_bytes);
-      ops::quantize_activations(format, in, width, q.data());
+      ops::quantize_activations(format, in, width, q.data(), KernelLevel::Portable);
+      for (const KernelLevel level : available_kernel_levels()) {  // the same bytes at every level
+        std::vector<uint8_t> at_level(row_bytes);
+        ops::quantize_activations(format, in, width, at_level.data(), level);
+        ASSERT_EQ(at_level, q) << tensor_type_name(type) << " " << kernel_level_name(level) << " row " << t;
+      }
       std::vector<float> back(static_cast<size_t>(width)), rounded(static_cast<size_t>(width));
       ops::dequantize_activations(format, q.data(), width, back.data());
       ops::round_activations(type, in, width, rounded.data());
@@ -206,7 +211,7 @@ TEST(QuantizedDot, MatmulEqualsTheReferenceForEveryTypeAndLevel) {
       const auto x = awkward_activations(c.n_rows, c.n_in, rng);
       const size_t n_out = static_cast<size_t>(c.n_rows * c.n_out);
       std::vector<float> reference(n_out);
-      ops::matmul_reference(w, x.data(), c.n_rows, reference.data(), pool);
+      ops::matmul_reference(w, x.data(), c.n_rows, reference.data(), pool, KernelLevel::Portable);
       const auto scale = term_magnitudes(w, x.data(), c.n_rows);
 
       // Without activation rounding: dequantized weights times x as it is.
@@ -220,8 +225,8 @@ TEST(QuantizedDot, MatmulEqualsTheReferenceForEveryTypeAndLevel) {
         }
       }
 
-      for (ops::KernelLevel level : ops::available_kernel_levels()) {
-        SCOPED_TRACE(::testing::Message() << tensor_type_name(type) << " " << ops::kernel_level_name(level) << " "
+      for (KernelLevel level : available_kernel_levels()) {
+        SCOPED_TRACE(::testing::Message() << tensor_type_name(type) << " " << kernel_level_name(level) << " "
                                         << c.n_in << "x" << c.n_out << " rows " << c.n_rows);
         std::vector<float> got(n_out, NAN);
         ops::quantized_matmul(w, x.data(), c.n_rows, got.data(), pool, level);
@@ -235,9 +240,9 @@ TEST(QuantizedDot, MatmulEqualsTheReferenceForEveryTypeAndLevel) {
         for (int64_t r = 0; r < c.n_out; ++r) EXPECT_EQ(got[3 * c.n_out + r], 0.0f);
       }
       std::vector<float> best(n_out);
-      ops::matmul(w, x.data(), c.n_rows, best.data(), pool);
+      ops::matmul(w, x.data(), c.n_rows, best.data(), pool, best_kernel_level());
       std::vector<float> expected(n_out);
-      ops::quantized_matmul(w, x.data(), c.n_rows, expected.data(), pool, ops::best_kernel_level());
+      ops::quantized_matmul(w, x.data(), c.n_rows, expected.data(), pool, best_kernel_level());
       EXPECT_EQ(best, expected);
     }
   }
@@ -259,22 +264,22 @@ TEST(QuantizedDot, EveryWeightByteMatters) {
     const auto x = awkward_activations(1, n_in, rng);
     std::vector<float> x_rows;
     for (int64_t copy = 0; copy < ops::kTiledMinRows; ++copy) x_rows.insert(x_rows.end(), x.begin(), x.end());
-    for (ops::KernelLevel level : ops::available_kernel_levels()) {
+    for (KernelLevel level : available_kernel_levels()) {
       for (size_t i = 0; i < bytes.size(); ++i) {
         const uint8_t saved = bytes[i];
         bytes[i] = static_cast<uint8_t>(saved ^ 0x11);  // flips a bit in each nibble
         const auto w = matrix(type, n_in, 1, bytes);
         float got = NAN, reference = NAN;
         ops::quantized_matmul(w, x.data(), 1, &got, pool, level);
-        ops::matmul_reference(w, x.data(), 1, &reference, pool);
+        ops::matmul_reference(w, x.data(), 1, &reference, pool, KernelLevel::Portable);
         const double scale = term_magnitudes(w, x.data(), 1)[0];
         ASSERT_LE(std::fabs(double(got) - reference), 2e-6 * scale)
-            << tensor_type_name(type) << " " << ops::kernel_level_name(level) << " byte " << i;
+            << tensor_type_name(type) << " " << kernel_level_name(level) << " byte " << i;
         std::vector<float> got_rows(static_cast<size_t>(ops::kTiledMinRows));
         ops::quantized_matmul(w, x_rows.data(), ops::kTiledMinRows, got_rows.data(), pool, level);
         for (const float value : got_rows) {
           ASSERT_LE(std::fabs(double(value) - reference), 2e-6 * scale)
-              << tensor_type_name(type) << " " << ops::kernel_level_name(level) << " byte " << i << " (many rows)";
+              << tensor_type_name(type) << " " << kernel_level_name(level) << " byte " << i << " (many rows)";
         }
         bytes[i] = saved;
       }
@@ -295,7 +300,7 @@ TEST(QuantizedDot, RowsAndThreadsDoNotChangeResults) {
     const auto bytes = testing::random_tensor_bytes(type, n_in * n_out, rng);
     const auto w = matrix(type, n_in, n_out, bytes);
     const auto x = awkward_activations(n_rows, n_in, rng);
-    for (ops::KernelLevel level : ops::available_kernel_levels()) {
+    for (KernelLevel level : available_kernel_levels()) {
       std::vector<float> together(static_cast<size_t>(n_rows * n_out)), threaded(together.size()),
           single(together.size());
       ops::quantized_matmul(w, x.data(), n_rows, together.data(), one, level);
@@ -303,12 +308,12 @@ TEST(QuantizedDot, RowsAndThreadsDoNotChangeResults) {
       for (int64_t t = 0; t < n_rows; ++t) {
         ops::quantized_matmul(w, x.data() + t * n_in, 1, single.data() + t * n_out, one, level);
       }
-      EXPECT_EQ(threaded, together) << tensor_type_name(type) << " " << ops::kernel_level_name(level);
-      if (level <= ops::KernelLevel::Avx2) {
-        EXPECT_EQ(together, single) << tensor_type_name(type) << " " << ops::kernel_level_name(level);
+      EXPECT_EQ(threaded, together) << tensor_type_name(type) << " " << kernel_level_name(level);
+      if (level <= KernelLevel::Avx2) {
+        EXPECT_EQ(together, single) << tensor_type_name(type) << " " << kernel_level_name(level);
       } else {
         EXPECT_LT(worst_relative(together, single, term_magnitudes(w, x.data(), n_rows)), 2e-6)
-            << tensor_type_name(type) << " " << ops::kernel_level_name(level);
+            << tensor_type_name(type) << " " << kernel_level_name(level);
       }
     }
   }
@@ -318,12 +323,12 @@ TEST(QuantizedDot, RowsAndThreadsDoNotChangeResults) {
 // in a panel of 16 and whichever activation rows come with it: a matrix that
 // starts 5 rows later, and the activation rows split into two calls.
 TEST(QuantizedDot, TiledResultsDoNotDependOnPanelOrTile) {
-  const auto levels = ops::available_kernel_levels();
-  if (levels.back() < ops::KernelLevel::Avx2Tiled) GTEST_SKIP() << "no tiled kernels on this CPU (no AVX2)";
+  const auto levels = available_kernel_levels();
+  if (levels.back() < KernelLevel::Avx2Tiled) GTEST_SKIP() << "no tiled kernels on this CPU (no AVX2)";
   std::mt19937 rng(23);
   ThreadPool one(1), two(2);
-  for (const ops::KernelLevel level : levels) {
-    if (level < ops::KernelLevel::Avx2Tiled) continue;
+  for (const KernelLevel level : levels) {
+    if (level < KernelLevel::Avx2Tiled) continue;
     for (TensorType type : kQuantizedTypes) {
       const int64_t n_in = tensor_type_info(type).block_size == 256 ? 512 : 160, n_out = 37, shift = 5;
       const int64_t first_rows = ops::kTiledMinRows, n_rows = first_rows + ops::kTiledMinRows + 3;
@@ -340,7 +345,7 @@ TEST(QuantizedDot, TiledResultsDoNotDependOnPanelOrTile) {
       ops::quantized_matmul(w, x.data(), first_rows, split.data(), one, level);
       ops::quantized_matmul(w, x.data() + first_rows * n_in, n_rows - first_rows, split.data() + first_rows * n_out, two,
                             level);
-      EXPECT_EQ(split, all) << tensor_type_name(type) << " " << ops::kernel_level_name(level);
+      EXPECT_EQ(split, all) << tensor_type_name(type) << " " << kernel_level_name(level);
       for (int64_t t = 0; t < n_rows; ++t) {
         for (int64_t r = shift; r < n_out; ++r) {
           ASSERT_EQ(later[t * shifted.n_out + r - shift], all[t * n_out + r]) << tensor_type_name(type) << " " << t << " " << r;
@@ -365,7 +370,7 @@ TEST(QuantizedDot, RowKernelsGiveTheSameBitsInGroupsAndAlone) {
       const auto bytes = testing::random_tensor_bytes(type, n_in * n_out, rng);
       const auto w = matrix(type, n_in, n_out, bytes);
       const auto x = awkward_activations(n_rows, n_in, rng);
-      for (ops::KernelLevel level : ops::available_kernel_levels()) {
+      for (KernelLevel level : available_kernel_levels()) {
         std::vector<float> all(static_cast<size_t>(n_rows * n_out));
         ops::quantized_matmul(w, x.data(), n_rows, all.data(), two, level);
         for (int64_t shift = 1; shift < 4; ++shift) {
@@ -377,7 +382,7 @@ TEST(QuantizedDot, RowKernelsGiveTheSameBitsInGroupsAndAlone) {
           for (int64_t t = 0; t < n_rows; ++t) {
             for (int64_t r = shift; r < n_out; ++r) {
               ASSERT_EQ(later[t * shifted.n_out + r - shift], all[t * n_out + r])
-                  << tensor_type_name(type) << " " << ops::kernel_level_name(level) << " n_in " << n_in << " shift "
+                  << tensor_type_name(type) << " " << kernel_level_name(level) << " n_in " << n_in << " shift "
                   << shift << " row " << t << " output " << r;
             }
           }
@@ -385,11 +390,11 @@ TEST(QuantizedDot, RowKernelsGiveTheSameBitsInGroupsAndAlone) {
         // The single-row dot product, as the session's per-row callers use it.
         const ops::ActivationFormat format = ops::activation_format(type);
         std::vector<uint8_t> quantized(ops::activation_row_bytes(format, n_in));
-        ops::quantize_activations(format, x.data(), n_in, quantized.data());
+        ops::quantize_activations(format, x.data(), n_in, quantized.data(), level);
         const ops::QuantizedDot dot = ops::quantized_dot(type, level);
         for (int64_t r = 0; r < n_out; ++r) {
           ASSERT_EQ(dot(w.data + r * w.row_bytes, quantized.data(), n_in), all[r])
-              << tensor_type_name(type) << " " << ops::kernel_level_name(level) << " output " << r;
+              << tensor_type_name(type) << " " << kernel_level_name(level) << " output " << r;
         }
       }
     }
@@ -410,7 +415,7 @@ TEST(QuantizedDot, SharedInputMatmulEqualsSeparateCalls) {
   for (size_t m = 0; m < types.size(); ++m) ws.push_back(matrix(types[m], n_in, n_outs[m], bytes[m]));
   for (const int64_t n_rows : {int64_t{3}, ops::kTiledMinRows + 1}) {  // the row kernels and the tiled ones
     const auto x = awkward_activations(n_rows, n_in, rng);
-    for (ops::KernelLevel level : ops::available_kernel_levels()) {
+    for (KernelLevel level : available_kernel_levels()) {
       for (ThreadPool* pool : {&one, &two}) {
         std::array<std::vector<float>, 3> shared, separate;
         std::array<float*, 3> outs{};
@@ -424,7 +429,7 @@ TEST(QuantizedDot, SharedInputMatmulEqualsSeparateCalls) {
         }
         ops::quantized_matmul_shared(matrices, x.data(), n_rows, outs, *pool, level);
         for (size_t m = 0; m < 3; ++m) {
-          EXPECT_EQ(shared[m], separate[m]) << tensor_type_name(types[m]) << " " << ops::kernel_level_name(level)
+          EXPECT_EQ(shared[m], separate[m]) << tensor_type_name(types[m]) << " " << kernel_level_name(level)
                                             << " threads " << pool->size() << " rows " << n_rows;
         }
       }
@@ -437,15 +442,17 @@ TEST(QuantizedDot, FloatWeightsUseTheFloatPath) {
   std::mt19937 rng(9);
   ThreadPool pool(2);
   for (TensorType type : {TensorType::F32, TensorType::F16, TensorType::BF16}) {
-    EXPECT_EQ(ops::quantized_dot(type, ops::best_kernel_level()), nullptr);
+    EXPECT_EQ(ops::quantized_dot(type, best_kernel_level()), nullptr);
     const int64_t n_in = 64, n_out = 5, n_rows = 3;
     const auto bytes = testing::random_tensor_bytes(type, n_in * n_out, rng);
     const auto w = matrix(type, n_in, n_out, bytes);
     const auto x = awkward_activations(n_rows, n_in, rng);
     std::vector<float> got(static_cast<size_t>(n_rows * n_out)), reference(got.size());
-    ops::matmul(w, x.data(), n_rows, got.data(), pool);
-    ops::matmul_reference(w, x.data(), n_rows, reference.data(), pool);
-    EXPECT_EQ(got, reference) << tensor_type_name(type);
+    for (const KernelLevel level : available_kernel_levels()) {
+      ops::matmul(w, x.data(), n_rows, got.data(), pool, level);
+      ops::matmul_reference(w, x.data(), n_rows, reference.data(), pool, level);
+      EXPECT_EQ(got, reference) << tensor_type_name(type) << " " << kernel_level_name(level);
+    }
   }
 }
 
@@ -478,13 +485,13 @@ TEST(QuantizedDot, TheMinimumMultipliesQ8_1sStoredSum) {
     }
     const auto w = matrix(type, n_in, 1, bytes);
     float reference = 0;
-    ops::matmul_reference(w, x.data(), 1, &reference, pool);
+    ops::matmul_reference(w, x.data(), 1, &reference, pool, KernelLevel::Portable);
     EXPECT_NEAR(reference, expected, 1e-6 * std::fabs(expected));
-    for (ops::KernelLevel level : ops::available_kernel_levels()) {
+    for (KernelLevel level : available_kernel_levels()) {
       float got = 0;
       ops::quantized_matmul(w, x.data(), 1, &got, pool, level);
       EXPECT_NEAR(got, expected, 1e-6 * std::fabs(expected)) << tensor_type_name(type) << " "
-                                                             << ops::kernel_level_name(level);
+                                                             << kernel_level_name(level);
     }
   }
 }
@@ -502,10 +509,10 @@ TEST(QuantizedDot, NonFiniteActivationsGiveNaN) {
     for (float bad : {INFINITY, -INFINITY, NAN}) {
       auto x = awkward_activations(2, n_in, rng);
       x[5] = bad;  // row 0 only
-      for (ops::KernelLevel level : ops::available_kernel_levels()) {
+      for (KernelLevel level : available_kernel_levels()) {
         std::vector<float> got(static_cast<size_t>(2 * n_out)), reference(got.size());
         ops::quantized_matmul(w, x.data(), 2, got.data(), pool, level);
-        ops::matmul_reference(w, x.data(), 2, reference.data(), pool);
+        ops::matmul_reference(w, x.data(), 2, reference.data(), pool, KernelLevel::Portable);
         for (int64_t r = 0; r < n_out; ++r) {
           EXPECT_TRUE(std::isnan(got[r])) << tensor_type_name(type) << " " << bad;
           // (round_activations turns a NaN into 127 x d for the K-quants: min(127, NaN) is 127.)
@@ -534,10 +541,10 @@ TEST(QuantizedDot, HandMadeQ8_0Block) {
   }
   const auto w = matrix(TensorType::Q8_0, 32, 1, block);
   ThreadPool pool(1);
-  for (ops::KernelLevel level : ops::available_kernel_levels()) {
+  for (KernelLevel level : available_kernel_levels()) {
     float got = 0;
     ops::quantized_matmul(w, x.data(), 1, &got, pool, level);
-    EXPECT_EQ(got, static_cast<float>(expected)) << ops::kernel_level_name(level);
+    EXPECT_EQ(got, static_cast<float>(expected)) << kernel_level_name(level);
   }
 }
 
@@ -584,12 +591,12 @@ TEST_P(LlamaCppProducts, Block0ProductsEqualLlamaCpps) {
     ASSERT_EQ(x.size(), static_cast<size_t>(n_rows * w.n_in));
     ASSERT_EQ(expected.size(), static_cast<size_t>(n_rows * w.n_out));
     const bool k_quant = tensor_type_info(w.type).block_size == 256;
-    for (ops::KernelLevel level : ops::available_kernel_levels()) {
+    for (KernelLevel level : available_kernel_levels()) {
       SCOPED_TRACE(::testing::Message() << product.weight << " " << tensor_type_name(w.type) << " "
-                                        << ops::kernel_level_name(level));
+                                        << kernel_level_name(level));
       std::vector<float> got(expected.size());
       ops::quantized_matmul(w, x.data(), n_rows, got.data(), pool, level);
-      if (!k_quant && level == ops::KernelLevel::Avx2) {
+      if (!k_quant && level == KernelLevel::Avx2) {
         ASSERT_EQ(got, expected);
         continue;
       }
@@ -602,8 +609,8 @@ TEST_P(LlamaCppProducts, Block0ProductsEqualLlamaCpps) {
         EXPECT_LT(std::sqrt(diff / norm), 1e-6) << "row " << t;
       }
     }
-    const auto levels = ops::available_kernel_levels();
-    if (!k_quant && std::find(levels.begin(), levels.end(), ops::KernelLevel::Avx2) != levels.end()) ++bit_exact;
+    const auto levels = available_kernel_levels();
+    if (!k_quant && std::find(levels.begin(), levels.end(), KernelLevel::Avx2) != levels.end()) ++bit_exact;
   }
   std::printf("[ figures ] %s: %d of %zu block-0 products equal llama.cpp's bit for bit\n", GetParam().c_str(),
               bit_exact, products.size());

@@ -216,8 +216,7 @@ TEST(ThreadPool, DestroysWhileWorkersSpinOrSleep) {
 }
 
 TEST(ThreadPool, OneCallerThreadThatIsNotTheOwner) {
-  // Built on this thread, used by others one after another, destroyed here: the
-  // pool only needs its callers not to overlap.
+  // Built on this thread, used by others one after another, destroyed here.
   const Watchdog watchdog("OneCallerThreadThatIsNotTheOwner");
   ThreadPool pool(2);
   for (int caller = 0; caller < 3; ++caller) {
@@ -227,6 +226,32 @@ TEST(ThreadPool, OneCallerThreadThatIsNotTheOwner) {
     }).join();
     std::this_thread::sleep_for(std::chrono::milliseconds(caller == 1 ? 50 : 0));  // asleep or not
   }
+}
+
+// Sessions of one Engine share its pool and may run on different threads at once:
+// callers that overlap take the pool in turn, and each call still covers every
+// index exactly once with its own body (bodies of different sizes, so a mix-up shows).
+TEST(ThreadPool, CallersOnSeveralThreadsAtOnceTakeTurns) {
+  const Watchdog watchdog("CallersOnSeveralThreadsAtOnceTakeTurns");
+  ThreadPool pool(2);
+  std::atomic<int> failures{0};
+  std::vector<std::thread> callers;
+  for (int caller = 0; caller < 3; ++caller) {
+    callers.emplace_back([&pool, &failures, caller] {
+      for (int round = 0; round < 3000; ++round) {
+        const int64_t n = 1 + (round * 7 + caller * 5) % 40;
+        std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+        pool.parallel_for(n, [&](int64_t begin, int64_t end, int) {
+          for (int64_t i = begin; i < end; ++i) hits[static_cast<size_t>(i)].fetch_add(1);
+        });
+        for (const auto& h : hits) {
+          if (h.load() != 1) failures.fetch_add(1);
+        }
+      }
+    });
+  }
+  for (auto& c : callers) c.join();
+  EXPECT_EQ(failures.load(), 0);
 }
 
 }  // namespace

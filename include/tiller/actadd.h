@@ -28,6 +28,10 @@ struct ActAddTensor {
   std::string positive, negative;  // for messages and files
 };
 
+// The prompts run on `engine` (its level and pool); the int form makes a private
+// engine with n_threads threads and the best level.
+ActAddTensor make_actadd_tensor(const std::shared_ptr<const Model>& model, const ActAddPair& pair,
+                                const std::shared_ptr<Engine>& engine);
 ActAddTensor make_actadd_tensor(const std::shared_ptr<const Model>& model, const ActAddPair& pair, int n_threads);
 
 // Adds coefficient x tensor at blocks.L.hook_resid_pre, row i at position

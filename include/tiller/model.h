@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tiller/engine.h"
 #include "tiller/gguf.h"
 #include "tiller/hooks.h"
 #include "tiller/model_config.h"
@@ -52,8 +53,6 @@ class Model {
   std::unique_ptr<ModelWeights> weights_;
 };
 
-class ThreadPool;
-
 // Sees the stream at every hook point, after the hooks registered there:
 // rows [n_rows x width] for positions first_position onwards. Reading only.
 using HookObserver = std::function<void(int layer, HookPoint point, const float* rows, int64_t n_rows,
@@ -61,7 +60,7 @@ using HookObserver = std::function<void(int layer, HookPoint point, const float*
 
 struct SessionOptions {
   int n_ctx = 0;       // positions the KV cache holds; 0: default_context_size(model)
-  int n_threads = 1;
+  int n_threads = 1;   // only for the constructor without an engine (an engine has its own)
   int n_batch = 512;   // longest chunk of tokens one forward pass computes
 };
 
@@ -71,9 +70,13 @@ int default_context_size(const ModelConfig& config);
 
 // One sequence: its KV cache, activation buffers and position. Buffers are sized
 // once, at construction (the logits buffer grows to the largest request): decoding
-// allocates nothing per token.
+// allocates nothing per token. Every op runs at the engine's kernel level on the
+// engine's pool. One session is driven by one thread at a time; sessions of one
+// engine may run on different threads at once (tiller/engine.h).
 class Session {
  public:
+  Session(std::shared_ptr<const Model> model, std::shared_ptr<Engine> engine, const SessionOptions& options);
+  // A private engine with the best kernel level and options.n_threads threads.
   Session(std::shared_ptr<const Model> model, const SessionOptions& options);
   Session(std::shared_ptr<const Model> model, int n_ctx, int n_threads)
       : Session(std::move(model), SessionOptions{n_ctx, n_threads}) {}
@@ -109,6 +112,7 @@ class Session {
   void clear_hooks();
   void set_observer(HookObserver observer) { observer_ = std::move(observer); }
   const Model& model() const { return *model_; }
+  Engine& engine() const { return *engine_; }
 
  private:
   struct Buffers;
@@ -121,7 +125,9 @@ class Session {
   std::shared_ptr<const Model> model_;
   int n_ctx_, n_batch_;
   int n_past_ = 0;
-  std::unique_ptr<ThreadPool> pool_;
+  std::shared_ptr<Engine> engine_;
+  KernelLevel level_;  // engine_->kernel_level(), read once
+  ThreadPool* pool_;   // &engine_->pool()
   std::unique_ptr<Buffers> buffers_;
   // [n_layer][n_ctx][n_head_kv * head_dim] f16, allocated untouched so that
   // memory is committed only as positions fill.

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tiller/engine.h"
 #include "tiller/model.h"
 #include "tiller/steer.h"
 
@@ -104,7 +105,7 @@ VectorResolver vector_folder(std::filesystem::path dir);
 // tiller::Error with the one-line messages the command line prints. An empty spec
 // gives an empty Steering.
 struct CompileOptions {
-  int n_threads = 1;               // for ActAdd pairs
+  std::shared_ptr<Engine> engine;  // runs ActAdd pairs; null: a one-thread engine at the best level
   VectorResolver resolve_name;     // for `name`s; empty: names are errors
 };
 std::shared_ptr<const Steering> compile_steering(const SteeringSpec& spec, const std::shared_ptr<const Model>& model,

@@ -25,8 +25,10 @@ class ThreadPool {
   int sleeping_workers() const { return sleepers_.load(std::memory_order_relaxed); }
   // Calls body(begin, end, thread_index) on contiguous chunks covering [0, n), one
   // chunk per thread, and returns when all are done. The body is passed by
-  // reference, never copied into a std::function: no allocation per call. One
-  // caller at a time (any thread, but not concurrently and not from inside a body).
+  // reference, never copied into a std::function: no allocation per call. Callers
+  // on several threads at once (sessions of one Engine driven by a server) take
+  // the pool in turn: each call runs alone on all the threads. Not from inside a
+  // body (that would wait for itself).
   template <typename Body>
   void parallel_for(int64_t n, Body&& body) {
     using Callable = std::remove_reference_t<Body>;
@@ -67,6 +69,7 @@ class ThreadPool {
   std::atomic<bool> caller_sleeping_{false};
 
   alignas(kCacheLine) std::mutex mutex_;  // only for sleeping and waking
+  std::mutex callers_;                    // one parallel_for at a time (held from publish to the last chunk)
   std::condition_variable wake_, done_;
   int n_threads_;
   std::vector<std::thread> workers_;

@@ -55,6 +55,7 @@ struct TrainOptions {
   std::vector<int> layers;  // blocks to read; the vector read at block L becomes direction.L
   ReadToken read;
   int n_threads = 1;
+  std::shared_ptr<Engine> engine;  // runs the passes; nullptr: a private one with n_threads and the best level
   int n_batch = 512;  // tokens per packed forward pass: whole pairs are packed up to this many
   // Called after each pass with the pairs and tokens done so far.
   std::function<void(size_t pairs_done, size_t tokens_done)> progress;

@@ -14,7 +14,6 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "cli/steering_options.h"
-#include "ops/quantized_dot.h"
 #include "tiller/error.h"
 #include "tiller/model.h"
 #include "tiller/model_paths.h"
@@ -39,6 +38,7 @@ struct BenchRun {
   double load_seconds = 0.0;
   std::vector<BenchResult> results;
   std::vector<uint64_t> kv_bytes;  // per result: the cache its session held
+  KernelLevel kernels = KernelLevel::Portable;
 };
 
 std::vector<BenchTest> planned_tests(const BenchOptions& options) {
@@ -73,11 +73,13 @@ BenchRun run_benchmarks(const BenchOptions& options) {
   // test, the bench's tokens standing for the prompt.
   int most_threads = 1;
   for (const BenchTest& test : tests) most_threads = std::max(most_threads, test.threads);
-  const auto steering = build_steering(options.steering, model, most_threads);
+  const auto steering = build_steering(options.steering, model, make_engine(most_threads));
   for (const BenchTest& test : tests) {
+    const auto engine = make_engine(test.threads);
+    run.kernels = engine->kernel_level();
     if (!options.json) fmt::print(stderr, "bench: {} at {} threads...\n", test.name(), test.threads);
     // A session sized to the test, as llama-bench sizes its context.
-    Session session(model, {.n_ctx = test.n_tokens(), .n_threads = test.threads, .n_batch = options.batch});
+    Session session(model, engine, {.n_ctx = test.n_tokens(), .n_batch = options.batch});
     std::optional<SteeringBinding> binding;
     if (steering) binding.emplace(steering, session, PromptLayout{0, test.n_tokens(), 0});
     run.results.push_back(run_bench_test(session, test, options.reps, tokens));
@@ -105,7 +107,7 @@ void print_table(const BenchRun& run) {
   fmt::print(stderr,
              "kernels: {} | load: {:.3f} s | peak RSS: {:.1f} MiB | model file: {:.1f} MiB | KV cache (largest): "
              "{:.1f} MiB\n",
-             ops::kernel_level_name(ops::kernel_level()), run.load_seconds, static_cast<double>(peak_rss_bytes()) / 1048576.0,
+             kernel_level_name(run.kernels), run.load_seconds, static_cast<double>(peak_rss_bytes()) / 1048576.0,
              static_cast<double>(run.footprint.file_bytes) / 1048576.0, static_cast<double>(kv_max) / 1048576.0);
   for (const BenchResult& r : run.results) {
     if (r.test.n_gen == 0) continue;
@@ -137,7 +139,7 @@ void print_json(const BenchRun& run) {
         {"load_seconds", run.load_seconds},
         {"peak_rss_bytes", peak_rss},
         {"weight_bytes_per_token", run.footprint.weight_bytes_per_token},
-        {"kernels", ops::kernel_level_name(ops::kernel_level())},
+        {"kernels", kernel_level_name(run.kernels)},
     };
     entry["bandwidth_gb_s"] = r.test.n_gen > 0
                                   ? nlohmann::json(gigabytes_per_second(run.footprint.weight_bytes_per_token, r.mean()))

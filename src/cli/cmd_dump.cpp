@@ -39,10 +39,11 @@ void run(const DumpOptions& options) {
   }
   const auto ids = model->tokenizer().tokenize(text, {true, false});
   if (ids.empty()) fail("the text has no tokens");
-  Session session(model, static_cast<int>(ids.size()), options.threads);
-  const auto steering = build_steering(options.steering, model, options.threads);
-  // A plain text: the user's message starts the context.
-  // The dump sees the stream after the interventions at each point.
+  const auto engine = make_engine(options.threads);
+  Session session(model, engine, {.n_ctx = static_cast<int>(ids.size())});
+  const auto steering = build_steering(options.steering, model, engine);
+  // A plain text: the user's message starts the context. The dump sees the
+  // stream after the interventions at each point.
   std::optional<SteeringBinding> binding;
   if (steering) binding.emplace(steering, session, PromptLayout{0, static_cast<int>(ids.size()), 0});
   session.set_observer([&](int layer, HookPoint point, const float* rows, int64_t n_rows, int64_t width, int) {

@@ -42,8 +42,9 @@ void run(const LogitsOptions& options) {
   if (static_cast<int>(ids.size()) > n_ctx) {
     fail("the text has {} tokens but the context holds {}; raise -c", ids.size(), n_ctx);
   }
-  Session session(model, n_ctx, options.threads);
-  const auto steering = build_steering(options.steering, model, options.threads);
+  const auto engine = make_engine(options.threads);
+  Session session(model, engine, {.n_ctx = n_ctx});
+  const auto steering = build_steering(options.steering, model, engine);
   // A plain text: the user's message starts the context.
   std::optional<SteeringBinding> binding;
   if (steering) binding.emplace(steering, session, PromptLayout{0, static_cast<int>(ids.size()), 0});

@@ -91,8 +91,9 @@ void run(const RunOptions& options) {
   const PromptFormat format =
       options.chat ? PromptFormat::chat_with(*model, options.chat_template, options.system) : PromptFormat::plain();
   const Prompt prompt = build_prompt(*model, format, {text, ""});
-  Session session(model, {.n_ctx = options.n_ctx, .n_threads = options.threads, .n_batch = options.batch});
-  const auto steering = build_steering(options.steering, model, options.threads);
+  const auto engine = make_engine(options.threads);
+  Session session(model, engine, {.n_ctx = options.n_ctx, .n_batch = options.batch});
+  const auto steering = build_steering(options.steering, model, engine);
   std::optional<SteeringBinding> binding;
   if (steering) binding.emplace(steering, session, prompt.layout());
 

@@ -65,6 +65,7 @@ void run(const TrainCommandOptions& o) {
   train.point = parse_hook_point(o.point);
   train.read = parse_read_token(o.read);
   train.n_threads = o.threads;
+  train.engine = make_engine(o.threads);
   train.n_batch = o.batch;
   if (!o.chat && (!o.system.empty() || !o.chat_template.empty())) fail("--system and --chat-template need --chat");
 

@@ -6,7 +6,7 @@
 #include <new>
 
 #include "cli/commands.h"
-#include "ops/quantized_dot.h"
+#include "cli/options.h"
 #include "tiller/error.h"
 
 namespace {
@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
   tiller::cli::register_version(app);
 
   try {
-    tiller::ops::kernel_level();  // a bad TILLER_KERNELS is refused before any work starts
+    tiller::cli::kernels_from_environment();  // a bad TILLER_KERNELS is refused before any work starts
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& help) {
     return app.exit(help);

@@ -1,8 +1,12 @@
 #include "cli/options.h"
 
+#include <algorithm>
+#include <cstdlib>
 #include <random>
 #include <thread>
 
+#include "gguf/printable.h"
+#include "tiller/error.h"
 #include "tiller/text_file.h"
 
 namespace tiller::cli {
@@ -19,6 +23,26 @@ int default_thread_count() {
 void add_threads_option(CLI::App* command, int& threads) {
   threads = default_thread_count();
   command->add_option("-t,--threads", threads, "Threads")->capture_default_str()->check(CLI::Range(1, 256));
+}
+
+std::optional<KernelLevel> kernels_from_environment() {
+  const char* name = std::getenv("TILLER_KERNELS");
+  if (name == nullptr || *name == '\0') return std::nullopt;
+  const std::string_view text(name);
+  for (const KernelLevel level :
+       {KernelLevel::Portable, KernelLevel::Avx2, KernelLevel::Avx2Tiled, KernelLevel::Avx512Vnni}) {
+    if (kernel_level_name(level) != text) continue;
+    const auto levels = available_kernel_levels();
+    if (std::find(levels.begin(), levels.end(), level) == levels.end()) {
+      fail("TILLER_KERNELS={}: this CPU cannot run the {} kernels", text, text);
+    }
+    return level;
+  }
+  fail("TILLER_KERNELS='{}' is none of portable, avx2, avx2tiled, avx512vnni", printable(text));
+}
+
+std::shared_ptr<Engine> make_engine(int n_threads) {
+  return Engine::create({.n_threads = n_threads, .kernels = kernels_from_environment()});
 }
 
 SamplerParams SamplingFlags::resolve() const {

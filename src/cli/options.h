@@ -4,8 +4,11 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 
+#include "tiller/engine.h"
 #include "tiller/sampler.h"
 
 namespace tiller::cli {
@@ -16,6 +19,14 @@ void add_model_option(CLI::App* command, std::string& model);
 // -t/--threads, default: the machine's hardware threads.
 int default_thread_count();
 void add_threads_option(CLI::App* command, int& threads);
+
+// The kernel level the environment variable TILLER_KERNELS names (portable, avx2,
+// avx2tiled, avx512vnni); nullopt when it is unset or empty (the best level).
+// tiller::Error for any other name, or a level this CPU cannot run. The CLI is the
+// only place that reads it: the library takes the level from its Engine.
+std::optional<KernelLevel> kernels_from_environment();
+// An engine at that level with n_threads threads (-t).
+std::shared_ptr<Engine> make_engine(int n_threads);
 
 // The sampling flags, with llama.cpp's names: --temp, --top-k, --top-p, --min-p,
 // --repeat-penalty, --repeat-last-n, --frequency-penalty, --presence-penalty and

@@ -38,11 +38,11 @@ void add_steering_options(CLI::App* command, SteeringFlags& flags) {
 }
 
 std::shared_ptr<const Steering> build_steering(const SteeringFlags& flags, const std::shared_ptr<const Model>& model,
-                                               int n_threads) {
+                                               const std::shared_ptr<Engine>& engine) {
   const SteeringSpec spec = spec_from_flags(flags);
   if (spec.empty()) return nullptr;
   CompileOptions options;
-  options.n_threads = n_threads;
+  options.engine = engine;
   return compile_steering(spec, model, options);
 }
 

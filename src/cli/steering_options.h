@@ -18,8 +18,8 @@ using tiller::SteeringFlags;
 void add_steering_options(CLI::App* command, SteeringFlags& flags);
 
 // The Steering the flags ask for, compiled for `model` (ActAdd runs the model over
-// its prompt pairs with n_threads), or null when they ask for none.
+// its prompt pairs on `engine`), or null when they ask for none.
 std::shared_ptr<const Steering> build_steering(const SteeringFlags& flags, const std::shared_ptr<const Model>& model,
-                                               int n_threads);
+                                               const std::shared_ptr<Engine>& engine);
 
 }  // namespace tiller::cli

@@ -8,7 +8,7 @@
 #include "model/model_weights.h"
 #include "ops/attention.h"
 #include "ops/ops.h"
-#include "ops/quantized_dot.h"
+#include "ops/matmul.h"
 #include "tiller/dequantize.h"
 #include "tiller/error.h"
 #include "tiller/model.h"
@@ -31,11 +31,17 @@ int default_context_size(const ModelConfig& config) {
 }
 
 Session::Session(std::shared_ptr<const Model> model, const SessionOptions& options)
+    : Session(std::move(model), Engine::create({.n_threads = options.n_threads, .kernels = std::nullopt}), options) {}
+
+Session::Session(std::shared_ptr<const Model> model, std::shared_ptr<Engine> engine, const SessionOptions& options)
     : model_(std::move(model)),
       n_ctx_(options.n_ctx > 0 ? options.n_ctx : default_context_size(model_->config())),
       n_batch_(options.n_batch),
-      pool_(std::make_unique<ThreadPool>(options.n_threads)),
+      engine_(std::move(engine)),
+      level_(engine_ ? engine_->kernel_level() : KernelLevel::Portable),
+      pool_(engine_ ? &engine_->pool() : nullptr),
       buffers_(std::make_unique<Buffers>()) {
+  if (!engine_) fail("a session needs an engine");
   const ModelConfig& c = model_->config();
   if (options.n_ctx < 0) fail("context size {} must be positive", options.n_ctx);
   if (n_ctx_ > (1 << 24)) fail("context size {} is beyond what Tiller supports (16M)", n_ctx_);
@@ -246,7 +252,7 @@ void Session::forward_chunk(std::span<const TokenId> tokens, const int32_t* firs
     {  // one parallel region for the three projections of the same input
       const std::array<const ops::WeightMatrix*, 3> qkv{&L.attn_q, &L.attn_k, &L.attn_v};
       const std::array<float*, 3> outs{a.q.data(), a.k.data(), a.v.data()};
-      ops::quantized_matmul_shared(qkv, a.normed.data(), n, outs, *pool_, ops::kernel_level());
+      ops::quantized_matmul_shared(qkv, a.normed.data(), n, outs, *pool_, level_);
     }
     uint16_t* k_layer = k_cache_.get() + layer * n_ctx_ * kv_width;
     uint16_t* v_layer = v_cache_.get() + layer * n_ctx_ * kv_width;
@@ -268,8 +274,8 @@ void Session::forward_chunk(std::span<const TokenId> tokens, const int32_t* firs
       }
     });
     ops::causal_attention(a.q.data(), n, n_past_, {k_layer, v_layer}, shape, window, attention_scale,
-                          a.attention.data(), a.scores.data(), n_ctx_, *pool_, first_visible);
-    ops::matmul(L.attn_output, a.attention.data(), n, a.projected.data(), *pool_);
+                          a.attention.data(), a.scores.data(), n_ctx_, *pool_, level_, first_visible);
+    ops::matmul(L.attn_output, a.attention.data(), n, a.projected.data(), *pool_, level_);
     if (traits.post_norms) norm_rows(a.projected.data(), L.post_attention_norm, a.projected.data());
     hook(layer, HookPoint::AttnOut, a.projected);
     add_in_place(a.residual, a.projected);
@@ -280,7 +286,7 @@ void Session::forward_chunk(std::span<const TokenId> tokens, const int32_t* firs
     {
       const std::array<const ops::WeightMatrix*, 2> gate_up{&L.ffn_gate, &L.ffn_up};
       const std::array<float*, 2> outs{a.gate.data(), a.up.data()};
-      ops::quantized_matmul_shared(gate_up, a.normed.data(), n, outs, *pool_, ops::kernel_level());
+      ops::quantized_matmul_shared(gate_up, a.normed.data(), n, outs, *pool_, level_);
     }
     // Element by element, so split across the threads for prompts (one row is too
     // little work to be worth waking them).
@@ -288,9 +294,9 @@ void Session::forward_chunk(std::span<const TokenId> tokens, const int32_t* firs
       float* gate = a.gate.data() + begin * c.n_ff;
       const float* up = a.up.data() + begin * c.n_ff;
       if (traits.gelu) {
-        ops::gelu_f16_times(gate, up, (end - begin) * c.n_ff);
+        ops::gelu_f16_times(gate, up, (end - begin) * c.n_ff, level_);
       } else {
-        ops::silu_times(gate, up, (end - begin) * c.n_ff);
+        ops::silu_times(gate, up, (end - begin) * c.n_ff, level_);
       }
     };
     if (n > 1) {
@@ -298,7 +304,7 @@ void Session::forward_chunk(std::span<const TokenId> tokens, const int32_t* firs
     } else {
       gated(0, n, 0);
     }
-    ops::matmul(L.ffn_down, a.gate.data(), n, a.projected.data(), *pool_);
+    ops::matmul(L.ffn_down, a.gate.data(), n, a.projected.data(), *pool_, level_);
     if (traits.post_norms) norm_rows(a.projected.data(), L.post_ffw_norm, a.projected.data());
     hook(layer, HookPoint::MlpOut, a.projected);
     add_in_place(a.residual, a.projected);
@@ -313,7 +319,7 @@ void Session::forward_chunk(std::span<const TokenId> tokens, const int32_t* firs
     ops::rms_norm(a.residual.data() + logit_rows[static_cast<size_t>(r)] * n_embd, w.output_norm.data(), 1, n_embd,
                   eps, a.normed.data() + r * n_embd);
   }
-  ops::matmul(w.output, a.normed.data(), rows, logits, *pool_);
+  ops::matmul(w.output, a.normed.data(), rows, logits, *pool_, level_);
 }
 
 }  // namespace tiller

@@ -7,7 +7,6 @@
 
 #include "ops/exp_avx512.h"
 #include "ops/ops.h"
-#include "tiller/cpu_features.h"
 #include "tiller/dequantize.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -41,7 +40,7 @@ void attend_head(const float* q_head, const uint16_t* keys, const uint16_t* valu
   for (int64_t j = first; j <= pos; ++j) {
     const uint16_t* k = keys + j * kv_width;
     for (int64_t i = 0; i < hd; ++i) row[static_cast<size_t>(i)] = f16[k[i]];
-    scores[j - first] = dot(query.data(), row.data(), hd) * scale;
+    scores[j - first] = dot(query.data(), row.data(), hd, KernelLevel::Portable) * scale;
   }
   softmax(scores, pos - first + 1);
   std::fill(o, o + hd, 0.0f);
@@ -266,13 +265,14 @@ void attend_heads(const float* q_heads, int heads, const uint16_t* keys, const u
   for (int h = 0; h < heads; ++h) attend_head(q_heads + h * hd, keys, values, kv_width, first, pos, hd, scale, scores, out + h * hd);
 }
 
-AttendHeads pick_kernel(int64_t hd) {
+// The level's kernel where the head size suits it, else the next level down's.
+AttendHeads pick_kernel(int64_t hd, KernelLevel level) {
 #if TILLER_X86_ATTENTION
-  const CpuFeatures& f = cpu_features();
-  if (f.avx512f && f.avx2 && f.fma && f.f16c && hd % 16 == 0 && hd <= 256) return attend_heads_avx512;
-  if (f.avx2 && f.fma && f.f16c && hd % 8 == 0 && hd <= 256) return attend_heads_avx2;
+  if (level >= KernelLevel::Avx512Vnni && hd % 16 == 0 && hd <= 256) return attend_heads_avx512;
+  if (level >= KernelLevel::Avx2 && hd % 8 == 0 && hd <= 256) return attend_heads_avx2;
 #endif
   (void)hd;
+  (void)level;
   return attend_heads;
 }
 
@@ -282,10 +282,10 @@ float round_to_f16(float x) { return f16_table()[fp32_to_fp16(x)]; }
 
 void causal_attention(const float* q, int64_t n_tokens, int64_t first_position, KvCacheView cache,
                       const AttentionShape& shape, int64_t window, float scale, float* out, float* scores_scratch,
-                      int64_t scores_stride, ThreadPool& pool, const int32_t* first_visible) {
+                      int64_t scores_stride, ThreadPool& pool, KernelLevel level, const int32_t* first_visible) {
   const int64_t hd = shape.head_dim, q_width = shape.n_head * hd, kv_width = shape.n_head_kv * hd;
   const int64_t group = shape.n_head / shape.n_head_kv;
-  const AttendHeads attend = pick_kernel(hd);
+  const AttendHeads attend = pick_kernel(hd, level);
   // Work items: a token and up to kMaxHeads query heads that share a key/value head.
   const int64_t parts = (group + kMaxHeads - 1) / kMaxHeads, per_token = shape.n_head_kv * parts;
   // A token's cost grows with its position, so the tokens are dealt first, last,

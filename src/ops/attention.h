@@ -3,6 +3,7 @@
 
 #include <cstdint>
 
+#include "tiller/engine.h"
 #include "tiller/thread_pool.h"
 
 namespace tiller::ops {
@@ -34,10 +35,16 @@ struct KvCacheView {
 // see: packed sequences share the cache, and row t of a sequence starting at slot s
 // attends to rows max(s, p - window + 1) .. p only (block-diagonal causal attention;
 // p - s is then the row's position within its sequence, so the window is per sequence).
+// The kernel is the level's (tiller/engine.h): Portable converts the cache through a
+// table and takes libm's e^x; Avx2 and Avx2Tiled convert 8 values per instruction
+// (F16C), with the portable softmax; Avx512Vnni 16, with exp_avx512's e^x. Head
+// sizes a kernel does not take (not a multiple of its width, or above 256) go to the
+// level below's.
 inline constexpr int64_t kAttentionScoreRows = 4;
 void causal_attention(const float* q, int64_t n_tokens, int64_t first_position, KvCacheView cache,
                       const AttentionShape& shape, int64_t window, float scale, float* out, float* scores,
-                      int64_t scores_stride, ThreadPool& pool, const int32_t* first_visible = nullptr);
+                      int64_t scores_stride, ThreadPool& pool, KernelLevel level,
+                      const int32_t* first_visible = nullptr);
 
 // Rounds x to the nearest f16 and back (ties to even).
 float round_to_f16(float x);

@@ -6,23 +6,53 @@
 #include <vector>
 
 #include "ops/exp_avx512.h"
-#include "ops/quantized_dot.h"
-#include "tiller/cpu_features.h"
+#include "ops/matmul.h"
 #include "tiller/dequantize.h"
 #include "tiller/error.h"
 
 namespace tiller::ops {
 
-// One clone per instruction set, chosen at run time; the reduction order differs
-// from a plain loop, which is fine for a dot product.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-__attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-float dot(const float* a, const float* b, int64_t n) {
+namespace {
+
+// One loop, compiled once per level with that level's instruction set; the
+// reduction order follows the vector width, which is fine for a dot product.
+inline __attribute__((always_inline)) float dot_loop(const float* a, const float* b, int64_t n) {
   float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
   for (int64_t i = 0; i < n; ++i) sum += a[i] * b[i];
   return sum;
+}
+
+float dot_portable(const float* a, const float* b, int64_t n) { return dot_loop(a, b, n); }
+
+#if defined(__x86_64__) && defined(__GNUC__)
+// No FMA in either target: a product and a sum round apart, as in the portable loop.
+__attribute__((target("avx2"))) float dot_avx2(const float* a, const float* b, int64_t n) {
+  return dot_loop(a, b, n);
+}
+#if defined(TILLER_EMULATE_AVX512)  // AVX-512 code runs on AVX2 there (x86_simd.h)
+__attribute__((target("avx2")))
+#else
+__attribute__((target("avx512f")))
+#endif
+float dot_avx512(const float* a, const float* b, int64_t n) {
+  return dot_loop(a, b, n);
+}
+#endif
+
+}  // namespace
+
+float dot(const float* a, const float* b, int64_t n, KernelLevel level) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  switch (level) {
+    case KernelLevel::Portable: break;
+    case KernelLevel::Avx2: case KernelLevel::Avx2Tiled: return dot_avx2(a, b, n);
+    case KernelLevel::Avx512Vnni: return dot_avx512(a, b, n);
+  }
+#else
+  (void)level;
+#endif
+  return dot_portable(a, b, n);
 }
 
 void weight_row(const WeightMatrix& w, int64_t row, float* out) {
@@ -102,7 +132,8 @@ void q8_1_sum_corrections(const float* x, int64_t n, float* out) {
 
 }  // namespace
 
-void matmul_reference(const WeightMatrix& w, const float* x_in, int64_t n_rows, float* out, ThreadPool& pool) {
+void matmul_reference(const WeightMatrix& w, const float* x_in, int64_t n_rows, float* out, ThreadPool& pool,
+                      KernelLevel level) {
   thread_local std::vector<float> rounded, corrections;
   rounded.resize(static_cast<size_t>(n_rows * w.n_in));
   round_activations(w.type, x_in, n_rows * w.n_in, rounded.data());
@@ -130,16 +161,16 @@ void matmul_reference(const WeightMatrix& w, const float* x_in, int64_t n_rows, 
         }
       }
       for (int64_t t = 0; t < n_rows; ++t) {
-        float value = dot(row.data(), x + t * w.n_in, w.n_in);
-        if (correct) value += dot(minimums.data(), delta + t * n_blocks, n_blocks);
+        float value = dot(row.data(), x + t * w.n_in, w.n_in, level);
+        if (correct) value += dot(minimums.data(), delta + t * n_blocks, n_blocks, level);
         out[t * w.n_out + r] = value;
       }
     }
   });
 }
 
-void matmul(const WeightMatrix& w, const float* x, int64_t n_rows, float* out, ThreadPool& pool) {
-  quantized_matmul(w, x, n_rows, out, pool, kernel_level());
+void matmul(const WeightMatrix& w, const float* x, int64_t n_rows, float* out, ThreadPool& pool, KernelLevel level) {
+  quantized_matmul(w, x, n_rows, out, pool, level);
 }
 
 void rms_norm(const float* x, const float* weight, int64_t n_rows, int64_t width, float eps, float* out) {
@@ -218,14 +249,14 @@ TILLER_TARGET_AVX512 void silu_times_avx512(float* gate, const float* up, int64_
 #pragma GCC diagnostic pop
 #endif
 
-void silu_times(float* gate, const float* up, int64_t n) {
+void silu_times(float* gate, const float* up, int64_t n, KernelLevel level) {
 #if defined(__x86_64__) && defined(__GNUC__)
-  static const bool avx512 =
-      cpu_features().avx512f && cpu_features().avx2 && cpu_features().fma && cpu_features().f16c;
-  if (avx512) {
+  if (level == KernelLevel::Avx512Vnni) {
     silu_times_avx512(gate, up, n);
     return;
   }
+#else
+  (void)level;
 #endif
   for (int64_t i = 0; i < n; ++i) gate[i] = silu(gate[i]) * up[i];
 }
@@ -284,13 +315,14 @@ TILLER_TARGET_AVX512 void gelu_f16_times_avx512(float* gate, const float* up,
 #pragma GCC diagnostic pop
 #endif
 
-void gelu_f16_times(float* gate, const float* up, int64_t n) {
+void gelu_f16_times(float* gate, const float* up, int64_t n, KernelLevel level) {
 #if defined(__x86_64__) && defined(__GNUC__)
-  static const bool avx512 = cpu_features().avx512f && cpu_features().avx2 && cpu_features().f16c;
-  if (avx512) {
+  if (level == KernelLevel::Avx512Vnni) {
     gelu_f16_times_avx512(gate, up, n);
     return;
   }
+#else
+  (void)level;
 #endif
   for (int64_t i = 0; i < n; ++i) gate[i] = gelu_tanh_f16(gate[i]) * up[i];
 }

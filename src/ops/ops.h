@@ -1,11 +1,19 @@
 // Numerical building blocks of a transformer, with no knowledge of any model.
 // Activations are row-major [n_rows x width] float arrays.
+//
+// Every function with a choice of SIMD code takes the kernel level (tiller/engine.h)
+// and runs that level's code, and nothing else: Portable is plain C++ built for
+// baseline x86-64, Avx2 and Avx2Tiled use at most AVX2, FMA and F16C, Avx512Vnni
+// AVX-512. The level must be one this CPU runs (the Engine checks). Functions
+// without a level (rms_norm, rope, softmax, weight_row, the scalar silu and GELU)
+// have one plain-C++ path, built for baseline x86-64: the same bits on any CPU.
 #pragma once
 
 #include <cstdint>
 #include <span>
 #include <string>
 
+#include "tiller/engine.h"
 #include "tiller/tensor_type.h"
 #include "tiller/thread_pool.h"
 
@@ -21,7 +29,9 @@ struct WeightMatrix {
   std::string name;
 };
 
-float dot(const float* a, const float* b, int64_t n);
+// Float dot product, vectorized at the level's width (Portable: baseline SSE2;
+// Avx2 and Avx2Tiled: 8 lanes; Avx512Vnni: 16), each adding in its own order.
+float dot(const float* a, const float* b, int64_t n, KernelLevel level);
 
 // Calls body(begin, end, thread) over [0, n_rows): split across the pool's
 // threads from kParallelRows rows, on the calling thread below that, where
@@ -47,13 +57,15 @@ void round_activations(TensorType weight_type, const float* x, int64_t n, float*
 
 // out[t, r] = sum_i w[r, i] * x'[t, i] for t < n_rows, r < w.n_out, where x' is x
 // rounded by round_activations. Computed with integer dot products on the
-// quantized activations (ops/quantized_dot.h), as llama.cpp's CPU backend does.
-void matmul(const WeightMatrix& w, const float* x, int64_t n_rows, float* out, ThreadPool& pool);
+// quantized activations (ops/matmul.h), as llama.cpp's CPU backend does.
+void matmul(const WeightMatrix& w, const float* x, int64_t n_rows, float* out, ThreadPool& pool, KernelLevel level);
 
 // The product the plain way, the reference for faster kernels: activations rounded by
 // round_activations, each weight row dequantized to floats, float dot products, and
 // for Q4_1 / Q5_1 the per-block correction for Q8_1's stored sums.
-void matmul_reference(const WeightMatrix& w, const float* x, int64_t n_rows, float* out, ThreadPool& pool);
+// Its float dot products are dot's at `level`.
+void matmul_reference(const WeightMatrix& w, const float* x, int64_t n_rows, float* out, ThreadPool& pool,
+                      KernelLevel level);
 
 // One row of a weight matrix as floats (embedding look-up).
 void weight_row(const WeightMatrix& w, int64_t row, float* out);
@@ -77,15 +89,15 @@ void rope(float* x, int64_t n_rows, int64_t n_heads, int64_t head_dim, std::span
 void softmax(float* x, int64_t n);
 
 float silu(float x);
-// gate[i] = silu(gate[i]) x up[i] for n values; with AVX-512, e^x from
-// exp_avx512 (a float step or two from silu's).
-void silu_times(float* gate, const float* up, int64_t n);
+// gate[i] = silu(gate[i]) x up[i] for n values: silu's bits below Avx512Vnni; at
+// Avx512Vnni 16 at a time with e^x from exp_avx512 (a float step or two from silu's).
+void silu_times(float* gate, const float* up, int64_t n, KernelLevel level);
 float gelu_tanh(float x);
 // GELU-tanh of x rounded to f16, itself rounded to f16: llama.cpp's CPU backend
 // reads GELU from an f16 table, and Gemma's numbers follow that table.
 float gelu_tanh_f16(float x);
-// gate[i] = gelu_tanh_f16(gate[i]) x up[i] for n values (the same bits, vectorized
-// with AVX-512 where present).
-void gelu_f16_times(float* gate, const float* up, int64_t n);
+// gate[i] = gelu_tanh_f16(gate[i]) x up[i] for n values: the same bits at every
+// level (vectorized at Avx512Vnni).
+void gelu_f16_times(float* gate, const float* up, int64_t n, KernelLevel level);
 
 }  // namespace tiller::ops

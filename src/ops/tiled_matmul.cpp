@@ -10,8 +10,8 @@
 #include <cstring>
 #include <type_traits>
 
-#include "tiller/cpu_features.h"
 #include "tiller/dequantize.h"
+#include "ops/block_layout.h"
 #include "ops/k_scales.h"
 #include "ops/x86_block_bits.h"
 
@@ -27,7 +27,6 @@ namespace tiller::ops {
 namespace {
 
 constexpr int64_t kGroup = 4 * kPanelRows;  // bytes of one transposed group: 4 weights x 16 rows
-constexpr uint64_t kQ8_KBsums = 4 + 256;    // offset of the int16 sums of 16 in a Q8_K block
 
 inline float load_half(const uint8_t* p) {
   uint16_t bits;
@@ -62,7 +61,7 @@ inline void unpack_k_scales_wide(const uint8_t* s, int32_t* scale, int16_t* min)
 
 // Q4_K: each 64-weight chunk takes the low nibbles of 32 bytes, then their high nibbles.
 struct Q4_K {
-  static constexpr uint64_t kBytes = 144;
+  static constexpr uint64_t kBytes = kQ4_KBytes;
   static constexpr int kSub = 32;
   static constexpr bool kMinimum = true;
   static void unpack(const uint8_t* wb, int8_t* q, int32_t* scale, int16_t* min, float& d, float& dmin) {
@@ -81,7 +80,7 @@ struct Q4_K {
 
 // Q5_K: as Q4_K, with bits 2c and 2c+1 of qh[l] on top for chunk c.
 struct Q5_K {
-  static constexpr uint64_t kBytes = 176;
+  static constexpr uint64_t kBytes = kQ5_KBytes;
   static constexpr int kSub = 32;
   static constexpr bool kMinimum = true;
   static void unpack(const uint8_t* wb, int8_t* q, int32_t* scale, int16_t* min, float& d, float& dmin) {
@@ -103,7 +102,7 @@ struct Q5_K {
 // of the four nibbles that land on values 128h + l, + 32, + 64, + 96; 16 int8
 // scales for sub-blocks of 16; values less 32.
 struct Q6_K {
-  static constexpr uint64_t kBytes = 210;
+  static constexpr uint64_t kBytes = kQ6_KBytes;
   static constexpr int kSub = 16;
   static constexpr bool kMinimum = false;
   static void unpack(const uint8_t* wb, int8_t* q, int32_t* scale, int16_t*, float& d, float& dmin) {
@@ -206,21 +205,21 @@ TILLER_VNNI inline __m512i broadcast4(const uint8_t* p) { return _mm512_set1_epi
 // minimum's f16 at offset 2 where there is one. AVX2 code, which both the AVX2 and
 // the AVX-512 packing call.
 struct Q4_0 {
-  static constexpr uint64_t kBytes = 18;
+  static constexpr uint64_t kBytes = kQ4_0Bytes;
   static constexpr bool kMinimum = false;
   TILLER_AVX2_TILED static __m256i values(const uint8_t* wb) {
     return _mm256_sub_epi8(x86::nibbles(wb + 2), _mm256_set1_epi8(8));
   }
 };
 struct Q4_1 {
-  static constexpr uint64_t kBytes = 20;
+  static constexpr uint64_t kBytes = kQ4_1Bytes;
   static constexpr bool kMinimum = true;
   TILLER_AVX2_TILED static __m256i values(const uint8_t* wb) { return x86::nibbles(wb + 4); }
 };
 // Q5: bit j of the 32-bit qh is the fifth bit of weight j; Q5_0's values are
 // nibble + 16 x bit - 16, which OR-ing 0xf0 where the bit is clear makes.
 struct Q5_0 {
-  static constexpr uint64_t kBytes = 22;
+  static constexpr uint64_t kBytes = kQ5_0Bytes;
   static constexpr bool kMinimum = false;
   TILLER_AVX2_TILED static __m256i values(const uint8_t* wb) {
     const __m256i clear =
@@ -229,7 +228,7 @@ struct Q5_0 {
   }
 };
 struct Q5_1 {
-  static constexpr uint64_t kBytes = 24;
+  static constexpr uint64_t kBytes = kQ5_1Bytes;
   static constexpr bool kMinimum = true;
   TILLER_AVX2_TILED static __m256i values(const uint8_t* wb) {
     const __m256i high = _mm256_and_si256(x86::bit_bytes(load_u32(wb + 4)), _mm256_set1_epi8(0x10));
@@ -237,7 +236,7 @@ struct Q5_1 {
   }
 };
 struct Q8_0 {
-  static constexpr uint64_t kBytes = 34;
+  static constexpr uint64_t kBytes = kQ8_0Bytes;
   static constexpr bool kMinimum = false;
   TILLER_AVX2_TILED static __m256i values(const uint8_t* wb) {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + 2));
@@ -726,9 +725,7 @@ TiledActivations prepare_tiled_activations(ActivationFormat format, const uint8_
 
 TiledKernel tiled_kernel(TensorType weight_type, KernelLevel level) {
 #if TILLER_TILED_KERNELS
-  const CpuFeatures& f = cpu_features();
   if (level == KernelLevel::Avx512Vnni) {
-    if (!(f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni && f.avx2 && f.fma && f.f16c)) return nullptr;
     switch (weight_type) {
       case TensorType::Q4_0: return tiled_32<Q4_0>;
       case TensorType::Q4_1: return tiled_32<Q4_1>;
@@ -742,7 +739,6 @@ TiledKernel tiled_kernel(TensorType weight_type, KernelLevel level) {
     }
   }
   if (level == KernelLevel::Avx2Tiled) {
-    if (!(f.avx2 && f.fma && f.f16c)) return nullptr;
     switch (weight_type) {
       case TensorType::Q4_0: return tiled_32_avx2<Q4_0>;
       case TensorType::Q4_1: return tiled_32_avx2<Q4_1>;

@@ -1,7 +1,7 @@
 // Register-tiled matrix-matrix products for prompt processing (many activation
 // rows), with AVX-512 VNNI byte dot products.
 //
-// The row kernels of quantized_dot.cpp unpack every weight block once per
+// The row kernels (row_kernels.h) unpack every weight block once per
 // activation row. Here a panel of kPanelRows weight rows is unpacked once per
 // call into a transposed int8 layout (4 consecutive weights of each of the 16
 // rows side by side in one 64-byte vector), and then meets every activation row:
@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "ops/ops.h"
-#include "ops/quantized_dot.h"
+#include "ops/matmul.h"
 
 namespace tiller::ops {
 
@@ -55,8 +55,8 @@ using TiledKernel = void (*)(const WeightMatrix& w, int64_t row_begin, int64_t r
                              float* out);
 
 // The tiled kernel of a level (Avx512Vnni, or Avx2Tiled: the same panels with
-// AVX2); nullptr when the type has none there, the level has no
-// tiled kernels, or the CPU cannot run them.
+// AVX2); nullptr when the type has none there or the level has no tiled kernels.
+// The caller makes sure the CPU runs the level (tiller::Engine does).
 TiledKernel tiled_kernel(TensorType weight_type, KernelLevel level);
 
 // The fewest activation rows for which the tiled path beats the row kernels

@@ -1,11 +1,11 @@
 // AVX-512 VNNI row kernels; see vnni_row_kernels.h. Block layouts as in
-// src/quant/dequantize.cpp, activation layouts as in quantized_dot.h.
+// src/quant/dequantize.cpp, activation layouts as in activation_quant.h.
 #include "ops/vnni_row_kernels.h"
 
 #include <cstring>
 
+#include "ops/block_layout.h"
 #include "ops/k_scales.h"
-#include "tiller/cpu_features.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include "ops/x86_simd.h"
@@ -27,8 +27,6 @@ namespace tiller::ops {
 
 namespace {
 
-constexpr uint64_t kQ8_0ActBytes = 34, kQ8_1ActBytes = 36, kQ8_KActBytes = 292;
-constexpr uint64_t kQ8_KBsums = 4 + 256;  // offset of the int16 sums of 16 in a Q8_K block
 
 // Zero bytes standing in for the second block of a pair when a row has an odd
 // number of blocks: scale 0, quants 0, so the pair's second half adds 0.
@@ -85,19 +83,19 @@ TILLER_VNNI inline __m512i fifth_bits(const uint8_t* qh_a, const uint8_t* qh_b) 
 }
 
 struct Q4_0 {
-  static constexpr uint64_t kBytes = 18;
+  static constexpr uint64_t kBytes = kQ4_0Bytes;
   static constexpr int kOffset = 8;
   static constexpr bool kMinimum = false;
   TILLER_VNNI static __m512i weights(const uint8_t* a, const uint8_t* b) { return nibble_pair(a + 2, b + 2); }
 };
 struct Q4_1 {
-  static constexpr uint64_t kBytes = 20;
+  static constexpr uint64_t kBytes = kQ4_1Bytes;
   static constexpr int kOffset = 0;
   static constexpr bool kMinimum = true;
   TILLER_VNNI static __m512i weights(const uint8_t* a, const uint8_t* b) { return nibble_pair(a + 4, b + 4); }
 };
 struct Q5_0 {
-  static constexpr uint64_t kBytes = 22;
+  static constexpr uint64_t kBytes = kQ5_0Bytes;
   static constexpr int kOffset = 16;
   static constexpr bool kMinimum = false;
   TILLER_VNNI static __m512i weights(const uint8_t* a, const uint8_t* b) {
@@ -105,7 +103,7 @@ struct Q5_0 {
   }
 };
 struct Q5_1 {
-  static constexpr uint64_t kBytes = 24;
+  static constexpr uint64_t kBytes = kQ5_1Bytes;
   static constexpr int kOffset = 0;
   static constexpr bool kMinimum = true;
   TILLER_VNNI static __m512i weights(const uint8_t* a, const uint8_t* b) {
@@ -113,7 +111,7 @@ struct Q5_1 {
   }
 };
 struct Q8_0 {
-  static constexpr uint64_t kBytes = 34;
+  static constexpr uint64_t kBytes = kQ8_0Bytes;
   static constexpr int kOffset = 128;
   static constexpr bool kMinimum = false;
   TILLER_VNNI static __m512i weights(const uint8_t* a, const uint8_t* b) {  // q + 128, as unsigned
@@ -176,7 +174,7 @@ TILLER_VNNI inline __m512i scale_pair_index(int a, int b) {
 // Per block: d x sum_j(scale_j x sum_j) - dmin x sum_j(min_j x (activation sum_j)).
 template <int R>
 TILLER_VNNI void rows_q4_k(const uint8_t* w, uint64_t row_bytes, const uint8_t* x, int64_t n, float* out) {
-  constexpr uint64_t kBytes = 144;
+  constexpr uint64_t kBytes = kQ4_KBytes;
   __m512 acc[R];
   __m128 minimums[R];
   for (int r = 0; r < R; ++r) {
@@ -230,7 +228,7 @@ TILLER_VNNI void rows_q4_k(const uint8_t* w, uint64_t row_bytes, const uint8_t* 
 // AVX2 kernel; those offset products are the same for every row.
 template <int R>
 TILLER_VNNI void rows_q6_k(const uint8_t* w, uint64_t row_bytes, const uint8_t* x, int64_t n, float* out) {
-  constexpr uint64_t kBytes = 210;
+  constexpr uint64_t kBytes = kQ6_KBytes;
   __m512 acc[R];
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
   // vpermw indices for the 4 scales of 64 weights: scale 4k + i in 128-bit lane i.
@@ -288,17 +286,15 @@ TILLER_VNNI float one_row(const uint8_t* w, const uint8_t* x, int64_t n) {
 }
 
 template <class F>
-constexpr VnniRowKernels kernels_32() {
+constexpr RowKernels kernels_32() {
   return {one_row<rows_32<F, 1>>, rows_32<F, 4>};
 }
 
 }  // namespace
 #endif  // TILLER_VNNI_ROWS
 
-VnniRowKernels vnni_row_kernels(TensorType weight_type) {
+RowKernels vnni_row_kernels(TensorType weight_type) {
 #if TILLER_VNNI_ROWS
-  const CpuFeatures& f = cpu_features();
-  if (!(f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni && f.avx2 && f.fma && f.f16c)) return {};
   switch (weight_type) {
     case TensorType::Q4_0: return kernels_32<Q4_0>();
     case TensorType::Q4_1: return kernels_32<Q4_1>();

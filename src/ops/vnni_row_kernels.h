@@ -1,7 +1,7 @@
 // Row kernels for generation (one to a few activation rows) with AVX-512 VNNI.
 //
 // Generation reads every weight once per token, so its speed is the memory
-// bandwidth one or two cores can draw. The AVX2 row kernels of quantized_dot.cpp
+// bandwidth one or two cores can draw. The AVX2 row kernels (row_kernels_avx2.cpp)
 // need about twice the instructions per weight byte that these do (32-byte
 // vectors, and the byte products summed in three steps where vpdpbusd takes one),
 // which left a single core short of the bandwidth on Gemma's large output matrix.
@@ -16,14 +16,10 @@
 
 #include <cstdint>
 
+#include "ops/row_kernels.h"
 #include "tiller/tensor_type.h"
 
 namespace tiller::ops {
-
-// R weight rows (row_bytes apart) against one quantized activation row of n
-// values: out[0..R).
-using QuantizedRows = void (*)(const uint8_t* weights, uint64_t row_bytes, const uint8_t* activations, int64_t n,
-                               float* out);
 
 // How far ahead of the weights being read the row kernels prefetch. The model is a
 // mapped file in 4 KiB pages, where the hardware prefetchers stop at every page
@@ -31,16 +27,8 @@ using QuantizedRows = void (*)(const uint8_t* weights, uint64_t row_bytes, const
 // machine's bandwidth from one core.
 inline constexpr uint64_t kPrefetchAhead = 16 * 1024;
 
-// One weight row against one activation row of n values (as QuantizedDot in
-// quantized_dot.h).
-using QuantizedRow = float (*)(const uint8_t* weights, const uint8_t* activations, int64_t n);
-
-struct VnniRowKernels {
-  QuantizedRow one = nullptr;    // a single weight row
-  QuantizedRows four = nullptr;  // four weight rows at once
-};
-
-// Both nullptr when the type has no such kernel or the CPU lacks AVX-512 VNNI.
-VnniRowKernels vnni_row_kernels(TensorType weight_type);
+// Both nullptr when the type has no such kernel. Only for the Avx512Vnni level,
+// whose caller has made sure the CPU runs it (tiller::Engine does).
+RowKernels vnni_row_kernels(TensorType weight_type);
 
 }  // namespace tiller::ops

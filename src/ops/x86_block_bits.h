@@ -1,5 +1,5 @@
 // AVX2 helpers that unpack the bits of 32-weight blocks, shared by the row
-// kernels (quantized_dot.cpp) and the tiled kernels' packing (tiled_matmul.cpp).
+// kernels (row_kernels_avx2.cpp) and the tiled kernels' packing (tiled_matmul.cpp).
 // Functions with a wider target attribute may inline them.
 #pragma once
 

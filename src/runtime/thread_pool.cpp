@@ -98,7 +98,8 @@ ThreadPool::~ThreadPool() {
   for (auto& worker : workers_) worker.join();
 }
 
-// Hands a generation to the workers. One caller at a time calls this, and only
+// Hands a generation to the workers. One caller at a time calls this (run holds
+// callers_; the destructor runs when no caller is left), and only
 // once the previous generation is finished (pending_ was 0), so no worker is
 // reading task_, n_ or stopping_ while they are written here.
 void ThreadPool::publish(Task task, int64_t n, bool stop) {
@@ -129,9 +130,11 @@ void ThreadPool::wake_workers() {
 void ThreadPool::run(Task task, int64_t n) {
   if (n <= 0) return;
   if (n_threads_ == 1 || n == 1) {
-    task(0, n, 0);
+    task(0, n, 0);  // touches none of the pool's state: no need to wait for another caller
     return;
   }
+  // Uncontended (one session per pool) this costs one atomic exchange each way.
+  std::lock_guard caller(callers_);
   publish(task, n, /*stop=*/false);
   const auto [begin, end] = chunk_of(n, n_threads_, 0);
   if (begin < end) task(begin, end, 0);

@@ -14,8 +14,8 @@ namespace {
 constexpr std::string_view kArchitecture = "tiller.actadd";
 
 std::vector<float> capture_resid_pre(const std::shared_ptr<const Model>& model, std::span<const TokenId> tokens,
-                                     int layer, int n_threads) {
-  Session session(model, {.n_ctx = static_cast<int>(tokens.size()), .n_threads = n_threads});
+                                     int layer, const std::shared_ptr<Engine>& engine) {
+  Session session(model, engine, {.n_ctx = static_cast<int>(tokens.size())});
   std::vector<float> rows;
   session.add_hook(layer, HookPoint::ResidPre,
                    [&](const HookRows& r) { rows.insert(rows.end(), r.data, r.data + r.n_rows * r.width); });
@@ -38,6 +38,11 @@ TokenId space_token(const Tokenizer& tokenizer) {
 }  // namespace
 
 ActAddTensor make_actadd_tensor(const std::shared_ptr<const Model>& model, const ActAddPair& pair, int n_threads) {
+  return make_actadd_tensor(model, pair, Engine::create({.n_threads = n_threads, .kernels = std::nullopt}));
+}
+
+ActAddTensor make_actadd_tensor(const std::shared_ptr<const Model>& model, const ActAddPair& pair,
+                                const std::shared_ptr<Engine>& engine) {
   const ModelConfig& config = model->config();
   if (pair.layer < 0 || pair.layer >= config.n_layer) {
     fail("ActAdd layer {} does not exist (the model has blocks 0 to {})", pair.layer, config.n_layer - 1);
@@ -51,8 +56,8 @@ ActAddTensor make_actadd_tensor(const std::shared_ptr<const Model>& model, const
     auto& shorter = positive.size() < negative.size() ? positive : negative;
     shorter.resize(std::max(positive.size(), negative.size()), space_token(tokenizer));
   }
-  const auto plus = capture_resid_pre(model, positive, pair.layer, n_threads);
-  const auto minus = capture_resid_pre(model, negative, pair.layer, n_threads);
+  const auto plus = capture_resid_pre(model, positive, pair.layer, engine);
+  const auto minus = capture_resid_pre(model, negative, pair.layer, engine);
   ActAddTensor tensor;
   tensor.layer = pair.layer;
   tensor.n_rows = static_cast<int64_t>(positive.size());

@@ -38,6 +38,13 @@ class Compiler {
     return vector;
   }
 
+  // The caller's engine, or one made once for this compilation.
+  const std::shared_ptr<Engine>& engine() const {
+    if (options_.engine != nullptr) return options_.engine;
+    if (own_engine_ == nullptr) own_engine_ = Engine::create();
+    return own_engine_;
+  }
+
   ActAddTensor actadd_tensor(const ActAddSpec& a, std::string& source) const {
     if (!a.from_file()) {
       if (a.layer < 0 || a.layer >= config_.n_layer) {
@@ -45,7 +52,7 @@ class Compiler {
              printable(a.negative), a.layer, config_.n_layer - 1);
       }
       source = fmt::format("--actadd \"{}\" \"{}\"", printable(a.positive), printable(a.negative));
-      return make_actadd_tensor(model_, {a.positive, a.negative, a.layer}, options_.n_threads);
+      return make_actadd_tensor(model_, {a.positive, a.negative, a.layer}, engine());
     }
     const std::string file = path_of(a.file);
     source = file;
@@ -64,6 +71,7 @@ class Compiler {
   const std::shared_ptr<const Model>& model_;
   const ModelConfig& config_;
   const CompileOptions& options_;
+  mutable std::shared_ptr<Engine> own_engine_;
 };
 
 }  // namespace

@@ -130,7 +130,9 @@ TrainResult train_control_vector(const std::shared_ptr<const Model>& model, cons
   // The cache is scratch for one pass: whole pairs up to n_batch tokens, or one
   // longer pair alone.
   const int n_ctx = std::max(options.n_batch, static_cast<int>(longest));
-  Session session(model, {.n_ctx = n_ctx, .n_threads = options.n_threads, .n_batch = options.n_batch});
+  auto engine = options.engine ? options.engine
+                               : Engine::create({.n_threads = options.n_threads, .kernels = std::nullopt});
+  Session session(model, std::move(engine), {.n_ctx = n_ctx, .n_batch = options.n_batch});
 
   // One pass's reads: [layer][sequence][width], sequences 2j (positive) and 2j + 1.
   std::vector<double> reads;

@@ -1,0 +1,272 @@
+// The AVX2 row kernels (row_kernels.h).
+#include <cstring>
+
+#include "ops/block_layout.h"
+#include "ops/k_scales.h"
+#include "ops/row_kernels.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include "ops/x86_block_bits.h"
+#include "ops/x86_simd.h"
+
+namespace tiller::ops {
+namespace {
+
+using blocks::as_int8;
+using blocks::k_min_sum;
+using blocks::load_f32;
+using blocks::load_u32;
+constexpr int kRows = kRowKernelRows;
+
+// AVX2 kernels. Their float arithmetic (per block: one fused multiply-add of the
+// 8 int32 lane sums, converted to float, by d_w x d_x into an 8-float accumulator,
+// block after block; at the end the lanes added as ((0+4)+(2+6))+((1+5)+(3+7));
+// minimum terms summed apart in block order and added last) reproduces llama.cpp's
+// CPU results bit for bit for Q4_1, Q5_0 and Q8_0 (tests/test_quantized_dot.cpp
+// checks this against its tensors; Q4_0 and Q5_1 are built the same way, with no
+// tensors to check them against). The K-quants agree to float rounding only.
+// The Avx512Vnni level has its own row kernels, in vnni_row_kernels.cpp.
+
+#define TILLER_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+TILLER_AVX2 inline float half_avx2(const uint8_t* p) {
+  uint16_t bits;
+  std::memcpy(&bits, p, 2);
+  return _cvtsh_ss(bits);
+}
+
+TILLER_AVX2 inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
+TILLER_AVX2 inline float hsum_avx2(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// Unsigned bytes times signed bytes, summed in fours into 8 int32. Products of
+// pairs stay within int16: the unsigned side is at most 128 here (63 for K-quants'
+// 6-bit values, |q8_0| for the sign trick) and the signed side at most 127.
+TILLER_AVX2 inline __m256i mul_sum_u8s8(__m256i u, __m256i s) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+// Signed times signed: move the sign of a onto b.
+TILLER_AVX2 inline __m256i mul_sum_s8s8(__m256i a, __m256i b) {
+  return mul_sum_u8s8(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a));
+}
+
+using x86::bit_bytes;
+using x86::nibbles;
+
+// The 32-weight formats: `block` returns the 8 int32 lane sums of one block's
+// integer dot product. The kernels take R weight rows at once against one
+// activation row: R independent accumulator chains hide the multiply-add latency,
+// and each row's float operations are exactly those of a single-row call.
+using BlockSums = __m256i (*)(const uint8_t* weight_block, const uint8_t* activation_block);
+
+template <uint64_t kWeightBytes, BlockSums block, bool kMinimum, int R>
+TILLER_AVX2 inline void dot_32_rows_avx2(const uint8_t* w, uint64_t row_bytes, const uint8_t* x, int64_t n,
+                                         float* out) {
+  constexpr uint64_t kActBytes = kMinimum ? kQ8_1ActBytes : kQ8_0ActBytes;
+  __m256 acc[R];
+  float minimums[R];
+  for (int r = 0; r < R; ++r) {
+    acc[r] = _mm256_setzero_ps();
+    minimums[r] = 0.0f;
+  }
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const uint8_t* xb = x + static_cast<uint64_t>(b) * kActBytes;
+    const float dx = half_avx2(xb);
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* wb = w + static_cast<uint64_t>(r) * row_bytes + static_cast<uint64_t>(b) * kWeightBytes;
+      // The same place in the next group of R rows, fetched while this one computes:
+      // on the model's mapped file (4 KiB pages) the hardware prefetchers alone
+      // fall behind.
+      _mm_prefetch(reinterpret_cast<const char*>(wb + R * row_bytes), _MM_HINT_T0);
+      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(half_avx2(wb) * dx), _mm256_cvtepi32_ps(block(wb, xb)), acc[r]);
+      if constexpr (kMinimum) minimums[r] += half_avx2(wb + 2) * half_avx2(xb + 2);
+    }
+  }
+  for (int r = 0; r < R; ++r) out[r] = kMinimum ? hsum_avx2(acc[r]) + minimums[r] : hsum_avx2(acc[r]);
+}
+
+TILLER_AVX2 inline __m256i block_q4_0_avx2(const uint8_t* wb, const uint8_t* xb) {
+  const __m256i q = _mm256_sub_epi8(nibbles(wb + 2), _mm256_set1_epi8(8));
+  return mul_sum_s8s8(q, load256(xb + 2));
+}
+
+TILLER_AVX2 inline __m256i block_q4_1_avx2(const uint8_t* wb, const uint8_t* xb) {
+  return mul_sum_u8s8(nibbles(wb + 4), load256(xb + 4));
+}
+
+// value = nibble + 16 x bit - 16: where the bit is clear, OR-ing 0xf0 makes the
+// byte (nibble - 16) in two's complement.
+TILLER_AVX2 inline __m256i block_q5_0_avx2(const uint8_t* wb, const uint8_t* xb) {
+  const __m256i clear =
+      _mm256_andnot_si256(bit_bytes(load_u32(wb + 2)), _mm256_set1_epi8(static_cast<char>(0xf0)));
+  return mul_sum_s8s8(_mm256_or_si256(nibbles(wb + 6), clear), load256(xb + 2));
+}
+
+TILLER_AVX2 inline __m256i block_q5_1_avx2(const uint8_t* wb, const uint8_t* xb) {
+  const __m256i high = _mm256_and_si256(bit_bytes(load_u32(wb + 4)), _mm256_set1_epi8(0x10));
+  return mul_sum_u8s8(_mm256_or_si256(nibbles(wb + 8), high), load256(xb + 4));
+}
+
+TILLER_AVX2 inline __m256i block_q8_0_avx2(const uint8_t* wb, const uint8_t* xb) {
+  return mul_sum_s8s8(load256(wb + 2), load256(xb + 2));
+}
+
+// Unsigned 32 quants times 32 activations, pairs summed in int16, then times the
+// sub-block scale and summed in pairs again: 8 int32.
+TILLER_AVX2 inline __m256i scaled_sum_avx2(__m256i q, const int8_t* y, int scale) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(q, load256(y)), _mm256_set1_epi16(static_cast<int16_t>(scale)));
+}
+
+// The K-quants: `block` returns the 8 int32 lane sums of one 256-block (scales
+// applied) and adds its minimum term, if any, to *minimum.
+using KBlockSums = __m256i (*)(const uint8_t* weight_block, const uint8_t* activation_block, float dx,
+                               float* minimum);
+
+// Q4_K: each 64-weight chunk takes the low nibbles of 32 bytes for one sub-block
+// and their high nibbles for the next.
+TILLER_AVX2 inline __m256i block_q4_k_avx2(const uint8_t* wb, const uint8_t* xb, float dx, float* minimum) {
+  const __m256i low_mask = _mm256_set1_epi8(0x0f);
+  const int8_t* y = as_int8(xb + 4);
+  uint8_t scale[8], min[8];
+  unpack_k_scales(wb + 4, scale, min);
+  __m256i sumi = _mm256_setzero_si256();
+  for (int chunk = 0; chunk < 4; ++chunk) {
+    const __m256i raw = load256(wb + 16 + 32 * chunk);
+    const __m256i low = _mm256_and_si256(raw, low_mask);
+    const __m256i high = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low_mask);
+    sumi = _mm256_add_epi32(sumi, scaled_sum_avx2(low, y + 64 * chunk, scale[2 * chunk]));
+    sumi = _mm256_add_epi32(sumi, scaled_sum_avx2(high, y + 64 * chunk + 32, scale[2 * chunk + 1]));
+  }
+  *minimum += half_avx2(wb + 2) * dx * static_cast<float>(k_min_sum(min, xb));
+  return sumi;
+}
+
+// Q5_K: as Q4_K, plus bits 2c and 2c+1 of qh[l] for chunk c.
+TILLER_AVX2 inline __m256i block_q5_k_avx2(const uint8_t* wb, const uint8_t* xb, float dx, float* minimum) {
+  const __m256i low_mask = _mm256_set1_epi8(0x0f), bit0 = _mm256_set1_epi8(1), bit1 = _mm256_set1_epi8(2);
+  const int8_t* y = as_int8(xb + 4);
+  uint8_t scale[8], min[8];
+  unpack_k_scales(wb + 4, scale, min);
+  __m256i high_bits = load256(wb + 16);  // shifted down 2 per chunk
+  __m256i sumi = _mm256_setzero_si256();
+  for (int chunk = 0; chunk < 4; ++chunk) {
+    const __m256i raw = load256(wb + 48 + 32 * chunk);
+    const __m256i low = _mm256_or_si256(_mm256_and_si256(raw, low_mask),
+                                        _mm256_slli_epi16(_mm256_and_si256(high_bits, bit0), 4));
+    const __m256i high = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(raw, 4), low_mask),
+                                         _mm256_slli_epi16(_mm256_and_si256(high_bits, bit1), 3));
+    sumi = _mm256_add_epi32(sumi, scaled_sum_avx2(low, y + 64 * chunk, scale[2 * chunk]));
+    sumi = _mm256_add_epi32(sumi, scaled_sum_avx2(high, y + 64 * chunk + 32, scale[2 * chunk + 1]));
+    high_bits = _mm256_srli_epi16(high_bits, 2);
+  }
+  *minimum += half_avx2(wb + 2) * dx * static_cast<float>(k_min_sum(min, xb));
+  return sumi;
+}
+
+// Q6_K: the quants are taken unsigned (0..63) and the offset of 32 is taken off
+// each pair of products (32 x the pair's activation sum) before the scale: every
+// int32 lane then holds scale x sum((q - 32) x q8) over its own four bytes.
+TILLER_AVX2 inline __m256i block_q6_k_avx2(const uint8_t* wb, const uint8_t* xb, float, float*) {
+  const __m256i low_mask = _mm256_set1_epi8(0x0f), high_mask = _mm256_set1_epi8(0x30);
+  const __m256i offset = _mm256_set1_epi8(32);
+  const int8_t* y = as_int8(xb + 4);
+  const int8_t* scales = as_int8(wb + 192);
+  __m256i sumi = _mm256_setzero_si256();
+  for (int half = 0; half < 2; ++half) {
+    const uint8_t* ql = wb + 64 * half;
+    const __m256i ql0 = load256(ql), ql1 = load256(ql + 32), qh = load256(wb + 128 + 32 * half);
+    const __m256i q[4] = {
+        _mm256_or_si256(_mm256_and_si256(ql0, low_mask), _mm256_and_si256(_mm256_slli_epi16(qh, 4), high_mask)),
+        _mm256_or_si256(_mm256_and_si256(ql1, low_mask), _mm256_and_si256(_mm256_slli_epi16(qh, 2), high_mask)),
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low_mask), _mm256_and_si256(qh, high_mask)),
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low_mask),
+                        _mm256_and_si256(_mm256_srli_epi16(qh, 2), high_mask)),
+    };
+    const int8_t* s = scales + 8 * half;
+    for (int k = 0; k < 4; ++k) {
+      // Bytes 0..15 belong to sub-block 2k, bytes 16..31 to 2k+1. Pairs stay in
+      // int16: 63 x 127 x 2 less 32 x (-127) x 2 is below 2^15.
+      const __m256i scale = _mm256_set_m128i(_mm_set1_epi16(s[2 * k + 1]), _mm_set1_epi16(s[2 * k]));
+      const __m256i y_k = load256(y + 128 * half + 32 * k);
+      const __m256i products = _mm256_sub_epi16(_mm256_maddubs_epi16(q[k], y_k), _mm256_maddubs_epi16(offset, y_k));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(products, scale));
+    }
+  }
+  return sumi;
+}
+
+// Per 256-block: acc += (d_w x d_x) x lanes; the minimum terms are summed apart
+// and taken off at the end.
+template <uint64_t kWeightBytes, uint64_t kScaleOffset, KBlockSums block, int R>
+TILLER_AVX2 inline void dot_k_rows_avx2(const uint8_t* w, uint64_t row_bytes, const uint8_t* x, int64_t n,
+                                        float* out) {
+  __m256 acc[R];
+  float minimums[R];
+  for (int r = 0; r < R; ++r) {
+    acc[r] = _mm256_setzero_ps();
+    minimums[r] = 0.0f;
+  }
+  for (int64_t b = 0; b < n / 256; ++b) {
+    const uint8_t* xb = x + static_cast<uint64_t>(b) * kQ8_KActBytes;
+    const float dx = load_f32(xb);
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* wb = w + static_cast<uint64_t>(r) * row_bytes + static_cast<uint64_t>(b) * kWeightBytes;
+      for (uint64_t line = 0; line < kWeightBytes; line += 64) {  // as in dot_32_rows_avx2
+        _mm_prefetch(reinterpret_cast<const char*>(wb + R * row_bytes + line), _MM_HINT_T0);
+      }
+      const __m256i sumi = block(wb, xb, dx, &minimums[r]);
+      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(half_avx2(wb + kScaleOffset) * dx), _mm256_cvtepi32_ps(sumi), acc[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) out[r] = hsum_avx2(acc[r]) - minimums[r];
+}
+
+// The single-row QuantizedDot of a row kernel.
+template <QuantizedRows rows>
+TILLER_AVX2 float single_row(const uint8_t* w, const uint8_t* x, int64_t n) {
+  float out;
+  rows(w, 0, x, n, &out);
+  return out;
+}
+
+template <uint64_t kWeightBytes, BlockSums block, bool kMinimum>
+constexpr RowKernels kernels_32() {
+  return {single_row<dot_32_rows_avx2<kWeightBytes, block, kMinimum, 1>>,
+          dot_32_rows_avx2<kWeightBytes, block, kMinimum, kRows>};
+}
+template <uint64_t kWeightBytes, uint64_t kScaleOffset, KBlockSums block>
+constexpr RowKernels kernels_k() {
+  return {single_row<dot_k_rows_avx2<kWeightBytes, kScaleOffset, block, 1>>,
+          dot_k_rows_avx2<kWeightBytes, kScaleOffset, block, kRows>};
+}
+
+}  // namespace
+
+RowKernels avx2_row_kernels(TensorType weight_type) {
+  switch (weight_type) {
+    case TensorType::Q4_0: return kernels_32<kQ4_0Bytes, block_q4_0_avx2, false>();
+    case TensorType::Q4_1: return kernels_32<kQ4_1Bytes, block_q4_1_avx2, true>();
+    case TensorType::Q5_0: return kernels_32<kQ5_0Bytes, block_q5_0_avx2, false>();
+    case TensorType::Q5_1: return kernels_32<kQ5_1Bytes, block_q5_1_avx2, true>();
+    case TensorType::Q8_0: return kernels_32<kQ8_0Bytes, block_q8_0_avx2, false>();
+    case TensorType::Q4_K: return kernels_k<kQ4_KBytes, 0, block_q4_k_avx2>();
+    case TensorType::Q5_K: return kernels_k<kQ5_KBytes, 0, block_q5_k_avx2>();
+    case TensorType::Q6_K: return kernels_k<kQ6_KBytes, 208, block_q6_k_avx2>();  // d after ql, qh, scales
+    default: return {};
+  }
+}
+
+}  // namespace tiller::ops
+
+#else
+
+namespace tiller::ops {
+RowKernels avx2_row_kernels(TensorType) { return {}; }
+}  // namespace tiller::ops
+
+#endif
