@@ -14,7 +14,7 @@
 #include "support/test_files.h"
 #include "ops/quantized_dot.h"
 #include "support/tiny_model.h"
-#include "tiller/error.h"
+#include "common/fail.h"
 #include "tiller/model.h"
 #include "tiller/steer.h"
 

@@ -20,7 +20,7 @@
 #include "support/tiny_model.h"
 #include "tiller/control_vector.h"
 #include "tiller/cpu_features.h"
-#include "tiller/error.h"
+#include "common/fail.h"
 #include "tiller/model.h"
 #include "tiller/train.h"
 

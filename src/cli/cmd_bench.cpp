@@ -13,7 +13,7 @@
 #include "cli/options.h"
 #include "cli/steering_options.h"
 #include "ops/quantized_dot.h"
-#include "tiller/error.h"
+#include "common/fail.h"
 #include "tiller/model.h"
 #include "tiller/model_paths.h"
 

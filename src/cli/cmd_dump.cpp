@@ -10,8 +10,8 @@
 #include "cli/npy.h"
 #include "cli/options.h"
 #include "cli/steering_options.h"
-#include "gguf/printable.h"
-#include "tiller/error.h"
+#include "tiller/printable.h"
+#include "common/fail.h"
 #include "tiller/model.h"
 #include "tiller/model_paths.h"
 

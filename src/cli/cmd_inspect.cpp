@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
-#include "gguf/printable.h"
+#include "tiller/printable.h"
 #include "tiller/gguf.h"
 #include "tiller/model_config.h"
 #include "tiller/model_paths.h"

@@ -12,7 +12,7 @@
 #include "cli/npy.h"
 #include "cli/options.h"
 #include "cli/steering_options.h"
-#include "tiller/error.h"
+#include "common/fail.h"
 #include "tiller/model.h"
 #include "tiller/model_paths.h"
 

@@ -15,7 +15,7 @@
 #include "cli/options.h"
 #include "cli/steering_options.h"
 #include "tiller/chat.h"
-#include "tiller/error.h"
+#include "common/fail.h"
 #include "tiller/generate.h"
 #include "tiller/model.h"
 #include "tiller/model_paths.h"

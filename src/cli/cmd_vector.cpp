@@ -8,10 +8,10 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "cli/steering_options.h"
-#include "gguf/printable.h"
+#include "tiller/printable.h"
 #include "tiller/actadd.h"
 #include "tiller/control_vector.h"
-#include "tiller/error.h"
+#include "common/fail.h"
 #include "tiller/model.h"
 #include "tiller/model_paths.h"
 

@@ -12,8 +12,8 @@
 #include "cli/options.h"
 #include "cli/progress.h"
 #include "cli/train_data.h"
-#include "gguf/printable.h"
-#include "tiller/error.h"
+#include "tiller/printable.h"
+#include "common/fail.h"
 #include "tiller/model_paths.h"
 #include "tiller/train.h"
 

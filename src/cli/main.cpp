@@ -7,7 +7,7 @@
 
 #include "cli/commands.h"
 #include "ops/quantized_dot.h"
-#include "tiller/error.h"
+#include "common/fail.h"
 
 namespace {
 

@@ -5,10 +5,10 @@
 
 #include <fmt/format.h>
 
-#include "gguf/printable.h"
+#include "tiller/printable.h"
 #include "tiller/actadd.h"
 #include "tiller/control_vector.h"
-#include "tiller/error.h"
+#include "common/fail.h"
 
 namespace tiller::cli {
 namespace {

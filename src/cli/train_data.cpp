@@ -6,8 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "gguf/printable.h"
-#include "tiller/error.h"
+#include "tiller/printable.h"
+#include "common/fail.h"
 #include "tiller/text_file.h"
 
 namespace tiller::cli {

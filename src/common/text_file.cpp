@@ -6,7 +6,7 @@
 #include <fstream>
 #include <iterator>
 
-#include "tiller/error.h"
+#include "common/fail.h"
 
 namespace tiller {
 

@@ -2,7 +2,7 @@
 
 #include <chrono>
 
-#include "tiller/error.h"
+#include "common/fail.h"
 #include "tiller/stop_strings.h"
 
 namespace tiller {

@@ -4,7 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "tiller/error.h"
+#include "common/fail.h"
 
 namespace tiller {
 

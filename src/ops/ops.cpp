@@ -9,7 +9,7 @@
 #include "ops/quantized_dot.h"
 #include "tiller/cpu_features.h"
 #include "tiller/dequantize.h"
-#include "tiller/error.h"
+#include "common/fail.h"
 
 namespace tiller::ops {
 

@@ -19,14 +19,14 @@
 #include <cstring>
 #include <vector>
 
-#include "gguf/printable.h"
+#include "tiller/printable.h"
 #include "ops/k_scales.h"
 #include "ops/tiled_matmul.h"
 #include "ops/vnni_row_kernels.h"
 #include "ops/x86_block_bits.h"
 #include "tiller/cpu_features.h"
 #include "tiller/dequantize.h"
-#include "tiller/error.h"
+#include "common/fail.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include "ops/x86_simd.h"

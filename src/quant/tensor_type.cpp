@@ -3,7 +3,7 @@
 #include <array>
 #include <limits>
 
-#include "tiller/error.h"
+#include "common/fail.h"
 
 namespace tiller {
 namespace {

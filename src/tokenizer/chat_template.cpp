@@ -3,7 +3,7 @@
 #include <iterator>
 
 #include "tiller/chat.h"
-#include "tiller/error.h"
+#include "common/fail.h"
 #include "tiller/text_file.h"
 
 namespace tiller {
