@@ -10,7 +10,7 @@
 
 #include "tiller/error.h"
 #include "tiller/gguf.h"
-#include "tiller/model_paths.h"
+#include "cli/models_dir.h"
 #include "tiller/tokenizer.h"
 
 int main(int argc, char** argv) {

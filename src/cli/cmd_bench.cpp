@@ -15,6 +15,7 @@
 #include "ops/quantized_dot.h"
 #include "common/fail.h"
 #include "tiller/model.h"
+#include "cli/models_dir.h"
 #include "tiller/model_paths.h"
 
 namespace tiller::cli {

@@ -8,6 +8,7 @@
 #include "tiller/printable.h"
 #include "tiller/gguf.h"
 #include "tiller/model_config.h"
+#include "cli/models_dir.h"
 #include "tiller/model_paths.h"
 
 namespace tiller::cli {

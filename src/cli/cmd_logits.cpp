@@ -14,6 +14,7 @@
 #include "cli/steering_options.h"
 #include "common/fail.h"
 #include "tiller/model.h"
+#include "cli/models_dir.h"
 #include "tiller/model_paths.h"
 
 namespace tiller::cli {

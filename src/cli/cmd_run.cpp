@@ -18,6 +18,7 @@
 #include "common/fail.h"
 #include "tiller/generate.h"
 #include "tiller/model.h"
+#include "cli/models_dir.h"
 #include "tiller/model_paths.h"
 
 namespace tiller::cli {

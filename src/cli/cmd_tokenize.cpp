@@ -9,6 +9,7 @@
 #include "tiller/chat.h"
 #include "common/fail.h"
 #include "tiller/gguf.h"
+#include "cli/models_dir.h"
 #include "tiller/model_paths.h"
 #include "tiller/tokenizer.h"
 

@@ -13,6 +13,7 @@
 #include "tiller/control_vector.h"
 #include "common/fail.h"
 #include "tiller/model.h"
+#include "cli/models_dir.h"
 #include "tiller/model_paths.h"
 
 namespace tiller::cli {

@@ -14,6 +14,7 @@
 #include "cli/train_data.h"
 #include "tiller/printable.h"
 #include "common/fail.h"
+#include "cli/models_dir.h"
 #include "tiller/model_paths.h"
 #include "tiller/train.h"
 

@@ -3,7 +3,7 @@
 #include <random>
 #include <thread>
 
-#include "tiller/text_file.h"
+#include "cli/text_file.h"
 
 namespace tiller::cli {
 

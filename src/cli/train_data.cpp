@@ -8,7 +8,7 @@
 
 #include "tiller/printable.h"
 #include "common/fail.h"
-#include "tiller/text_file.h"
+#include "cli/text_file.h"
 
 namespace tiller::cli {
 namespace {

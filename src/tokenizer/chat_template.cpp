@@ -1,15 +1,25 @@
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 
 #include "tiller/chat.h"
 #include "common/fail.h"
-#include "tiller/text_file.h"
 
 namespace tiller {
 namespace {
 
 constexpr std::string_view kBuiltinNames = "chatml, gemma";
+
+// The bytes of a file already known to be a regular file.
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("{}: cannot open: {}", path, std::strerror(errno));
+  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  if (in.bad()) fail("{}: read failed", path);
+  return text;
+}
 
 // Whitespace llama.cpp trims from Gemma turns.
 std::string trim(const std::string& text) {
@@ -69,7 +79,7 @@ ChatFormat resolve_chat_format(const gguf::File& model, const std::string& name_
     if (!std::filesystem::is_regular_file(name_or_path, error)) {
       fail("chat template '{}' is neither a built-in format ({}) nor a readable file", name_or_path, kBuiltinNames);
     }
-    jinja = read_text_file(name_or_path);
+    jinja = read_file(name_or_path);
     source = name_or_path;
   }
   if (auto format = recognize_chat_template(jinja)) return *format;

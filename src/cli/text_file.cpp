@@ -1,4 +1,4 @@
-#include "tiller/text_file.h"
+#include "cli/text_file.h"
 
 #include <cerrno>
 #include <cstring>
