@@ -10,7 +10,7 @@
 
 #include "tiller/error.h"
 #include "tiller/gguf.h"
-#include "tiller/model_paths.h"
+#include "cli/models_dir.h"
 #include "tiller/tokenizer.h"
 
 int main(int argc, char** argv) {
@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
     const auto file = tiller::gguf::File::open(tiller::resolve_model(argv[1]));
     const auto tokenizer = tiller::Tokenizer::from_gguf(file);
     std::ifstream in(argv[2], std::ios::binary);
-    if (!in) tiller::fail("{}: cannot open", argv[2]);
+    if (!in) throw tiller::Error(fmt::format("{}: cannot open", argv[2]));
     const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
     std::vector<std::string_view> lines;
     for (size_t start = 0; start < text.size();) {

@@ -7,7 +7,7 @@
 #include "support/bad_gguf_corpus.h"
 #include "support/run_process.h"
 #include "support/test_files.h"
-#include "tiller/error.h"
+#include "common/fail.h"
 #include "tiller/gguf.h"
 #include "tiller/model_config.h"
 

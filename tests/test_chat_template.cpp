@@ -5,7 +5,7 @@
 #include "support/test_files.h"
 #include "support/tokenizer_goldens.h"
 #include "tiller/chat.h"
-#include "tiller/error.h"
+#include "common/fail.h"
 
 namespace tiller {
 namespace {

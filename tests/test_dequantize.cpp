@@ -11,7 +11,7 @@
 #include "support/dequant_goldens.h"
 #include "support/tiny_model.h"
 #include "tiller/dequantize.h"
-#include "tiller/error.h"
+#include "common/fail.h"
 
 namespace tiller {
 namespace {

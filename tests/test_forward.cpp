@@ -11,7 +11,7 @@
 #include "support/run_process.h"
 #include "support/test_files.h"
 #include "support/tiny_model.h"
-#include "tiller/error.h"
+#include "common/fail.h"
 #include "tiller/model.h"
 
 namespace tiller {

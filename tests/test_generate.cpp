@@ -7,7 +7,7 @@
 #include "support/run_process.h"
 #include "support/test_files.h"
 #include "support/tiny_model.h"
-#include "tiller/error.h"
+#include "common/fail.h"
 #include "tiller/generate.h"
 #include "tiller/stop_strings.h"
 

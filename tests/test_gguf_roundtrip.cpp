@@ -6,7 +6,7 @@
 #include "support/bad_gguf_corpus.h"
 #include "support/test_files.h"
 #include "support/tiny_model.h"
-#include "tiller/error.h"
+#include "common/fail.h"
 #include "tiller/gguf.h"
 #include "tiller/model_config.h"
 

@@ -1,7 +1,7 @@
 // Metadata values, typed getters and the tensor type table.
 #include <gtest/gtest.h>
 
-#include "tiller/error.h"
+#include "common/fail.h"
 #include "tiller/gguf.h"
 
 namespace tiller {

@@ -15,8 +15,8 @@
 
 #include "support/test_files.h"
 #include "support/tiny_model.h"
+#include "common/fail.h"
 #include "tiller/engine.h"
-#include "tiller/error.h"
 #include "tiller/model.h"
 #include "tiller/steer.h"
 

@@ -24,7 +24,7 @@
 #include "support/tiny_model.h"
 #include "tiller/gguf.h"
 #include "tiller/dequantize.h"
-#include "tiller/error.h"
+#include "common/fail.h"
 
 namespace tiller {
 namespace {

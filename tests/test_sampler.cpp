@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "tiller/error.h"
+#include "common/fail.h"
 #include "tiller/sampler.h"
 
 namespace tiller {

@@ -11,7 +11,7 @@
 #include "support/tiny_model.h"
 #include "tiller/actadd.h"
 #include "tiller/control_vector.h"
-#include "tiller/error.h"
+#include "common/fail.h"
 #include "tiller/model.h"
 #include "tiller/steer.h"
 

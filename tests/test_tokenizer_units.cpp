@@ -6,7 +6,7 @@
 
 #include "support/run_process.h"
 #include "support/test_files.h"
-#include "tiller/error.h"
+#include "common/fail.h"
 #include "tiller/tokenizer.h"
 #include "tokenizer/pre_tokenizer.h"
 #include "tokenizer/unicode_text.h"

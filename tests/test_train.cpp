@@ -19,8 +19,8 @@
 #include "support/tiny_model.h"
 #include "tiller/control_vector.h"
 #include "tiller/cpu_features.h"
+#include "common/fail.h"
 #include "tiller/engine.h"
-#include "tiller/error.h"
 #include "tiller/model.h"
 #include "tiller/train.h"
 

@@ -8,7 +8,7 @@
 
 #include <fmt/format.h>
 
-#include "tiller/error.h"
+#include "common/fail.h"
 
 namespace tiller::cli {
 

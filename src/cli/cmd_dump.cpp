@@ -12,8 +12,9 @@
 #include "cli/npy.h"
 #include "cli/options.h"
 #include "cli/steering_options.h"
-#include "tiller/error.h"
+#include "common/fail.h"
 #include "tiller/model.h"
+#include "cli/models_dir.h"
 #include "tiller/model_paths.h"
 
 namespace tiller::cli {

@@ -5,9 +5,10 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
-#include "gguf/printable.h"
+#include "tiller/printable.h"
 #include "tiller/gguf.h"
 #include "tiller/model_config.h"
+#include "cli/models_dir.h"
 #include "tiller/model_paths.h"
 
 namespace tiller::cli {

@@ -6,6 +6,7 @@
 #include "cli/options.h"
 #include "tiller/chat.h"
 #include "tiller/gguf.h"
+#include "cli/models_dir.h"
 #include "tiller/model_paths.h"
 
 namespace tiller::cli {

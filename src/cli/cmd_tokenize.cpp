@@ -5,10 +5,11 @@
 
 #include "cli/commands.h"
 #include "cli/options.h"
-#include "gguf/printable.h"
+#include "tiller/printable.h"
 #include "tiller/chat.h"
-#include "tiller/error.h"
+#include "common/fail.h"
 #include "tiller/gguf.h"
+#include "cli/models_dir.h"
 #include "tiller/model_paths.h"
 #include "tiller/tokenizer.h"
 

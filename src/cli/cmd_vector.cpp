@@ -8,11 +8,12 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "cli/steering_options.h"
-#include "gguf/printable.h"
+#include "tiller/printable.h"
 #include "tiller/actadd.h"
 #include "tiller/control_vector.h"
-#include "tiller/error.h"
+#include "common/fail.h"
 #include "tiller/model.h"
+#include "cli/models_dir.h"
 #include "tiller/model_paths.h"
 
 namespace tiller::cli {

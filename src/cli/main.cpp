@@ -7,7 +7,7 @@
 
 #include "cli/commands.h"
 #include "cli/options.h"
-#include "tiller/error.h"
+#include "common/fail.h"
 
 namespace {
 

@@ -5,9 +5,9 @@
 #include <random>
 #include <thread>
 
-#include "gguf/printable.h"
-#include "tiller/error.h"
-#include "tiller/text_file.h"
+#include "common/text_file.h"
+#include "common/fail.h"
+#include "tiller/printable.h"
 
 namespace tiller::cli {
 

@@ -1,4 +1,4 @@
-#include "tiller/text_file.h"
+#include "common/text_file.h"
 
 #include <cerrno>
 #include <cstring>
@@ -6,7 +6,7 @@
 #include <fstream>
 #include <iterator>
 
-#include "tiller/error.h"
+#include "common/fail.h"
 
 namespace tiller {
 

@@ -1,6 +1,6 @@
 #include "tiller/generate.h"
 
-#include "tiller/error.h"
+#include "common/fail.h"
 
 namespace tiller {
 namespace {

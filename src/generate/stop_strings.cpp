@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "tiller/error.h"
+#include "common/fail.h"
 
 namespace tiller {
 

@@ -7,8 +7,8 @@
 #include <limits>
 
 #include "gguf/mapped_file.h"
-#include "gguf/printable.h"
-#include "tiller/error.h"
+#include "tiller/printable.h"
+#include "common/fail.h"
 #include "tiller/gguf.h"
 
 namespace tiller::gguf {

@@ -1,13 +1,13 @@
 // Metadata values, tensor geometry and the File's look-ups.
 #include <fmt/format.h>
 
-#include "gguf/printable.h"
-#include "tiller/error.h"
+#include "tiller/printable.h"
+#include "common/fail.h"
 #include "tiller/gguf.h"
 
 namespace tiller {
 
-std::string printable(std::string_view text, size_t max_length) {
+std::string printable(std::string_view text, std::size_t max_length) {
   std::string out;
   for (size_t i = 0; i < text.size(); ++i) {
     if (out.size() >= max_length) {

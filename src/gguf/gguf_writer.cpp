@@ -7,7 +7,7 @@
 #include <cstring>
 #include <filesystem>
 
-#include "tiller/error.h"
+#include "common/fail.h"
 #include "tiller/gguf.h"
 
 namespace tiller::gguf {

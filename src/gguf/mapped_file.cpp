@@ -8,7 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "tiller/error.h"
+#include "common/fail.h"
 
 namespace tiller::gguf {
 

@@ -1,10 +1,10 @@
 // Loading a model: hyper-parameters, architecture traits, tokenizer, weights.
 #include "tiller/model.h"
 
-#include "gguf/printable.h"
+#include "tiller/printable.h"
 #include "model/model_weights.h"
 #include "tiller/dequantize.h"
-#include "tiller/error.h"
+#include "common/fail.h"
 
 namespace tiller {
 

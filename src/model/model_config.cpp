@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
-#include "gguf/printable.h"
-#include "tiller/error.h"
+#include "tiller/printable.h"
+#include "common/fail.h"
 
 namespace tiller {
 namespace {

@@ -1,10 +1,8 @@
 #include "tiller/model_paths.h"
 
 #include <algorithm>
-#include <cstdlib>
-#include <filesystem>
 
-#include "tiller/error.h"
+#include "common/fail.h"
 
 namespace tiller {
 
@@ -13,13 +11,7 @@ const std::vector<std::string_view>& fetchable_models() {
   return names;
 }
 
-std::string models_directory() {
-  if (const char* dir = std::getenv("TILLER_MODELS"); dir != nullptr && *dir != '\0') return dir;
-  const char* home = std::getenv("HOME");
-  return std::string(home != nullptr ? home : ".") + "/.cache/tiller/models";
-}
-
-std::string resolve_model(std::string_view name_or_path) {
+std::string resolve_model_path(std::string_view name_or_path, const std::filesystem::path& models_dir) {
   namespace fs = std::filesystem;
   const std::string argument(name_or_path);
   std::error_code error;
@@ -29,17 +21,16 @@ std::string resolve_model(std::string_view name_or_path) {
   if (name.ends_with(".gguf")) name.resize(name.size() - 5);
   const bool looks_like_name = name.find('/') == std::string::npos && !name.empty();
   if (looks_like_name) {
-    const std::string cached = models_directory() + "/" + name + ".gguf";
+    const std::string cached = (models_dir / (name + ".gguf")).string();
     if (fs::is_regular_file(cached, error)) return cached;
     const auto& known = fetchable_models();
     if (std::find(known.begin(), known.end(), name) != known.end()) {
-      fail("model '{}' is not in {}; fetch it with: scripts/fetch-models.sh {}", name,
-           models_directory(), name);
+      fail("model '{}' is not in {}; fetch it with: scripts/fetch-models.sh {}", name, models_dir.string(), name);
     }
   }
   if (fs::exists(argument, error)) fail("{}: not a regular file", argument);
-  fail("{}: no such file, and no model of that name in {} (fetchable: {})", argument,
-       models_directory(), fmt::join(fetchable_models(), ", "));
+  fail("{}: no such file, and no model of that name in {} (fetchable: {})", argument, models_dir.string(),
+       fmt::join(fetchable_models(), ", "));
 }
 
 }  // namespace tiller

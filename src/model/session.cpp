@@ -10,7 +10,7 @@
 #include "ops/ops.h"
 #include "ops/matmul.h"
 #include "tiller/dequantize.h"
-#include "tiller/error.h"
+#include "common/fail.h"
 #include "tiller/model.h"
 #include "tiller/thread_pool.h"
 

@@ -11,7 +11,7 @@
 #include "ops/block_layout.h"
 #include "ops/ops.h"
 #include "tiller/dequantize.h"
-#include "tiller/error.h"
+#include "common/fail.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include "ops/x86_simd.h"

@@ -9,7 +9,7 @@
 #include "ops/block_layout.h"
 #include "ops/tiled_matmul.h"
 #include "ops/vnni_row_kernels.h"
-#include "tiller/error.h"
+#include "common/fail.h"
 
 namespace tiller::ops {
 namespace {

@@ -8,7 +8,7 @@
 #include "ops/exp_avx512.h"
 #include "ops/matmul.h"
 #include "tiller/dequantize.h"
-#include "tiller/error.h"
+#include "common/fail.h"
 
 namespace tiller::ops {
 

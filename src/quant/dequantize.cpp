@@ -7,7 +7,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "tiller/error.h"
+#include "common/fail.h"
 
 namespace tiller {
 

@@ -2,8 +2,8 @@
 
 #include <limits>
 
+#include "common/fail.h"
 #include "quant/tensor_type_table.h"
-#include "tiller/error.h"
 
 namespace tiller {
 

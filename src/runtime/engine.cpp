@@ -4,8 +4,8 @@
 #include <array>
 #include <string>
 
-#include "gguf/printable.h"
-#include "tiller/error.h"
+#include "tiller/printable.h"
+#include "common/fail.h"
 
 namespace tiller {
 

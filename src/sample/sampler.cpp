@@ -9,7 +9,7 @@
 #include <cmath>
 #include <limits>
 
-#include "tiller/error.h"
+#include "common/fail.h"
 
 namespace tiller {
 

@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <cmath>
 
-#include "gguf/printable.h"
+#include "tiller/printable.h"
 #include "tiller/dequantize.h"
-#include "tiller/error.h"
+#include "common/fail.h"
 #include "tiller/gguf.h"
 
 namespace tiller {

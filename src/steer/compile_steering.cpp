@@ -1,10 +1,10 @@
 // compile_steering: a SteeringSpec read, computed and checked for one model.
 #include <fmt/format.h>
 
-#include "gguf/printable.h"
+#include "tiller/printable.h"
 #include "tiller/actadd.h"
 #include "tiller/control_vector.h"
-#include "tiller/error.h"
+#include "common/fail.h"
 #include "tiller/steering_spec.h"
 
 namespace tiller {

@@ -2,8 +2,8 @@
 
 #include <fmt/format.h>
 
-#include "gguf/printable.h"
-#include "tiller/error.h"
+#include "tiller/printable.h"
+#include "common/fail.h"
 #include "tiller/hooks.h"
 
 namespace tiller {

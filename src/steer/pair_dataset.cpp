@@ -6,9 +6,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "gguf/printable.h"
-#include "tiller/error.h"
-#include "tiller/text_file.h"
+#include "tiller/printable.h"
+#include "common/fail.h"
+#include "common/text_file.h"
 
 namespace tiller {
 namespace {

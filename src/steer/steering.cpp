@@ -5,8 +5,8 @@
 
 #include <fmt/format.h>
 
-#include "gguf/printable.h"
-#include "tiller/error.h"
+#include "tiller/printable.h"
+#include "common/fail.h"
 #include "tiller/model.h"
 #include "tiller/steer.h"
 

@@ -8,8 +8,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "gguf/printable.h"
-#include "tiller/error.h"
+#include "tiller/printable.h"
+#include "common/fail.h"
 
 namespace tiller {
 namespace {

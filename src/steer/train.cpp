@@ -7,9 +7,9 @@
 
 #include <Eigen/Dense>
 
-#include "gguf/printable.h"
+#include "tiller/printable.h"
 #include "steer/top_eigenvector.h"
-#include "tiller/error.h"
+#include "common/fail.h"
 
 namespace tiller {
 namespace {

@@ -6,7 +6,7 @@
 #include <shared_mutex>
 #include <unordered_map>
 
-#include "tiller/error.h"
+#include "common/fail.h"
 #include "tokenizer/pre_tokenizer.h"
 #include "tokenizer/symbols.h"
 #include "tokenizer/tokenizer_kinds.h"

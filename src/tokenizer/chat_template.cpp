@@ -1,10 +1,12 @@
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 
 #include "tiller/chat.h"
-#include "tiller/error.h"
-#include "tiller/text_file.h"
+#include "common/fail.h"
+#include "common/text_file.h"
 
 namespace tiller {
 namespace {

@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <map>
 
-#include "gguf/printable.h"
-#include "tiller/error.h"
+#include "tiller/printable.h"
+#include "common/fail.h"
 #include "tokenizer/unicode_text.h"
 
 namespace tiller {

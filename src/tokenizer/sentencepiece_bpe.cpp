@@ -6,7 +6,7 @@
 #include <unordered_map>
 #include <queue>
 
-#include "tiller/error.h"
+#include "common/fail.h"
 #include "tokenizer/symbols.h"
 #include "tokenizer/tokenizer_kinds.h"
 

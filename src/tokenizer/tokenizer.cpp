@@ -11,8 +11,8 @@
 #include <unordered_set>
 #include <utility>
 
-#include "gguf/printable.h"
-#include "tiller/error.h"
+#include "tiller/printable.h"
+#include "common/fail.h"
 #include "tokenizer/tokenizer_kinds.h"
 #include "tokenizer/unicode_text.h"
 

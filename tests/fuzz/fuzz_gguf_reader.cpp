@@ -7,7 +7,7 @@
 #include <span>
 
 #include "tiller/dequantize.h"
-#include "tiller/error.h"
+#include "common/fail.h"
 #include "tiller/gguf.h"
 #include "tiller/model_config.h"
 #include "tiller/tokenizer.h"

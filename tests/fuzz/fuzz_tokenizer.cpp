@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "tiller/gguf.h"
-#include "tiller/model_paths.h"
+#include "cli/models_dir.h"
 #include "tiller/tokenizer.h"
 
 namespace {
@@ -17,7 +17,7 @@ std::vector<std::pair<std::unique_ptr<tiller::gguf::File>, std::unique_ptr<tille
   static auto loaded = [] {
     std::vector<std::pair<std::unique_ptr<tiller::gguf::File>, std::unique_ptr<tiller::Tokenizer>>> out;
     for (const char* name : {"smollm2-135m-instruct", "gemma-3-270m"}) {
-      const std::string path = tiller::models_directory() + "/" + name + ".gguf";
+      const std::string path = (tiller::default_models_dir() / (std::string(name) + ".gguf")).string();
       auto file = std::make_unique<tiller::gguf::File>(tiller::gguf::File::open(path));
       auto tokenizer = tiller::Tokenizer::from_gguf(*file);
       out.emplace_back(std::move(file), std::move(tokenizer));

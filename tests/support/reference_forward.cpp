@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "tiller/dequantize.h"
-#include "tiller/error.h"
+#include "common/fail.h"
 #include "tiller/gguf.h"
 #include "tiller/model_config.h"
 

@@ -12,7 +12,7 @@
 
 #include <unistd.h>
 
-#include "tiller/model_paths.h"
+#include "cli/models_dir.h"
 
 namespace tiller::testing {
 
@@ -45,7 +45,7 @@ inline std::string write_scratch(const std::string& name, const std::vector<uint
 
 // The fetched model's path, or empty when it is not there.
 inline std::string real_model_path(const std::string& name) {
-  const std::string path = models_directory() + "/" + name + ".gguf";
+  const std::string path = (default_models_dir() / (name + ".gguf")).string();
   return std::filesystem::exists(path) ? path : std::string();
 }
 

@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "tiller/error.h"
+#include "common/fail.h"
 
 namespace tiller::testing {
 namespace {

@@ -1,4 +1,4 @@
-// Reading a whole text file given on the command line, with one-line errors.
+// Reading a whole text file (a dataset, a template, a prompt file), with one-line errors.
 #pragma once
 
 #include <string>
