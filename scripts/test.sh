@@ -40,9 +40,9 @@ for flavour in release sanitize fuzz emulate; do
   # tests that generate or score many tokens of a real model are left to the
   # other builds; the block-0 products and the hidden states of every block (one
   # golden prompt per model) still check the emulated kernels against llama.cpp.
-  # The NumPy training golden wants the bits of real AVX-512, which SIMDe does not
-  # promise.
-  slow='ForwardGolden.(NextToken|Greedy)|ControlVectorGolden|PackingRealModel|TrainBehaviour|TrainNumpyGolden'
+  # The NumPy training reference (40 prompts dumped, five trainings, per model) is
+  # among them.
+  slow='ForwardGolden.(NextToken|Greedy)|ControlVectorGolden|PackingRealModel|TrainBehaviour|TrainNumpyReference'
   slow+='|ActAddAlignmentOnAChatPrompt|BenchCommand.JsonKeys|RunCommand.(SeedsRepeat|GreedyAnswer)'
   [ "$flavour" = emulate ] && filter=(-E "$slow")
   limit=(); [ "$flavour" = release ] && limit=(env "TILLER_GOLDEN_LIMIT=${TILLER_GOLDEN_LIMIT:-20}")
