@@ -11,6 +11,8 @@ python="$("$here/oracle-env.sh")"
 "$python" "$here/make-tokenizer-goldens.py"
 "$python" "$here/make-chat-goldens.py"
 "$python" "$here/make-forward-goldens.py"
+# llama.cpp against itself (F32 vs F16 KV cache): the spread the forward and steering tests' bounds derive from.
+"$python" "$here/make-forward-goldens.py" --self-agreement
 "$here/build.sh" release >/dev/null  # the steering goldens run tiller itself
 "$python" "$here/make-steering-goldens.py"
 # (The NumPy reference for `tiller vector train` is no golden: TrainNumpyReference
