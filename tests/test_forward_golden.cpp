@@ -96,7 +96,8 @@ TEST_P(ForwardGolden, NextTokenDistributionsMatchLlamaCpp) {
     std::cout << fmt::format("[ note ] llama.cpp's self-agreement covers the first {} texts: the bounds take "
                              "its figures there for all {}\n", self.texts, n_texts);
   }
-  const auto bounds = testing::bounds_from(self, testing::llama_self_agreement(GetParam(), texts.size(), 0));
+  const auto bounds =
+      testing::bounds_from(self, testing::llama_self_agreement(GetParam(), texts.size(), 0), positions);
   std::cout << fmt::format("[ figures ] {}: {} texts, {} positions: mean KL {:.5f} nats (max {:.4f}, bound {:.5f}), "
                            "top-1 agreement {:.2f}% (bound {:.2f}%); {}\n",
                            GetParam(), n_texts, positions, mean_kl, kl_worst, bounds.max_mean_kl, 100 * top1,
