@@ -231,6 +231,46 @@ TEST(SteeringSpec, CompilesToTheSameSteeringAsTheLowLevelCalls) {
   EXPECT_TRUE(compile_steering({}, model)->empty());
 }
 
+// Vectors held in memory by name (what the Python package and a server's registry
+// give) compile as their files do; a name not held falls through to the folder, and
+// a held vector of the wrong width is refused by its name.
+TEST(SteeringSpec, HeldVectorsCompileLikeTheirFiles) {
+  const auto model = tiny("spec-held.gguf");
+  const auto dir = testing::scratch_dir() / "spec-held";
+  std::filesystem::create_directories(dir);
+  auto vector = std::make_shared<ControlVector>();
+  vector->model_hint = "llama";
+  vector->n_embd = 64;
+  for (int layer = 0; layer < 3; ++layer) vector->directions[layer] = random_vector(64, 30 + layer, 2000.0f);
+  write_control_vector((dir / "on-disk.gguf").string(), *vector);
+  auto wide = std::make_shared<ControlVector>(*vector);
+  wide->n_embd = 65;
+  for (auto& [layer, d] : wide->directions) d.push_back(1.0f);
+
+  int lookups = 0;
+  CompileOptions options;
+  options.resolve_name = vector_folder(dir);
+  options.lookup_name = [&](std::string_view name) -> std::shared_ptr<const ControlVector> {
+    ++lookups;
+    if (name == "held") return vector;
+    if (name == "held-wide") return wide;
+    return nullptr;
+  };
+  const std::vector<TokenId> tokens = {1, 40, 41, 42, 43, 44, 45, 46};
+  auto logits_with = [&](const char* json) {
+    const auto steering = compile_steering(SteeringSpec::from_json(json), model, options);
+    Session session(model, 32, 1);
+    SteeringBinding binding(steering, session, {0, 8, 0});
+    const auto logits = session.decode(tokens, true);
+    return std::vector<float>(logits.begin(), logits.end());
+  };
+  const auto held = logits_with(R"({"control_vectors": [{"name": "held", "scale": 0.7}], "clamp": [{"name": "held", "value": 1}]})");
+  EXPECT_GT(lookups, 0);
+  EXPECT_EQ(held, logits_with(R"({"control_vectors": [{"name": "on-disk", "scale": 0.7}], "clamp": [{"name": "on-disk", "value": 1}]})"));
+  const std::string message = error_of([&] { logits_with(R"({"ablate": [{"name": "held-wide"}]})"); });
+  EXPECT_NE(message.find("vector 'held-wide': the vectors have width 65"), std::string::npos) << message;
+}
+
 // ActAdd from JSON on the default model equals the tensor computed by hand, and
 // with "align": "user" on a chat prompt it starts at the user's message.
 TEST(SteeringSpec, ActAddFromJsonOnTheDefaultModel) {

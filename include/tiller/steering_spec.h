@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tiller/control_vector.h"
 #include "tiller/engine.h"
 #include "tiller/model.h"
 #include "tiller/steer.h"
@@ -96,6 +97,10 @@ SteeringSpec spec_from_flags(const SteeringFlags& flags);
 
 // Turns a vector's name into a path; throws tiller::Error when it cannot.
 using VectorResolver = std::function<std::string(std::string_view name)>;
+// Control vectors a caller already holds, by name (the Python package's
+// ControlVector objects, a server's loaded registry): null for a name it does not
+// hold, which then goes to the VectorResolver.
+using VectorLookup = std::function<std::shared_ptr<const ControlVector>(std::string_view name)>;
 // Names are files DIR/<name>.gguf. A name is letters, digits, '-', '_' and '.',
 // not starting with '.', so that it never resolves outside DIR.
 VectorResolver vector_folder(std::filesystem::path dir);
@@ -106,6 +111,7 @@ VectorResolver vector_folder(std::filesystem::path dir);
 // gives an empty Steering.
 struct CompileOptions {
   std::shared_ptr<Engine> engine;  // runs ActAdd pairs; null: a one-thread engine at the best level
+  VectorLookup lookup_name;        // for `name`s of control vectors, ablations and clamps, tried first
   VectorResolver resolve_name;     // for `name`s; empty: names are errors
 };
 std::shared_ptr<const Steering> compile_steering(const SteeringSpec& spec, const std::shared_ptr<const Model>& model,

@@ -23,10 +23,23 @@ class Compiler {
     return options_.resolve_name(ref.name);
   }
 
-  // The file's error names the file and says why it does not fit this model.
+  // The vector held under that name, or null.
+  std::shared_ptr<const ControlVector> held(const VectorRef& ref) const {
+    if (ref.name.empty() || !options_.lookup_name) return nullptr;
+    return options_.lookup_name(ref.name);
+  }
+
+  // How messages name the vector: its file, or its name when it is held in memory.
+  std::string label_of(const VectorRef& ref) const {
+    if (held(ref) != nullptr) return fmt::format("vector '{}'", printable(ref.name));
+    return path_of(ref);
+  }
+
+  // The error names the file (or the held vector) and says why it does not fit this model.
   ControlVector control_vector(const VectorRef& ref) const {
-    const std::string file = path_of(ref);
-    ControlVector vector = read_control_vector(file);
+    const auto in_memory = held(ref);
+    const std::string file = in_memory != nullptr ? label_of(ref) : path_of(ref);
+    ControlVector vector = in_memory != nullptr ? *in_memory : read_control_vector(file);
     if (vector.n_embd != config_.n_embd) {
       fail("{}: the vectors have width {} but the model's stream has width {} (made for another model?)", file,
            vector.n_embd, config_.n_embd);
@@ -94,7 +107,7 @@ std::shared_ptr<const Steering> compile_steering(const SteeringSpec& spec, const
     const auto [first, last] = spec.layer_range.value_or(std::array<int, 2>{0, 0});
     sum = restrict_layers(sum, first, last, config.n_layer);
     const std::string source =
-        spec.control_vectors.size() == 1 ? compiler.path_of(spec.control_vectors.front().vector) : "control vectors";
+        spec.control_vectors.size() == 1 ? compiler.label_of(spec.control_vectors.front().vector) : "control vectors";
     add_control_vector(*steering, sum, InterventionKind::Add, 1.0f, spec.positions, source);
   }
   for (const ActAddSpec& a : spec.actadd) {
@@ -104,11 +117,11 @@ std::shared_ptr<const Steering> compile_steering(const SteeringSpec& spec, const
   }
   for (const ScaledVectorRef& item : spec.ablate) {
     add_control_vector(*steering, compiler.control_vector(item.vector), InterventionKind::Ablate, item.value,
-                       spec.positions, compiler.path_of(item.vector));
+                       spec.positions, compiler.label_of(item.vector));
   }
   for (const ScaledVectorRef& item : spec.clamp) {
     add_control_vector(*steering, compiler.control_vector(item.vector), InterventionKind::Clamp, item.value,
-                       spec.positions, compiler.path_of(item.vector));
+                       spec.positions, compiler.label_of(item.vector));
   }
   return steering;
 }
