@@ -1,0 +1,83 @@
+// What the Python extension's files share: NumPy arrays the engine fills without
+// the GIL, the model's state that calls and hook views keep alive, and the
+// steering object Python builds.
+#pragma once
+
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "tiller/tiller.h"
+
+namespace tiller::python {
+
+namespace nb = nanobind;
+
+// Float memory filled by the engine with the GIL released, then handed to NumPy
+// as the array's own buffer (no copy).
+class FloatBuffer {
+ public:
+  explicit FloatBuffer(size_t count) : data_(new float[count]), count_(count) {}
+  float* data() { return data_.get(); }
+  size_t size() const { return count_; }
+  // Needs the GIL. The array owns the memory afterwards.
+  nb::object to_numpy(std::initializer_list<size_t> shape);
+
+ private:
+  std::unique_ptr<float[]> data_;
+  size_t count_;
+};
+
+// Throws nb::python_error (KeyboardInterrupt) when Ctrl-C arrived: called between
+// chunks and tokens, with the GIL released.
+void raise_if_interrupted();
+
+// tiller::ControlVector <-> (model_hint, {block: float32 array}).
+nb::dict directions_to_numpy(const ControlVector& vector);
+ControlVector control_vector_from(const std::string& model_hint, const nb::dict& directions);
+
+// A steering as Python builds it: the library's spec plus the control vectors
+// Python holds in memory (copied at construction), compiled once per model.
+class PySteering {
+ public:
+  PySteering(const std::string& json, std::map<std::string, std::shared_ptr<const ControlVector>> held);
+  std::string to_json() const { return spec_.to_json(); }
+  bool empty() const { return spec_.empty(); }
+  // Compiled for this model on this engine, once; thread-safe. Runs ActAdd pairs.
+  std::shared_ptr<const Steering> compiled_for(const std::shared_ptr<const Model>& model,
+                                               const std::shared_ptr<Engine>& engine);
+
+ private:
+  SteeringSpec spec_;
+  std::map<std::string, std::shared_ptr<const ControlVector>> held_;
+  std::mutex mutex_;
+  std::vector<std::pair<std::weak_ptr<const Model>, std::shared_ptr<const Steering>>> compiled_;
+};
+
+// One loaded model: the engine it runs on and one cached session that calls take
+// in turn. Shared by the Python Model, its streams and the NumPy views that hooks
+// receive (so that a view kept past its call never points at freed memory).
+struct ModelState {
+  std::shared_ptr<const Model> model;
+  std::shared_ptr<Engine> engine;
+  SessionOptions options;
+  std::mutex mutex;                  // held, with the GIL released, by the call using `session`
+  std::unique_ptr<Session> session;  // made on first use
+
+  Session& session_locked() {
+    if (!session) session = std::make_unique<Session>(model, engine, options);
+    return *session;
+  }
+};
+
+void bind_model(nb::module_& m);
+void bind_steering(nb::module_& m);
+void bind_vectors(nb::module_& m);
+
+}  // namespace tiller::python
