@@ -2,6 +2,7 @@
 // (python/tiller/__init__.py) uses them. Errors of the engine become
 // tiller.TillerError with the engine's one-line message.
 #include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
 
 #include "binding.h"
 

@@ -1,0 +1,214 @@
+"""What the package promises beyond agreement with the command line: the shapes and
+types it returns, control-vector files and arithmetic, the two ways of writing a
+steering, hooks that edit or replace, streams, the GIL released, Ctrl-C, and a
+TillerError with the engine's one-line message for every bad input."""
+
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import tiller
+from conftest import DATA, load
+
+
+def test_config_and_tokens(any_model):
+    c = any_model.config
+    for key in ("n_layer", "n_embd", "n_head", "n_head_kv", "n_vocab", "architecture"):
+        assert key in c
+    assert c["architecture"] in ("llama", "gemma3")
+    ids = any_model.tokenize("Hello, world!")
+    assert all(isinstance(i, int) for i in ids)
+    assert any_model.detokenize(ids).endswith("Hello, world!")
+    assert len(any_model.tokenize("Hello", add_special=False)) < len(any_model.tokenize("Hello")) or \
+        any_model.tokenize("Hello", add_special=False) == any_model.tokenize("Hello")
+    assert len(any_model.hook_names) == 5 * c["n_layer"]
+    assert any_model.hook_names[0] == "blocks.0.hook_resid_pre"
+
+
+def test_logits_shape_and_ids_forms(smol):
+    ids = smol.tokenize("One two three four")
+    logits = smol.logits(ids)
+    assert logits.dtype == np.float32 and logits.shape == (len(ids), smol.config["n_vocab"])
+    assert logits.flags.c_contiguous and logits.flags.writeable
+    assert np.array_equal(smol.logits(np.array(ids, dtype=np.int64)), logits)
+
+
+def test_control_vector_files_and_arithmetic(tmp_path):
+    path = DATA / "steering" / "smollm2-135m-instruct-meandiff.gguf"
+    a = tiller.ControlVector.load(path)
+    assert a.model_hint == "llama" and a.n_embd == 576 and a.blocks
+    b = tiller.ControlVector.from_directions({1: np.ones(576), 40: np.full(576, 2.0)}, "llama")
+    assert b.directions[1].dtype == np.float32
+    total = a + b
+    assert set(total.blocks) == set(a.blocks) | {1, 40}
+    assert np.array_equal(total.directions[1], a.directions.get(1, 0) + b.directions[1])
+    assert np.array_equal((a - a).directions[a.blocks[0]], np.zeros(576, np.float32))
+    assert np.allclose((a * 0.5).directions[a.blocks[-1]], a.directions[a.blocks[-1]] / 2)
+    assert np.array_equal((0.5 * a).directions[a.blocks[0]], (a * 0.5).directions[a.blocks[0]])
+    assert np.array_equal((-a).directions[a.blocks[0]], -a.directions[a.blocks[0]])
+    total.save(tmp_path / "sum.gguf")
+    again = tiller.ControlVector.load(tmp_path / "sum.gguf")
+    assert again.blocks == total.blocks
+    for block in total.blocks:
+        assert np.array_equal(again.directions[block], total.directions[block])
+    with pytest.raises(tiller.TillerError, match="width"):
+        a + tiller.ControlVector({3: np.ones(8)})
+    with pytest.raises(tiller.TillerError, match="width"):
+        tiller.ControlVector({3: np.ones(8), 4: np.ones(9)})
+
+
+def test_steering_forms_agree(smol, tmp_path):
+    path = str(DATA / "steering" / "smollm2-135m-instruct-meandiff.gguf")
+    vector = tiller.ControlVector.load(path)
+    text = "The weather today is"
+    by_path = smol.logits(text, steering=tiller.Steering(control_vectors=[(path, 3.0)], positions="prompt"))
+    held = smol.logits(text, steering=tiller.Steering(control_vectors=[(vector, 3.0)], positions="prompt"))
+    as_dict = smol.logits(text, steering={"control_vectors": [{"path": path, "scale": 3.0}], "positions": "prompt"})
+    scaled = smol.logits(text, steering=tiller.Steering(control_vectors=[(vector * 3.0, 1.0)], positions="prompt"))
+    assert np.array_equal(by_path, held) and np.array_equal(by_path, as_dict)
+    assert np.allclose(by_path, scaled, atol=1e-3)
+    assert not np.array_equal(by_path, smol.logits(text))
+    # The steering reads a ControlVector's values when it is made.
+    steering = tiller.Steering(control_vectors=[(vector, 3.0)], positions="prompt")
+    vector.directions[vector.blocks[0]][:] = 100.0
+    assert np.array_equal(smol.logits(text, steering=steering), by_path)
+
+
+def test_hooks_edit_in_place_or_replace(smol):
+    text = "A quiet morning in the village"
+    plain = smol.logits(text)
+    seen = []
+
+    def zero(activation, positions):
+        seen.append((activation.shape, positions.tolist()))
+        activation[:] = 0.0
+
+    def replaced(activation, positions):
+        return np.zeros_like(activation)
+
+    edited = smol.run_with_hooks(text, [("blocks.10.hook_resid_post", zero)])
+    assert seen == [((len(smol.tokenize(text)), 576), list(range(len(smol.tokenize(text)))))]
+    assert np.array_equal(edited, smol.run_with_hooks(text, [("blocks.10.hook_resid_post", replaced)]))
+    assert not np.array_equal(edited, plain)
+    # A hook that only reads changes nothing; the pass after a hook is the plain one again.
+    assert np.array_equal(smol.run_with_hooks(text, [("blocks.*.hook_mlp_out", lambda a, p: None)]), plain)
+    assert np.array_equal(smol.logits(text), plain)
+
+
+def test_hook_errors_propagate_and_leave_the_model_usable(smol):
+    text = "Some words"
+    plain = smol.logits(text)
+
+    def boom(activation, positions):
+        raise ValueError("boom from the hook")
+
+    with pytest.raises(ValueError, match="boom from the hook"):
+        smol.run_with_hooks(text, [("blocks.2.hook_attn_out", boom)])
+    with pytest.raises(tiller.TillerError, match="float32"):
+        smol.run_with_hooks(text, [("blocks.2.hook_attn_out", lambda a, p: np.zeros((1, 3), np.float32))])
+    with pytest.raises(tiller.TillerError, match="hook_nonsense"):
+        smol.run_with_hooks(text, [("blocks.2.hook_nonsense", lambda a, p: None)])
+    with pytest.raises(tiller.TillerError, match="not callable"):
+        smol.run_with_hooks(text, [("blocks.2.hook_attn_out", 42)])
+    assert np.array_equal(smol.logits(text), plain)
+
+
+def test_a_kept_view_never_points_at_freed_memory():
+    model = tiller.Model(load("smollm2-135m-instruct").path, threads=1)
+    kept = []
+    model.run_with_hooks("Hello", [("blocks.0.hook_resid_pre", lambda a, p: kept.append(a))])
+    del model
+    assert kept[0].shape[1] == 576 and np.isfinite(kept[0].sum())
+
+
+def test_stream_gives_the_same_text_and_leaves_the_model_free(smol):
+    kwargs = dict(max_tokens=20, seed=7, temperature=0.8)
+    text = smol.generate("The garden", **kwargs)
+    stream = smol.generate("The garden", stream=True, **kwargs)
+    first = next(stream)
+    assert smol.logits("meanwhile").shape[0] >= 1  # the model works while the stream is open
+    pieces = [first] + list(stream)
+    assert "".join(pieces) == text
+    assert stream.result["text"] == text and stream.result["seed"] == 7
+    with smol.generate("The garden", stream=True, max_tokens=200, ignore_eos=True) as early:
+        next(early)
+    assert early.result["stop_reason"] == "cancelled"
+
+
+def test_generation_options(smol):
+    text = smol.generate("Count: one, two, three,", max_tokens=40, temperature=0, stop=[" six"])
+    assert " six" not in text and smol.last_generation["stop_reason"] in ("stop", "eog", "length")
+    chat = smol.generate("Say hello.", max_tokens=12, temperature=0, chat=True, system="You are terse.")
+    assert isinstance(chat, str) and chat
+    assert smol.generate("x", max_tokens=5, seed=3) == smol.generate("x", max_tokens=5, seed=3)
+    with pytest.raises(tiller.TillerError, match="chat"):
+        smol.generate("x", system="no chat")
+
+
+def test_the_gil_is_released_while_the_engine_computes(smol):
+    done = threading.Event()
+    counter = 0
+
+    def work():
+        smol.generate("Tell me a story", max_tokens=60, temperature=0, ignore_eos=True)
+        done.set()
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    while not done.is_set():
+        counter += 1
+    thread.join()
+    # Holding the GIL through the call would stall this loop for the call's whole length.
+    assert counter > 10000
+
+
+def test_ctrl_c_interrupts_a_generation(smol):
+    timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
+    start = time.monotonic()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        smol.generate("Once", max_tokens=4000, ignore_eos=True, temperature=0)
+    assert time.monotonic() - start < 20
+    assert smol.logits("still works").shape[0] > 0
+
+
+def test_bad_input_is_a_one_line_tillererror(smol, tmp_path):
+    def message(call):
+        with pytest.raises(tiller.TillerError) as info:
+            call()
+        text = str(info.value)
+        assert text and "\n" not in text
+        return text
+
+    assert "no-such-model" in message(lambda: tiller.Model("no-such-model"))
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF\x03\x00\x00\x00" + b"\x00" * 5)
+    assert "broken.gguf" in message(lambda: tiller.Model(str(broken)))
+    assert "vocabulary" in message(lambda: smol.logits([1, 10 ** 7]))
+    assert "no tokens" in message(lambda: smol.logits([]))
+    wide = tiller.ControlVector({3: np.ones(100)})
+    assert "width 100" in message(lambda: smol.logits("x", steering=tiller.Steering(control_vectors=[(wide, 1.0)])))
+    assert "unknown" in message(lambda: tiller.Steering({"control_vectorz": []})).lower()
+    assert "block 99" in message(
+        lambda: smol.logits("x", steering=tiller.Steering(actadd=[dict(positive="a", negative="b", layer=99)])))
+    long_pair = dict(positive="a very long positive prompt with many words", negative="b", layer=3)
+    assert "prompt" in message(lambda: smol.logits("hi", steering=tiller.Steering(actadd=[long_pair])))
+    assert "threads" in message(lambda: tiller.Model(smol.path, threads=0))
+    assert "n_ctx" in message(lambda: tiller.Model(smol.path, n_ctx=4).logits("a rather longer text than four tokens"))
+    assert "kernel" in message(lambda: tiller.Model(smol.path, kernels="sse9")).lower()
+    assert "positive" in message(lambda: tiller.ControlVector.train(smol, "a", "b"))
+    assert "paired" in message(lambda: tiller.ControlVector.train(smol, ["a", "b"], ["c"]))
+
+
+def test_kernel_levels(smol):
+    levels = tiller.available_kernel_levels()
+    assert levels[0] == "portable"
+    assert smol.config["kernels"] == (os.environ.get("TILLER_KERNELS") or levels[-1])
+    portable = tiller.Model(smol.path, threads=1, kernels="portable")
+    assert portable.config["kernels"] == "portable"
+    a, b = portable.logits("Hello world"), smol.logits("Hello world")
+    assert (a.argmax(1) == b.argmax(1)).all()
