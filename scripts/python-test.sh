@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The Python package as a user gets it: `pip install .` from this tree into a fresh
+# virtual environment (Debian's python3; scikit-build-core and nanobind come from
+# PyPI at the versions in python/constraints.txt), then its pytest suite (agreement
+# with the command line the same wheel installs) and every example under examples/.
+# Expects scripts/setup.sh to have run and the models to be fetched.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$PWD
+venv=$root/build-python/venv
+rm -rf "$venv"
+/usr/bin/python3 -m venv "$venv"
+export PIP_CONSTRAINT="$root/python/constraints.txt" PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_PROGRESS_BAR=off
+echo "python: pip install .[test,examples] into $venv" >&2
+"$venv/bin/pip" install -q "$root[test,examples]"
+
+# Out of the source tree, so that `import tiller` is the installed package.
+out=build-python/run
+mkdir -p "$out"
+cd "$out"
+"$venv/bin/python" -c 'import tiller, sys; print("python: tiller from", tiller.__file__, file=sys.stderr)'
+"$venv/bin/python" -m pytest "$root/tests/python" -q -p no:cacheprovider
+shopt -s nullglob
+for example in "$root"/examples/*.py; do
+  name=$(basename "$example" .py)
+  echo "python: example $name" >&2
+  MPLBACKEND=Agg "$venv/bin/python" "$example" --out "examples-out/$name"
+done
