@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The Python package as a user gets it: `pip install .` from this tree into a fresh
-# virtual environment (Debian's python3; scikit-build-core and nanobind come from
+# The Python package as a user gets it: `pip wheel .` from this tree (the build
+# `pip install .` runs), that wheel installed into a fresh virtual environment (Debian's python3; scikit-build-core and nanobind come from
 # PyPI at the versions in python/constraints.txt), then its pytest suite (agreement
 # with the command line the same wheel installs) and every example under examples/.
 # Expects scripts/setup.sh to have run and the models to be fetched.
@@ -11,8 +11,12 @@ venv=$root/build-python/venv
 rm -rf "$venv"
 /usr/bin/python3 -m venv "$venv"
 export PIP_CONSTRAINT="$root/python/constraints.txt" PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_PROGRESS_BAR=off
-echo "python: pip install .[test,examples] into $venv" >&2
-"$venv/bin/pip" install -q "$root[test,examples]"
+echo "python: pip wheel . (scikit-build-core: the library, the extension, the command line)" >&2
+rm -rf build-python/dist
+"$venv/bin/pip" wheel -q --no-deps -w build-python/dist "$root"
+wheel=$(ls build-python/dist/tiller-*.whl)
+echo "python: pip install $(basename "$wheel")[test,examples] into $venv" >&2
+"$venv/bin/pip" install -q "$wheel[test,examples]"
 
 # Out of the source tree, so that `import tiller` is the installed package.
 out=build-python/run

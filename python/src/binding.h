@@ -38,6 +38,10 @@ class FloatBuffer {
 // chunks and tokens, with the GIL released.
 void raise_if_interrupted();
 
+// Text the engine produced, which may end inside a UTF-8 sequence (a generation cut
+// at its length, ids that split a character): invalid bytes become U+FFFD.
+nb::str utf8_text(const std::string& bytes);
+
 // tiller::ControlVector <-> (model_hint, {block: float32 array}).
 nb::dict directions_to_numpy(const ControlVector& vector);
 ControlVector control_vector_from(const std::string& model_hint, const nb::dict& directions);

@@ -88,7 +88,7 @@ class PyStream {
     if (steering) binding_.emplace(std::move(steering), session_, prompt.layout());
   }
   // The next piece of text ("" when a token printed nothing yet), or None at the end.
-  std::optional<std::string> next() {
+  std::optional<nb::str> next() {
     std::lock_guard lock(mutex_);
     std::optional<Generator::Step> step;
     {
@@ -96,7 +96,7 @@ class PyStream {
       step = generator_.next();
     }
     if (!step) return std::nullopt;
-    return std::move(step->text);
+    return utf8_text(step->text);
   }
   void cancel() { generator_.cancel(); }
   nb::dict result() const;
@@ -112,7 +112,7 @@ class PyStream {
 
 nb::dict result_dict(const GenerationResult& result, uint64_t seed) {
   nb::dict out;
-  out["text"] = result.text;
+  out["text"] = utf8_text(result.text);
   out["tokens"] = result.tokens;
   out["stop_reason"] = std::string(stop_reason_name(result.reason));
   out["n_prompt"] = result.n_prompt;
@@ -169,14 +169,14 @@ class PyModel {
   std::vector<TokenId> tokenize(const std::string& text, bool add_special, bool special) const {
     return model().tokenizer().tokenize(text, {add_special, special});
   }
-  std::string detokenize(const std::vector<TokenId>& ids, bool special) const {
+  nb::str detokenize(const std::vector<TokenId>& ids, bool special) const {
     const auto n_vocab = model().config().n_vocab;
     for (const TokenId id : ids) {
       if (id < 0 || id >= n_vocab) {
         throw Error("token id " + std::to_string(id) + " is outside the vocabulary (0 to " + std::to_string(n_vocab - 1) + ")");
       }
     }
-    return model().tokenizer().detokenize(ids, special);
+    return utf8_text(model().tokenizer().detokenize(ids, special));
   }
 
   std::shared_ptr<const Steering> compiled(PySteering* steering) const {

@@ -14,6 +14,12 @@ nb::object FloatBuffer::to_numpy(std::initializer_list<size_t> shape) {
   return nb::ndarray<nb::numpy, float>(raw, shape.size(), shape.begin(), owner).cast();
 }
 
+nb::str utf8_text(const std::string& bytes) {
+  PyObject* text = PyUnicode_DecodeUTF8(bytes.data(), static_cast<Py_ssize_t>(bytes.size()), "replace");
+  if (text == nullptr) throw nb::python_error();
+  return nb::steal<nb::str>(text);
+}
+
 void raise_if_interrupted() {
   nb::gil_scoped_acquire gil;
   if (PyErr_CheckSignals() != 0) throw nb::python_error();

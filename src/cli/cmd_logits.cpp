@@ -6,6 +6,7 @@
 #include <optional>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <numeric>
@@ -59,9 +60,12 @@ void run(const LogitsOptions& options) {
   }
   nlohmann::json positions = nlohmann::json::array();
   std::vector<int32_t> order(static_cast<size_t>(n_vocab));
+  double forward_seconds = 0;  // the forward passes alone, not printing or writing
   for (size_t start = 0; start < ids.size(); start += static_cast<size_t>(options.batch)) {
     const size_t count = std::min(ids.size() - start, static_cast<size_t>(options.batch));
+    const auto pass_start = std::chrono::steady_clock::now();
     const auto logits = session.decode(std::span(ids).subspan(start, count), true);
+    forward_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - pass_start).count();
     if (npy != nullptr && std::fwrite(logits.data(), sizeof(float), logits.size(), npy) != logits.size()) {
       std::fclose(npy);
       fail("{}: write failed", options.npy);
@@ -83,6 +87,8 @@ void run(const LogitsOptions& options) {
   }
   if (npy != nullptr && std::fclose(npy) != 0) fail("{}: write failed", options.npy);
   if (options.json) fmt::print("{}\n", nlohmann::json{{"ids", ids}, {"positions", positions}}.dump());
+  fmt::print(stderr, "logits: {} tokens in {:.4f} s ({:.1f} tok/s) of forward passes\n", ids.size(), forward_seconds,
+             forward_seconds > 0 ? static_cast<double>(ids.size()) / forward_seconds : 0.0);
 }
 
 }  // namespace

@@ -29,6 +29,21 @@ def test_config_and_tokens(any_model):
     assert any_model.hook_names[0] == "blocks.0.hook_resid_pre"
 
 
+def test_text_cut_inside_a_character_is_replaced_not_an_error(any_model):
+    ids = any_model.tokenize("🌸🌸🌸", add_special=False)
+    whole = any_model.detokenize(ids)
+    assert whole == "🌸🌸🌸"
+    cuts = [any_model.detokenize(ids[:cut]) for cut in range(1, len(ids))]
+    for text in cuts:
+        assert whole.startswith(text.rstrip("\ufffd"))
+    if len(ids) > 3:  # byte-level tokens: some cuts end inside a character
+        assert any(text.endswith("\ufffd") for text in cuts)
+    # A generation stopped by its length inside a character gives a string too.
+    for n in range(1, 6):
+        assert isinstance(any_model.generate("🌸", max_tokens=n, seed=n, temperature=1.5, top_k=0, top_p=1.0,
+                                             min_p=0.0), str)
+
+
 def test_logits_shape_and_ids_forms(smol):
     ids = smol.tokenize("One two three four")
     logits = smol.logits(ids)
