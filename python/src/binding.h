@@ -9,7 +9,9 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <atomic>
 #include <mutex>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -72,12 +74,35 @@ struct ModelState {
   std::shared_ptr<Engine> engine;
   SessionOptions options;
   std::mutex mutex;                  // held, with the GIL released, by the call using `session`
+  std::atomic<std::thread::id> holder{};  // the thread holding `mutex`
   std::unique_ptr<Session> session;  // made on first use
+};
 
-  Session& session_locked() {
-    if (!session) session = std::make_unique<Session>(model, engine, options);
-    return *session;
+// The model's cached session for one call. Take it with the GIL released (a Python
+// hook inside the pass takes the GIL while the lease is held). A hook that calls
+// back into the model it is hooked into would wait on itself: that is an error.
+class SessionLease {
+ public:
+  explicit SessionLease(ModelState& state) : state_(state) {
+    if (state.holder.load() == std::this_thread::get_id()) {
+      throw Error("a hook cannot run the model whose pass it is in (use another tiller.Model, or a stream)");
+    }
+    state.mutex.lock();
+    state.holder.store(std::this_thread::get_id());
   }
+  SessionLease(const SessionLease&) = delete;
+  SessionLease& operator=(const SessionLease&) = delete;
+  ~SessionLease() {
+    state_.holder.store(std::thread::id{});
+    state_.mutex.unlock();
+  }
+  Session& session() {
+    if (!state_.session) state_.session = std::make_unique<Session>(state_.model, state_.engine, state_.options);
+    return *state_.session;
+  }
+
+ private:
+  ModelState& state_;
 };
 
 void bind_model(nb::module_& m);

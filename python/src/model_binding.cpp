@@ -189,9 +189,9 @@ class PyModel {
     FloatBuffer out(ids.size() * n_vocab);
     {
       nb::gil_scoped_release release;
-      std::lock_guard lock(state_->mutex);
+      SessionLease lease(*state_);
       const auto compiled_steering = compiled(steering);
-      run_text(state_->session_locked(), state_->options.n_batch, ids, compiled_steering,
+      run_text(lease.session(), state_->options.n_batch, ids, compiled_steering,
                [&](size_t start, std::span<const float> logits) {
                  std::memcpy(out.data() + start * n_vocab, logits.data(), logits.size_bytes());
                });
@@ -218,8 +218,8 @@ class PyModel {
     FloatBuffer logits(ids.size() * n_vocab);
     {
       nb::gil_scoped_release release;
-      std::lock_guard lock(state_->mutex);
-      Session& session = state_->session_locked();
+      SessionLease lease(*state_);
+      Session& session = lease.session();
       const auto compiled_steering = compiled(steering);
       // The observer sees each point after its interventions, as `tiller dump` writes it;
       // rows go straight into the arrays NumPy will own.
@@ -257,8 +257,8 @@ class PyModel {
     FloatBuffer out(ids.size() * n_vocab);
     {
       nb::gil_scoped_release release;
-      std::lock_guard lock(state_->mutex);
-      Session& session = state_->session_locked();
+      SessionLease lease(*state_);
+      Session& session = lease.session();
       const auto compiled_steering = compiled(steering);
       HookGuard guard(session);
       for (const auto& [at, function] : wanted) {
@@ -304,8 +304,8 @@ class PyModel {
     GenerationResult result;
     {
       nb::gil_scoped_release release;
-      std::lock_guard lock(state_->mutex);
-      Session& session = state_->session_locked();
+      SessionLease lease(*state_);
+      Session& session = lease.session();
       session.reset();
       const auto compiled_steering = compiled(steering);
       std::optional<SteeringBinding> binding;

@@ -132,6 +132,15 @@ def test_hook_errors_propagate_and_leave_the_model_usable(smol):
     assert np.array_equal(smol.logits(text), plain)
 
 
+def test_a_hook_calling_its_own_model_is_an_error_not_a_deadlock(smol):
+    def reenter(activation, positions):
+        smol.logits("inner")
+
+    with pytest.raises(tiller.TillerError, match="a hook cannot run the model"):
+        smol.run_with_hooks("outer", [("blocks.1.hook_resid_post", reenter)])
+    assert smol.logits("after").shape[0] > 0
+
+
 def test_a_kept_view_never_points_at_freed_memory():
     model = tiller.Model(load("smollm2-135m-instruct").path, threads=1)
     kept = []
