@@ -5,12 +5,14 @@ the cache is a dict of float32 NumPy arrays [n_tokens, n_embd] (no batch axis),
 and a hook is fn(activation, positions) that edits the activation in place.
 """
 import argparse
+from pathlib import Path
 
 import numpy as np
 import tiller
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--model", default="smollm2-135m-instruct")
+parser.add_argument("--out", default="examples-out", help="folder for the cache .npz (default: examples-out)")
 args = parser.parse_args()
 
 model = tiller.Model(args.model)
@@ -45,6 +47,9 @@ for block in range(n_layer):
           f"                         | {similar:7.3f}  {unrelated:7.3f}")
     assert -1.0 <= unrelated <= 1.0 and norms[0] > 0
 
+Path(args.out).mkdir(parents=True, exist_ok=True)  # np.load(...)["blocks.5.hook_resid_post"]:
+np.savez(Path(args.out) / "resid_post_text0.npz", **caches[0])
+
 # 2. run_with_hooks: project a direction out of one block's output at every position.
 block = 6
 _, love = model.run_with_cache("I love you", names=f"blocks.{block}.hook_resid_post")
@@ -70,9 +75,8 @@ words = [" loved", " happy", " special", " hated", " sad", " angry", " worthless
 for word in words:
     token = model.tokenize(word, add_special=False)[0]
     print(f"  logit of {model.detokenize([token])!r:14} {clean[token]:7.2f} -> {ablated[token]:7.2f}")
-top = lambda row: [model.detokenize([int(t)]) for t in np.argsort(row)[::-1][:6]]
-print("  top tokens, clean:  ", top(clean))
-print("  top tokens, ablated:", top(ablated))
+for name, row in (("clean:  ", clean), ("ablated:", ablated)):
+    print("  top tokens,", name, [model.detokenize([int(t)]) for t in np.argsort(row)[::-1][:6]])
 def kl(p, q):  # KL(p || q) of two next-token distributions given as logits
     lp, lq = (x.astype(np.float64) - np.logaddexp.reduce(x.astype(np.float64)) for x in (p, q))
     return float(np.exp(lp) @ (lp - lq))

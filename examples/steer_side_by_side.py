@@ -6,15 +6,18 @@ prompt. Then a repeng-style control vector, trained here in a second, added at e
 block and position of a chat. Same seed, same sampling: only the steering differs.
 """
 import argparse
+import json
 import shutil
 import textwrap
 from itertools import zip_longest
+from pathlib import Path
 
 import tiller
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--model", default="smollm2-135m-instruct")
 parser.add_argument("--tokens", type=int, default=40)
+parser.add_argument("--out", default="examples-out", help="folder for completions.json (default: examples-out)")
 args = parser.parse_args()
 model = tiller.Model(args.model)
 width = max(30, min(70, (shutil.get_terminal_size().columns - 3) // 2))
@@ -23,15 +26,20 @@ def side_by_side(title, prompt, steering, seeds, **options):
     print(f"\n=== {title}\n    prompt: {prompt!r}\n")
     print(f"{'unsteered':<{width}} | steered")
     changed = 0
+    record = {"title": title, "prompt": prompt, "steering": json.loads(steering.to_json()), "pairs": []}
     for seed in seeds:
         plain = model.generate(prompt, max_tokens=args.tokens, seed=seed, **options)
         steered = model.generate(prompt, max_tokens=args.tokens, seed=seed, steering=steering, **options)
         changed += plain != steered
+        record["pairs"].append({"seed": seed, "unsteered": plain, "steered": steered})
         left, right = (textwrap.wrap(" ".join(t.split()), width) for t in (plain, steered))
         print("-" * width + "-+-" + "-" * width + f"  seed {seed}")
         for a, b in zip_longest(left, right, fillvalue=""):
             print(f"{a:<{width}} | {b}")
     assert changed == len(seeds), f"steering changed only {changed} of {len(seeds)} completions"
+    results.append(record)
+
+results = []
 
 # The same seed gives the same text: what makes the comparison fair.
 assert model.generate("I hate you because", max_tokens=8, seed=1) == \
@@ -62,4 +70,7 @@ except tiller.TillerError as error:  # "... has no chat template; ..."
 cheerful = tiller.Steering(control_vectors=[(happy, 0.3)])
 side_by_side(f"control vector happy - sad, scale 0.3, every block{' (chat)' if chat else ''}", prompt, cheerful,
              seeds=[1, 2], chat=chat)
-print("\nOK")
+out = Path(args.out)
+out.mkdir(parents=True, exist_ok=True)
+(out / "completions.json").write_text(json.dumps(results, indent=1, ensure_ascii=False))
+print(f"\ncompletions: {out / 'completions.json'}\nOK")
