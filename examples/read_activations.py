@@ -46,7 +46,6 @@ for block in range(n_layer):
     print(f"{block:5d} | {norms[0]:9.1f} {norms[1]:9.1f} {norms[2]:9.1f}"
           f"                         | {similar:7.3f}  {unrelated:7.3f}")
     assert -1.0 <= unrelated <= 1.0 and norms[0] > 0
-
 Path(args.out).mkdir(parents=True, exist_ok=True)  # np.load(...)["blocks.5.hook_resid_post"]:
 np.savez(Path(args.out) / "resid_post_text0.npz", **caches[0])
 
@@ -55,13 +54,14 @@ block = 6
 _, love = model.run_with_cache("I love you", names=f"blocks.{block}.hook_resid_post")
 _, hate = model.run_with_cache("I hate you", names=f"blocks.{block}.hook_resid_post")
 direction = love[f"blocks.{block}.hook_resid_post"][-1] - hate[f"blocks.{block}.hook_resid_post"][-1]
-unit = direction / np.linalg.norm(direction)
+unit = (direction / np.linalg.norm(direction.astype(np.float64))).astype(np.float32)
 
 def ablate(activation, positions):
     # activation: a writable float32 view [rows, n_embd] of this chunk (no copy; only
     # valid during the call). Editing it in place is what the pass continues from.
-    activation -= np.outer(activation @ unit, unit)
-    assert np.abs(activation @ unit).max() < 1e-3
+    # Dot products in float64, the update in float32: the engine's own arithmetic.
+    along = (activation.astype(np.float64) @ unit.astype(np.float64)).astype(np.float32)
+    activation -= along[:, None] * unit[None, :]  # returning None keeps the edited view
 
 prompt = "Honestly, the way you treat me makes me feel"
 clean = model.logits(prompt)[-1]
@@ -71,20 +71,20 @@ engine = model.logits(prompt, steering=tiller.Steering(
     ablate=[(tiller.ControlVector.from_directions({block: direction}), 1.0)]))[-1]
 
 print(f"\nablating the 'I love you' - 'I hate you' direction at blocks.{block}.hook_resid_post:")
-words = [" loved", " happy", " special", " hated", " sad", " angry", " worthless"]
-for word in words:
+for word in [" loved", " happy", " special", " hated", " sad", " angry", " worthless"]:
     token = model.tokenize(word, add_special=False)[0]
     print(f"  logit of {model.detokenize([token])!r:14} {clean[token]:7.2f} -> {ablated[token]:7.2f}")
 for name, row in (("clean:  ", clean), ("ablated:", ablated)):
     print("  top tokens,", name, [model.detokenize([int(t)]) for t in np.argsort(row)[::-1][:6]])
+
 def kl(p, q):  # KL(p || q) of two next-token distributions given as logits
     lp, lq = (x.astype(np.float64) - np.logaddexp.reduce(x.astype(np.float64)) for x in (p, q))
     return float(np.exp(lp) @ (lp - lq))
 
-# Not bit-equal: the engine quantizes activations to 8 bits before each matrix
-# product, so float rounding in the two ablations can move a step (see docs/python.md).
-effect, disagreement = kl(clean, ablated), kl(engine, ablated)
-print(f"  KL(clean || ablated) = {effect:.4f}; KL(engine's ablation || hook's) = {disagreement:.5f}")
+# Activations are quantized to 8 bits before each matrix product: other rounding in the
+# hook (np.outer in float32) would move logits by up to ~1 (docs/python.md, "Numerics").
+effect, gap = kl(clean, ablated), float(np.abs(ablated - engine).max())
+print(f"  KL(clean || ablated) = {effect:.4f}; hook vs engine ablation: largest logit difference {gap:.2g}")
 assert effect > 0.01, "ablation changed nothing"
-assert disagreement < 0.1 * effect, "the hook and the engine's ablation disagree"
+assert gap <= 1e-3, "the hook and the engine's ablation disagree"
 print("OK")
