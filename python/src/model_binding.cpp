@@ -29,13 +29,17 @@ void check_ids(const std::vector<TokenId>& ids, const Session& session) {
 // Runs `ids` from position 0 with `steering` bound (a plain text: its layout starts
 // the context, as `tiller logits` and `tiller dump` lay it out), n_batch tokens a
 // pass; `sink` receives each chunk's logits (every row) when given.
+// `after_steering` registers hooks that run after the steering's at the same point
+// (a Python hook sees the steered stream, as run_with_cache shows it).
 void run_text(Session& session, int n_batch, const std::vector<TokenId>& ids,
               const std::shared_ptr<const Steering>& steering,
-              const std::function<void(size_t start, std::span<const float>)>& sink) {
+              const std::function<void(size_t start, std::span<const float>)>& sink,
+              const std::function<void()>& after_steering = {}) {
   session.reset();
   check_ids(ids, session);
   std::optional<SteeringBinding> binding;
   if (steering) binding.emplace(steering, session, PromptLayout{0, static_cast<int>(ids.size()), 0});
+  if (after_steering) after_steering();
   for (size_t start = 0; start < ids.size(); start += static_cast<size_t>(n_batch)) {
     const size_t count = std::min(ids.size() - start, static_cast<size_t>(n_batch));
     const auto logits = session.decode(std::span(ids).subspan(start, count), static_cast<bool>(sink));
@@ -261,15 +265,18 @@ class PyModel {
       Session& session = lease.session();
       const auto compiled_steering = compiled(steering);
       HookGuard guard(session);
-      for (const auto& [at, function] : wanted) {
-        guard.add(at.layer, at.point, [function, state = state_](const HookRows& rows) {
-          call_python_hook(function, rows, state);
-        });
-      }
-      run_text(session, state_->options.n_batch, ids, compiled_steering,
-               [&](size_t start, std::span<const float> logits) {
-                 std::memcpy(out.data() + start * n_vocab, logits.data(), logits.size_bytes());
-               });
+      run_text(
+          session, state_->options.n_batch, ids, compiled_steering,
+          [&](size_t start, std::span<const float> logits) {
+            std::memcpy(out.data() + start * n_vocab, logits.data(), logits.size_bytes());
+          },
+          [&] {
+            for (const auto& [at, function] : wanted) {
+              guard.add(at.layer, at.point, [function, state = state_](const HookRows& rows) {
+                call_python_hook(function, rows, state);
+              });
+            }
+          });
     }
     return out.to_numpy({ids.size(), n_vocab});
   }

@@ -169,17 +169,25 @@ class ControlVector:
 
 
 def _blocks(layers: Union[None, str, int, Iterable[int]], n_layer: int) -> List[int]:
+    """The blocks "A-B" (inclusive), "L", L or an iterable name, each checked; [] for None (the engine's default)."""
     if layers is None:
         return []
     if isinstance(layers, str):
         text = layers.strip()
-        if "-" in text[1:]:
-            first, last = text.split("-", 1)
-            return list(range(int(first), int(last) + 1))
-        return [int(text)]
-    if isinstance(layers, (int, np.integer)):
-        return [int(layers)]
-    blocks = sorted({int(b) for b in layers})
+        try:
+            if "-" in text[1:]:
+                first, last = text.split("-", 1)
+                blocks = list(range(int(first), int(last) + 1))
+            else:
+                blocks = [int(text)]
+        except ValueError:
+            raise TillerError(f"layers: '{layers}' is not A-B or a block number") from None
+        if not blocks:
+            raise TillerError(f"layers: '{layers}' names no block")
+    elif isinstance(layers, (int, np.integer)):
+        blocks = [int(layers)]
+    else:
+        blocks = sorted({int(b) for b in layers})
     for b in blocks:
         if b < 0 or b >= n_layer:
             raise TillerError(f"layers: block {b} does not exist (the model has blocks 0 to {n_layer - 1})")
@@ -263,7 +271,11 @@ class Steering:
 def _actadd_entry(entry: Mapping[str, Any], ref: Callable[[VectorLike], Dict[str, str]]) -> Dict[str, Any]:
     out = dict(entry)
     if "file" in out:
-        out.update(ref(out.pop("file")))
+        file = out.pop("file")
+        if not isinstance(file, (str, os.PathLike)):
+            raise TillerError("actadd: 'file' is the path of a tensor file from `tiller vector actadd`; "
+                              "for a computed pair give positive, negative and layer")
+        out["path"] = os.fspath(file)
     return out
 
 
@@ -296,7 +308,8 @@ def _steering_core(steering: Union[None, Steering, Mapping[str, Any]]) -> Any:
 
 class GenerationStream:
     """The pieces of a streamed generation, as they become printable. Iterate it;
-    ``result`` (a dict: text, tokens, stop_reason, n_prompt, seconds, seed) is whole
+    ``result`` (a dict: text, tokens, stop_reason, n_prompt, prompt_seconds,
+    generation_seconds, seed) is whole
     once it is exhausted. ``close()`` ends it early. Runs on its own session, so the
     model stays usable while a stream is open."""
 
@@ -435,9 +448,9 @@ class Model:
         sampling.repeat_last_n = int(repeat_last_n)
         sampling.frequency_penalty = float(frequency_penalty)
         sampling.presence_penalty = float(presence_penalty)
-        sampling.seed = int(seed) if seed is not None else random.getrandbits(63)
-        if seed is not None and seed < 0:
+        if seed is not None and int(seed) < 0:
             raise TillerError(f"seed must not be negative, got {seed}")
+        sampling.seed = int(seed) if seed is not None else random.getrandbits(63)
         sampling.stop = [stop] if isinstance(stop, str) else list(stop or [])
         sampling.ignore_eos = bool(ignore_eos)
         args = (prompt, bool(chat), system or "", chat_template, sampling, _steering_core(steering))

@@ -64,7 +64,7 @@ class Compiler {
         fail("ActAdd \"{}\" - \"{}\": block {} does not exist (the model has blocks 0 to {})", printable(a.positive),
              printable(a.negative), a.layer, config_.n_layer - 1);
       }
-      source = fmt::format("--actadd \"{}\" \"{}\"", printable(a.positive), printable(a.negative));
+      source = fmt::format("ActAdd \"{}\" - \"{}\"", printable(a.positive), printable(a.negative));
       return make_actadd_tensor(model_, {a.positive, a.negative, a.layer}, engine());
     }
     const std::string file = path_of(a.file);

@@ -114,6 +114,17 @@ def test_hooks_edit_in_place_or_replace(smol):
     assert np.array_equal(smol.logits(text), plain)
 
 
+def test_a_hook_sees_the_stream_after_the_steering_there(smol):
+    path = str(DATA / "steering" / "smollm2-135m-instruct-meandiff.gguf")
+    steering = tiller.Steering(control_vectors=[(path, 2.0)])
+    block = tiller.ControlVector.load(path).blocks[0]
+    name = f"blocks.{block}.hook_resid_post"
+    _, cache = smol.run_with_cache("Hello there", names=[name], steering=steering)
+    seen = []
+    smol.run_with_hooks("Hello there", [(name, lambda a, p: seen.append(a.copy()))], steering=steering)
+    assert np.array_equal(seen[0], cache[name])
+
+
 def test_hook_errors_propagate_and_leave_the_model_usable(smol):
     text = "Some words"
     plain = smol.logits(text)
@@ -226,6 +237,12 @@ def test_bad_input_is_a_one_line_tillererror(smol, tmp_path):
     assert "kernel" in message(lambda: tiller.Model(smol.path, kernels="sse9")).lower()
     assert "positive" in message(lambda: tiller.ControlVector.train(smol, "a", "b"))
     assert "paired" in message(lambda: tiller.ControlVector.train(smol, ["a", "b"], ["c"]))
+    for layers in ("5-40", 40, [3, 40]):
+        assert "layers: block" in message(lambda: tiller.ControlVector.train(smol, ["a"], ["b"], layers=layers))
+    assert "not A-B" in message(lambda: tiller.ControlVector.train(smol, ["a"], ["b"], layers="x"))
+    assert "negative" in message(lambda: smol.generate("x", seed=-1))
+    vector = tiller.ControlVector({3: np.ones(576)})
+    assert "tensor file" in message(lambda: tiller.Steering(actadd=[dict(file=vector)]))
 
 
 def test_kernel_levels(smol):
