@@ -24,11 +24,18 @@ OUT = REPO / "tests" / "data" / "dequant"
 MODELS = Path(os.environ.get("TILLER_MODELS", Path.home() / ".cache" / "tiller" / "models"))
 
 # Byte offsets of the f16 scale fields in one block, which random bytes must not
-# turn into NaN or infinity.
+# turn into NaN or infinity. These types draw from one shared random stream, in
+# this order, so their cases stay as first committed.
 F16_FIELDS = {
     T.Q4_0: [0], T.Q4_1: [0, 2], T.Q5_0: [0], T.Q5_1: [0, 2], T.Q8_0: [0],
     T.Q4_K: [0, 2], T.Q5_K: [0, 2], T.Q6_K: [208],
 }
+# Types added later: each draws from its own stream, seeded by its type id, so
+# that adding one changes no other case.
+F16_FIELDS_OWN_STREAM = {
+    T.Q2_K: [80, 82], T.Q3_K: [108], T.IQ4_NL: [0], T.IQ4_XS: [0],
+}
+SEED = 20261127
 
 
 def floats(values):
@@ -36,20 +43,23 @@ def floats(values):
     return [float(v) for v in np.asarray(values, dtype=np.float32).reshape(-1)]
 
 
-def synthetic_cases(rng):
-    cases = []
-    for qtype, scale_offsets in F16_FIELDS.items():
-        block_size, block_bytes = gguf.GGML_QUANT_SIZES[qtype]
-        n_blocks = 6
-        raw = rng.integers(0, 256, size=(n_blocks, block_bytes), dtype=np.uint8)
-        for b in range(n_blocks):
-            for offset in scale_offsets:
-                # varied magnitudes and signs, one subnormal scale among them
-                scale = np.float16(6e-8) if b == 3 else np.float16(rng.normal(0.0, 0.05))
-                raw[b, offset:offset + 2] = np.frombuffer(scale.tobytes(), dtype=np.uint8)
-        values = dequantize(raw, qtype)
-        cases.append({"type": qtype.name, "n": n_blocks * block_size,
-                      "bytes_hex": raw.tobytes().hex(), "values": floats(values)})
+def random_blocks(rng, qtype, scale_offsets):
+    block_size, block_bytes = gguf.GGML_QUANT_SIZES[qtype]
+    n_blocks = 6
+    raw = rng.integers(0, 256, size=(n_blocks, block_bytes), dtype=np.uint8)
+    for b in range(n_blocks):
+        for offset in scale_offsets:
+            # varied magnitudes and signs, one subnormal scale among them
+            scale = np.float16(6e-8) if b == 3 else np.float16(rng.normal(0.0, 0.05))
+            raw[b, offset:offset + 2] = np.frombuffer(scale.tobytes(), dtype=np.uint8)
+    values = dequantize(raw, qtype)
+    return {"type": qtype.name, "n": n_blocks * block_size,
+            "bytes_hex": raw.tobytes().hex(), "values": floats(values)}
+
+
+def synthetic_cases():
+    rng = np.random.default_rng(SEED)
+    cases = [random_blocks(rng, qtype, offsets) for qtype, offsets in F16_FIELDS.items()]
     specials = [0.0, -0.0, 1.0, -2.5, 65504.0, -65504.0, 6.1e-5, 5.96e-8, -3.0e-6, 0.333]
     f32 = np.concatenate([np.array(specials, np.float32), rng.normal(0, 3, 54).astype(np.float32)])
     f16 = f32.astype(np.float16)
@@ -60,6 +70,8 @@ def synthetic_cases(rng):
                   "values": floats(dequantize(f16.view(np.uint8), T.F16))})
     cases.append({"type": "BF16", "n": bf16_bits.size, "bytes_hex": bf16_bits.tobytes().hex(),
                   "values": floats(dequantize(bf16_bits.view(np.uint8), T.BF16))})
+    for qtype, offsets in F16_FIELDS_OWN_STREAM.items():
+        cases.append(random_blocks(np.random.default_rng([SEED, qtype.value]), qtype, offsets))
     return cases
 
 
@@ -94,7 +106,7 @@ def write(name, payload):
 def main():
     header = {"generator": "scripts/make-dequant-goldens.py", "reference": f"gguf {gguf.__version__}"
               if hasattr(gguf, "__version__") else "gguf (pinned in scripts/oracle-env.sh)"}
-    write("synthetic.json", {**header, "cases": synthetic_cases(np.random.default_rng(20261127))})
+    write("synthetic.json", {**header, "cases": synthetic_cases()})
     for model in ("smollm2-135m-instruct", "gemma-3-270m"):
         path = MODELS / f"{model}.gguf"
         if not path.exists():

@@ -121,6 +121,74 @@ TEST(Dequantize, Q4_KSubBlockScalesAndMins) {
   EXPECT_EQ(out[129], -2.0f * 7);
 }
 
+TEST(Dequantize, Q2_KScaleAndMinNibblesPerSixteenWeights) {
+  std::vector<uint8_t> block(84, 0);
+  const uint16_t one = 0x3c00, half = 0x3800;
+  std::memcpy(block.data() + 80, &one, 2);   // d
+  std::memcpy(block.data() + 82, &half, 2);  // dmin
+  block[0] = 0x23;   // sub-block 0 (weights 0..15): scale 3, min 2
+  block[2] = 0x05;   // sub-block 2 (weights 32..47): scale 5, min 0
+  block[8] = 0x71;   // sub-block 8 (weights 128..143): scale 1, min 7
+  block[14] = 0x12;  // sub-block 14 (weights 224..239): scale 2, min 1
+  block[16] = 0x0b;  // first half, byte 0: weight 0 bits 0-1 (3), weight 32 bits 2-3 (2)
+  block[48] = 0xc0;  // second half, byte 0: weight 128 bits 0-1 (0), weight 224 bits 6-7 (3)
+  const auto out = dequantize(TensorType::Q2_K, block, 256);
+  EXPECT_EQ(out[0], 3.0f * 3 - 0.5f * 2);
+  EXPECT_EQ(out[1], -0.5f * 2);
+  EXPECT_EQ(out[32], 5.0f * 2);
+  EXPECT_EQ(out[128], -0.5f * 7);
+  EXPECT_EQ(out[224], 2.0f * 3 - 0.5f * 1);
+}
+
+TEST(Dequantize, Q3_KClearHmaskBitSubtractsFour) {
+  std::vector<uint8_t> block(110, 0);
+  const uint16_t one = 0x3c00;
+  std::memcpy(block.data() + 108, &one, 2);  // d
+  uint8_t* scales = block.data() + 96;
+  for (int j = 8; j < 12; ++j) scales[j] = 0xaa;  // top bits 2 everywhere: scale = low 4 bits
+  scales[0] = 0x03;  // sub-block 0: 3 (sub-block 8: 0)
+  scales[1] = 0x70;  // sub-block 9: 7 (sub-block 1: 0)
+  scales[9] = 0x2a;  // sub-block 13: top bits 0, low 0: -32
+  block[0] = 0x01;        // hmask[0] bit 0 set: weight 0 loses nothing
+  block[32] = 0x02;       // weight 0: low bits 2
+  block[32 + 32 + 16] = 0x33;  // weight 144 (run 4) bits 0-1 and weight 208 (run 6) bits 4-5: 3
+  const auto out = dequantize(TensorType::Q3_K, block, 256);
+  EXPECT_EQ(out[0], 3.0f * 2);
+  EXPECT_EQ(out[1], 3.0f * -4);     // low bits 0, hmask[1] bit 0 clear
+  EXPECT_EQ(out[144], 7.0f * -1);   // 3 - 4, hmask[16] bit 4 clear
+  EXPECT_EQ(out[208], -32.0f * -1);  // 3 - 4, hmask[16] bit 6 clear
+}
+
+TEST(Dequantize, IQ4NibblesIndexTheNonLinearLevels) {
+  const int8_t levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+  std::vector<uint8_t> nl(18, 0);
+  const uint16_t half = 0x3800;
+  std::memcpy(nl.data(), &half, 2);
+  for (int j = 0; j < 16; ++j) nl[2 + j] = static_cast<uint8_t>((15 - j) << 4 | j);
+  const auto out_nl = dequantize(TensorType::IQ4_NL, nl, 32);
+  for (int j = 0; j < 16; ++j) {
+    EXPECT_EQ(out_nl[j], 0.5f * levels[j]) << j;
+    EXPECT_EQ(out_nl[16 + j], 0.5f * levels[15 - j]) << j;
+  }
+
+  std::vector<uint8_t> xs(136, 0x88);  // every index 8 (level 1)
+  const uint16_t two = 0x4000, scales_h = 0x8002;  // sub-block 0: top bits 10, sub-block 7: 10
+  std::memcpy(xs.data(), &two, 2);
+  std::memcpy(xs.data() + 2, &scales_h, 2);
+  xs[4] = 0x53;  // sub-block 0 low bits 3 -> 35 - 32 = 3; sub-block 1 low bits 5 -> 5 - 32 = -27
+  xs[5] = 0x00;
+  xs[6] = 0x00;
+  xs[7] = 0x10;  // sub-block 7 low bits 1 -> 33 - 32 = 1
+  xs[8 + 16 * 7] = 0x0f;  // sub-block 7: weight 224 index 15, weight 240 index 0
+  const auto out_xs = dequantize(TensorType::IQ4_XS, xs, 256);
+  EXPECT_EQ(out_xs[0], 2.0f * 3 * 1);
+  EXPECT_EQ(out_xs[31], 2.0f * 3 * 1);
+  EXPECT_EQ(out_xs[32], 2.0f * -27 * 1);
+  EXPECT_EQ(out_xs[64], 2.0f * -32 * 1);
+  EXPECT_EQ(out_xs[224], 2.0f * 1 * 113);
+  EXPECT_EQ(out_xs[240], 2.0f * 1 * -127);
+}
+
 TEST(Dequantize, RejectsWrongSizesAndUnsupportedTypes) {
   std::vector<float> out(32);
   std::vector<uint8_t> bytes(17);
@@ -130,16 +198,16 @@ TEST(Dequantize, RejectsWrongSizesAndUnsupportedTypes) {
 
   std::mt19937 rng(3);
   gguf::Writer writer;
-  std::vector<uint8_t> q2k(84);
-  writer.add_tensor("blk.0.ffn_down.weight", TensorType::Q2_K, {256}, q2k);
+  std::vector<uint8_t> iq2_xxs(66);
+  writer.add_tensor("blk.0.ffn_down.weight", TensorType::IQ2_XXS, {256}, iq2_xxs);
   const auto file_bytes = writer.to_bytes();
-  const auto file = gguf::File::parse(file_bytes, "q2k.gguf");
+  const auto file = gguf::File::parse(file_bytes, "iq2_xxs.gguf");
   try {
     dequantize_tensor_row(file, file.tensors()[0], 0);
-    FAIL() << "Q2_K dequantized";
+    FAIL() << "IQ2_XXS dequantized";
   } catch (const Error& error) {
     EXPECT_STREQ(error.what(),
-                 "q2k.gguf: tensor 'blk.0.ffn_down.weight' has type Q2_K, which Tiller cannot dequantize yet");
+                 "iq2_xxs.gguf: tensor 'blk.0.ffn_down.weight' has type IQ2_XXS, which Tiller cannot dequantize yet");
   }
 }
 

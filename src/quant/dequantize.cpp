@@ -3,6 +3,7 @@
 // min) is the one ggml and the gguf package use, so results agree bit for bit.
 #include "tiller/dequantize.h"
 
+#include <array>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -200,6 +201,80 @@ void dequantize_q6_k(const uint8_t* block, float* out) {
   }
 }
 
+// Q2_K and Q3_K keep the two low bits of each weight in 64 bytes: each 128-weight
+// half reads its 32 bytes four times, the r-th run of 32 weights taking bits 2r, 2r+1.
+int two_low_bits(const uint8_t* qs, int i) {
+  const int half = i / 128, run = (i / 32) % 4;
+  return (qs[32 * half + i % 32] >> (2 * run)) & 3;
+}
+
+// Q2_K: 16 sub-blocks of 16; byte j of the scales holds sub-block j's 4-bit
+// scale (low nibble, times d) and 4-bit min (high nibble, times dmin).
+void dequantize_q2_k(const uint8_t* block, float* out) {
+  const uint8_t* scales = block;
+  const uint8_t* qs = block + 16;
+  const float d = load_f16(block + 80);
+  const float dmin = load_f16(block + 82);
+  for (int sub = 0; sub < 16; ++sub) {
+    const float dl = d * static_cast<float>(scales[sub] & 0x0f);
+    const float ml = dmin * static_cast<float>(scales[sub] >> 4);
+    for (int i = 16 * sub; i < 16 * sub + 16; ++i) {
+      out[i] = dl * static_cast<float>(two_low_bits(qs, i)) - ml;
+    }
+  }
+}
+
+// Q3_K: 16 sub-blocks of 16 with 6-bit scales stored with an offset of 32. Their
+// low four bits are the nibbles of bytes 0..7 (sub-block j < 8 the low nibble of
+// byte j, else the high nibble of byte j - 8); the top two are bits 2(j/4), 2(j/4)+1
+// of byte 8 + j % 4. A weight's third bit, in hmask (bit r of hmask[l] for weight l
+// of the r-th run of 32), counts the other way round: clear subtracts 4, set adds nothing.
+void dequantize_q3_k(const uint8_t* block, float* out) {
+  const uint8_t* hmask = block;
+  const uint8_t* qs = block + 32;
+  const uint8_t* s = block + 96;
+  const float d = load_f16(block + 108);
+  for (int sub = 0; sub < 16; ++sub) {
+    const int low = (sub < 8 ? s[sub] : s[sub - 8] >> 4) & 0x0f;
+    const int high = (s[8 + sub % 4] >> (2 * (sub / 4))) & 3;
+    const float dl = d * static_cast<float>((low | (high << 4)) - 32);
+    for (int i = 16 * sub; i < 16 * sub + 16; ++i) {
+      const int q = two_low_bits(qs, i) - (((hmask[i % 32] >> (i / 32)) & 1) ? 0 : 4);
+      out[i] = dl * static_cast<float>(q);
+    }
+  }
+}
+
+// IQ4_NL and IQ4_XS: 4-bit indices into 16 levels (ggml's kvalues_iq4nl), spaced
+// closer near zero, where most weights lie, than a uniform 4-bit grid.
+constexpr std::array<int8_t, 16> kIq4nlLevels = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                                 1,    13,   25,  38,  53,  69,  89,  113};
+
+// 16 bytes of indices for 32 weights: low nibbles 0..15, high nibbles 16..31, as in Q4_0.
+void iq4_levels(const uint8_t* qs, float scale, float* out) {
+  for (int j = 0; j < 16; ++j) {
+    out[j] = scale * static_cast<float>(kIq4nlLevels[qs[j] & 0x0f]);
+    out[j + 16] = scale * static_cast<float>(kIq4nlLevels[qs[j] >> 4]);
+  }
+}
+
+void dequantize_iq4_nl(const uint8_t* block, float* out) { iq4_levels(block + 2, load_f16(block), out); }
+
+// IQ4_XS: 8 IQ4_NL-like sub-blocks of 32 sharing d, each with a 6-bit scale stored
+// with an offset of 32: low four bits in nibble (j % 2) of scales_l[j / 2], top two
+// in bits 2j, 2j+1 of the 16-bit scales_h.
+void dequantize_iq4_xs(const uint8_t* block, float* out) {
+  const float d = load_f16(block);
+  const uint16_t scales_h = load_u16(block + 2);
+  const uint8_t* scales_l = block + 4;
+  const uint8_t* qs = block + 8;
+  for (int sub = 0; sub < 8; ++sub) {
+    const int low = (scales_l[sub / 2] >> (4 * (sub % 2))) & 0x0f;
+    const int high = (scales_h >> (2 * sub)) & 3;
+    iq4_levels(qs + 16 * sub, d * static_cast<float>((low | (high << 4)) - 32), out + 32 * sub);
+  }
+}
+
 using BlockDequantizer = void (*)(const uint8_t* block, float* out);
 
 BlockDequantizer block_dequantizer(TensorType type) {
@@ -209,9 +284,13 @@ BlockDequantizer block_dequantizer(TensorType type) {
     case TensorType::Q5_0: return dequantize_q5_0;
     case TensorType::Q5_1: return dequantize_q5_1;
     case TensorType::Q8_0: return dequantize_q8_0;
+    case TensorType::Q2_K: return dequantize_q2_k;
+    case TensorType::Q3_K: return dequantize_q3_k;
     case TensorType::Q4_K: return dequantize_q4_k;
     case TensorType::Q5_K: return dequantize_q5_k;
     case TensorType::Q6_K: return dequantize_q6_k;
+    case TensorType::IQ4_NL: return dequantize_iq4_nl;
+    case TensorType::IQ4_XS: return dequantize_iq4_xs;
     default: return nullptr;
   }
 }

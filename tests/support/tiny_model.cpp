@@ -18,9 +18,13 @@ uint16_t random_f16_scale(std::mt19937& rng) {
 // Where each block format keeps its f16 scales.
 std::vector<size_t> f16_fields(TensorType type) {
   switch (type) {
-    case TensorType::Q4_0: case TensorType::Q5_0: case TensorType::Q8_0: return {0};
+    case TensorType::Q4_0: case TensorType::Q5_0: case TensorType::Q8_0: case TensorType::IQ4_NL:
+    case TensorType::IQ4_XS:
+      return {0};
     case TensorType::Q4_1: case TensorType::Q5_1: case TensorType::Q4_K: case TensorType::Q5_K:
       return {0, 2};
+    case TensorType::Q2_K: return {80, 82};
+    case TensorType::Q3_K: return {108};
     case TensorType::Q6_K: return {208};
     default: return {};
   }
