@@ -305,6 +305,24 @@ TEST(SteeringSpec, ActAddFromJsonOnTheDefaultModel) {
             std::string::npos);
 }
 
+// decode_into writes what decode(…, true) returns straight into the caller's
+// memory (the Python package's NumPy arrays), chunk by chunk, and refuses a buffer
+// of the wrong size.
+TEST(Session, DecodeIntoWritesWhatDecodeReturns) {
+  const auto model = tiny("decode-into.gguf");
+  const std::vector<TokenId> tokens = {1, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49};
+  Session a(model, SessionOptions{.n_ctx = 32, .n_threads = 1, .n_batch = 4});
+  Session b(model, SessionOptions{.n_ctx = 32, .n_threads = 1, .n_batch = 4});
+  const auto returned = a.decode(tokens, true);
+  std::vector<float> into(returned.size(), -1.0f);
+  b.decode_into(tokens, into);
+  EXPECT_EQ(std::vector<float>(returned.begin(), returned.end()), into);
+  EXPECT_EQ(b.n_past(), static_cast<int>(tokens.size()));
+  std::vector<float> small(into.size() - 1);
+  b.reset();
+  EXPECT_NE(error_of([&] { b.decode_into(tokens, small); }).find("need room for"), std::string::npos);
+}
+
 TEST(Generator, StepsGiveWhatGenerateGivesAndCanBeCancelled) {
   const auto model = tiny("generator.gguf");
   const std::vector<TokenId> prompt = {1, 70, 80, 90};

@@ -86,6 +86,9 @@ class Session {
   // their logits: every row [n_tokens x n_vocab] if all_logits, else the last row.
   // The view stays valid until the next decode.
   std::span<const float> decode(std::span<const TokenId> tokens, bool all_logits);
+  // decode(tokens, true) with every row's logits written straight into `logits`
+  // ([n_tokens x n_vocab] of the caller's memory, say a NumPy array's): no copy.
+  void decode_into(std::span<const TokenId> tokens, std::span<float> logits);
 
   // Packing: runs several independent sequences in one pass, as if each were
   // decoded alone in a fresh session. `tokens` holds them one after another,
@@ -122,6 +125,8 @@ class Session {
   void forward_chunk(std::span<const TokenId> tokens, const int32_t* first_visible,
                      std::span<const int32_t> logit_rows, float* logits);
   void check_tokens(std::span<const TokenId> tokens) const;
+  // decode's chunks of n_batch (tokens already checked), logits written at `logits`.
+  void decode_chunks(std::span<const TokenId> tokens, bool all_logits, float* logits);
   std::shared_ptr<const Model> model_;
   int n_ctx_, n_batch_;
   int n_past_ = 0;

@@ -28,13 +28,12 @@ void check_ids(const std::vector<TokenId>& ids, const Session& session) {
 
 // Runs `ids` from position 0 with `steering` bound (a plain text: its layout starts
 // the context, as `tiller logits` and `tiller dump` lay it out), n_batch tokens a
-// pass; `sink` receives each chunk's logits (every row) when given.
+// pass; every row's logits go straight into `logits` ([n_tokens x n_vocab]).
 // `after_steering` registers hooks that run after the steering's at the same point
 // (a Python hook sees the steered stream, as run_with_cache shows it).
 void run_text(Session& session, int n_batch, const std::vector<TokenId>& ids,
               const std::shared_ptr<const Steering>& steering,
-              const std::function<void(size_t start, std::span<const float>)>& sink,
-              const std::function<void()>& after_steering = {}) {
+              float* logits, const std::function<void()>& after_steering = {}) {
   session.reset();
   check_ids(ids, session);
   std::optional<SteeringBinding> binding;
@@ -42,8 +41,8 @@ void run_text(Session& session, int n_batch, const std::vector<TokenId>& ids,
   if (after_steering) after_steering();
   for (size_t start = 0; start < ids.size(); start += static_cast<size_t>(n_batch)) {
     const size_t count = std::min(ids.size() - start, static_cast<size_t>(n_batch));
-    const auto logits = session.decode(std::span(ids).subspan(start, count), static_cast<bool>(sink));
-    if (sink) sink(start, logits);
+    const size_t n_vocab = static_cast<size_t>(session.model().config().n_vocab);
+    session.decode_into(std::span(ids).subspan(start, count), std::span(logits + start * n_vocab, count * n_vocab));
     raise_if_interrupted();
   }
 }
@@ -195,10 +194,7 @@ class PyModel {
       nb::gil_scoped_release release;
       SessionLease lease(*state_);
       const auto compiled_steering = compiled(steering);
-      run_text(lease.session(), state_->options.n_batch, ids, compiled_steering,
-               [&](size_t start, std::span<const float> logits) {
-                 std::memcpy(out.data() + start * n_vocab, logits.data(), logits.size_bytes());
-               });
+      run_text(lease.session(), state_->options.n_batch, ids, compiled_steering, out.data());
     }
     return out.to_numpy({ids.size(), n_vocab});
   }
@@ -234,10 +230,7 @@ class PyModel {
                     static_cast<size_t>(n_rows) * width * sizeof(float));
       });
       try {
-        run_text(session, state_->options.n_batch, ids, compiled_steering,
-                 [&](size_t start, std::span<const float> rows) {
-                   std::memcpy(logits.data() + start * n_vocab, rows.data(), rows.size_bytes());
-                 });
+        run_text(session, state_->options.n_batch, ids, compiled_steering, logits.data());
       } catch (...) {
         session.set_observer({});
         throw;
@@ -265,18 +258,13 @@ class PyModel {
       Session& session = lease.session();
       const auto compiled_steering = compiled(steering);
       HookGuard guard(session);
-      run_text(
-          session, state_->options.n_batch, ids, compiled_steering,
-          [&](size_t start, std::span<const float> logits) {
-            std::memcpy(out.data() + start * n_vocab, logits.data(), logits.size_bytes());
-          },
-          [&] {
-            for (const auto& [at, function] : wanted) {
-              guard.add(at.layer, at.point, [function, state = state_](const HookRows& rows) {
-                call_python_hook(function, rows, state);
-              });
-            }
+      run_text(session, state_->options.n_batch, ids, compiled_steering, out.data(), [&] {
+        for (const auto& [at, function] : wanted) {
+          guard.add(at.layer, at.point, [function, state = state_](const HookRows& rows) {
+            call_python_hook(function, rows, state);
           });
+        }
+      });
     }
     return out.to_numpy({ids.size(), n_vocab});
   }

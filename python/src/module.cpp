@@ -4,13 +4,37 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <new>
+
 #include "binding.h"
 
 namespace tiller::python {
 
+namespace {
+constexpr size_t kHugePage = size_t{2} << 20;
+
+float* allocate_floats(size_t count) {
+  const size_t bytes = std::max<size_t>(count, 1) * sizeof(float);
+  void* p = nullptr;
+  if (bytes >= 2 * kHugePage) {
+    p = std::aligned_alloc(kHugePage, (bytes + kHugePage - 1) / kHugePage * kHugePage);
+    if (p != nullptr) madvise(p, bytes, MADV_HUGEPAGE);  // advice only: without THP it changes nothing
+  } else {
+    p = std::malloc(bytes);
+  }
+  if (p == nullptr) throw std::bad_alloc();
+  return static_cast<float*>(p);
+}
+}  // namespace
+
+FloatBuffer::FloatBuffer(size_t count) : data_(allocate_floats(count)), count_(count) {}
+
 nb::object FloatBuffer::to_numpy(std::initializer_list<size_t> shape) {
   float* raw = data_.release();
-  nb::capsule owner(raw, [](void* p) noexcept { delete[] static_cast<float*>(p); });
+  nb::capsule owner(raw, [](void* p) noexcept { std::free(p); });
   return nb::ndarray<nb::numpy, float>(raw, shape.size(), shape.begin(), owner).cast();
 }
 

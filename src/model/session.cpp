@@ -111,9 +111,23 @@ void Session::check_tokens(std::span<const TokenId> tokens) const {
 
 std::span<const float> Session::decode(std::span<const TokenId> tokens, bool all_logits) {
   check_tokens(tokens);
-  const int64_t n_vocab = model_->config().n_vocab;
   const size_t rows = all_logits ? tokens.size() : 1;
-  logits_.resize(rows * static_cast<size_t>(n_vocab));
+  logits_.resize(rows * static_cast<size_t>(model_->config().n_vocab));
+  decode_chunks(tokens, all_logits, logits_.data());
+  return logits_;
+}
+
+void Session::decode_into(std::span<const TokenId> tokens, std::span<float> logits) {
+  check_tokens(tokens);
+  const size_t wanted = tokens.size() * static_cast<size_t>(model_->config().n_vocab);
+  if (logits.size() != wanted) {
+    fail("decode_into: {} tokens need room for {} logits, not {}", tokens.size(), wanted, logits.size());
+  }
+  decode_chunks(tokens, true, logits.data());
+}
+
+void Session::decode_chunks(std::span<const TokenId> tokens, bool all_logits, float* logits) {
+  const int64_t n_vocab = model_->config().n_vocab;
   Buffers& a = *buffers_;
   for (size_t start = 0; start < tokens.size(); start += static_cast<size_t>(n_batch_)) {
     const auto chunk = tokens.subspan(start, std::min(tokens.size() - start, static_cast<size_t>(n_batch_)));
@@ -126,10 +140,9 @@ std::span<const float> Session::decode(std::span<const TokenId> tokens, bool all
     } else if (last_chunk) {
       a.logit_rows[static_cast<size_t>(n_out++)] = n - 1;
     }
-    float* out = all_logits ? logits_.data() + start * static_cast<size_t>(n_vocab) : logits_.data();
+    float* out = all_logits ? logits + start * static_cast<size_t>(n_vocab) : logits;
     forward_chunk(chunk, nullptr, std::span(a.logit_rows.data(), static_cast<size_t>(n_out)), out);
   }
-  return logits_;
 }
 
 std::span<const float> Session::decode_packed(std::span<const TokenId> tokens, std::span<const int> lengths,
