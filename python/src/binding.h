@@ -24,8 +24,6 @@ namespace nb = nanobind;
 
 // Float memory filled by the engine with the GIL released, then handed to NumPy
 // as the array's own buffer (no copy).
-// Large buffers are asked for in transparent huge pages: a 100 MB logits array
-// then costs some fifty page faults instead of twenty-five thousand.
 class FloatBuffer {
  public:
   explicit FloatBuffer(size_t count);

@@ -4,8 +4,6 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <new>
 
@@ -14,17 +12,8 @@
 namespace tiller::python {
 
 namespace {
-constexpr size_t kHugePage = size_t{2} << 20;
-
 float* allocate_floats(size_t count) {
-  const size_t bytes = std::max<size_t>(count, 1) * sizeof(float);
-  void* p = nullptr;
-  if (bytes >= 2 * kHugePage) {
-    p = std::aligned_alloc(kHugePage, (bytes + kHugePage - 1) / kHugePage * kHugePage);
-    if (p != nullptr) madvise(p, bytes, MADV_HUGEPAGE);  // advice only: without THP it changes nothing
-  } else {
-    p = std::malloc(bytes);
-  }
+  void* p = std::malloc(std::max<size_t>(count, 1) * sizeof(float));
   if (p == nullptr) throw std::bad_alloc();
   return static_cast<float*>(p);
 }
