@@ -23,21 +23,27 @@ namespace tiller::python {
 namespace nb = nanobind;
 
 // Float memory filled by the engine with the GIL released, then handed to NumPy
-// as the array's own buffer (no copy).
+// as the arrays' own memory (no copy). Several arrays may share one buffer (a
+// run_with_cache dict): the memory goes with the last of them. A large buffer is
+// mapped with its pages populated at once (writing 100 MB of fresh memory page by
+// page costs some 25,000 page faults, about as much again as the writing), and
+// its region is kept for the next call when the arrays are freed (module.cpp).
 class FloatBuffer {
  public:
   explicit FloatBuffer(size_t count);
-  float* data() { return data_.get(); }
+  FloatBuffer(const FloatBuffer&) = delete;
+  FloatBuffer& operator=(const FloatBuffer&) = delete;
+  ~FloatBuffer();  // frees the memory if no array took it; needs the GIL if one did
+  float* data() { return data_; }
   size_t size() const { return count_; }
-  // Needs the GIL. The array owns the memory afterwards.
-  nb::object to_numpy(std::initializer_list<size_t> shape);
+  // Needs the GIL: a float32 array of `shape` over the floats from `offset` on.
+  nb::object to_numpy(std::initializer_list<size_t> shape, size_t offset = 0);
 
  private:
-  struct Free {
-    void operator()(float* p) const noexcept { std::free(p); }
-  };
-  std::unique_ptr<float, Free> data_;
-  size_t count_;
+  float* data_;
+  size_t count_, bytes_;
+  bool mapped_;
+  nb::object owner_;  // the capsule that frees the memory, once an array exists
 };
 
 // Throws nb::python_error (KeyboardInterrupt) when Ctrl-C arrived: called between

@@ -189,14 +189,15 @@ class PyModel {
 
   nb::object logits(const std::vector<TokenId>& ids, PySteering* steering) {
     const size_t n_vocab = static_cast<size_t>(model().config().n_vocab);
-    FloatBuffer out(ids.size() * n_vocab);
+    std::optional<FloatBuffer> out;
     {
       nb::gil_scoped_release release;
+      out.emplace(ids.size() * n_vocab);
       SessionLease lease(*state_);
       const auto compiled_steering = compiled(steering);
-      run_text(lease.session(), state_->options.n_batch, ids, compiled_steering, out.data());
+      run_text(lease.session(), state_->options.n_batch, ids, compiled_steering, out->data());
     }
-    return out.to_numpy({ids.size(), n_vocab});
+    return out->to_numpy({ids.size(), n_vocab});
   }
 
   nb::tuple run_with_cache(const std::vector<TokenId>& ids, const std::optional<std::vector<std::string>>& names,
@@ -212,12 +213,13 @@ class PyModel {
         if (slot.emplace(key, order.size()).second) order.push_back(hook_name(at.layer, at.point));
       }
     }
-    std::vector<FloatBuffer> cache;
-    cache.reserve(order.size());
-    for (size_t i = 0; i < order.size(); ++i) cache.emplace_back(ids.size() * width);
-    FloatBuffer logits(ids.size() * n_vocab);
+    // One buffer for every array: its pages are populated at once (FloatBuffer).
+    const size_t per_point = ids.size() * width;
+    std::optional<FloatBuffer> cache, logits;
     {
       nb::gil_scoped_release release;
+      cache.emplace(per_point * order.size());
+      logits.emplace(ids.size() * n_vocab);
       SessionLease lease(*state_);
       Session& session = lease.session();
       const auto compiled_steering = compiled(steering);
@@ -226,11 +228,11 @@ class PyModel {
       session.set_observer([&](int layer, HookPoint point, const float* rows, int64_t n_rows, int64_t, int first) {
         const auto it = slot.find({layer, static_cast<int>(point)});
         if (it == slot.end()) return;
-        std::memcpy(cache[it->second].data() + static_cast<size_t>(first) * width, rows,
+        std::memcpy(cache->data() + it->second * per_point + static_cast<size_t>(first) * width, rows,
                     static_cast<size_t>(n_rows) * width * sizeof(float));
       });
       try {
-        run_text(session, state_->options.n_batch, ids, compiled_steering, logits.data());
+        run_text(session, state_->options.n_batch, ids, compiled_steering, logits->data());
       } catch (...) {
         session.set_observer({});
         throw;
@@ -238,8 +240,10 @@ class PyModel {
       session.set_observer({});
     }
     nb::dict activations;
-    for (size_t i = 0; i < order.size(); ++i) activations[order[i].c_str()] = cache[i].to_numpy({ids.size(), width});
-    return nb::make_tuple(logits.to_numpy({ids.size(), n_vocab}), activations);
+    for (size_t i = 0; i < order.size(); ++i) {
+      activations[order[i].c_str()] = cache->to_numpy({ids.size(), width}, i * per_point);
+    }
+    return nb::make_tuple(logits->to_numpy({ids.size(), n_vocab}), activations);
   }
 
   nb::object run_with_hooks(const std::vector<TokenId>& ids, const std::vector<std::pair<std::string, nb::object>>& hooks,

@@ -52,6 +52,23 @@ def test_logits_shape_and_ids_forms(smol):
     assert np.array_equal(smol.logits(np.array(ids, dtype=np.int64)), logits)
 
 
+def test_arrays_freed_and_reused_hold_only_the_new_pass(smol):
+    # Arrays of 1 MiB and more live in mapped regions kept for the next call (module.cpp).
+    first, second = "one two three four five six seven eight", "nine ten eleven twelve thirteen fourteen"
+    want_first, want_second = smol.logits(first).copy(), smol.logits(second).copy()
+    assert want_first.nbytes >= 1 << 20 and want_second.nbytes >= 1 << 20
+    for _ in range(3):
+        assert np.array_equal(smol.logits(first), want_first)
+        assert np.array_equal(smol.logits(second), want_second)
+    _, cache = smol.run_with_cache(first)
+    kept = {name: array.copy() for name, array in cache.items()}
+    del cache
+    _, cache = smol.run_with_cache(second)
+    _, again = smol.run_with_cache(first)
+    assert all(np.array_equal(again[name], kept[name]) for name in kept)
+    assert not np.array_equal(cache["blocks.3.hook_resid_post"][:1], np.zeros((1, 576), np.float32))
+
+
 def test_control_vector_files_and_arithmetic(tmp_path):
     path = DATA / "steering" / "smollm2-135m-instruct-meandiff.gguf"
     a = tiller.ControlVector.load(path)
