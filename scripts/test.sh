@@ -3,9 +3,8 @@
 # dependencies, fetches the models, then builds and tests: release, the Python
 # package (scripts/python-test.sh: pip install . into a fresh venv, pytest, the
 # examples), under AddressSanitizer + UndefinedBehaviorSanitizer, a bounded fuzz
-# run, and, on a CPU
-# without AVX-512, with the AVX-512 kernels emulated through SIMDe, also under the
-# sanitizers (their results and memory accesses, not their speed: the tests that
+# run, and, on a CPU without AVX-512, with the AVX-512 kernels emulated through
+# SIMDe, also under the sanitizers (their results and memory accesses, not their speed: the tests that
 # need no model, the real-model products and one golden prompt's hidden states
 # per model; see src/ops/x86_simd.h).
 # TILLER_FUZZ_SECONDS sets the fuzz run's length (default 60). TILLER_GOLDEN_LIMIT

@@ -39,9 +39,9 @@ void run_text(Session& session, int n_batch, const std::vector<TokenId>& ids,
   std::optional<SteeringBinding> binding;
   if (steering) binding.emplace(steering, session, PromptLayout{0, static_cast<int>(ids.size()), 0});
   if (after_steering) after_steering();
+  const size_t n_vocab = static_cast<size_t>(session.model().config().n_vocab);
   for (size_t start = 0; start < ids.size(); start += static_cast<size_t>(n_batch)) {
     const size_t count = std::min(ids.size() - start, static_cast<size_t>(n_batch));
-    const size_t n_vocab = static_cast<size_t>(session.model().config().n_vocab);
     session.decode_into(std::span(ids).subspan(start, count), std::span(logits + start * n_vocab, count * n_vocab));
     raise_if_interrupted();
   }
@@ -63,17 +63,6 @@ class HookGuard {
  private:
   Session& session_;
   std::vector<HookHandle> handles_;
-};
-
-struct SamplingArgs {
-  int max_tokens;
-  float temperature;
-  int top_k;
-  float top_p, min_p, repeat_penalty, frequency_penalty, presence_penalty;
-  int repeat_last_n;
-  uint64_t seed;
-  std::vector<std::string> stop;
-  bool ignore_eos;
 };
 
 class PyModel;
@@ -273,33 +262,19 @@ class PyModel {
     return out.to_numpy({ids.size(), n_vocab});
   }
 
-  Prompt prompt_for(const std::string& text, bool chat, const std::string& system, const std::string& chat_template) const {
+  // The prompt format the arguments ask for; system and chat_template only with chat.
+  PromptFormat format_for(bool chat, const std::string& system, const std::string& chat_template) const {
     if (!chat && (!system.empty() || !chat_template.empty())) throw Error("system and chat_template need chat=True");
-    const PromptFormat format = chat ? PromptFormat::chat_with(model(), chat_template, system) : PromptFormat::plain();
-    return build_prompt(model(), format, {text, ""});
+    return chat ? PromptFormat::chat_with(model(), chat_template, system) : PromptFormat::plain();
   }
 
-  static GenerationOptions generation_options(const SamplingArgs& a) {
-    GenerationOptions options;
-    options.n_predict = a.max_tokens;
-    options.sampling.temperature = a.temperature;
-    options.sampling.top_k = a.top_k;
-    options.sampling.top_p = a.top_p;
-    options.sampling.min_p = a.min_p;
-    options.sampling.repeat_penalty = a.repeat_penalty;
-    options.sampling.penalty_last_n = a.repeat_last_n;
-    options.sampling.frequency_penalty = a.frequency_penalty;
-    options.sampling.presence_penalty = a.presence_penalty;
-    options.sampling.seed = a.seed;
-    options.stop = a.stop;
-    options.ignore_eos = a.ignore_eos;
-    return options;
+  Prompt prompt_for(const std::string& text, bool chat, const std::string& system, const std::string& chat_template) const {
+    return build_prompt(model(), format_for(chat, system, chat_template), {text, ""});
   }
 
   nb::dict generate(const std::string& text, bool chat, const std::string& system, const std::string& chat_template,
-                    const SamplingArgs& args, PySteering* steering) {
+                    const GenerationOptions& options, PySteering* steering) {
     const Prompt prompt = prompt_for(text, chat, system, chat_template);
-    const GenerationOptions options = generation_options(args);
     GenerationResult result;
     {
       nb::gil_scoped_release release;
@@ -313,13 +288,12 @@ class PyModel {
       while (generator.next()) raise_if_interrupted();
       result = generator.result();
     }
-    return result_dict(result, args.seed);
+    return result_dict(result, options.sampling.seed);
   }
 
   PyStream* stream(const std::string& text, bool chat, const std::string& system, const std::string& chat_template,
-                   const SamplingArgs& args, PySteering* steering) {
+                   const GenerationOptions& options, PySteering* steering) {
     const Prompt prompt = prompt_for(text, chat, system, chat_template);
-    const GenerationOptions options = generation_options(args);
     std::shared_ptr<const Steering> compiled_steering;
     {
       nb::gil_scoped_release release;
@@ -345,8 +319,7 @@ class PyModel {
     train.engine = state_->engine;
     train.n_batch = n_batch;
     train.layers = layers.empty() ? parse_block_range("", model().config().n_layer, "layers") : layers;
-    if (!chat && (!system.empty() || !chat_template.empty())) throw Error("system and chat_template need chat=True");
-    const PromptFormat format = chat ? PromptFormat::chat_with(model(), chat_template, system) : PromptFormat::plain();
+    const PromptFormat format = format_for(chat, system, chat_template);
     std::vector<TextPair> texts;
     for (size_t i = 0; i < positive.size(); ++i) texts.push_back({{positive[i], ""}, {negative[i], ""}});
     const std::vector<TokenPair> pairs = tokenize_pairs(model(), format, texts, state_->options.n_ctx);
@@ -423,20 +396,30 @@ void bind_model(nb::module_& m) {
       .def("cancel", &PyStream::cancel)
       .def("result", &PyStream::result);
 
-  nb::class_<SamplingArgs>(m, "SamplingArgs")
+  // The library's GenerationOptions (its defaults), under the names Model.generate takes.
+  nb::class_<GenerationOptions>(m, "SamplingArgs")
       .def(nb::init<>())
-      .def_rw("max_tokens", &SamplingArgs::max_tokens)
-      .def_rw("temperature", &SamplingArgs::temperature)
-      .def_rw("top_k", &SamplingArgs::top_k)
-      .def_rw("top_p", &SamplingArgs::top_p)
-      .def_rw("min_p", &SamplingArgs::min_p)
-      .def_rw("repeat_penalty", &SamplingArgs::repeat_penalty)
-      .def_rw("repeat_last_n", &SamplingArgs::repeat_last_n)
-      .def_rw("frequency_penalty", &SamplingArgs::frequency_penalty)
-      .def_rw("presence_penalty", &SamplingArgs::presence_penalty)
-      .def_rw("seed", &SamplingArgs::seed)
-      .def_rw("stop", &SamplingArgs::stop)
-      .def_rw("ignore_eos", &SamplingArgs::ignore_eos);
+      .def_rw("max_tokens", &GenerationOptions::n_predict)
+      .def_rw("stop", &GenerationOptions::stop)
+      .def_rw("ignore_eos", &GenerationOptions::ignore_eos)
+      .def_prop_rw("temperature", [](GenerationOptions& o) { return o.sampling.temperature; },
+                   [](GenerationOptions& o, float v) { o.sampling.temperature = v; })
+      .def_prop_rw("top_k", [](GenerationOptions& o) { return o.sampling.top_k; },
+                   [](GenerationOptions& o, int32_t v) { o.sampling.top_k = v; })
+      .def_prop_rw("top_p", [](GenerationOptions& o) { return o.sampling.top_p; },
+                   [](GenerationOptions& o, float v) { o.sampling.top_p = v; })
+      .def_prop_rw("min_p", [](GenerationOptions& o) { return o.sampling.min_p; },
+                   [](GenerationOptions& o, float v) { o.sampling.min_p = v; })
+      .def_prop_rw("repeat_penalty", [](GenerationOptions& o) { return o.sampling.repeat_penalty; },
+                   [](GenerationOptions& o, float v) { o.sampling.repeat_penalty = v; })
+      .def_prop_rw("repeat_last_n", [](GenerationOptions& o) { return o.sampling.penalty_last_n; },
+                   [](GenerationOptions& o, int32_t v) { o.sampling.penalty_last_n = v; })
+      .def_prop_rw("frequency_penalty", [](GenerationOptions& o) { return o.sampling.frequency_penalty; },
+                   [](GenerationOptions& o, float v) { o.sampling.frequency_penalty = v; })
+      .def_prop_rw("presence_penalty", [](GenerationOptions& o) { return o.sampling.presence_penalty; },
+                   [](GenerationOptions& o, float v) { o.sampling.presence_penalty = v; })
+      .def_prop_rw("seed", [](GenerationOptions& o) { return o.sampling.seed; },
+                   [](GenerationOptions& o, uint64_t v) { o.sampling.seed = v; });
 
   nb::class_<PyModel>(m, "Model")
       .def(nb::init<const std::string&, int, int, std::optional<std::string>, int>(), nb::arg("path"),
