@@ -29,6 +29,8 @@ TEST(CliInspect, JsonHasTheDocumentedKeys) {
   ASSERT_EQ(result.exit_code, 0) << result.err;
   const auto json = nlohmann::json::parse(result.out);
   EXPECT_EQ(json["architecture"], "llama");
+  EXPECT_EQ(json["family"], "llama");
+  EXPECT_NE(json["family_models"].get<std::string>().find("Mistral"), std::string::npos);
   EXPECT_EQ(json["n_layer"], 2);
   EXPECT_EQ(json["n_embd"], 64);
   EXPECT_EQ(json["n_head"], 4);
@@ -48,7 +50,7 @@ TEST(CliInspect, JsonHasTheDocumentedKeys) {
 TEST(CliInspect, TextShowsHyperParametersAndTensorTable) {
   const auto result = testing::run_process({TILLER_BINARY, "inspect", tiny_model_file(), "--tensors", "--metadata"});
   ASSERT_EQ(result.exit_code, 0) << result.err;
-  for (const char* fragment : {"architecture    llama", "n_layer         2", "n_head          4 (kv: 1)",
+  for (const char* fragment : {"architecture    llama", "family          llama (Llama", "n_layer         2", "n_head          4 (kv: 1)",
                                "blk.1.ffn_down.weight", "tokenizer.ggml.tokens", "Q4_0"}) {
     EXPECT_NE(result.out.find(fragment), std::string::npos) << fragment << " missing from:\n" << result.out;
   }
@@ -66,6 +68,7 @@ TEST(CliInspect, NonModelFilesStillInspect) {
   ASSERT_EQ(result.exit_code, 0) << result.err;
   const auto json = nlohmann::json::parse(result.out);
   EXPECT_EQ(json["architecture"], "controlvector");
+  EXPECT_TRUE(json["family"].is_null());
   EXPECT_TRUE(json["n_layer"].is_null());
   EXPECT_EQ(json["tensor_types"]["F32"], 1);
 }

@@ -19,18 +19,7 @@ namespace tiller {
 
 struct ModelWeights;
 
-// What differs between the supported architectures, as data the forward pass reads.
-struct ArchitectureTraits {
-  bool neox_rope = false;            // rotate (i, i + d/2) pairs instead of (2i, 2i+1)
-  bool scale_embeddings = false;     // multiply token embeddings by sqrt(n_embd)
-  bool qk_norm = false;              // RMSNorm each query and key head
-  bool post_norms = false;           // RMSNorm on attention and FFN outputs before the residual add
-  bool gelu = false;                 // GELU-tanh gate instead of SiLU
-  int sliding_window_period = 0;     // every block but each period-th uses the sliding window
-};
-
-// Throws tiller::Error listing the supported architectures.
-ArchitectureTraits architecture_traits(const ModelConfig& config, const std::string& file_name);
+struct Family;  // an architecture family (src/model/family.h)
 
 class Model {
  public:
@@ -39,7 +28,10 @@ class Model {
   ~Model();
 
   const ModelConfig& config() const { return config_; }
-  const ArchitectureTraits& traits() const { return traits_; }
+  // The architecture family's name ("llama", "qwen2", ...) and the models people know it by.
+  std::string_view family_name() const;
+  std::string_view family_models() const;
+  const Family& family() const { return *family_; }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   const gguf::File& file() const { return file_; }
   const ModelWeights& weights() const { return *weights_; }
@@ -48,7 +40,7 @@ class Model {
   Model(gguf::File file);
   gguf::File file_;
   ModelConfig config_;
-  ArchitectureTraits traits_;
+  const Family* family_ = nullptr;
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<ModelWeights> weights_;
 };
@@ -127,6 +119,8 @@ class Session {
   void check_tokens(std::span<const TokenId> tokens) const;
   // decode's chunks of n_batch (tokens already checked), logits written at `logits`.
   void decode_chunks(std::span<const TokenId> tokens, bool all_logits, float* logits);
+  // The hooks and the observer at one point of the chunk being computed.
+  static void call_hooks(void* self, int64_t layer, HookPoint point, std::vector<float>& rows);
   std::shared_ptr<const Model> model_;
   int n_ctx_, n_batch_;
   int n_past_ = 0;
@@ -139,6 +133,9 @@ class Session {
   std::unique_ptr<uint16_t[]> k_cache_, v_cache_;
   std::vector<float> logits_;
   std::vector<int32_t> packed_positions_, packed_starts_;  // decode_packed's, grown on demand
+  const float* rope_factors_ = nullptr;  // per-pair rope divisors for this context, or nullptr
+  int64_t chunk_rows_ = 0;               // rows of the chunk being computed
+  const int32_t* chunk_packed_positions_ = nullptr;  // its rows' positions in packed passes
   HookObserver observer_;
   struct RegisteredHook {
     HookHandle handle;

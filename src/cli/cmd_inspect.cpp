@@ -1,5 +1,6 @@
 // `tiller inspect MODEL [--tensors] [--json] [--metadata]`: what a GGUF file holds.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <map>
 #include <nlohmann/json.hpp>
@@ -46,11 +47,14 @@ void print_json(const gguf::File& file, const ModelConfig& config,
   using nlohmann::json;
   const bool model = is_language_model(config);
   auto count_or_null = [&](int64_t value) { return model ? json(value) : json(nullptr); };
+  const std::optional<FamilyInfo> family = family_info(config.architecture);
   json out = {
       {"file", file.name()},
       {"file_bytes", file.size()},
       {"gguf_version", file.version()},
       {"architecture", config.architecture},
+      {"family", family ? json(family->name) : json(nullptr)},
+      {"family_models", family ? json(family->models) : json(nullptr)},
       {"name", config.name},
       {"n_layer", count_or_null(config.n_layer)},
       {"n_embd", count_or_null(config.n_embd)},
@@ -106,6 +110,11 @@ void print_text(const gguf::File& file, const ModelConfig& config,
   };
   row("file", fmt::format("{} ({}, GGUF v{})", file.name(), human_bytes(file.size()), file.version()));
   row("architecture", config.architecture.empty() ? "(none)" : printable(config.architecture));
+  if (is_language_model(config)) {
+    const std::optional<FamilyInfo> family = family_info(config.architecture);
+    row("family", family ? fmt::format("{} ({})", family->name, family->models)
+                         : fmt::format("none: Tiller runs {}", fmt::join(supported_families(), ", ")));
+  }
   if (!config.name.empty()) row("name", printable(config.name));
   if (is_language_model(config)) {
     row("n_layer", fmt::format("{}", config.n_layer));

@@ -4,6 +4,7 @@
 
 #include "tiller/printable.h"
 #include "common/fail.h"
+#include "model/family.h"
 
 namespace tiller {
 namespace {
@@ -59,9 +60,9 @@ ModelConfig read_model_config(const gguf::File& file) {
 
   config.rope_freq_base = file.get_float(prefix + "rope.freq_base").value_or(10000.0);
   config.rope_freq_base_sliding = file.get_float(prefix + "rope.freq_base_swa");
-  if (!config.rope_freq_base_sliding && config.architecture == "gemma3") {
-    config.rope_freq_base_sliding = 10000.0;  // gemma3 files leave the local base implicit
-  }
+  config.rope_dim = count("rope.dimension_count").value_or(config.head_dim);
+  config.n_ctx_orig = count("rope.scaling.original_context_length").value_or(config.n_ctx_train);
+  config.rope_attn_factor = file.get_float(prefix + "rope.scaling.attn_factor").value_or(1.0);
   config.rope_scaling_type = file.get_string(prefix + "rope.scaling.type");
   config.rope_scaling_factor = file.get_float(prefix + "rope.scaling.factor");
   if (config.rope_scaling_type == "linear" && config.rope_scaling_factor && *config.rope_scaling_factor > 0) {
@@ -69,6 +70,8 @@ ModelConfig read_model_config(const gguf::File& file) {
   }
   config.norm_eps = file.get_float(prefix + "attention.layer_norm_rms_epsilon")
                         .value_or(file.get_float(prefix + "attention.layer_norm_epsilon").value_or(0.0));
+  config.attn_logit_softcap = file.get_float(prefix + "attn_logit_softcapping").value_or(0.0);
+  config.final_logit_softcap = file.get_float(prefix + "final_logit_softcapping").value_or(0.0);
 
   config.tokenizer_model = file.get_string("tokenizer.ggml.model").value_or("");
   config.tokenizer_pre = file.get_string("tokenizer.ggml.pre").value_or("");
@@ -82,6 +85,9 @@ ModelConfig read_model_config(const gguf::File& file) {
   } else if (const gguf::TensorInfo* embedding = file.find_tensor("token_embd.weight");
              embedding != nullptr && embedding->shape.size() >= 2) {
     config.n_vocab = embedding->shape[1];
+  }
+  if (const Family* family = find_family(config.architecture); family != nullptr && family->read_config != nullptr) {
+    family->read_config(file, config);
   }
   return config;
 }

@@ -1,10 +1,12 @@
-// The forward pass. One block reads like the paper: norm, attention, residual,
-// norm, MLP, residual; the architecture traits switch Gemma 3's extras on.
+// The forward pass: embeddings, the family's block for every layer
+// (model/block_pass.h, model/families/), the final norm and the logits.
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstddef>
 
+#include "model/block_pass.h"
+#include "model/family.h"
 #include "model/model_weights.h"
 #include "ops/attention.h"
 #include "ops/ops.h"
@@ -16,14 +18,8 @@
 
 namespace tiller {
 
-// The named activations of one chunk, [n_batch x width] each, allocated once.
-struct Session::Buffers {
-  std::vector<float> residual, normed, q, k, v, attention, projected, gate, up;
-  std::vector<float> scores;  // attention scores, n_ctx per thread
-  std::vector<int32_t> positions;      // each row's position (RoPE, hooks)
-  std::vector<int32_t> logit_rows;     // rows of the chunk whose logits are wanted
-  std::vector<int32_t> sequence_ends;  // decode_packed: the last slot of each sequence
-};
+// The named activations (model/block_pass.h).
+struct Session::Buffers : Activations {};
 
 int default_context_size(const ModelConfig& config) {
   constexpr int64_t kCap = 4096;
@@ -47,6 +43,14 @@ Session::Session(std::shared_ptr<const Model> model, std::shared_ptr<Engine> eng
   if (n_ctx_ > (1 << 24)) fail("context size {} is beyond what Tiller supports (16M)", n_ctx_);
   if (n_batch_ <= 0) fail("batch size {} must be positive", n_batch_);
   n_batch_ = std::min(n_batch_, n_ctx_);
+  const ModelWeights& w = model_->weights();
+  if (w.position_embd.data != nullptr && n_ctx_ > w.position_embd.n_out) {
+    fail("context size {} is beyond the model's {} learned positions", n_ctx_, w.position_embd.n_out);
+  }
+  // Phi-3's LongRoPE: the long factors once the context exceeds the original one, as llama.cpp chooses.
+  const bool long_rope = !w.rope_factors_long.empty() && n_ctx_ > c.n_ctx_orig;
+  const std::vector<float>& factors = long_rope ? w.rope_factors_long : w.rope_freqs;
+  rope_factors_ = factors.empty() ? nullptr : factors.data();
   const size_t cache = static_cast<size_t>(c.n_layer) * static_cast<size_t>(n_ctx_) *
                        static_cast<size_t>(c.n_head_kv * c.head_dim);
   k_cache_.reset(new uint16_t[cache]);
@@ -200,139 +204,69 @@ std::span<const float> Session::decode_packed(std::span<const TokenId> tokens, s
 void Session::forward_chunk(std::span<const TokenId> tokens, const int32_t* first_visible,
                             std::span<const int32_t> logit_rows, float* logits) {
   const ModelConfig& c = model_->config();
-  const ArchitectureTraits& traits = model_->traits();
+  const Family& family = model_->family();
   const ModelWeights& w = model_->weights();
-  Buffers& a = *buffers_;
+  Activations& a = *buffers_;
   const int64_t n = static_cast<int64_t>(tokens.size());
-  const int64_t n_embd = c.n_embd, hd = c.head_dim;
-  const int64_t kv_width = c.n_head_kv * hd;
-  const float eps = static_cast<float>(c.norm_eps);
-  const float attention_scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  const ops::AttentionShape shape{c.n_head, c.n_head_kv, hd};
-  const std::span<const int32_t> positions(a.positions.data(), static_cast<size_t>(n));
-  const int32_t* packed_positions = first_visible != nullptr ? a.positions.data() : nullptr;
+  const int64_t n_embd = c.n_embd;
 
-  const float embedding_scale = traits.scale_embeddings ? std::sqrt(static_cast<float>(n_embd)) : 1.0f;
+  const float embedding_scale = std::sqrt(static_cast<float>(n_embd));
+  chunk_rows_ = n;
+  chunk_packed_positions_ = first_visible != nullptr ? a.positions.data() : nullptr;
   for (int64_t t = 0; t < n; ++t) {
     float* row = a.residual.data() + t * n_embd;
     ops::weight_row(w.token_embd, tokens[static_cast<size_t>(t)], row);
-    if (traits.scale_embeddings) {
+    if (family.traits.scale_embeddings) {
       for (int64_t i = 0; i < n_embd; ++i) row[i] *= embedding_scale;
+    }
+    if (w.position_embd.data != nullptr) {
+      float* position_row = a.projected.data() + t * n_embd;  // free until the first block
+      ops::weight_row(w.position_embd, a.positions[static_cast<size_t>(t)], position_row);
+      for (int64_t i = 0; i < n_embd; ++i) row[i] += position_row[i];
     }
   }
 
-  auto hook = [&](int64_t layer, HookPoint point, std::vector<float>& rows) {
-    const auto& registered = hooks_[static_cast<size_t>(layer * kHookPointCount + static_cast<int>(point))];
-    if (!registered.empty()) {
-      const HookRows view{static_cast<int>(layer), point, rows.data(), n, n_embd, n_past_, packed_positions};
-      for (const RegisteredHook& h : registered) h.function(view);
-    }
-    if (observer_) observer_(static_cast<int>(layer), point, rows.data(), n, n_embd, n_past_);
-  };
-  // Row-wise work (norms, rope, the cache write, residual adds) split across the
-  // threads for prompts (+7% on Gemma's at 2 threads); generation's one row stays
-  // on this thread.
-  auto for_rows = [&](auto&& body) {
-    ops::parallel_rows(*pool_, n, [&](int64_t begin, int64_t end, int) { body(begin, end); });
-  };
-  auto norm_rows = [&](const float* x, const std::vector<float>& weight, float* out) {
-    for_rows([&](int64_t begin, int64_t end) {
-      ops::rms_norm(x + begin * n_embd, weight.data(), end - begin, n_embd, eps, out + begin * n_embd);
-    });
-  };
-  auto add_in_place = [&](std::vector<float>& into, const std::vector<float>& from) {
-    for_rows([&](int64_t begin, int64_t end) {
-      for (int64_t i = begin * n_embd; i < end * n_embd; ++i) into[static_cast<size_t>(i)] += from[static_cast<size_t>(i)];
-    });
-  };
-
+  const ChunkContext chunk{c,       family.traits,   w,      a,       n,      n_past_, first_visible,
+                           k_cache_.get(), v_cache_.get(), n_ctx_, rope_factors_, *pool_, level_,
+                           &Session::call_hooks, this};
   for (int64_t layer = 0; layer < c.n_layer; ++layer) {
-    const LayerWeights& L = w.layers[static_cast<size_t>(layer)];
-    hook(layer, HookPoint::ResidPre, a.residual);
-    const bool sliding = traits.sliding_window_period > 0 && c.sliding_window &&
-                         (layer + 1) % traits.sliding_window_period != 0;
-    ops::RopeParams rope;
-    rope.neox = traits.neox_rope;
-    rope.freq_base = static_cast<float>(sliding && c.rope_freq_base_sliding ? *c.rope_freq_base_sliding
-                                                                            : c.rope_freq_base);
-    // Scaling stretches the global context; local (sliding) blocks keep their positions.
-    rope.freq_scale = sliding ? 1.0f : static_cast<float>(c.rope_freq_scale);
-    rope.freq_factors = w.rope_freqs.empty() ? nullptr : w.rope_freqs.data();
-    const int64_t window = sliding ? *c.sliding_window : 0;
-
-    // Attention.
-    norm_rows(a.residual.data(), L.attn_norm, a.normed.data());
-    {  // one parallel region for the three projections of the same input
-      const std::array<const ops::WeightMatrix*, 3> qkv{&L.attn_q, &L.attn_k, &L.attn_v};
-      const std::array<float*, 3> outs{a.q.data(), a.k.data(), a.v.data()};
-      ops::quantized_matmul_shared(qkv, a.normed.data(), n, outs, *pool_, level_);
-    }
-    uint16_t* k_layer = k_cache_.get() + layer * n_ctx_ * kv_width;
-    uint16_t* v_layer = v_cache_.get() + layer * n_ctx_ * kv_width;
-    const int64_t q_width = c.n_head * hd;
-    for_rows([&](int64_t begin, int64_t end) {
-      float* q = a.q.data() + begin * q_width;
-      float* k = a.k.data() + begin * kv_width;
-      const int64_t rows = end - begin;
-      if (traits.qk_norm) {
-        ops::rms_norm(q, L.attn_q_norm.data(), rows * c.n_head, hd, eps, q);
-        ops::rms_norm(k, L.attn_k_norm.data(), rows * c.n_head_kv, hd, eps, k);
-      }
-      const auto row_positions = positions.subspan(static_cast<size_t>(begin), static_cast<size_t>(rows));
-      ops::rope(q, rows, c.n_head, hd, row_positions, rope);
-      ops::rope(k, rows, c.n_head_kv, hd, row_positions, rope);
-      for (int64_t i = begin * kv_width; i < end * kv_width; ++i) {
-        k_layer[n_past_ * kv_width + i] = fp32_to_fp16(a.k[static_cast<size_t>(i)]);
-        v_layer[n_past_ * kv_width + i] = fp32_to_fp16(a.v[static_cast<size_t>(i)]);
-      }
-    });
-    ops::causal_attention(a.q.data(), n, n_past_, {k_layer, v_layer}, shape, window, attention_scale,
-                          a.attention.data(), a.scores.data(), n_ctx_, *pool_, level_, first_visible);
-    ops::matmul(L.attn_output, a.attention.data(), n, a.projected.data(), *pool_, level_);
-    if (traits.post_norms) norm_rows(a.projected.data(), L.post_attention_norm, a.projected.data());
-    hook(layer, HookPoint::AttnOut, a.projected);
-    add_in_place(a.residual, a.projected);
-    hook(layer, HookPoint::ResidMid, a.residual);
-
-    // MLP.
-    norm_rows(a.residual.data(), L.ffn_norm, a.normed.data());
-    {
-      const std::array<const ops::WeightMatrix*, 2> gate_up{&L.ffn_gate, &L.ffn_up};
-      const std::array<float*, 2> outs{a.gate.data(), a.up.data()};
-      ops::quantized_matmul_shared(gate_up, a.normed.data(), n, outs, *pool_, level_);
-    }
-    // Element by element, so split across the threads for prompts (one row is too
-    // little work to be worth waking them).
-    auto gated = [&](int64_t begin, int64_t end, int) {
-      float* gate = a.gate.data() + begin * c.n_ff;
-      const float* up = a.up.data() + begin * c.n_ff;
-      if (traits.gelu) {
-        ops::gelu_f16_times(gate, up, (end - begin) * c.n_ff, level_);
-      } else {
-        ops::silu_times(gate, up, (end - begin) * c.n_ff, level_);
-      }
-    };
-    if (n > 1) {
-      pool_->parallel_for(n, gated);
-    } else {
-      gated(0, n, 0);
-    }
-    ops::matmul(L.ffn_down, a.gate.data(), n, a.projected.data(), *pool_, level_);
-    if (traits.post_norms) norm_rows(a.projected.data(), L.post_ffw_norm, a.projected.data());
-    hook(layer, HookPoint::MlpOut, a.projected);
-    add_in_place(a.residual, a.projected);
-    hook(layer, HookPoint::ResidPost, a.residual);
+    BlockPass pass(chunk, layer);
+    family.block(pass);
   }
   n_past_ += static_cast<int>(n);
   if (logit_rows.empty()) return;
 
   // Logits only for the rows asked for, gathered row by row into `normed`.
   const auto rows = static_cast<int64_t>(logit_rows.size());
+  const auto eps = static_cast<float>(c.norm_eps);
   for (int64_t r = 0; r < rows; ++r) {
-    ops::rms_norm(a.residual.data() + logit_rows[static_cast<size_t>(r)] * n_embd, w.output_norm.data(), 1, n_embd,
-                  eps, a.normed.data() + r * n_embd);
+    const float* row = a.residual.data() + logit_rows[static_cast<size_t>(r)] * n_embd;
+    float* out = a.normed.data() + r * n_embd;
+    if (family.traits.norm == NormKind::Layer) {
+      ops::layer_norm(row, w.output_norm.weight.data(), w.output_norm.bias.data(), 1, n_embd, eps, out);
+    } else {
+      ops::rms_norm(row, w.output_norm.weight.data(), 1, n_embd, eps, out);
+    }
   }
   ops::matmul(w.output, a.normed.data(), rows, logits, *pool_, level_);
+  if (c.final_logit_softcap > 0) {
+    const auto cap = static_cast<float>(c.final_logit_softcap);
+    const int64_t count = rows * c.n_vocab;
+    for (int64_t i = 0; i < count; ++i) logits[i] = cap * std::tanh(logits[i] / cap);
+  }
+}
+
+void Session::call_hooks(void* self, int64_t layer, HookPoint point, std::vector<float>& rows) {
+  auto& session = *static_cast<Session*>(self);
+  const int64_t n_embd = session.model_->config().n_embd;
+  const int64_t n = session.chunk_rows_;
+  const auto& registered = session.hooks_[static_cast<size_t>(layer * kHookPointCount + static_cast<int>(point))];
+  if (!registered.empty()) {
+    const HookRows view{static_cast<int>(layer), point, rows.data(), n, n_embd, session.n_past_,
+                        session.chunk_packed_positions_};
+    for (const RegisteredHook& h : registered) h.function(view);
+  }
+  if (session.observer_) session.observer_(static_cast<int>(layer), point, rows.data(), n, n_embd, session.n_past_);
 }
 
 }  // namespace tiller

@@ -19,6 +19,19 @@
 namespace tiller::ops {
 namespace {
 
+// How a query-key dot product becomes a score: times `scale`, then, when softcap > 0,
+// squashed into (-softcap, softcap) by softcap * tanh(score / softcap) (Gemma 2's
+// attention logit soft-capping, applied before the softmax as llama.cpp does).
+struct ScoreScale {
+  float scale = 1.0f;
+  float softcap = 0.0f;
+};
+
+void cap_scores(float* scores, int64_t n, float softcap) {
+  if (softcap <= 0.0f) return;
+  for (int64_t i = 0; i < n; ++i) scores[i] = softcap * std::tanh(scores[i] / softcap);
+}
+
 // Every f16 value as a float: one load instead of bit manipulation per element.
 const float* f16_table() {
   static const std::vector<float> table = [] {
@@ -31,7 +44,7 @@ const float* f16_table() {
 
 // One query head against the cache, the portable way: f16 values through the table.
 void attend_head(const float* q_head, const uint16_t* keys, const uint16_t* values, int64_t kv_width, int64_t first,
-                 int64_t pos, int64_t hd, float scale, float* scores, float* o) {
+                 int64_t pos, int64_t hd, ScoreScale score, float* scores, float* o) {
   const float* f16 = f16_table();
   thread_local std::vector<float> query, row;
   query.resize(static_cast<size_t>(hd));
@@ -40,8 +53,9 @@ void attend_head(const float* q_head, const uint16_t* keys, const uint16_t* valu
   for (int64_t j = first; j <= pos; ++j) {
     const uint16_t* k = keys + j * kv_width;
     for (int64_t i = 0; i < hd; ++i) row[static_cast<size_t>(i)] = f16[k[i]];
-    scores[j - first] = dot(query.data(), row.data(), hd, KernelLevel::Portable) * scale;
+    scores[j - first] = dot(query.data(), row.data(), hd, KernelLevel::Portable) * score.scale;
   }
+  cap_scores(scores, pos - first + 1, score.softcap);
   softmax(scores, pos - first + 1);
   std::fill(o, o + hd, 0.0f);
   for (int64_t j = first; j <= pos; ++j) {
@@ -112,7 +126,7 @@ TILLER_AVX512 void softmax_to_f16_avx512(float* x, int64_t n) {
 // the weighted sum of values (multiply, then add, in position order).
 template <int G>
 TILLER_AVX512 void attend_group_avx512(const float* q_heads, const uint16_t* keys, const uint16_t* values,
-                                       int64_t kv_width, int64_t first, int64_t pos, int64_t hd, float scale,
+                                       int64_t kv_width, int64_t first, int64_t pos, int64_t hd, ScoreScale score,
                                        float* scores, int64_t scores_stride, float* out) {
   constexpr int64_t kMaxChunks = 16;  // head_dim up to 256
   const int64_t chunks = hd / 16, n = pos - first + 1;
@@ -130,9 +144,12 @@ TILLER_AVX512 void attend_group_avx512(const float* q_heads, const uint16_t* key
       const __m512 key = load_halves(k + 16 * c);
       for (int h = 0; h < G; ++h) sums[h] = _mm512_fmadd_ps(_mm512_load_ps(query[h] + 16 * c), key, sums[h]);
     }
-    for (int h = 0; h < G; ++h) scores[h * scores_stride + j - first] = _mm512_reduce_add_ps(sums[h]) * scale;
+    for (int h = 0; h < G; ++h) scores[h * scores_stride + j - first] = _mm512_reduce_add_ps(sums[h]) * score.scale;
   }
-  for (int h = 0; h < G; ++h) softmax_to_f16_avx512(scores + h * scores_stride, n);
+  for (int h = 0; h < G; ++h) {
+    cap_scores(scores + h * scores_stride, n, score.softcap);
+    softmax_to_f16_avx512(scores + h * scores_stride, n);
+  }
   // Up to 16 / G chunks of every head's output stay in registers while the values stream by.
   constexpr int64_t kWidth = 16 / G > 4 ? 4 : 16 / G;
   for (int64_t c0 = 0; c0 < chunks; c0 += kWidth) {
@@ -157,13 +174,13 @@ TILLER_AVX512 void attend_group_avx512(const float* q_heads, const uint16_t* key
 }
 
 TILLER_AVX512 void attend_heads_avx512(const float* q_heads, int heads, const uint16_t* keys, const uint16_t* values,
-                                       int64_t kv_width, int64_t first, int64_t pos, int64_t hd, float scale,
+                                       int64_t kv_width, int64_t first, int64_t pos, int64_t hd, ScoreScale score,
                                        float* scores, int64_t scores_stride, float* out) {
   switch (heads) {
-    case 1: attend_group_avx512<1>(q_heads, keys, values, kv_width, first, pos, hd, scale, scores, scores_stride, out); break;
-    case 2: attend_group_avx512<2>(q_heads, keys, values, kv_width, first, pos, hd, scale, scores, scores_stride, out); break;
-    case 3: attend_group_avx512<3>(q_heads, keys, values, kv_width, first, pos, hd, scale, scores, scores_stride, out); break;
-    default: attend_group_avx512<4>(q_heads, keys, values, kv_width, first, pos, hd, scale, scores, scores_stride, out); break;
+    case 1: attend_group_avx512<1>(q_heads, keys, values, kv_width, first, pos, hd, score, scores, scores_stride, out); break;
+    case 2: attend_group_avx512<2>(q_heads, keys, values, kv_width, first, pos, hd, score, scores, scores_stride, out); break;
+    case 3: attend_group_avx512<3>(q_heads, keys, values, kv_width, first, pos, hd, score, scores, scores_stride, out); break;
+    default: attend_group_avx512<4>(q_heads, keys, values, kv_width, first, pos, hd, score, scores, scores_stride, out); break;
   }
 }
 
@@ -196,7 +213,7 @@ TILLER_AVX2_ATTENTION void softmax_to_f16_avx2(float* x, int64_t n) {
 
 template <int G>
 TILLER_AVX2_ATTENTION void attend_group_avx2(const float* q_heads, const uint16_t* keys, const uint16_t* values,
-                                             int64_t kv_width, int64_t first, int64_t pos, int64_t hd, float scale,
+                                             int64_t kv_width, int64_t first, int64_t pos, int64_t hd, ScoreScale score,
                                              float* scores, int64_t scores_stride, float* out) {
   constexpr int64_t kMaxChunks = 32;  // head_dim up to 256
   const int64_t chunks = hd / 8, n = pos - first + 1;
@@ -214,9 +231,12 @@ TILLER_AVX2_ATTENTION void attend_group_avx2(const float* q_heads, const uint16_
       const __m256 key = load_halves_avx2(k + 8 * c);
       for (int h = 0; h < G; ++h) sums[h] = _mm256_fmadd_ps(_mm256_load_ps(query[h] + 8 * c), key, sums[h]);
     }
-    for (int h = 0; h < G; ++h) scores[h * scores_stride + j - first] = sum_lanes_avx2(sums[h]) * scale;
+    for (int h = 0; h < G; ++h) scores[h * scores_stride + j - first] = sum_lanes_avx2(sums[h]) * score.scale;
   }
-  for (int h = 0; h < G; ++h) softmax_to_f16_avx2(scores + h * scores_stride, n);
+  for (int h = 0; h < G; ++h) {
+    cap_scores(scores + h * scores_stride, n, score.softcap);
+    softmax_to_f16_avx2(scores + h * scores_stride, n);
+  }
   // G x kWidth accumulators, kWidth value chunks and a weight: at most 13 of 16 registers.
   constexpr int64_t kWidth = G == 1 ? 6 : G == 2 ? 4 : G == 3 ? 3 : 2;
   for (int64_t c0 = 0; c0 < chunks; c0 += kWidth) {
@@ -242,13 +262,13 @@ TILLER_AVX2_ATTENTION void attend_group_avx2(const float* q_heads, const uint16_
 
 TILLER_AVX2_ATTENTION void attend_heads_avx2(const float* q_heads, int heads, const uint16_t* keys,
                                              const uint16_t* values, int64_t kv_width, int64_t first, int64_t pos,
-                                             int64_t hd, float scale, float* scores, int64_t scores_stride,
+                                             int64_t hd, ScoreScale score, float* scores, int64_t scores_stride,
                                              float* out) {
   switch (heads) {
-    case 1: attend_group_avx2<1>(q_heads, keys, values, kv_width, first, pos, hd, scale, scores, scores_stride, out); break;
-    case 2: attend_group_avx2<2>(q_heads, keys, values, kv_width, first, pos, hd, scale, scores, scores_stride, out); break;
-    case 3: attend_group_avx2<3>(q_heads, keys, values, kv_width, first, pos, hd, scale, scores, scores_stride, out); break;
-    default: attend_group_avx2<4>(q_heads, keys, values, kv_width, first, pos, hd, scale, scores, scores_stride, out); break;
+    case 1: attend_group_avx2<1>(q_heads, keys, values, kv_width, first, pos, hd, score, scores, scores_stride, out); break;
+    case 2: attend_group_avx2<2>(q_heads, keys, values, kv_width, first, pos, hd, score, scores, scores_stride, out); break;
+    case 3: attend_group_avx2<3>(q_heads, keys, values, kv_width, first, pos, hd, score, scores, scores_stride, out); break;
+    default: attend_group_avx2<4>(q_heads, keys, values, kv_width, first, pos, hd, score, scores, scores_stride, out); break;
   }
 }
 #endif
@@ -257,12 +277,12 @@ TILLER_AVX2_ATTENTION void attend_heads_avx2(const float* q_heads, int heads, co
 // `heads` rows of scores_stride floats.
 constexpr int kMaxHeads = kAttentionScoreRows;
 using AttendHeads = void (*)(const float* q_heads, int heads, const uint16_t* keys, const uint16_t* values,
-                             int64_t kv_width, int64_t first, int64_t pos, int64_t hd, float scale, float* scores,
+                             int64_t kv_width, int64_t first, int64_t pos, int64_t hd, ScoreScale score, float* scores,
                              int64_t scores_stride, float* out);
 
 void attend_heads(const float* q_heads, int heads, const uint16_t* keys, const uint16_t* values, int64_t kv_width,
-                  int64_t first, int64_t pos, int64_t hd, float scale, float* scores, int64_t, float* out) {
-  for (int h = 0; h < heads; ++h) attend_head(q_heads + h * hd, keys, values, kv_width, first, pos, hd, scale, scores, out + h * hd);
+                  int64_t first, int64_t pos, int64_t hd, ScoreScale score, float* scores, int64_t, float* out) {
+  for (int h = 0; h < heads; ++h) attend_head(q_heads + h * hd, keys, values, kv_width, first, pos, hd, score, scores, out + h * hd);
 }
 
 // The level's kernel where the head size suits it, else the next level down's.
@@ -291,6 +311,7 @@ void causal_attention(const float* q, int64_t n_tokens, int64_t first_position, 
   // A token's cost grows with its position, so the tokens are dealt first, last,
   // second, second to last...: every contiguous share of the items the pool hands
   // a thread then holds about the same work.
+  const ScoreScale score{scale, shape.softcap};
   pool.parallel_for(n_tokens * per_token, [&](int64_t begin, int64_t end, int thread) {
     float* scores = scores_scratch + thread * kAttentionScoreRows * scores_stride;
     for (int64_t item = begin; item < end; ++item) {
@@ -302,7 +323,7 @@ void causal_attention(const float* q, int64_t n_tokens, int64_t first_position, 
       const int64_t head = kv_head * group + part * kMaxHeads;
       const int heads = static_cast<int>(std::min<int64_t>(kMaxHeads, group - part * kMaxHeads));
       attend(q + t * q_width + head * hd, heads, cache.keys + kv_head * hd, cache.values + kv_head * hd, kv_width,
-             first, pos, hd, scale, scores, scores_stride, out + t * q_width + head * hd);
+             first, pos, hd, score, scores, scores_stride, out + t * q_width + head * hd);
     }
   });
 }

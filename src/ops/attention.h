@@ -12,6 +12,7 @@ struct AttentionShape {
   int64_t n_head = 0;     // query heads
   int64_t n_head_kv = 0;  // key/value heads; query head h reads kv head h / (n_head / n_head_kv)
   int64_t head_dim = 0;
+  float softcap = 0.0f;   // > 0: scores become softcap * tanh(score / softcap) before the softmax
 };
 
 // The key/value cache of one block: row p holds position p, n_head_kv * head_dim

@@ -184,6 +184,24 @@ void rms_norm(const float* x, const float* weight, int64_t n_rows, int64_t width
   }
 }
 
+void layer_norm(const float* x, const float* weight, const float* bias, int64_t n_rows, int64_t width, float eps,
+                float* out) {
+  for (int64_t t = 0; t < n_rows; ++t) {
+    const float* in = x + t * width;
+    float* o = out + t * width;
+    double sum = 0.0;
+    for (int64_t i = 0; i < width; ++i) sum += static_cast<double>(in[i]);
+    const auto mean = static_cast<float>(sum / static_cast<double>(width));
+    double squares = 0.0;
+    for (int64_t i = 0; i < width; ++i) {
+      o[i] = in[i] - mean;
+      squares += static_cast<double>(o[i] * o[i]);
+    }
+    const float scale = 1.0f / std::sqrt(static_cast<float>(squares / static_cast<double>(width)) + eps);
+    for (int64_t i = 0; i < width; ++i) o[i] = o[i] * scale * weight[i] + bias[i];
+  }
+}
+
 void rope(float* x, int64_t n_rows, int64_t n_heads, int64_t head_dim, std::span<const int32_t> positions,
           const RopeParams& params) {
   const int64_t half = head_dim / 2;
@@ -196,8 +214,8 @@ void rope(float* x, int64_t n_rows, int64_t n_heads, int64_t head_dim, std::span
     for (int64_t i = 0; i < half; ++i) {
       const float factor = params.freq_factors != nullptr ? params.freq_factors[i] : 1.0f;
       const float angle = params.freq_scale * (theta / factor);
-      cos_table[static_cast<size_t>(i)] = std::cos(angle);
-      sin_table[static_cast<size_t>(i)] = std::sin(angle);
+      cos_table[static_cast<size_t>(i)] = std::cos(angle) * params.attn_factor;
+      sin_table[static_cast<size_t>(i)] = std::sin(angle) * params.attn_factor;
       theta *= theta_scale;
     }
     for (int64_t h = 0; h < n_heads; ++h) {
@@ -325,6 +343,10 @@ void gelu_f16_times(float* gate, const float* up, int64_t n, KernelLevel level) 
   (void)level;
 #endif
   for (int64_t i = 0; i < n; ++i) gate[i] = gelu_tanh_f16(gate[i]) * up[i];
+}
+
+void gelu_f16(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] = gelu_tanh_f16(x[i]);
 }
 
 }  // namespace tiller::ops

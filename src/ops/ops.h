@@ -73,11 +73,17 @@ void weight_row(const WeightMatrix& w, int64_t row, float* out);
 // x / sqrt(mean(x^2) + eps) * weight, per row of `width`.
 void rms_norm(const float* x, const float* weight, int64_t n_rows, int64_t width, float eps, float* out);
 
+// (x - mean(x)) / sqrt(var(x) + eps) * weight + bias, per row of `width` (GPT-2's
+// LayerNorm; sums in double, as ggml's CPU norm keeps them).
+void layer_norm(const float* x, const float* weight, const float* bias, int64_t n_rows, int64_t width, float eps,
+                float* out);
+
 struct RopeParams {
   float freq_base = 10000.0f;
   float freq_scale = 1.0f;              // linear scaling: positions count freq_scale each
   const float* freq_factors = nullptr;  // optional per-pair divisors (Llama 3.1's rope_freqs)
   bool neox = false;                    // pairs (i, i + d/2) instead of (2i, 2i+1)
+  float attn_factor = 1.0f;             // cos and sin scaled by it (rope.scaling.attn_factor, Phi-3's LongRoPE)
 };
 
 // Rotary position embedding in place on [n_rows x n_heads*head_dim]: pair i of
@@ -99,5 +105,7 @@ float gelu_tanh_f16(float x);
 // gate[i] = gelu_tanh_f16(gate[i]) x up[i] for n values: the same bits at every
 // level (vectorized at Avx512Vnni).
 void gelu_f16_times(float* gate, const float* up, int64_t n, KernelLevel level);
+// x[i] = gelu_tanh_f16(x[i]) (GPT-2's ungated MLP).
+void gelu_f16(float* x, int64_t n);
 
 }  // namespace tiller::ops

@@ -1,0 +1,182 @@
+#include "model/block_pass.h"
+
+#include <array>
+#include <cmath>
+
+#include "ops/attention.h"
+#include "ops/matmul.h"
+#include "tiller/dequantize.h"
+
+namespace tiller {
+
+BlockPass::BlockPass(const ChunkContext& chunk, int64_t layer)
+    : c_(chunk), config_(chunk.config), w_(chunk.weights.layers[static_cast<size_t>(layer)]), layer_(layer) {}
+
+// Row-wise work (norms, rope, the cache write, residual adds) split across the
+// threads for prompts (+7% on Gemma's at 2 threads); generation's one row stays
+// on this thread.
+template <typename Body>
+void BlockPass::for_rows(Body&& body) {
+  ops::parallel_rows(c_.pool, c_.n_rows, [&](int64_t begin, int64_t end, int) { body(begin, end); });
+}
+
+void BlockPass::norm(const NormWeights& weights, std::vector<float>& in, std::vector<float>& out) {
+  const int64_t width = config_.n_embd;
+  const auto eps = static_cast<float>(config_.norm_eps);
+  for_rows([&](int64_t begin, int64_t end) {
+    if (c_.traits.norm == NormKind::Layer) {
+      ops::layer_norm(in.data() + begin * width, weights.weight.data(), weights.bias.data(), end - begin, width, eps,
+                      out.data() + begin * width);
+    } else {
+      ops::rms_norm(in.data() + begin * width, weights.weight.data(), end - begin, width, eps,
+                    out.data() + begin * width);
+    }
+  });
+}
+
+void BlockPass::add_bias(std::vector<float>& rows, const std::vector<float>& bias, int64_t width) {
+  if (bias.empty()) return;
+  for_rows([&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      float* row = rows.data() + t * width;
+      for (int64_t i = 0; i < width; ++i) row[i] += bias[static_cast<size_t>(i)];
+    }
+  });
+}
+
+void BlockPass::add_to_residual(const std::vector<float>& from) {
+  std::vector<float>& into = c_.a.residual;
+  const int64_t width = config_.n_embd;
+  for_rows([&](int64_t begin, int64_t end) {
+    for (int64_t i = begin * width; i < end * width; ++i) into[static_cast<size_t>(i)] += from[static_cast<size_t>(i)];
+  });
+}
+
+void BlockPass::attention() {
+  const ModelConfig& c = config_;
+  const FamilyTraits& traits = c_.traits;
+  Activations& a = c_.a;
+  const int64_t hd = c.head_dim, q_width = c.n_head * hd, kv_width = c.n_head_kv * hd;
+  const auto eps = static_cast<float>(c.norm_eps);
+  const int period = traits.sliding_window_period;
+  const bool sliding = period > 0 && c.sliding_window && layer_ % period != period - 1;
+
+  ops::RopeParams rope;
+  rope.neox = traits.rope == RopeKind::Neox;
+  rope.freq_base = static_cast<float>(sliding && c.rope_freq_base_sliding ? *c.rope_freq_base_sliding
+                                                                          : c.rope_freq_base);
+  // Scaling stretches the global context; local (sliding) blocks keep their positions.
+  rope.freq_scale = sliding ? 1.0f : static_cast<float>(c.rope_freq_scale);
+  rope.freq_factors = c_.rope_factors;
+  rope.attn_factor = static_cast<float>(c.rope_attn_factor);
+
+  {  // one parallel region for the three projections of the same input
+    const std::array<const ops::WeightMatrix*, 3> qkv{&w_.attn_q, &w_.attn_k, &w_.attn_v};
+    const std::array<float*, 3> outs{a.q.data(), a.k.data(), a.v.data()};
+    ops::quantized_matmul_shared(qkv, a.normed.data(), c_.n_rows, outs, c_.pool, c_.level);
+  }
+  add_bias(a.q, w_.bias_q, q_width);
+  add_bias(a.k, w_.bias_k, kv_width);
+  add_bias(a.v, w_.bias_v, kv_width);
+
+  uint16_t* k_layer = c_.k_cache + layer_ * c_.n_ctx * kv_width;
+  uint16_t* v_layer = c_.v_cache + layer_ * c_.n_ctx * kv_width;
+  const std::span<const int32_t> positions(a.positions.data(), static_cast<size_t>(c_.n_rows));
+  const int64_t first_slot = c_.first_slot;
+  for_rows([&](int64_t begin, int64_t end) {
+    float* q = a.q.data() + begin * q_width;
+    float* k = a.k.data() + begin * kv_width;
+    const int64_t rows = end - begin;
+    if (!w_.attn_q_norm.empty()) {
+      ops::rms_norm(q, w_.attn_q_norm.data(), rows * c.n_head, hd, eps, q);
+      ops::rms_norm(k, w_.attn_k_norm.data(), rows * c.n_head_kv, hd, eps, k);
+    }
+    if (traits.rope != RopeKind::None) {
+      const auto row_positions = positions.subspan(static_cast<size_t>(begin), static_cast<size_t>(rows));
+      ops::rope(q, rows, c.n_head, hd, row_positions, rope);
+      ops::rope(k, rows, c.n_head_kv, hd, row_positions, rope);
+    }
+    for (int64_t i = begin * kv_width; i < end * kv_width; ++i) {
+      k_layer[first_slot * kv_width + i] = fp32_to_fp16(a.k[static_cast<size_t>(i)]);
+      v_layer[first_slot * kv_width + i] = fp32_to_fp16(a.v[static_cast<size_t>(i)]);
+    }
+  });
+  const ops::AttentionShape shape{c.n_head, c.n_head_kv, hd, static_cast<float>(c.attn_logit_softcap)};
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const int64_t window = sliding ? *c.sliding_window : 0;
+  ops::causal_attention(a.q.data(), c_.n_rows, first_slot, {k_layer, v_layer}, shape, window, scale,
+                        a.attention.data(), a.scores.data(), c_.n_ctx, c_.pool, c_.level, c_.first_visible);
+  ops::matmul(w_.attn_output, a.attention.data(), c_.n_rows, a.projected.data(), c_.pool, c_.level);
+  add_bias(a.projected, w_.bias_output, c.n_embd);
+}
+
+void BlockPass::feed_forward() {
+  const ModelConfig& c = config_;
+  Activations& a = c_.a;
+  const int64_t n = c_.n_rows;
+  if (c_.traits.gated_ffn) {
+    const std::array<const ops::WeightMatrix*, 2> gate_up{&w_.ffn_gate, &w_.ffn_up};
+    const std::array<float*, 2> outs{a.gate.data(), a.up.data()};
+    ops::quantized_matmul_shared(gate_up, a.normed.data(), n, outs, c_.pool, c_.level);
+  } else {
+    ops::matmul(w_.ffn_up, a.normed.data(), n, a.gate.data(), c_.pool, c_.level);
+    add_bias(a.gate, w_.bias_up, c.n_ff);
+  }
+  // Element by element, so split across the threads for prompts (one row is too
+  // little work to be worth waking them).
+  const bool gated = c_.traits.gated_ffn;
+  const bool gelu = c_.traits.activation == FfnActivation::GeluF16;
+  auto activate = [&](int64_t begin, int64_t end, int) {
+    float* gate = a.gate.data() + begin * c.n_ff;
+    const float* up = a.up.data() + begin * c.n_ff;
+    const int64_t count = (end - begin) * c.n_ff;
+    if (!gated) {
+      ops::gelu_f16(gate, count);
+    } else if (gelu) {
+      ops::gelu_f16_times(gate, up, count, c_.level);
+    } else {
+      ops::silu_times(gate, up, count, c_.level);
+    }
+  };
+  if (n > 1) {
+    c_.pool.parallel_for(n, activate);
+  } else {
+    activate(0, n, 0);
+  }
+  ops::matmul(w_.ffn_down, a.gate.data(), n, a.projected.data(), c_.pool, c_.level);
+  add_bias(a.projected, w_.bias_down, c.n_embd);
+}
+
+void pre_norm_block(BlockPass& p) {
+  const LayerWeights& w = p.weights();
+  p.at(HookPoint::ResidPre, p.residual());
+  p.norm(w.attn_norm, p.residual(), p.normed());
+  p.attention();
+  p.at(HookPoint::AttnOut, p.projected());
+  p.add_to_residual(p.projected());
+  p.at(HookPoint::ResidMid, p.residual());
+  p.norm(w.ffn_norm, p.residual(), p.normed());
+  p.feed_forward();
+  p.at(HookPoint::MlpOut, p.projected());
+  p.add_to_residual(p.projected());
+  p.at(HookPoint::ResidPost, p.residual());
+}
+
+void sandwich_norm_block(BlockPass& p) {
+  const LayerWeights& w = p.weights();
+  p.at(HookPoint::ResidPre, p.residual());
+  p.norm(w.attn_norm, p.residual(), p.normed());
+  p.attention();
+  p.norm(w.post_attention_norm, p.projected(), p.projected());
+  p.at(HookPoint::AttnOut, p.projected());
+  p.add_to_residual(p.projected());
+  p.at(HookPoint::ResidMid, p.residual());
+  p.norm(w.ffn_norm, p.residual(), p.normed());
+  p.feed_forward();
+  p.norm(w.post_ffw_norm, p.projected(), p.projected());
+  p.at(HookPoint::MlpOut, p.projected());
+  p.add_to_residual(p.projected());
+  p.at(HookPoint::ResidPost, p.residual());
+}
+
+}  // namespace tiller

@@ -1,0 +1,86 @@
+// The steps a block is built from, over one chunk of rows, and the two block
+// shapes the families use. A family's block function reads like its paper:
+// hook points, norms, attention, feed-forward, residual adds, in order.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "model/family.h"
+#include "model/model_weights.h"
+#include "ops/ops.h"
+#include "tiller/hooks.h"
+#include "tiller/model_config.h"
+#include "tiller/thread_pool.h"
+
+namespace tiller {
+
+// The named activations of one chunk, [n_batch x width] each, allocated once per session.
+struct Activations {
+  std::vector<float> residual, normed, q, k, v, attention, projected, gate, up;
+  std::vector<float> scores;           // attention scores, n_ctx per thread
+  std::vector<int32_t> positions;      // each row's position (RoPE, learned positions, hooks)
+  std::vector<int32_t> logit_rows;     // rows of the chunk whose logits are wanted
+  std::vector<int32_t> sequence_ends;  // decode_packed: the last slot of each sequence
+};
+
+// What every block of one chunk shares. The session fills it once per chunk.
+struct ChunkContext {
+  const ModelConfig& config;
+  const FamilyTraits& traits;
+  const ModelWeights& weights;
+  Activations& a;
+  int64_t n_rows;                 // rows of this chunk
+  int64_t first_slot;             // the cache slot of its first row (the session's n_past)
+  const int32_t* first_visible;   // packed passes: each row's first visible cache slot; else nullptr
+  uint16_t* k_cache;              // [n_layer][n_ctx][n_head_kv * head_dim] f16
+  uint16_t* v_cache;
+  int64_t n_ctx;
+  const float* rope_factors;      // per-pair divisors chosen for the session, or nullptr
+  ThreadPool& pool;
+  KernelLevel level;
+  // Runs the hooks and the observer at a point: call(self, layer, point, rows).
+  void (*call_hooks)(void* self, int64_t layer, HookPoint point, std::vector<float>& rows);
+  void* hooks_self;
+};
+
+class BlockPass {
+ public:
+  BlockPass(const ChunkContext& chunk, int64_t layer);
+
+  // The residual stream and the two scratch activations the steps pass along.
+  std::vector<float>& residual() { return c_.a.residual; }
+  std::vector<float>& normed() { return c_.a.normed; }
+  std::vector<float>& projected() { return c_.a.projected; }
+  const LayerWeights& weights() const { return w_; }
+
+  // The hooks registered at this block's `point` see (and may change) `rows`.
+  void at(HookPoint point, std::vector<float>& rows) { c_.call_hooks(c_.hooks_self, layer_, point, rows); }
+  // The family's norm of `in` into `out` (may be the same buffer).
+  void norm(const NormWeights& weights, std::vector<float>& in, std::vector<float>& out);
+  // Self-attention of normed() into projected(): q, k, v (and their biases), the
+  // q/k norms where the family has them, rope, the cache, attention, the output
+  // projection (and its bias).
+  void attention();
+  // The MLP of normed() into projected().
+  void feed_forward();
+  void add_to_residual(const std::vector<float>& from);
+
+ private:
+  template <typename Body>
+  void for_rows(Body&& body);
+  void add_bias(std::vector<float>& rows, const std::vector<float>& bias, int64_t width);
+  const ChunkContext& c_;
+  const ModelConfig& config_;
+  const LayerWeights& w_;
+  int64_t layer_;
+};
+
+// Norm, attention, residual; norm, MLP, residual (llama, qwen2, qwen3, phi3, gpt2).
+void pre_norm_block(BlockPass& pass);
+// The same with each sub-layer's output normed again before its residual add
+// (gemma2, gemma3).
+void sandwich_norm_block(BlockPass& pass);
+
+}  // namespace tiller

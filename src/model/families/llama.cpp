@@ -1,0 +1,34 @@
+// llama: Llama 1 to 3.x, Mistral, TinyLlama, SmolLM2. RMSNorm before each
+// sub-layer, rope on (2i, 2i+1) pairs (with Llama 3.x's per-pair frequency
+// factors, rope_freqs.weight, when the file has them), SwiGLU.
+#include "model/block_pass.h"
+#include "model/families/binding.h"
+#include "model/families/registry.h"
+
+namespace tiller {
+namespace {
+
+void bind(const WeightBinder& b, const ModelConfig& c, ModelWeights& w) {
+  bind_embeddings_and_output(b, c, NormKind::Rms, w);
+  w.rope_freqs = b.optional_vector("rope_freqs.weight", c.rope_dim / 2);
+  for (int64_t l = 0; l < c.n_layer; ++l) {
+    const std::string p = block_prefix(l);
+    LayerWeights& layer = w.layers.emplace_back();
+    layer.attn_norm = b.norm(p + "attn_norm", c.n_embd, NormKind::Rms);
+    bind_attention(b, c, p, layer);
+    layer.ffn_norm = b.norm(p + "ffn_norm", c.n_embd, NormKind::Rms);
+    bind_gated_ffn(b, c, p, GateUp::Separate, layer);
+  }
+}
+
+}  // namespace
+
+const Family kLlamaFamily{
+    .name = "llama",
+    .models = "Llama 1-3.x, Mistral, TinyLlama, SmolLM2",
+    .traits = {.rope = RopeKind::Normal},
+    .bind = bind,
+    .block = pre_norm_block,
+};
+
+}  // namespace tiller
