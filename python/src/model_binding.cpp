@@ -141,6 +141,7 @@ class PyModel {
     const ModelConfig& c = model().config();
     nb::dict d;
     d["architecture"] = c.architecture;
+    d["family"] = std::string(model().family_name());
     d["name"] = c.name;
     d["n_layer"] = c.n_layer;
     d["n_embd"] = c.n_embd;

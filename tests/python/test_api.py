@@ -19,7 +19,7 @@ def test_config_and_tokens(any_model):
     c = any_model.config
     for key in ("n_layer", "n_embd", "n_head", "n_head_kv", "n_vocab", "architecture"):
         assert key in c
-    assert c["architecture"] in ("llama", "gemma3")
+    assert c["architecture"] in ("llama", "gemma3") and c["family"] == c["architecture"]
     ids = any_model.tokenize("Hello, world!")
     assert all(isinstance(i, int) for i in ids)
     assert any_model.detokenize(ids).endswith("Hello, world!")
