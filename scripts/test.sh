@@ -16,6 +16,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 scripts/setup.sh
 scripts/fetch-models.sh
+scripts/make-test-models.sh  # the random-weight family models (tests/test_family_golden.cpp), once
 export TILLER_REQUIRE_MODELS=1   # a missing model fails the real-model tests instead of skipping them
 
 has_cpu_flags() {  # every flag named is in /proc/cpuinfo
