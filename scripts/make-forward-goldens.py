@@ -124,8 +124,17 @@ def log_sum_exp(logits, chunk=32):
     return out
 
 
-def text_entry(llm, name, text):
-    ids = tokenize(llm, text)
+def top_entry(logits):
+    """The compact golden of logits [n, n_vocab]: top_k ids and logits per row, and the row's
+    log-sum-exp (base64, as NOTES_MAIN describes)."""
+    tids, tvals = top_k(logits)
+    return {"top_ids": b64_array(tids, "<i4"), "top_logits": b64_array(tvals, "<f4"),
+            "lse": b64_array(log_sum_exp(logits), "<f8")}
+
+
+def text_entry(llm, name, text, max_tokens=None):
+    """The golden entry of one text (cut to its first max_tokens tokens when given) and its NLL sum."""
+    ids = tokenize(llm, text)[:max_tokens]
     assert 0 < len(ids) <= MAX_TEXT_TOKENS, f"{name}: {len(ids)} tokens"
     logits = evaluate(llm, ids)
     tids, tvals = top_k(logits)
@@ -476,6 +485,22 @@ NOTES_SELF = {
 }
 
 
+def agreement_with_entry(logits, entry, k):
+    """How other logits [n, n_vocab] of an entry's ids agree with its golden top-k logits, exactly as
+    tests/support/logit_agreement.h measures Tiller: {"positions", "kl_sum": KL(golden || other)
+    summed over positions, over the golden's k tokens, "top1": positions where the other row's
+    argmax (lowest id among equal maxima) is the golden's first top_id}."""
+    n = logits.shape[0]
+    tids = np.frombuffer(base64.b64decode(entry["top_ids"]), "<i4").reshape(n, k)
+    tvals = np.frombuffer(base64.b64decode(entry["top_logits"]), "<f4").reshape(n, k)
+    lse = np.frombuffer(base64.b64decode(entry["lse"]), "<f8")
+    assert lse.size == n
+    log_p = tvals.astype(np.float64) - lse[:, None]
+    log_q = np.take_along_axis(logits, tids.astype(np.int64), axis=1).astype(np.float64) - log_sum_exp(logits)[:, None]
+    kl = (np.exp(log_p) * (log_p - log_q)).sum(axis=1)
+    return {"positions": n, "kl_sum": float(kl.sum()), "top1": int((logits.argmax(1) == tids[:, 0]).sum())}
+
+
 def self_agreement(model, texts, prompts, limit):
     path = MODELS / f"{model}.gguf"
     golden = json.loads((DATA / f"{model}.json").read_text())
@@ -494,15 +519,7 @@ def self_agreement(model, texts, prompts, limit):
         assert gold["name"] == name
         ids = tokenize(other, text)
         assert ids == gold["ids"], name
-        var = evaluate(other, ids)
-        tids = np.frombuffer(base64.b64decode(gold["top_ids"]), "<i4").reshape(len(ids), k)
-        tvals = np.frombuffer(base64.b64decode(gold["top_logits"]), "<f4").reshape(len(ids), k)
-        lse = np.frombuffer(base64.b64decode(gold["lse"]), "<f8")
-        log_p = tvals.astype(np.float64) - lse[:, None]
-        log_q = np.take_along_axis(var, tids.astype(np.int64), axis=1).astype(np.float64) - log_sum_exp(var)[:, None]
-        kl = (np.exp(log_p) * (log_p - log_q)).sum(axis=1)
-        row = {"name": name, "positions": len(ids), "kl_sum": float(kl.sum()),
-               "top1": int((var.argmax(1) == tids[:, 0]).sum())}
+        row = {"name": name, **agreement_with_entry(evaluate(other, ids), gold, k)}
         text_rows.append(row)
         print(f"{model} {name}: {len(ids)} positions, KL {row['kl_sum'] / len(ids):.5f}, top-1 "
               f"{row['top1']}/{len(ids)}", file=sys.stderr)

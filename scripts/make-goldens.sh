@@ -15,5 +15,9 @@ python="$("$here/oracle-env.sh")"
 "$python" "$here/make-forward-goldens.py" --self-agreement
 "$here/build.sh" release >/dev/null  # the steering goldens run tiller itself
 "$python" "$here/make-steering-goldens.py"
+# The random-weight family models (written once, pinned by scripts/family-models.tsv) and
+# llama.cpp's goldens of them: tests/data/families.
+"$here/make-test-models.sh"
+"$python" "$here/make-family-goldens.py"
 # (The NumPy reference for `tiller vector train` is no golden: TrainNumpyReference
 # computes it at test time, scripts/numpy-train-reference.py, on the machine under test.)

@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from golden_support import b64_array, quiet_llama_cpp, sha256_file
+from golden_support import quiet_llama_cpp, sha256_file
 
 L = quiet_llama_cpp()
 
@@ -187,20 +187,29 @@ def verify_semantics(llm, n_embd, n_layer, rng):
           file=sys.stderr)
 
 
+def stream_norms(llm, n_layer, text=NORM_TEXT):
+    """{N: median over the positions of text (the first excluded: BOS, or an outlier where none is
+    added) of |l_out-N|} for blocks 1..n_layer-1."""
+    hs = l_out_capture(llm, fwd.tokenize(llm, text))
+    return {n: float(np.median(np.linalg.norm(hs[n][1:].astype(np.float64), axis=1))) for n in range(1, n_layer)}
+
+
+def random_directions(norms, n_embd, seed, fraction=RANDOM_NORM_FRACTION):
+    """{N: float32 [n_embd]}: a random direction per block of norms, of norm fraction x norms[N]."""
+    rng = np.random.default_rng(seed)
+    dirs = {}
+    for n in sorted(norms):
+        v = rng.standard_normal(n_embd)
+        dirs[n] = (v / np.linalg.norm(v) * fraction * norms[n]).astype(np.float32)
+    return dirs
+
+
 def make_vectors(model, llm, out, n_embd, n_layer, arch):
-    ids = fwd.tokenize(llm, NORM_TEXT)
-    hs = l_out_capture(llm, ids)
-    norms = {n: float(np.median(np.linalg.norm(hs[n][1:].astype(np.float64), axis=1)))
-             for n in range(1, n_layer)}
+    norms = stream_norms(llm, n_layer)
     files = {}
     for label, seed in (("random", 1), ("random2", 2)):
-        rng = np.random.default_rng(seed)
-        dirs = {}
-        for n in range(1, n_layer):
-            v = rng.standard_normal(n_embd)
-            dirs[n] = (v / np.linalg.norm(v) * RANDOM_NORM_FRACTION * norms[n]).astype(np.float32)
         files[label] = out / f"{model}-{label}.gguf"
-        write_vector(files[label], arch, dirs)
+        write_vector(files[label], arch, random_directions(norms, n_embd, seed))
     acc = {n: np.zeros(n_embd) for n in range(1, n_layer)}
     for pos, neg in PAIRS:
         hp = l_out_capture(llm, fwd.tokenize(llm, pos))
@@ -269,10 +278,7 @@ def goldens_for(model, out):
         entries, kls, agree, npos = [], [], 0, 0
         for name, ids in held_out:
             logits = fwd.evaluate(llm, ids)
-            tids, tvals = fwd.top_k(logits)
-            entries.append({"name": name, "top_ids": b64_array(tids, "<i4"),
-                            "top_logits": b64_array(tvals, "<f4"),
-                            "lse": b64_array(fwd.log_sum_exp(logits), "<f8")})
+            entries.append({"name": name, **fwd.top_entry(logits)})
             kls.extend(fwd.kl_per_row(base[name], logits).tolist())
             agree += int((logits.argmax(1) == base[name].argmax(1)).sum())
             npos += len(ids)

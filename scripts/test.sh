@@ -16,6 +16,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 scripts/setup.sh
 scripts/fetch-models.sh
+scripts/make-test-models.sh  # the random-weight family models (tests/test_family_golden.cpp), once
 export TILLER_REQUIRE_MODELS=1   # a missing model fails the real-model tests instead of skipping them
 
 has_cpu_flags() {  # every flag named is in /proc/cpuinfo
@@ -50,6 +51,7 @@ for flavour in release python sanitize fuzz emulate; do
   # among them. The engine's concurrency test on a real model runs every level
   # several times: the tiny-model one covers it here.
   slow='ForwardGolden.(NextToken|Greedy)|ControlVectorGolden|PackingRealModel|TrainBehaviour|TrainNumpyReference'
+  slow+='|FamilyGolden.(NextToken|SteeredLogits)'  # the random-weight families: their hidden states stay
   slow+='|ActAddAlignmentOnAChatPrompt|BenchCommand.JsonKeys|RunCommand.(SeedsRepeat|GreedyAnswer)|EngineRealModel'
   [ "$flavour" = emulate ] && filter=(-E "$slow")
   limit=(); [ "$flavour" = release ] && limit=(env "TILLER_GOLDEN_LIMIT=${TILLER_GOLDEN_LIMIT:-20}")

@@ -15,7 +15,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "support/base64.h"
+#include "support/golden_checks.h"
 #include "support/logit_agreement.h"
 #include "support/self_agreement.h"
 #include "support/test_files.h"
@@ -77,15 +77,8 @@ TEST_P(ForwardGolden, NextTokenDistributionsMatchLlamaCpp) {
   const size_t n_texts = entries_to_check(texts.size(), 1);
   testing::LogitAgreement agreement;
   for (size_t e = 0; e < n_texts; ++e) {
-    const auto& text = texts[e];
-    const auto ids = text["ids"].get<std::vector<TokenId>>();
-    const auto top_ids = testing::base64_array<int32_t>(text["top_ids"].get<std::string>());
-    const auto top_logits = testing::base64_array<float>(text["top_logits"].get<std::string>());
-    const auto lse = testing::base64_array<double>(text["lse"].get<std::string>());
-    ASSERT_EQ(top_ids.size(), ids.size() * static_cast<size_t>(top_k));
-    ASSERT_EQ(lse.size(), ids.size());
-    session.reset();
-    agreement.add(session.decode(ids, true), n_vocab, top_ids, top_logits, lse, static_cast<size_t>(top_k));
+    testing::add_golden_entry(session, texts[e]["ids"].get<std::vector<TokenId>>(), texts[e], n_vocab,
+                              static_cast<size_t>(top_k), {&agreement});
   }
   const size_t positions = agreement.positions;
   const double mean_kl = agreement.mean_kl(), kl_worst = agreement.kl_worst, top1 = agreement.top1();
@@ -191,22 +184,10 @@ TEST_P(ForwardGolden, HiddenStatesMatchLlamaCpp) {
   // Relative error |ours - theirs| / |theirs| of each position's row.
   auto relative_errors = [&](const std::vector<float>& a, const std::vector<float>& b) {
     EXPECT_EQ(a.size(), b.size());
-    std::vector<double> errors;
-    for (size_t t = 0; t < ids.size() && (t + 1) * width <= std::min(a.size(), b.size()); ++t) {
-      double diff = 0, norm = 0;
-      for (size_t i = t * width; i < (t + 1) * width; ++i) {
-        diff += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
-        norm += double(b[i]) * b[i];
-      }
-      errors.push_back(std::sqrt(diff / norm));
-    }
-    return errors;
+    return testing::row_relative_errors(a, b, width);
   };
-  auto mean = [](const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0) / double(v.size()); };
-  auto median = [](std::vector<double> v) {
-    std::nth_element(v.begin(), v.begin() + std::ssize(v) / 2, v.end());
-    return v[v.size() / 2];
-  };
+  const auto mean = testing::mean_of;
+  const auto median = testing::median_of;
   // Block 0 agrees to float rounding at most positions. A position where
   // summation-order noise (another compiler, libm or CPU) flips one 8-bit or f16
   // rounding differs by up to a few 1e-3 from then on, so the median position is

@@ -16,7 +16,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "support/base64.h"
+#include "support/golden_checks.h"
 #include "support/logit_agreement.h"
 #include "support/self_agreement.h"
 #include "support/test_files.h"
@@ -54,30 +54,18 @@ TEST_P(ControlVectorGolden, LogitsMatchLlamaCppWithTheSameFiles) {
     const auto& c = golden["cases"][case_index];
     SCOPED_TRACE(c["name"].get<std::string>());
     // What --control-vector-scaled FILE:SCALE,.. --control-vector-layer-range START END does.
-    std::vector<ScaledControlVector> parts;
-    for (const auto& file : c["files"]) {
-      parts.push_back({read_control_vector(dir + file["file"].get<std::string>()), file["scale"].get<float>()});
-    }
-    const ControlVector vector = restrict_layers(combine(parts), c["layer_start"].get<int>(),
-                                                 c["layer_end"].get<int>(), model->config().n_layer);
-    auto steering = std::make_shared<Steering>(model->config().n_embd);
-    add_control_vector(*steering, vector, InterventionKind::Add, 1.0f, PositionSelector::all(), "golden");
-    SteeringBinding binding(steering, session);
+    std::vector<std::pair<std::string, float>> files;
+    for (const auto& file : c["files"]) files.emplace_back(dir + file["file"].get<std::string>(), file["scale"].get<float>());
+    SteeringBinding binding(testing::golden_steering(files, c["layer_start"].get<int>(), c["layer_end"].get<int>(),
+                                                     model->config()),
+                            session);
 
     testing::LogitAgreement agreement;
     // The golden is worth checking only if the vector changes llama.cpp's output.
     EXPECT_GT(c["kl_vs_unsteered_mean"].get<double>(), 0.01);
     for (size_t i = 0; i < n_texts; ++i) {
-      const auto& text = c["texts"][i];
-      const auto ids = golden["texts"][i]["ids"].get<std::vector<TokenId>>();
-      const auto top_ids = testing::base64_array<int32_t>(text["top_ids"].get<std::string>());
-      const auto top_logits = testing::base64_array<float>(text["top_logits"].get<std::string>());
-      const auto lse = testing::base64_array<double>(text["lse"].get<std::string>());
-      ASSERT_EQ(lse.size(), ids.size());
-      session.reset();
-      const auto logits = session.decode(ids, true);
-      agreement.add(logits, n_vocab, top_ids, top_logits, lse, top_k);
-      all.add(logits, n_vocab, top_ids, top_logits, lse, top_k);
+      testing::add_golden_entry(session, golden["texts"][i]["ids"].get<std::vector<TokenId>>(), c["texts"][i],
+                                n_vocab, top_k, {&agreement, &all});
     }
     binding.detach();
     std::cout << fmt::format("[ figures ] {} {}: {} positions, mean KL {:.5f} (max {:.4f}), top-1 {:.2f}%\n",

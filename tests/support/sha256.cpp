@@ -1,6 +1,9 @@
 #include "support/sha256.h"
 
 #include <cstring>
+#include <fstream>
+#include <stdexcept>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -75,6 +78,18 @@ std::string Sha256::hex_digest() {
   std::string hex;
   for (const uint32_t word : state_) hex += fmt::format("{:08x}", word);
   return hex;
+}
+
+std::string file_sha256(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read " + path);
+  Sha256 hash;
+  std::vector<char> chunk(1 << 20);
+  while (in) {
+    in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+    hash.update(std::string_view(chunk.data(), static_cast<size_t>(in.gcount())));
+  }
+  return hash.hex_digest();
 }
 
 }  // namespace tiller::testing

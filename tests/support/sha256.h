@@ -22,4 +22,7 @@ class Sha256 {
   uint64_t total_bytes_ = 0;
 };
 
+// The hex SHA-256 of a file's bytes; throws when it cannot be read.
+std::string file_sha256(const std::string& path);
+
 }  // namespace tiller::testing

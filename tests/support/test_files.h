@@ -64,10 +64,15 @@ inline bool models_required() {
 
 }  // namespace tiller::testing
 
-// Skips (with the reason printed) or fails when a real model is absent.
-#define TILLER_REQUIRE_MODEL(path_variable, name)                                             \
+// Skips (with the reason printed) or fails when a model file is absent; `how` says
+// how to get it.
+#define TILLER_REQUIRE_MODEL_FILE(path_variable, name, how)                                   \
   const std::string path_variable = ::tiller::testing::real_model_path(name);                 \
   if (path_variable.empty()) {                                                                 \
-    if (::tiller::testing::models_required()) FAIL() << "model " << name << " is missing";    \
-    GTEST_SKIP() << "model " << name << " is not fetched; run scripts/fetch-models.sh " << name; \
+    if (::tiller::testing::models_required()) FAIL() << "model " << name << " is missing; " << how; \
+    GTEST_SKIP() << "model " << name << " is not there; " << how;                            \
   }
+
+// A real model, fetched by scripts/fetch-models.sh.
+#define TILLER_REQUIRE_MODEL(path_variable, name) \
+  TILLER_REQUIRE_MODEL_FILE(path_variable, name, "run scripts/fetch-models.sh " << name)
