@@ -32,6 +32,7 @@ struct ModelConfig {
   std::optional<double> rope_scaling_factor;
   double rope_freq_scale = 1.0;  // 1 / factor for linear scaling, else 1
   double norm_eps = 0.0;
+  double attention_scale = 0.0;      // query-key products times this; 0: 1 / sqrt(head_dim)
   double attn_logit_softcap = 0.0;   // > 0: attention scores soft-capped (gemma2)
   double final_logit_softcap = 0.0;  // > 0: logits soft-capped (gemma2)
   std::string tokenizer_model;  // tokenizer.ggml.model: "gpt2", "llama", ...

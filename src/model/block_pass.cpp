@@ -83,6 +83,8 @@ void BlockPass::attention() {
   uint16_t* v_layer = c_.v_cache + layer_ * c_.n_ctx * kv_width;
   const std::span<const int32_t> positions(a.positions.data(), static_cast<size_t>(c_.n_rows));
   const int64_t first_slot = c_.first_slot;
+  const float scale = c.attention_scale > 0 ? static_cast<float>(c.attention_scale)
+                                            : 1.0f / std::sqrt(static_cast<float>(hd));
   for_rows([&](int64_t begin, int64_t end) {
     float* q = a.q.data() + begin * q_width;
     float* k = a.k.data() + begin * kv_width;
@@ -96,15 +98,18 @@ void BlockPass::attention() {
       ops::rope(q, rows, c.n_head, hd, row_positions, rope);
       ops::rope(k, rows, c.n_head_kv, hd, row_positions, rope);
     }
+    if (traits.scale_queries) {
+      for (int64_t i = 0; i < rows * q_width; ++i) q[i] *= scale;
+    }
     for (int64_t i = begin * kv_width; i < end * kv_width; ++i) {
       k_layer[first_slot * kv_width + i] = fp32_to_fp16(a.k[static_cast<size_t>(i)]);
       v_layer[first_slot * kv_width + i] = fp32_to_fp16(a.v[static_cast<size_t>(i)]);
     }
   });
   const ops::AttentionShape shape{c.n_head, c.n_head_kv, hd, static_cast<float>(c.attn_logit_softcap)};
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const int64_t window = sliding ? *c.sliding_window : 0;
-  ops::causal_attention(a.q.data(), c_.n_rows, first_slot, {k_layer, v_layer}, shape, window, scale,
+  ops::causal_attention(a.q.data(), c_.n_rows, first_slot, {k_layer, v_layer}, shape, window,
+                        traits.scale_queries ? 1.0f : scale,
                         a.attention.data(), a.scores.data(), c_.n_ctx, c_.pool, c_.level, c_.first_visible);
   ops::matmul(w_.attn_output, a.attention.data(), c_.n_rows, a.projected.data(), c_.pool, c_.level);
   add_bias(a.projected, w_.bias_output, c.n_embd);

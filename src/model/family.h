@@ -30,6 +30,10 @@ struct FamilyTraits {
   bool gated_ffn = true;              // down(act(gate x) * up x), else down(act(up x))
   bool scale_embeddings = false;      // token embeddings times sqrt(n_embd) (gemma)
   int sliding_window_period = 0;      // > 0: block l slides unless l % period == period - 1
+  // Queries multiplied by the attention scale before their products with the keys,
+  // as llama.cpp's graphs for phi3 and gemma do (they then round to f16 scaled);
+  // else the products are scaled, as for llama.
+  bool scale_queries = false;
 };
 
 struct Family {

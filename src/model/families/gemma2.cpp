@@ -1,6 +1,8 @@
 // gemma2: Gemma 2. The sandwich-norm block with attention scores and final
 // logits soft-capped (tanh), and a sliding window on every other block (the
 // even ones), as llama.cpp runs it.
+#include <cmath>
+
 #include "model/block_pass.h"
 #include "model/families/gemma_common.h"
 #include "model/families/registry.h"
@@ -13,6 +15,8 @@ void read_config(const gguf::File& file, ModelConfig& c) {
   if (!c.sliding_window) c.sliding_window = 4096;
   if (file.find("gemma2.attn_logit_softcapping") == nullptr) c.attn_logit_softcap = 50.0;
   if (file.find("gemma2.final_logit_softcapping") == nullptr) c.final_logit_softcap = 30.0;
+  // Gemma 2 27B (46 blocks) scales queries by 1/sqrt(n_embd / n_head), not 1/sqrt(head_dim).
+  if (c.n_layer == 46) c.attention_scale = 1.0 / std::sqrt(static_cast<double>(c.n_embd / c.n_head));
 }
 
 void bind(const WeightBinder& b, const ModelConfig& c, ModelWeights& w) {
@@ -28,7 +32,8 @@ const Family kGemma2Family{
     .traits = {.rope = RopeKind::Neox,
                .activation = FfnActivation::GeluF16,
                .scale_embeddings = true,
-               .sliding_window_period = 2},
+               .sliding_window_period = 2,
+               .scale_queries = true},
     .read_config = read_config,
     .bind = bind,
     .block = sandwich_norm_block,

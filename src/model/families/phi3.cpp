@@ -31,7 +31,7 @@ void bind(const WeightBinder& b, const ModelConfig& c, ModelWeights& w) {
 const Family kPhi3Family{
     .name = "phi3",
     .models = "Phi-3, Phi-3.5",
-    .traits = {.rope = RopeKind::Neox},
+    .traits = {.rope = RopeKind::Neox, .scale_queries = true},
     .bind = bind,
     .block = pre_norm_block,
 };
