@@ -78,7 +78,7 @@ TEST_P(FamilyCommands, RunLogitsDumpTrainAndSteer) {
 }
 
 INSTANTIATE_TEST_SUITE_P(RandomModels, FamilyCommands, ::testing::ValuesIn(supported_families()),
-                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
+                         [](const ::testing::TestParamInfo<std::string>& param_info) { return param_info.param; });
 
 }  // namespace
 }  // namespace tiller
