@@ -102,7 +102,8 @@ void BlockPass::attention() {
     }
   });
   const ops::AttentionShape shape{c.n_head, c.n_head_kv, hd, static_cast<float>(c.attn_logit_softcap)};
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const float scale = traits.attention_scale != nullptr ? traits.attention_scale(c)
+                                                        : 1.0f / std::sqrt(static_cast<float>(hd));
   const int64_t window = sliding ? *c.sliding_window : 0;
   ops::causal_attention(a.q.data(), c_.n_rows, first_slot, {k_layer, v_layer}, shape, window, scale,
                         a.attention.data(), a.scores.data(), c_.n_ctx, c_.pool, c_.level, c_.first_visible);

@@ -30,6 +30,9 @@ struct FamilyTraits {
   bool gated_ffn = true;              // down(act(gate x) * up x), else down(act(up x))
   bool scale_embeddings = false;      // token embeddings times sqrt(n_embd) (gemma)
   int sliding_window_period = 0;      // > 0: block l slides unless l % period == period - 1
+  // The queries' scale in attention; nullptr: 1 / sqrt(head_dim). Gemma's 27B
+  // models scale by 1 / sqrt(n_embd / n_head) instead, as llama.cpp does.
+  float (*attention_scale)(const ModelConfig& config) = nullptr;
 };
 
 struct Family {

@@ -15,6 +15,9 @@ void read_config(const gguf::File& file, ModelConfig& c) {
   if (file.find("gemma2.final_logit_softcapping") == nullptr) c.final_logit_softcap = 30.0;
 }
 
+// Gemma 2 27B has 46 blocks.
+float attention_scale(const ModelConfig& c) { return gemma_attention_scale(c, 46); }
+
 void bind(const WeightBinder& b, const ModelConfig& c, ModelWeights& w) {
   bind_embeddings_and_output(b, c, NormKind::Rms, w);
   for (int64_t l = 0; l < c.n_layer; ++l) bind_gemma_layer(b, c, block_prefix(l), w.layers.emplace_back());
@@ -28,7 +31,8 @@ const Family kGemma2Family{
     .traits = {.rope = RopeKind::Neox,
                .activation = FfnActivation::GeluF16,
                .scale_embeddings = true,
-               .sliding_window_period = 2},
+               .sliding_window_period = 2,
+               .attention_scale = attention_scale},
     .read_config = read_config,
     .bind = bind,
     .block = sandwich_norm_block,

@@ -13,6 +13,9 @@ void read_config(const gguf::File&, ModelConfig& c) {
   if (!c.rope_freq_base_sliding) c.rope_freq_base_sliding = 10000.0;
 }
 
+// Gemma 3 27B has 62 blocks.
+float attention_scale(const ModelConfig& c) { return gemma_attention_scale(c, 62); }
+
 void bind(const WeightBinder& b, const ModelConfig& c, ModelWeights& w) {
   bind_embeddings_and_output(b, c, NormKind::Rms, w);
   for (int64_t l = 0; l < c.n_layer; ++l) {
@@ -32,7 +35,8 @@ const Family kGemma3Family{
     .traits = {.rope = RopeKind::Neox,
                .activation = FfnActivation::GeluF16,
                .scale_embeddings = true,
-               .sliding_window_period = 6},
+               .sliding_window_period = 6,
+               .attention_scale = attention_scale},
     .read_config = read_config,
     .bind = bind,
     .block = sandwich_norm_block,
