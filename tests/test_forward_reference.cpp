@@ -11,7 +11,9 @@
 #include "support/reference_forward.h"
 #include "support/test_files.h"
 #include "support/tiny_model.h"
+#include "model/family.h"
 #include "tiller/model.h"
+#include "tiller/model_config.h"
 
 namespace tiller {
 namespace {
@@ -204,6 +206,33 @@ TEST(ForwardReference, Gemma2MatchesThePlainImplementation) {
                          {{.skip_attn_softcap = true}, "uncapped attention scores"},
                          {{.skip_final_softcap = true}, "uncapped logits"},
                          {{.swap_rope_pairing = true}, "a wrong rope pairing"}});
+}
+
+ModelConfig shape(int64_t n_layer, int64_t n_embd, int64_t n_head, int64_t head_dim) {
+  ModelConfig c;
+  c.n_layer = n_layer;
+  c.n_embd = n_embd;
+  c.n_head = n_head;
+  c.head_dim = head_dim;
+  return c;
+}
+
+TEST(ForwardReference, Gemma27BScalesQueriesByTheWidthPerHead) {
+  // llama.cpp's rule: Gemma 2 27B (46 blocks) and Gemma 3 27B (62) scale scores by
+  // 1 / sqrt(n_embd / n_head), every other size by 1 / sqrt(head_dim).
+  const ModelConfig gemma2_27b = shape(46, 4608, 32, 128), gemma3_27b = shape(62, 5376, 32, 128),
+                    gemma2_9b = shape(42, 3584, 16, 256);
+  EXPECT_EQ(find_family("gemma2")->traits.attention_scale(gemma2_27b), 1.0f / std::sqrt(144.0f));
+  EXPECT_EQ(find_family("gemma3")->traits.attention_scale(gemma3_27b), 1.0f / std::sqrt(168.0f));
+  EXPECT_EQ(find_family("gemma2")->traits.attention_scale(gemma2_9b), 1.0f / 16);
+  EXPECT_EQ(find_family("gemma3")->traits.attention_scale(gemma2_27b), 1.0f / std::sqrt(128.0f));
+  // And the engine applies it: a tiny 46-block Gemma 2 whose n_embd / n_head (16)
+  // is not its head_dim (32).
+  testing::TinyModelSpec spec = family("gemma2");
+  spec.n_layer = 46;
+  spec.head_dim = 32;
+  spec.sliding_window = 3;
+  expect_family_matches(spec, "gemma2-27b-scale", {{{.head_dim_attention_scale = true}, "scaling by 1 / sqrt(head_dim)"}});
 }
 
 TEST(ForwardReference, Gpt2MatchesThePlainImplementation) {

@@ -239,6 +239,9 @@ void attention(const Pass& pass, const Layer& l, int64_t index, std::vector<Vect
     }
   }
   const double cap = variant.skip_attn_softcap ? 0.0 : c.attn_logit_softcap;
+  const double scale = pass.traits.attention_scale != nullptr && !variant.head_dim_attention_scale
+                           ? pass.traits.attention_scale(c)
+                           : 1.0 / std::sqrt(static_cast<double>(hd));
   for (size_t t = 0; t < n; ++t) {
     Vector attended(n_head * hd, 0.0);
     const auto window = static_cast<size_t>(c.sliding_window.value_or(0));
@@ -250,7 +253,7 @@ void attention(const Pass& pass, const Layer& l, int64_t index, std::vector<Vect
       for (size_t j = first; j <= t; ++j) {
         double s = 0;
         for (size_t i = 0; i < hd; ++i) s += q[t][head * hd + i] * k[j][kv * hd + i];
-        s /= std::sqrt(static_cast<double>(hd));
+        s *= scale;
         scores.push_back(cap > 0 ? soft_cap(s, cap) : s);  // gemma2: capped after the scale
         max = std::max(max, scores.back());
       }

@@ -2,7 +2,7 @@
 // weight binder: no cache, no batching, no rounding, every weight read by its
 // GGUF name. It runs any family Tiller has, reading from the family's traits
 // (src/model/family.h) only what kind of norm, rope, activation and MLP it uses,
-// its embedding scaling and its sliding-window period; everything else (biases,
+// its embedding scaling, sliding-window period and attention scale; everything else (biases,
 // fused tensors, q/k norms, sandwich norms, learned positions, rope factors) is
 // applied where the file has it, and soft-capping where the config says. Tests
 // compare the engine against it on tiny models; its switches let a test show
@@ -29,6 +29,7 @@ struct ReferenceVariant {
   bool skip_rope_attn_factor = false;  // cos and sin not scaled by rope.scaling.attn_factor
   bool swap_gate_up_halves = false;    // a fused ffn_up read as up then gate
   bool skip_positions = false;         // no learned position embeddings
+  bool head_dim_attention_scale = false;  // scores scaled by 1 / sqrt(head_dim) whatever the family says
 };
 
 // Logits [tokens.size() x n_vocab], row-major, for the model file at `path` (any
