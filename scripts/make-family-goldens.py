@@ -62,8 +62,8 @@ DATA = REPO / "tests" / "data" / "families"
 RANDOM = fwd.MODELS / "random"
 N_TEXTS = 4
 MAX_TOKENS = 200
-STEER_TEXTS = 2
-STEER_TOKENS = 96
+STEER_TEXTS = 4
+STEER_TOKENS = 192
 VECTOR_SEED = 11
 # Milder than make-steering-goldens.py's 0.5: these models' streams are random, and at 0.5 the
 # vector swamps them (KL from the unsteered distribution of 5 nats, the top 64 no longer covering
