@@ -14,6 +14,7 @@
 #include "support/test_files.h"
 #include "support/tiny_model.h"
 #include "model/family.h"
+#include "tiller/error.h"
 #include "tiller/model.h"
 #include "tiller/model_config.h"
 
@@ -258,6 +259,42 @@ TEST(ForwardReference, ChunksAndSingleTokensEqualOnePass) {
   for (size_t i = 0; i < whole.size(); ++i) {
     ASSERT_NEAR(chunked[i], whole[i], 1e-5 * (1 + std::fabs(whole[i])));
     ASSERT_NEAR(steps[i], whole[i], 1e-5 * (1 + std::fabs(whole[i])));
+  }
+}
+
+}  // namespace
+}  // namespace tiller
+
+namespace tiller {
+namespace {
+
+// A family's own tensors are checked like every other: absent or of the wrong
+// shape, the load fails with one line naming the tensor.
+TEST(FamilyTensors, MissingOrMisshapenTensorsAreNamed) {
+  struct BadFile {
+    const char* architecture;
+    std::string tensor;
+    bool widen;  // false: omit it
+  };
+  const BadFile cases[] = {{"llama", "blk.0.ffn_gate.weight", false},     {"qwen2", "blk.0.attn_q.bias", false},
+                        {"qwen2", "blk.1.attn_v.bias", true},         {"qwen3", "blk.1.attn_k_norm.weight", false},
+                        {"phi3", "blk.0.ffn_up.weight", true},        {"gemma2", "blk.1.post_ffw_norm.weight", false},
+                        {"gemma3", "blk.0.attn_q_norm.weight", true}, {"gpt2", "position_embd.weight", false},
+                        {"gpt2", "blk.0.attn_qkv.bias", true},        {"gpt2", "blk.1.ffn_norm.bias", false}};
+  for (const BadFile& c : cases) {
+    testing::TinyModelSpec spec = family(c.architecture);
+    (c.widen ? spec.widen_tensor : spec.omit_tensor) = c.tensor;
+    const std::string path = (testing::scratch_dir() / fmt::format("bad-{}.gguf", c.architecture)).string();
+    testing::make_tiny_model(spec).write(path);
+    const std::string expected = fmt::format("tensor '{}' {}", c.tensor, c.widen ? "has shape" : "is missing");
+    try {
+      Model::load(path);
+      ADD_FAILURE() << c.architecture << " loaded without " << c.tensor;
+    } catch (const Error& error) {
+      const std::string message = error.what();
+      EXPECT_NE(message.find(expected), std::string::npos) << message;
+      EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+    }
   }
 }
 

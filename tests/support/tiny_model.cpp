@@ -153,12 +153,16 @@ gguf::Writer make_tiny_model(const TinyModelSpec& spec) {
   std::mt19937 rng(spec.seed);
   std::mt19937 extra(spec.seed ^ 0x9e3779b9u);
   auto add = [&](const std::string& name, TensorType type, std::vector<int64_t> shape) {
+    if (name == spec.omit_tensor) return;
+    if (name == spec.widen_tensor) shape[0] += 32;
     int64_t n = 1;
     for (int64_t extent : shape) n *= extent;
     writer.add_tensor(name, type, std::move(shape), random_tensor_bytes(type, n, rng));
   };
   // An F32 vector of values center + N(0, spread): biases small, norms near 1.
   auto add_near = [&](const std::string& name, int64_t n, float center, float spread) {
+    if (name == spec.omit_tensor) return;
+    if (name == spec.widen_tensor) n += 32;
     std::normal_distribution<float> normal(center, spread);
     std::vector<float> values(static_cast<size_t>(n));
     for (float& value : values) value = normal(extra);

@@ -22,6 +22,9 @@ struct TinyModelSpec {
   TensorType weight_type = TensorType::Q8_0;  // matrices; norms stay F32
   bool tied_output = true;
   uint32_t seed = 1;
+  // Bad files for error tests: leave this tensor out, or write this one with 32
+  // more entries in its first dimension.
+  std::string omit_tensor, widen_tensor;
   int64_t head_dim = 0;  // 0: n_embd / n_head; else written as attention.key_length and value_length
   float rope_freq_base = 10000.0f;
   float rope_scaling_factor = 0.0f;  // > 0: linear rope scaling by this factor
