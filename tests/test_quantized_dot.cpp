@@ -31,9 +31,10 @@ namespace {
 
 using ops::ActivationFormat;
 
-const std::vector<TensorType> kQuantizedTypes = {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q5_0,
-                                                 TensorType::Q5_1, TensorType::Q8_0, TensorType::Q4_K,
-                                                 TensorType::Q5_K, TensorType::Q6_K};
+const std::vector<TensorType> kQuantizedTypes = {TensorType::Q4_0,   TensorType::Q4_1,  TensorType::Q5_0,
+                                                 TensorType::Q5_1,   TensorType::Q8_0,  TensorType::Q2_K,
+                                                 TensorType::Q3_K,   TensorType::Q4_K,  TensorType::Q5_K,
+                                                 TensorType::Q6_K,   TensorType::IQ4_NL, TensorType::IQ4_XS};
 
 // Rows of activations that exercise the quantizers: ordinary values, a block of
 // zeros, large outliers, an all-zero row, exact ties at half steps, and a negative
@@ -118,6 +119,10 @@ TEST(QuantizedDot, ActivationFormatsFollowTheWeightType) {
   EXPECT_EQ(ops::activation_format(TensorType::Q4_K), ActivationFormat::Q8_K);
   EXPECT_EQ(ops::activation_format(TensorType::Q5_K), ActivationFormat::Q8_K);
   EXPECT_EQ(ops::activation_format(TensorType::Q6_K), ActivationFormat::Q8_K);
+  EXPECT_EQ(ops::activation_format(TensorType::Q2_K), ActivationFormat::Q8_K);  // ggml-cpu's vec_dot_type
+  EXPECT_EQ(ops::activation_format(TensorType::Q3_K), ActivationFormat::Q8_K);
+  EXPECT_EQ(ops::activation_format(TensorType::IQ4_XS), ActivationFormat::Q8_K);
+  EXPECT_EQ(ops::activation_format(TensorType::IQ4_NL), ActivationFormat::Q8_0);
   EXPECT_EQ(ops::activation_format(TensorType::F32), ActivationFormat::F32);
   EXPECT_EQ(ops::activation_format(TensorType::F16), ActivationFormat::F32);
   EXPECT_EQ(ops::activation_format(TensorType::BF16), ActivationFormat::F32);
@@ -133,7 +138,8 @@ TEST(QuantizedDot, ActivationQuantizationIsBitExactWithRoundActivations) {
   std::mt19937 rng(7);
   const int64_t width = 768, n_rows = 5;
   const auto x = awkward_activations(n_rows, width, rng);
-  for (TensorType type : {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q6_K}) {
+  for (TensorType type : {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q6_K, TensorType::IQ4_NL,
+                          TensorType::IQ4_XS}) {
     const ActivationFormat format = ops::activation_format(type);
     const uint64_t row_bytes = ops::activation_row_bytes(format, width);
     for (int64_t t = 0; t < n_rows; ++t) {
@@ -249,6 +255,63 @@ TEST(QuantizedDot, MatmulEqualsTheReferenceForEveryTypeAndLevel) {
   for (size_t i = 0; i < kQuantizedTypes.size(); ++i) {
     std::printf("%-5s worst relative difference: %.2e from the reference, at least %.2e from no rounding\n",
                 std::string(tensor_type_name(kQuantizedTypes[i])).c_str(), worst[i][0], worst[i][1]);
+  }
+}
+
+// Q2_K, Q3_K, IQ4_NL and IQ4_XS blocks at their extremes: scale fields at their
+// largest and smallest values (all 6-bit scales 31 or -32, all 4-bit scales and
+// mins 15 or 0, and mixed), f16 scales from a subnormal to +-65504, and quant bytes
+// running through all 256 values (every 2-bit, 3-bit and 4-bit quant in every
+// place). Against activations with quants of +-127 and the awkward rows: the
+// reference within 2e-6 of the terms' size at every level.
+TEST(QuantizedDot, NewTypesAtExtremeScalesAndEveryQuantValue) {
+  std::mt19937 rng(37);
+  ThreadPool pool(1);
+  const std::array<uint16_t, 5> f16_extremes = {0x7bff, 0xfbff, 0x0001, 0x3c00, 0x8400};
+  struct Layout {
+    TensorType type;
+    std::vector<std::pair<size_t, size_t>> scale_fields;  // packed sub-block scales: offset, bytes
+    std::vector<size_t> f16_fields;
+    std::pair<size_t, size_t> quants;  // offset, bytes
+  };
+  const std::vector<Layout> layouts = {
+      {TensorType::Q2_K, {{0, 16}}, {80, 82}, {16, 64}},
+      {TensorType::Q3_K, {{96, 12}}, {108}, {0, 96}},  // hmask and low bits
+      {TensorType::IQ4_NL, {}, {0}, {2, 16}},
+      {TensorType::IQ4_XS, {{2, 6}}, {0}, {8, 128}},
+  };
+  for (const Layout& layout : layouts) {
+    const TensorTypeInfo& info = tensor_type_info(layout.type);
+    const int64_t n_blocks = info.block_size == 32 ? 32 : 8, n_in = info.block_size * n_blocks, n_out = 5;
+    auto bytes = testing::random_tensor_bytes(layout.type, n_in * n_out, rng);
+    uint32_t counter = 0;
+    for (int64_t block = 0; block < n_blocks * n_out; ++block) {
+      uint8_t* b = bytes.data() + static_cast<size_t>(block) * info.block_bytes;
+      for (size_t i = 0; i < layout.quants.second; ++i) b[layout.quants.first + i] = static_cast<uint8_t>(counter++);
+      const uint8_t patterns[4] = {0xff, 0x00, static_cast<uint8_t>(block % 2 ? 0xf0 : 0x0f), static_cast<uint8_t>(rng())};
+      for (const auto& [offset, size] : layout.scale_fields) {
+        for (size_t i = 0; i < size; ++i) {
+          b[offset + i] = block % 4 == 2 ? static_cast<uint8_t>(i % 2 ? 0xff : 0x00) : patterns[block % 4];
+        }
+      }
+      for (size_t f = 0; f < layout.f16_fields.size(); ++f) {
+        const uint16_t d = f16_extremes[(block + 2 * f) % f16_extremes.size()];
+        std::memcpy(b + layout.f16_fields[f], &d, 2);
+      }
+    }
+    const auto w = matrix(layout.type, n_in, n_out, bytes);
+    auto x = awkward_activations(5, n_in, rng);
+    for (int64_t i = 0; i < n_in; ++i) x.push_back(i % 3 ? 3.0f : -3.0f);  // every quant +-127
+    const int64_t n_rows = 6;
+    std::vector<float> reference(static_cast<size_t>(n_rows * n_out));
+    ops::matmul_reference(w, x.data(), n_rows, reference.data(), pool, KernelLevel::Portable);
+    const auto scale = term_magnitudes(w, x.data(), n_rows);
+    for (const KernelLevel level : available_kernel_levels()) {
+      std::vector<float> got(reference.size(), NAN);
+      ops::quantized_matmul(w, x.data(), n_rows, got.data(), pool, level);
+      EXPECT_LT(worst_relative(got, reference, scale), 2e-6)
+          << tensor_type_name(layout.type) << " " << kernel_level_name(level);
+    }
   }
 }
 

@@ -136,9 +136,12 @@ void quantize_row_at(ActivationFormat format, const float* x, int64_t n, uint8_t
 
 ActivationFormat activation_format(TensorType weight_type) {
   switch (weight_type) {
-    case TensorType::Q4_0: case TensorType::Q5_0: case TensorType::Q8_0: return ActivationFormat::Q8_0;
+    case TensorType::Q4_0: case TensorType::Q5_0: case TensorType::Q8_0: case TensorType::IQ4_NL:
+      return ActivationFormat::Q8_0;
     case TensorType::Q4_1: case TensorType::Q5_1: return ActivationFormat::Q8_1;
-    case TensorType::Q4_K: case TensorType::Q5_K: case TensorType::Q6_K: return ActivationFormat::Q8_K;
+    case TensorType::Q2_K: case TensorType::Q3_K: case TensorType::Q4_K: case TensorType::Q5_K:
+    case TensorType::Q6_K: case TensorType::IQ4_XS:
+      return ActivationFormat::Q8_K;
     default: return ActivationFormat::F32;
   }
 }

@@ -19,7 +19,8 @@ namespace tiller::ops {
 // F32 means no integer kernel: activations stay floats.
 enum class ActivationFormat { F32, Q8_0, Q8_1, Q8_K };
 
-// Q4_0, Q5_0, Q8_0 -> Q8_0; Q4_1, Q5_1 -> Q8_1; Q4_K, Q5_K, Q6_K -> Q8_K; else F32.
+// As ggml-cpu's vec_dot_type: Q4_0, Q5_0, Q8_0, IQ4_NL -> Q8_0; Q4_1, Q5_1 -> Q8_1;
+// Q2_K..Q6_K, IQ4_XS -> Q8_K; else F32.
 ActivationFormat activation_format(TensorType weight_type);
 int64_t activation_block_size(ActivationFormat format);  // values per block (1 for F32)
 uint64_t activation_block_bytes(ActivationFormat format);

@@ -98,10 +98,11 @@ void round_to_q8_k(const float* x, int64_t n, float* out) {
 void round_activations(TensorType weight_type, const float* x, int64_t n, float* out) {
   switch (weight_type) {
     case TensorType::Q4_0: case TensorType::Q4_1: case TensorType::Q5_0: case TensorType::Q5_1:
-    case TensorType::Q8_0:
+    case TensorType::Q8_0: case TensorType::IQ4_NL:
       round_to_q8_0(x, n, out);
       return;
-    case TensorType::Q4_K: case TensorType::Q5_K: case TensorType::Q6_K:
+    case TensorType::Q2_K: case TensorType::Q3_K: case TensorType::Q4_K: case TensorType::Q5_K:
+    case TensorType::Q6_K: case TensorType::IQ4_XS:
       round_to_q8_k(x, n, out);
       return;
     default:

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "common/fail.h"
+#include "quant/iq4_levels.h"
 
 namespace tiller {
 
@@ -245,10 +246,8 @@ void dequantize_q3_k(const uint8_t* block, float* out) {
   }
 }
 
-// IQ4_NL and IQ4_XS: 4-bit indices into 16 levels (ggml's kvalues_iq4nl), spaced
-// closer near zero, where most weights lie, than a uniform 4-bit grid.
-constexpr std::array<int8_t, 16> kIq4nlLevels = {-127, -104, -83, -65, -49, -35, -22, -10,
-                                                 1,    13,   25,  38,  53,  69,  89,  113};
+// IQ4_NL and IQ4_XS: 4-bit indices into 16 levels (quant/iq4_levels.h).
+using quant::kIq4nlLevels;
 
 // 16 bytes of indices for 32 weights: low nibbles 0..15, high nibbles 16..31, as in Q4_0.
 void iq4_levels(const uint8_t* qs, float scale, float* out) {
