@@ -105,6 +105,12 @@ void round_activations(TensorType weight_type, const float* x, int64_t n, float*
     case TensorType::Q6_K: case TensorType::IQ4_XS:
       round_to_q8_k(x, n, out);
       return;
+    case TensorType::F16:
+      for (int64_t i = 0; i < n; ++i) out[i] = fp16_to_fp32(fp32_to_fp16(x[i]));
+      return;
+    case TensorType::BF16:
+      for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_fp32(fp32_to_bf16(x[i]));
+      return;
     default:
       std::copy(x, x + n, out);
   }

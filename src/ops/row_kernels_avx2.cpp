@@ -2,6 +2,7 @@
 #include <cstring>
 
 #include "ops/block_layout.h"
+#include "ops/half_row_kernels.h"
 #include "ops/k_scales.h"
 #include "ops/row_kernels.h"
 #include "quant/iq4_levels.h"
@@ -353,7 +354,7 @@ RowKernels avx2_row_kernels(TensorType weight_type) {
     case TensorType::Q3_K: return kernels_k<kQ3_KBytes, 108, block_q3_k_avx2>();  // d after hmask, qs, scales
     case TensorType::IQ4_NL: return kernels_32<kIQ4_NLBytes, block_iq4_nl_avx2, false>();
     case TensorType::IQ4_XS: return kernels_k<kIQ4_XSBytes, 0, block_iq4_xs_avx2>();
-    default: return {};
+    default: return avx2_half_row_kernels(weight_type);  // F16, BF16; else {}
   }
 }
 

@@ -2,6 +2,7 @@
 #include <cstring>
 
 #include "ops/block_layout.h"
+#include "ops/half_row_kernels.h"
 #include "ops/k_scales.h"
 #include "ops/row_kernels.h"
 #include "quant/iq4_levels.h"
@@ -289,7 +290,7 @@ RowKernels portable_row_kernels(TensorType weight_type) {
     case TensorType::Q3_K: return {dot_q3_k_portable, nullptr};
     case TensorType::IQ4_NL: return {dot_iq4_nl_portable, nullptr};
     case TensorType::IQ4_XS: return {dot_iq4_xs_portable, nullptr};
-    default: return {};
+    default: return portable_half_row_kernels(weight_type);  // F16, BF16; else {}
   }
 }
 

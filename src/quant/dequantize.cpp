@@ -55,6 +55,14 @@ uint16_t fp32_to_fp16(float value) {
 
 float bf16_to_fp32(uint16_t bits) { return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16); }
 
+uint16_t fp32_to_bf16(float value) {
+  const uint32_t bits = std::bit_cast<uint32_t>(value);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40u);  // NaN, made quiet
+  // Keep the top 16 bits, rounding the dropped 16 to nearest, ties to even; a
+  // carry moves into the exponent, and past the largest finite value to infinity.
+  return static_cast<uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+}
+
 namespace {
 
 uint16_t load_u16(const uint8_t* p) {
