@@ -253,14 +253,25 @@ TILLER_AVX2 inline __m256i block_q2_k_avx2(const uint8_t* wb, const uint8_t* xb,
   return sumi;
 }
 
+// Q3_K's sixteen scales as unpack_q3_k_scales (k_scales.h) gives them, in one
+// vector: the low nibbles from bytes 0..7 (low nibbles for scales 0..7, high for
+// 8..15), the top two bits of scale j from bits 2(j/4), 2(j/4)+1 of byte 8 + j % 4.
+TILLER_AVX2 inline __m128i q3_k_scales_avx2(const uint8_t* s) {
+  const __m128i mask = _mm_set1_epi8(0x0f);
+  const __m128i packed = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(s));
+  const __m128i low = _mm_unpacklo_epi64(_mm_and_si128(packed, mask), _mm_and_si128(_mm_srli_epi16(packed, 4), mask));
+  // Byte j holds byte 8 + j % 4, shifted right by 2(j/4) within its 32-bit lane j/4.
+  const __m128i spread = _mm_srlv_epi32(_mm_set1_epi32(static_cast<int>(load_u32(s + 8))), _mm_setr_epi32(0, 2, 4, 6));
+  const __m128i high = _mm_slli_epi16(_mm_and_si128(spread, _mm_set1_epi8(3)), 4);
+  return _mm_sub_epi8(_mm_or_si128(low, high), _mm_set1_epi8(32));
+}
+
 // Q3_K: the two low bits less 4 where the weight's bit in hmask is clear (bit r of
 // hmask[l] for weight l of run r of 32 in the block), so -4..3; signed 6-bit scales.
 TILLER_AVX2 inline __m256i block_q3_k_avx2(const uint8_t* wb, const uint8_t* xb, float, float*) {
   const __m256i mask = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
   const int8_t* y = as_int8(xb + 4);
-  int8_t scale8[16];
-  unpack_q3_k_scales(wb + 96, scale8);
-  const __m256i scales = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scale8)));
+  const __m256i scales = _mm256_cvtepi8_epi16(q3_k_scales_avx2(wb + 96));
   const __m256i hmask = load256(wb);
   __m256i sumi = _mm256_setzero_si256();
   for (int half = 0; half < 2; ++half) {
@@ -278,17 +289,31 @@ TILLER_AVX2 inline __m256i block_q3_k_avx2(const uint8_t* wb, const uint8_t* xb,
   return sumi;
 }
 
+// IQ4_XS's eight scales as unpack_iq4_xs_scales (k_scales.h) gives them, as int16
+// in both 128-bit halves: low four bits from the nibbles of scales_l (low nibble
+// first), top two bits 2j, 2j+1 of scales_h.
+TILLER_AVX2 inline __m256i iq4_xs_scales_avx2(const uint8_t* wb) {
+  const __m128i mask = _mm_set1_epi8(0x0f);
+  const __m128i packed = _mm_cvtsi32_si128(static_cast<int>(load_u32(wb + 4)));
+  const __m128i low = _mm_unpacklo_epi8(_mm_and_si128(packed, mask), _mm_and_si128(_mm_srli_epi16(packed, 4), mask));
+  const __m256i spread = _mm256_srlv_epi32(_mm256_set1_epi32(load_u16(wb + 2)), _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14));
+  const __m256i high32 = _mm256_and_si256(spread, _mm256_set1_epi32(3));
+  const __m128i high = _mm_packs_epi32(_mm256_castsi256_si128(high32), _mm256_extracti128_si256(high32, 1));
+  const __m128i scales = _mm_sub_epi16(_mm_or_si128(_mm_cvtepu8_epi16(low), _mm_slli_epi16(high, 4)), _mm_set1_epi16(32));
+  return _mm256_broadcastsi128_si256(scales);
+}
+
 // IQ4_XS: eight sub-blocks of 32 levels, each with a signed 6-bit scale.
 TILLER_AVX2 inline __m256i block_iq4_xs_avx2(const uint8_t* wb, const uint8_t* xb, float, float*) {
   const int8_t* y = as_int8(xb + 4);
-  int8_t scale[8];
-  unpack_iq4_xs_scales(load_u16(wb + 2), wb + 4, scale);
+  const __m256i scales = iq4_xs_scales_avx2(wb);
   __m256i sumi = _mm256_setzero_si256();
   for (int j = 0; j < 8; ++j) {
     const __m256i q = iq4_levels_avx2(wb + 8 + 16 * j);
     const __m256i y_j = load256(y + 32 * j);
     const __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(y_j, q));
-    sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(pairs, _mm256_set1_epi16(scale[j])));
+    const __m256i scale = _mm256_shuffle_epi8(scales, _mm256_set1_epi16(static_cast<int16_t>(((2 * j + 1) << 8) | (2 * j))));
+    sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(pairs, scale));
   }
   return sumi;
 }

@@ -247,7 +247,9 @@ float dot_q3_k_portable(const uint8_t* w, const uint8_t* x, int64_t n) {
     const uint8_t* hmask = wb;
     int8_t q[256];
     unpack_two_low_bits(wb + 32, q);
-    for (int i = 0; i < 256; ++i) q[i] = static_cast<int8_t>(q[i] - (((hmask[i % 32] >> (i / 32)) & 1) ? 0 : 4));
+    for (int run = 0; run < 8; ++run) {  // a fixed shift per run: the inner loop vectorizes
+      for (int l = 0; l < 32; ++l) q[32 * run + l] = static_cast<int8_t>(q[32 * run + l] - (((hmask[l] >> run) & 1) ? 0 : 4));
+    }
     int8_t scale[16];
     unpack_q3_k_scales(wb + 96, scale);
     int32_t sumi = 0;
