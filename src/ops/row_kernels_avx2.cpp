@@ -238,7 +238,8 @@ TILLER_AVX2 inline __m256i block_q2_k_avx2(const uint8_t* wb, const uint8_t* xb,
   __m256i sumi = _mm256_setzero_si256();
   for (int half = 0; half < 2; ++half) {
     const __m256i raw = load256(wb + 16 + 32 * half);
-    const __m256i lane_scales = _mm256_permute2x128_si256(scales, scales, half == 0 ? 0x00 : 0x11);
+    const __m256i lane_scales = half == 0 ? _mm256_permute2x128_si256(scales, scales, 0x00)
+                                      : _mm256_permute2x128_si256(scales, scales, 0x11);
     for (int run = 0; run < 4; ++run) {
       const __m256i q = _mm256_and_si256(_mm256_srli_epi16(raw, 2 * run), mask);
       const __m256i pairs = _mm256_maddubs_epi16(q, load256(y + 128 * half + 32 * run));
@@ -276,7 +277,8 @@ TILLER_AVX2 inline __m256i block_q3_k_avx2(const uint8_t* wb, const uint8_t* xb,
   __m256i sumi = _mm256_setzero_si256();
   for (int half = 0; half < 2; ++half) {
     const __m256i raw = load256(wb + 32 + 32 * half);
-    const __m256i lane_scales = _mm256_permute2x128_si256(scales, scales, half == 0 ? 0x00 : 0x11);
+    const __m256i lane_scales = half == 0 ? _mm256_permute2x128_si256(scales, scales, 0x00)
+                                      : _mm256_permute2x128_si256(scales, scales, 0x11);
     for (int run = 0; run < 4; ++run) {
       const __m256i low = _mm256_and_si256(_mm256_srli_epi16(raw, 2 * run), mask);
       const __m256i set = _mm256_and_si256(_mm256_srli_epi16(hmask, 4 * half + run), one);
