@@ -6,6 +6,7 @@
 
 #include "ops/block_layout.h"
 #include "ops/k_scales.h"
+#include "quant/iq4_levels.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include "ops/x86_simd.h"
@@ -116,6 +117,19 @@ struct Q8_0 {
   static constexpr bool kMinimum = false;
   TILLER_VNNI static __m512i weights(const uint8_t* a, const uint8_t* b) {  // q + 128, as unsigned
     return _mm512_xor_si512(pair(load256(a + 2), load256(b + 2)), _mm512_set1_epi8(static_cast<char>(0x80)));
+  }
+};
+
+// IQ4_NL: the nibbles index the 16 levels (-127..113), looked up with vpshufb in a
+// table that holds them plus 128, as unsigned bytes.
+struct IQ4_NL {
+  static constexpr uint64_t kBytes = kIQ4_NLBytes;
+  static constexpr int kOffset = 128;
+  static constexpr bool kMinimum = false;
+  TILLER_VNNI static __m512i weights(const uint8_t* a, const uint8_t* b) {
+    const __m128i levels = _mm_loadu_si128(reinterpret_cast<const __m128i*>(quant::kIq4nlLevels.data()));
+    const __m512i table = _mm512_broadcast_i32x4(_mm_xor_si128(levels, _mm_set1_epi8(static_cast<char>(0x80))));
+    return _mm512_shuffle_epi8(table, nibble_pair(a + 2, b + 2));
   }
 };
 
@@ -301,9 +315,10 @@ RowKernels vnni_row_kernels(TensorType weight_type) {
     case TensorType::Q5_0: return kernels_32<Q5_0>();
     case TensorType::Q5_1: return kernels_32<Q5_1>();
     case TensorType::Q8_0: return kernels_32<Q8_0>();
+    case TensorType::IQ4_NL: return kernels_32<IQ4_NL>();
     case TensorType::Q4_K: return {one_row<rows_q4_k<1>>, rows_q4_k<4>};
     case TensorType::Q6_K: return {one_row<rows_q6_k<1>>, rows_q6_k<4>};
-    default: return {};  // Q5_K: the AVX2 kernel
+    default: return {};  // Q5_K, Q2_K, Q3_K, IQ4_XS, F16, BF16: the AVX2 kernels
   }
 #else
   (void)weight_type;
