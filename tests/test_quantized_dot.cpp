@@ -610,6 +610,38 @@ TEST(QuantizedDot, HalfWeightsEqualTheDoubleProductOfRoundedActivations) {
   }
 }
 
+// Every finite f16 and bf16 weight is read as its value: 4096 rows of 16 weights
+// hold all 65536 bit patterns (infinities and NaNs replaced by 0), against the 16
+// unit activation rows, at every level.
+TEST(QuantizedDot, HalfWeightsReadEveryBitPattern) {
+  ThreadPool pool(2);
+  const int64_t n_in = 16, n_out = 65536 / n_in;
+  std::vector<float> x(static_cast<size_t>(n_in * n_in), 0.0f);
+  for (int64_t t = 0; t < n_in; ++t) x[t * n_in + t] = 1.0f;
+  for (const TensorType type : {TensorType::F16, TensorType::BF16}) {
+    std::vector<uint8_t> bytes(2 * 65536);
+    std::vector<float> values(65536);
+    for (uint32_t bits = 0; bits < 65536; ++bits) {
+      auto pattern = static_cast<uint16_t>(bits);
+      float value = type == TensorType::F16 ? fp16_to_fp32(pattern) : bf16_to_fp32(pattern);
+      if (!std::isfinite(value)) pattern = 0, value = 0.0f;
+      std::memcpy(&bytes[2 * bits], &pattern, 2);
+      values[bits] = value;
+    }
+    const auto w = matrix(type, n_in, n_out, bytes);
+    for (const KernelLevel level : available_kernel_levels()) {
+      std::vector<float> got(static_cast<size_t>(n_in * n_out));
+      ops::matmul(w, x.data(), n_in, got.data(), pool, level);
+      for (int64_t t = 0; t < n_in; ++t) {
+        for (int64_t r = 0; r < n_out; ++r) {
+          ASSERT_EQ(got[t * n_out + r], values[r * n_in + t])
+              << tensor_type_name(type) << " " << kernel_level_name(level) << " pattern " << std::hex << r * n_in + t;
+        }
+      }
+    }
+  }
+}
+
 // The rounding is there: weights 1 against activations just off a representable
 // value give the sum of the rounded values exactly (every sum is exact here), at
 // every level.

@@ -21,6 +21,18 @@ using blocks::load_u16;
 
 inline float bf16_bits_to_float(uint16_t bits) { return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16); }
 
+// blocks::half_bits_to_float's arithmetic, with the choice between the normal and
+// the subnormal result made by a bit mask: GCC leaves a loop with the other's
+// conditional unvectorized ("control flow in loop"), at a tenth of this speed.
+inline float f16_bits_to_float(uint16_t h) {
+  const uint32_t w = static_cast<uint32_t>(h) << 16;
+  const uint32_t two_w = w + w;
+  const uint32_t normal = std::bit_cast<uint32_t>(std::bit_cast<float>((two_w >> 4) + (0xe0u << 23)) * 0x1.0p-112f);
+  const uint32_t subnormal = std::bit_cast<uint32_t>(std::bit_cast<float>((two_w >> 17) | (126u << 23)) - 0.5f);
+  const uint32_t is_subnormal = 0u - static_cast<uint32_t>((h & 0x7c00) == 0);  // all ones or none
+  return std::bit_cast<float>((w & 0x80000000u) | (subnormal & is_subnormal) | (normal & ~is_subnormal));
+}
+
 // Portable: one reduction the compiler vectorizes for baseline x86-64 (SSE2, no
 // FMA, so each product rounds to f32 before the sum, which is exact here anyway).
 template <bool kBf16>
@@ -29,7 +41,7 @@ float dot_half_portable(const uint8_t* w, const uint8_t* x, int64_t n) {
 #pragma omp simd reduction(+ : sum)
   for (int64_t i = 0; i < n; ++i) {
     const uint16_t bits = load_u16(w + 2 * i);
-    const float weight = kBf16 ? bf16_bits_to_float(bits) : blocks::half_bits_to_float(bits);
+    const float weight = kBf16 ? bf16_bits_to_float(bits) : f16_bits_to_float(bits);
     sum += weight * load_f32(x + 4 * i);
   }
   return sum;
