@@ -3,8 +3,9 @@
 // dequantize-and-float-dot path), on a 576x1536 matrix (1536x576 for the K-quants,
 // whose rows must be whole 256-blocks) with 1 activation row (generation), 4, 64
 // and 256 (prompt processing: the tiled kernels of level avx512vnni from 8 rows),
-// on 1 and 2 threads. GFLOP/s counts 2 x n_in x n_out x rows per call.
-// The `big` cases multiply one activation row by a 1536x65536 matrix (57 to 107 MB,
+// on 1 and 2 threads. GFLOP/s counts 2 x n_in x n_out x rows per call. F16 and
+// BF16 (576x1536) take the float kernels of half_row_kernels.h.
+// The `big` cases multiply one activation row by a 1536x65536 matrix (33 to 201 MB,
 // well beyond the caches), as generation does with Gemma's output matrix: GB/s
 // there is weight bytes read per second, to set beside tiller-bench-stream's.
 #include <benchmark/benchmark.h>
@@ -18,6 +19,7 @@
 
 #include "ops/ops.h"
 #include "ops/matmul.h"
+#include "tiller/dequantize.h"
 #include "tiller/tensor_type.h"
 #include "tiller/thread_pool.h"
 
@@ -25,16 +27,30 @@ namespace {
 
 using tiller::TensorType;
 
-// Random quant bits with finite f16 scales (between 2^-10 and 2^-1, either sign).
+// Random quant bits with finite f16 scales (between 2^-10 and 2^-1, either sign);
+// F16 and BF16: normally distributed values.
 std::vector<uint8_t> random_weights(TensorType type, int64_t n, std::mt19937& rng) {
   const tiller::TensorTypeInfo& info = tiller::tensor_type_info(type);
   std::vector<uint8_t> bytes(*tiller::tensor_bytes(type, n));
+  if (type == TensorType::F16 || type == TensorType::BF16) {
+    std::normal_distribution<float> normal(0.0f, 0.5f);
+    for (int64_t i = 0; i < n; ++i) {
+      const float value = normal(rng);
+      const uint16_t bits = type == TensorType::F16 ? tiller::fp32_to_fp16(value) : tiller::fp32_to_bf16(value);
+      std::memcpy(bytes.data() + 2 * i, &bits, 2);
+    }
+    return bytes;
+  }
   for (auto& byte : bytes) byte = static_cast<uint8_t>(rng());
-  std::vector<size_t> fields = {0};
+  std::vector<size_t> fields = {0};  // also IQ4_NL's and IQ4_XS's d
   if (type == TensorType::Q4_1 || type == TensorType::Q5_1 || type == TensorType::Q4_K || type == TensorType::Q5_K) {
     fields = {0, 2};
   } else if (type == TensorType::Q6_K) {
     fields = {208};
+  } else if (type == TensorType::Q2_K) {
+    fields = {80, 82};
+  } else if (type == TensorType::Q3_K) {
+    fields = {108};
   }
   for (size_t block = 0; block < bytes.size() / info.block_bytes; ++block) {
     for (const size_t field : fields) {
@@ -96,8 +112,9 @@ void run(benchmark::State& state, TensorType type, int level, bool big) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const TensorType types[] = {TensorType::Q4_1, TensorType::Q8_0, TensorType::Q5_0, TensorType::Q4_K,
-                              TensorType::Q6_K};
+  const TensorType types[] = {TensorType::Q4_1, TensorType::Q8_0, TensorType::Q5_0,   TensorType::Q4_K,
+                              TensorType::Q6_K, TensorType::Q2_K, TensorType::Q3_K,   TensorType::IQ4_NL,
+                              TensorType::IQ4_XS, TensorType::F16, TensorType::BF16};
   for (const TensorType type : types) {
     const std::string name(tiller::tensor_type_name(type));
     std::vector<std::pair<std::string, int>> impls = {{"reference", -1}};

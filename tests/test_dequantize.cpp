@@ -1,6 +1,7 @@
 // Dequantization against the gguf package's (goldens) and against hand-made blocks.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -262,6 +263,37 @@ TEST(HalfFloats, Fp32ToFp16RoundsToNearestEven) {
   }
   EXPECT_EQ(fp32_to_fp16(1e6f), 0x7c00);
   EXPECT_EQ(fp32_to_fp16(-1e6f), 0xfc00);
+}
+
+// The same for bfloat16: every bf16 value converts to itself, values between two
+// round to the nearer (ties to the even one), the largest finite bf16 rounds up to
+// infinity only past the midpoint, and a NaN stays a NaN.
+TEST(HalfFloats, Fp32ToBf16RoundsToNearestEven) {
+  for (uint32_t bits = 0; bits <= 0xffff; ++bits) {
+    const auto half = static_cast<uint16_t>(bits);
+    const float value = bf16_to_fp32(half);
+    if (std::isnan(value)) {
+      EXPECT_TRUE(std::isnan(bf16_to_fp32(fp32_to_bf16(value)))) << std::hex << bits;
+      continue;
+    }
+    ASSERT_EQ(fp32_to_bf16(value), half) << std::hex << bits;
+    if ((bits & 0x7f80) == 0x7f80) continue;  // infinities: no next value above
+    const float next = bf16_to_fp32(static_cast<uint16_t>(bits + 1));
+    const uint16_t even = (bits & 1) ? static_cast<uint16_t>(bits + 1) : half;
+    if (std::isinf(next)) {  // the largest finite: the midpoint is 2^128 - 2^119, not a float
+      const float below = std::bit_cast<float>((static_cast<uint32_t>(bits) << 16) | 0x7fffu);
+      ASSERT_EQ(fp32_to_bf16(below), half) << std::hex << bits;
+      continue;
+    }
+    const float middle = static_cast<float>((static_cast<double>(value) + next) / 2);
+    ASSERT_EQ(fp32_to_bf16(middle), even) << std::hex << bits;
+    ASSERT_EQ(fp32_to_bf16(std::nextafter(middle, value)), half) << std::hex << bits;
+    ASSERT_EQ(fp32_to_bf16(std::nextafter(middle, next)), static_cast<uint16_t>(bits + 1)) << std::hex << bits;
+  }
+  EXPECT_EQ(fp32_to_bf16(1.0f + 0x1p-8f), 0x3f80);        // a tie: to the even 1.0
+  EXPECT_EQ(fp32_to_bf16(1.0f + 3 * 0x1p-8f), 0x3f82);    // a tie: to the even 1 + 2^-6
+  EXPECT_EQ(fp32_to_bf16(3.4e38f), 0x7f80);               // past the largest finite
+  EXPECT_EQ(fp32_to_bf16(-INFINITY), 0xff80);
 }
 
 }  // namespace

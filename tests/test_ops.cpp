@@ -156,9 +156,17 @@ TEST(Ops, ActivationsRoundToEightBitsPerBlock) {
   ops::round_activations(TensorType::Q6_K, wide.data(), 256, wide_out.data());
   EXPECT_FLOAT_EQ(wide_out[7], -2.54f);
   EXPECT_NEAR(wide_out[0], 0.1f, 0.02f / 2);
-  // F32 and F16 weights take activations as they are.
+  // F32 weights take activations as they are; F16 and BF16 weights take them
+  // rounded to their format, to nearest, ties to even.
   ops::round_activations(TensorType::F32, halves.data(), 32, out.data());
   EXPECT_EQ(out, halves);
+  const std::vector<float> near_one = {1.0f + 0x1p-12f, 1.0f + 0x1p-11f, 1.0f + 3 * 0x1p-11f, 1.0f + 0x1p-9f,
+                                       70000.0f};
+  std::vector<float> rounded(near_one.size());
+  ops::round_activations(TensorType::F16, near_one.data(), 5, rounded.data());
+  EXPECT_EQ(rounded, (std::vector<float>{1.0f, 1.0f, 1.0f + 0x1p-9f, 1.0f + 0x1p-9f, INFINITY}));
+  ops::round_activations(TensorType::BF16, near_one.data(), 5, rounded.data());
+  EXPECT_EQ(rounded, (std::vector<float>{1.0f, 1.0f, 1.0f, 1.0f, 70144.0f}));
 }
 
 }  // namespace

@@ -31,9 +31,10 @@ namespace {
 
 using ops::ActivationFormat;
 
-const std::vector<TensorType> kQuantizedTypes = {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q5_0,
-                                                 TensorType::Q5_1, TensorType::Q8_0, TensorType::Q4_K,
-                                                 TensorType::Q5_K, TensorType::Q6_K};
+const std::vector<TensorType> kQuantizedTypes = {TensorType::Q4_0,   TensorType::Q4_1,  TensorType::Q5_0,
+                                                 TensorType::Q5_1,   TensorType::Q8_0,  TensorType::Q2_K,
+                                                 TensorType::Q3_K,   TensorType::Q4_K,  TensorType::Q5_K,
+                                                 TensorType::Q6_K,   TensorType::IQ4_NL, TensorType::IQ4_XS};
 
 // Rows of activations that exercise the quantizers: ordinary values, a block of
 // zeros, large outliers, an all-zero row, exact ties at half steps, and a negative
@@ -118,9 +119,14 @@ TEST(QuantizedDot, ActivationFormatsFollowTheWeightType) {
   EXPECT_EQ(ops::activation_format(TensorType::Q4_K), ActivationFormat::Q8_K);
   EXPECT_EQ(ops::activation_format(TensorType::Q5_K), ActivationFormat::Q8_K);
   EXPECT_EQ(ops::activation_format(TensorType::Q6_K), ActivationFormat::Q8_K);
+  EXPECT_EQ(ops::activation_format(TensorType::Q2_K), ActivationFormat::Q8_K);  // ggml-cpu's vec_dot_type
+  EXPECT_EQ(ops::activation_format(TensorType::Q3_K), ActivationFormat::Q8_K);
+  EXPECT_EQ(ops::activation_format(TensorType::IQ4_XS), ActivationFormat::Q8_K);
+  EXPECT_EQ(ops::activation_format(TensorType::IQ4_NL), ActivationFormat::Q8_0);
   EXPECT_EQ(ops::activation_format(TensorType::F32), ActivationFormat::F32);
-  EXPECT_EQ(ops::activation_format(TensorType::F16), ActivationFormat::F32);
-  EXPECT_EQ(ops::activation_format(TensorType::BF16), ActivationFormat::F32);
+  EXPECT_EQ(ops::activation_format(TensorType::F16), ActivationFormat::F16);
+  EXPECT_EQ(ops::activation_format(TensorType::BF16), ActivationFormat::BF16);
+  EXPECT_EQ(ops::activation_row_bytes(ActivationFormat::F16, 3), 12u);  // rounded values kept as f32
   EXPECT_EQ(ops::activation_row_bytes(ActivationFormat::Q8_0, 64), 68u);
   EXPECT_EQ(ops::activation_row_bytes(ActivationFormat::Q8_1, 64), 72u);
   EXPECT_EQ(ops::activation_row_bytes(ActivationFormat::Q8_K, 512), 584u);
@@ -133,7 +139,8 @@ TEST(QuantizedDot, ActivationQuantizationIsBitExactWithRoundActivations) {
   std::mt19937 rng(7);
   const int64_t width = 768, n_rows = 5;
   const auto x = awkward_activations(n_rows, width, rng);
-  for (TensorType type : {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q6_K}) {
+  for (TensorType type : {TensorType::Q4_0, TensorType::Q4_1, TensorType::Q6_K, TensorType::IQ4_NL,
+                          TensorType::IQ4_XS, TensorType::F16, TensorType::BF16}) {
     const ActivationFormat format = ops::activation_format(type);
     const uint64_t row_bytes = ops::activation_row_bytes(format, width);
     for (int64_t t = 0; t < n_rows; ++t) {
@@ -249,6 +256,63 @@ TEST(QuantizedDot, MatmulEqualsTheReferenceForEveryTypeAndLevel) {
   for (size_t i = 0; i < kQuantizedTypes.size(); ++i) {
     std::printf("%-5s worst relative difference: %.2e from the reference, at least %.2e from no rounding\n",
                 std::string(tensor_type_name(kQuantizedTypes[i])).c_str(), worst[i][0], worst[i][1]);
+  }
+}
+
+// Q2_K, Q3_K, IQ4_NL and IQ4_XS blocks at their extremes: scale fields at their
+// largest and smallest values (all 6-bit scales 31 or -32, all 4-bit scales and
+// mins 15 or 0, and mixed), f16 scales from a subnormal to +-65504, and quant bytes
+// running through all 256 values (every 2-bit, 3-bit and 4-bit quant in every
+// place). Against activations with quants of +-127 and the awkward rows: the
+// reference within 2e-6 of the terms' size at every level.
+TEST(QuantizedDot, NewTypesAtExtremeScalesAndEveryQuantValue) {
+  std::mt19937 rng(37);
+  ThreadPool pool(1);
+  const std::array<uint16_t, 5> f16_extremes = {0x7bff, 0xfbff, 0x0001, 0x3c00, 0x8400};
+  struct Layout {
+    TensorType type;
+    std::vector<std::pair<size_t, size_t>> scale_fields;  // packed sub-block scales: offset, bytes
+    std::vector<size_t> f16_fields;
+    std::pair<size_t, size_t> quants;  // offset, bytes
+  };
+  const std::vector<Layout> layouts = {
+      {TensorType::Q2_K, {{0, 16}}, {80, 82}, {16, 64}},
+      {TensorType::Q3_K, {{96, 12}}, {108}, {0, 96}},  // hmask and low bits
+      {TensorType::IQ4_NL, {}, {0}, {2, 16}},
+      {TensorType::IQ4_XS, {{2, 6}}, {0}, {8, 128}},
+  };
+  for (const Layout& layout : layouts) {
+    const TensorTypeInfo& info = tensor_type_info(layout.type);
+    const int64_t n_blocks = info.block_size == 32 ? 32 : 8, n_in = info.block_size * n_blocks, n_out = 5;
+    auto bytes = testing::random_tensor_bytes(layout.type, n_in * n_out, rng);
+    uint32_t counter = 0;
+    for (int64_t block = 0; block < n_blocks * n_out; ++block) {
+      uint8_t* b = bytes.data() + static_cast<size_t>(block) * info.block_bytes;
+      for (size_t i = 0; i < layout.quants.second; ++i) b[layout.quants.first + i] = static_cast<uint8_t>(counter++);
+      const uint8_t patterns[4] = {0xff, 0x00, static_cast<uint8_t>(block % 2 ? 0xf0 : 0x0f), static_cast<uint8_t>(rng())};
+      for (const auto& [offset, size] : layout.scale_fields) {
+        for (size_t i = 0; i < size; ++i) {
+          b[offset + i] = block % 4 == 2 ? static_cast<uint8_t>(i % 2 ? 0xff : 0x00) : patterns[block % 4];
+        }
+      }
+      for (size_t f = 0; f < layout.f16_fields.size(); ++f) {
+        const uint16_t d = f16_extremes[(block + 2 * f) % f16_extremes.size()];
+        std::memcpy(b + layout.f16_fields[f], &d, 2);
+      }
+    }
+    const auto w = matrix(layout.type, n_in, n_out, bytes);
+    auto x = awkward_activations(5, n_in, rng);
+    for (int64_t i = 0; i < n_in; ++i) x.push_back(i % 3 ? 3.0f : -3.0f);  // every quant +-127
+    const int64_t n_rows = 6;
+    std::vector<float> reference(static_cast<size_t>(n_rows * n_out));
+    ops::matmul_reference(w, x.data(), n_rows, reference.data(), pool, KernelLevel::Portable);
+    const auto scale = term_magnitudes(w, x.data(), n_rows);
+    for (const KernelLevel level : available_kernel_levels()) {
+      std::vector<float> got(reference.size(), NAN);
+      ops::quantized_matmul(w, x.data(), n_rows, got.data(), pool, level);
+      EXPECT_LT(worst_relative(got, reference, scale), 2e-6)
+          << tensor_type_name(layout.type) << " " << kernel_level_name(level);
+    }
   }
 }
 
@@ -437,21 +501,175 @@ TEST(QuantizedDot, SharedInputMatmulEqualsSeparateCalls) {
   }
 }
 
-// Float weights keep the float path: no activation rounding at all.
+// F32 weights keep the float path: no activation rounding at all.
 TEST(QuantizedDot, FloatWeightsUseTheFloatPath) {
   std::mt19937 rng(9);
   ThreadPool pool(2);
-  for (TensorType type : {TensorType::F32, TensorType::F16, TensorType::BF16}) {
-    EXPECT_EQ(ops::quantized_dot(type, best_kernel_level()), nullptr);
-    const int64_t n_in = 64, n_out = 5, n_rows = 3;
-    const auto bytes = testing::random_tensor_bytes(type, n_in * n_out, rng);
+  EXPECT_EQ(ops::quantized_dot(TensorType::F32, best_kernel_level()), nullptr);
+  const int64_t n_in = 64, n_out = 5, n_rows = 3;
+  const auto bytes = testing::random_tensor_bytes(TensorType::F32, n_in * n_out, rng);
+  const auto w = matrix(TensorType::F32, n_in, n_out, bytes);
+  const auto x = awkward_activations(n_rows, n_in, rng);
+  std::vector<float> got(static_cast<size_t>(n_rows * n_out)), reference(got.size());
+  for (const KernelLevel level : available_kernel_levels()) {
+    ops::matmul(w, x.data(), n_rows, got.data(), pool, level);
+    ops::matmul_reference(w, x.data(), n_rows, reference.data(), pool, level);
+    EXPECT_EQ(got, reference) << kernel_level_name(level);
+  }
+}
+
+// x rounded to the nearest f16 / bf16, ties to even, written here apart from the
+// library's conversions: of the two neighbours of x in the format, the nearer.
+float round_to_half_format(float x, TensorType type) {
+  if (type == TensorType::F16) {
+    const double v = std::fabs(double(x));
+    if (v > 65504.0) return std::copysign(v >= 65520.0 ? INFINITY : 65504.0f, x);
+    // The smallest finite magnitude at or above v (magnitudes grow with the bits).
+    uint32_t lo = 0, hi = 0x7bff;
+    while (lo < hi) {
+      const uint32_t mid = (lo + hi) / 2;
+      if (fp16_to_fp32(static_cast<uint16_t>(mid)) >= v) hi = mid; else lo = mid + 1;
+    }
+    const double up = fp16_to_fp32(static_cast<uint16_t>(lo));
+    const double down = lo == 0 ? 0.0 : fp16_to_fp32(static_cast<uint16_t>(lo - 1));
+    const double d_up = up - v, d_down = v - down;
+    const double nearest = d_up < d_down || (d_up == d_down && (lo & 1) == 0) ? up : down;
+    return static_cast<float>(std::copysign(nearest, double(x)));
+  }
+  const uint32_t bits = std::bit_cast<uint32_t>(x);
+  const float down = std::bit_cast<float>(bits & 0xffff0000u), up = std::bit_cast<float>((bits & 0xffff0000u) + 0x10000u);
+  const double d_down = std::fabs(double(x) - down), d_up = std::fabs(double(up) - x);
+  if (d_down < d_up || (d_down == d_up && ((bits >> 16) & 1u) == 0)) return down;
+  return up;
+}
+
+// F16 and BF16 weights: the activations rounded to the weights' format (each value
+// checked against the rounding written out above), then products and sums in
+// float: within 2e-6 of the terms' size of the double-precision product of the
+// weights and the rounded activations at every level, and so the levels within
+// that of each other. Weights include zeros, subnormals, the largest finite and
+// values of every exponent; outputs counts leave partial groups of four rows,
+// widths a tail shorter than a vector.
+TEST(QuantizedDot, HalfWeightsEqualTheDoubleProductOfRoundedActivations) {
+  std::mt19937 rng(31);
+  ThreadPool pool(2);
+  for (const TensorType type : {TensorType::F16, TensorType::BF16}) {
+    for (const Case c : {Case{640, 9, 3}, Case{96, 5, 6}, Case{1000 + 7, 6, 5}, Case{8, 3, 1}}) {
+      SCOPED_TRACE(::testing::Message() << tensor_type_name(type) << " " << c.n_in << "x" << c.n_out);
+      auto bytes = testing::random_tensor_bytes(type, c.n_in * c.n_out, rng);
+      // Edge values among the random ones (kept to where float sums cannot overflow).
+      const std::array<uint16_t, 8> edges =
+          type == TensorType::F16 ? std::array<uint16_t, 8>{0x0000, 0x8000, 0x0001, 0x83ff, 0x7bff, 0xfbff, 0x3c00, 0x0400}
+                                  : std::array<uint16_t, 8>{0x0000, 0x8000, 0x0001, 0x807f, 0x5f80, 0xdf80, 0x3f80, 0x0080};
+      for (size_t i = 0; i < bytes.size() / 2; i += 3) {
+        const uint16_t bits = i % 2 == 0 ? edges[(i / 3) % edges.size()] : static_cast<uint16_t>(rng() & 0x7fffu);
+        const bool finite = type == TensorType::F16 ? (bits & 0x7c00) != 0x7c00 : (bits & 0x7f80) != 0x7f80;
+        // bf16 exponents up to 2^63 only: beyond, a product with a 3e4 activation
+        // could pass float's range.
+        if (finite && (type == TensorType::F16 || (bits & 0x7fff) < 0x5f80 + 1)) std::memcpy(&bytes[2 * i], &bits, 2);
+      }
+      const auto w = matrix(type, c.n_in, c.n_out, bytes);
+      const auto x = awkward_activations(c.n_rows, c.n_in, rng);
+      std::vector<float> weights(static_cast<size_t>(c.n_in)), rounded(static_cast<size_t>(c.n_in));
+      std::vector<double> expected(static_cast<size_t>(c.n_rows * c.n_out)), scale(expected.size());
+      for (int64_t t = 0; t < c.n_rows; ++t) {
+        ops::round_activations(type, x.data() + t * c.n_in, c.n_in, rounded.data());
+        for (int64_t i = 0; i < c.n_in; ++i) {
+          ASSERT_EQ(rounded[i], round_to_half_format(x[t * c.n_in + i], type)) << x[t * c.n_in + i];
+        }
+        for (int64_t r = 0; r < c.n_out; ++r) {
+          ops::weight_row(w, r, weights.data());
+          double sum = 0, size = 0;
+          for (int64_t i = 0; i < c.n_in; ++i) {
+            sum += double(weights[i]) * rounded[i];
+            size += std::fabs(double(weights[i]) * rounded[i]);
+          }
+          expected[t * c.n_out + r] = sum;
+          scale[t * c.n_out + r] = size;
+        }
+      }
+      std::vector<float> first;
+      for (const KernelLevel level : available_kernel_levels()) {
+        std::vector<float> got(expected.size(), NAN);
+        ops::matmul(w, x.data(), c.n_rows, got.data(), pool, level);
+        for (size_t i = 0; i < got.size(); ++i) {
+          ASSERT_LE(std::fabs(got[i] - expected[i]), 2e-6 * scale[i]) << kernel_level_name(level) << " output " << i;
+        }
+        if (first.empty()) first = got;
+        EXPECT_LT(worst_relative(got, first, scale), 4e-6) << kernel_level_name(level);
+        // The single-row kernel gives what the matrix product gives.
+        std::vector<uint8_t> activations(ops::activation_row_bytes(ops::activation_format(type), c.n_in));
+        ops::quantize_activations(ops::activation_format(type), x.data(), c.n_in, activations.data(), level);
+        const ops::QuantizedDot dot = ops::quantized_dot(type, level);
+        ASSERT_NE(dot, nullptr);
+        for (int64_t r = 0; r < c.n_out; ++r) {
+          EXPECT_EQ(dot(w.data + r * w.row_bytes, activations.data(), c.n_in), got[r]) << kernel_level_name(level);
+        }
+      }
+    }
+  }
+}
+
+// Every finite f16 and bf16 weight is read as its value: 4096 rows of 16 weights
+// hold all 65536 bit patterns (infinities and NaNs replaced by 0), against the 16
+// unit activation rows, at every level.
+TEST(QuantizedDot, HalfWeightsReadEveryBitPattern) {
+  ThreadPool pool(2);
+  const int64_t n_in = 16, n_out = 65536 / n_in;
+  std::vector<float> x(static_cast<size_t>(n_in * n_in), 0.0f);
+  for (int64_t t = 0; t < n_in; ++t) x[t * n_in + t] = 1.0f;
+  for (const TensorType type : {TensorType::F16, TensorType::BF16}) {
+    std::vector<uint8_t> bytes(2 * 65536);
+    std::vector<float> values(65536);
+    for (uint32_t bits = 0; bits < 65536; ++bits) {
+      auto pattern = static_cast<uint16_t>(bits);
+      float value = type == TensorType::F16 ? fp16_to_fp32(pattern) : bf16_to_fp32(pattern);
+      if (!std::isfinite(value)) pattern = 0, value = 0.0f;
+      std::memcpy(&bytes[2 * bits], &pattern, 2);
+      values[bits] = value;
+    }
     const auto w = matrix(type, n_in, n_out, bytes);
-    const auto x = awkward_activations(n_rows, n_in, rng);
-    std::vector<float> got(static_cast<size_t>(n_rows * n_out)), reference(got.size());
     for (const KernelLevel level : available_kernel_levels()) {
-      ops::matmul(w, x.data(), n_rows, got.data(), pool, level);
-      ops::matmul_reference(w, x.data(), n_rows, reference.data(), pool, level);
-      EXPECT_EQ(got, reference) << tensor_type_name(type) << " " << kernel_level_name(level);
+      std::vector<float> got(static_cast<size_t>(n_in * n_out));
+      ops::matmul(w, x.data(), n_in, got.data(), pool, level);
+      for (int64_t t = 0; t < n_in; ++t) {
+        for (int64_t r = 0; r < n_out; ++r) {
+          ASSERT_EQ(got[t * n_out + r], values[r * n_in + t])
+              << tensor_type_name(type) << " " << kernel_level_name(level) << " pattern " << std::hex << r * n_in + t;
+        }
+      }
+    }
+  }
+}
+
+// The rounding is there: weights 1 against activations just off a representable
+// value give the sum of the rounded values exactly (every sum is exact here), at
+// every level.
+TEST(QuantizedDot, HalfWeightsSeeActivationsRoundedToTheirFormat) {
+  ThreadPool pool(1);
+  const int64_t n = 64;
+  struct Format {
+    TensorType type;
+    uint16_t one;
+    float ulp;  // at 1.0
+  };
+  for (const Format f : {Format{TensorType::F16, 0x3c00, 0x1p-10f}, Format{TensorType::BF16, 0x3f80, 0x1p-7f}}) {
+    std::vector<uint8_t> bytes(2 * n);
+    for (int64_t i = 0; i < n; ++i) std::memcpy(&bytes[2 * i], &f.one, 2);
+    const auto w = matrix(f.type, n, 1, bytes);
+    // A quarter step up rounds down; half a step (a tie) to the even 1; three
+    // halves of a step (a tie) up to the even 1 + 2 steps.
+    std::vector<float> x(static_cast<size_t>(n));
+    double expected = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const int kind = static_cast<int>(i % 3);
+      x[i] = 1.0f + (kind == 0 ? 0.25f : kind == 1 ? 0.5f : 1.5f) * f.ulp;
+      expected += kind == 2 ? 1.0 + 2 * f.ulp : 1.0;
+    }
+    for (const KernelLevel level : available_kernel_levels()) {
+      float got = 0;
+      ops::matmul(w, x.data(), 1, &got, pool, level);
+      EXPECT_EQ(got, static_cast<float>(expected)) << tensor_type_name(f.type) << " " << kernel_level_name(level);
     }
   }
 }

@@ -14,6 +14,9 @@ float fp16_to_fp32(uint16_t bits);
 // Rounds to the nearest half-precision value (ties to even), as F16C does.
 uint16_t fp32_to_fp16(float value);
 float bf16_to_fp32(uint16_t bits);
+// Rounds to the nearest bfloat16 value (ties to even; NaN stays a quiet NaN), as
+// ggml converts activations for BF16 weights.
+uint16_t fp32_to_bf16(float value);
 
 // Dequantizes dst.size() weights of `type` from src. dst.size() must be a whole
 // number of blocks and src exactly their bytes; an undequantizable type is an error.

@@ -97,12 +97,24 @@ inline __attribute__((always_inline)) void quantize_q8_k(const float* x, int64_t
   }
 }
 
+// Values rounded to f16 / bf16 and kept as f32. The scalar conversions are the
+// library's one definition of each rounding (a call per value; a product then
+// reads n_out weight rows per activation row, so this is a small part of it).
+inline void round_row_to_half(const float* x, int64_t n, uint8_t* out, bool bf16) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float rounded = bf16 ? bf16_to_fp32(fp32_to_bf16(x[i])) : fp16_to_fp32(fp32_to_fp16(x[i]));
+    std::memcpy(out + 4 * i, &rounded, 4);
+  }
+}
+
 inline __attribute__((always_inline)) void quantize_row(ActivationFormat format, const float* x, int64_t n,
                                                         uint8_t* out) {
   switch (format) {
     case ActivationFormat::Q8_0: quantize_q8_0_or_1(x, n, out, false); return;
     case ActivationFormat::Q8_1: quantize_q8_0_or_1(x, n, out, true); return;
     case ActivationFormat::Q8_K: quantize_q8_k(x, n, out); return;
+    case ActivationFormat::F16: round_row_to_half(x, n, out, false); return;
+    case ActivationFormat::BF16: round_row_to_half(x, n, out, true); return;
     case ActivationFormat::F32: std::memcpy(out, x, static_cast<size_t>(n) * sizeof(float)); return;
   }
 }
@@ -136,9 +148,14 @@ void quantize_row_at(ActivationFormat format, const float* x, int64_t n, uint8_t
 
 ActivationFormat activation_format(TensorType weight_type) {
   switch (weight_type) {
-    case TensorType::Q4_0: case TensorType::Q5_0: case TensorType::Q8_0: return ActivationFormat::Q8_0;
+    case TensorType::Q4_0: case TensorType::Q5_0: case TensorType::Q8_0: case TensorType::IQ4_NL:
+      return ActivationFormat::Q8_0;
     case TensorType::Q4_1: case TensorType::Q5_1: return ActivationFormat::Q8_1;
-    case TensorType::Q4_K: case TensorType::Q5_K: case TensorType::Q6_K: return ActivationFormat::Q8_K;
+    case TensorType::Q2_K: case TensorType::Q3_K: case TensorType::Q4_K: case TensorType::Q5_K:
+    case TensorType::Q6_K: case TensorType::IQ4_XS:
+      return ActivationFormat::Q8_K;
+    case TensorType::F16: return ActivationFormat::F16;
+    case TensorType::BF16: return ActivationFormat::BF16;
     default: return ActivationFormat::F32;
   }
 }
@@ -147,7 +164,7 @@ int64_t activation_block_size(ActivationFormat format) {
   switch (format) {
     case ActivationFormat::Q8_0: case ActivationFormat::Q8_1: return 32;
     case ActivationFormat::Q8_K: return 256;
-    case ActivationFormat::F32: break;
+    case ActivationFormat::F32: case ActivationFormat::F16: case ActivationFormat::BF16: break;
   }
   return 1;
 }
@@ -157,7 +174,7 @@ uint64_t activation_block_bytes(ActivationFormat format) {
     case ActivationFormat::Q8_0: return kQ8_0ActBytes;
     case ActivationFormat::Q8_1: return kQ8_1ActBytes;
     case ActivationFormat::Q8_K: return kQ8_KActBytes;
-    case ActivationFormat::F32: break;
+    case ActivationFormat::F32: case ActivationFormat::F16: case ActivationFormat::BF16: break;
   }
   return 4;
 }
@@ -192,7 +209,9 @@ void dequantize_activations(ActivationFormat format, const uint8_t* in, int64_t 
         for (int i = 0; i < 256; ++i) out[256 * b + i] = d * static_cast<float>(q[i]);
         break;
       }
-      case ActivationFormat::F32: std::memcpy(out + b, p, 4); break;
+      case ActivationFormat::F32: case ActivationFormat::F16: case ActivationFormat::BF16:
+        std::memcpy(out + b, p, 4);
+        break;
     }
   }
 }

@@ -16,10 +16,14 @@ namespace tiller::ops {
 //   Q8_1: f16 d, f16 s = f16(d x sum q), int8 q[32] (36 bytes per 32 values)
 //   Q8_K: f32 d, int8 q[256], int16 bsums[16]     (292 bytes per 256 values; bsums
 //         are the sums of each 16 consecutive quants)
-// F32 means no integer kernel: activations stay floats.
-enum class ActivationFormat { F32, Q8_0, Q8_1, Q8_K };
+//   F16, BF16: each value rounded to the nearest f16 / bf16 (ties to even), as ggml
+//         converts activations for F16 / BF16 weights, but kept as an f32 (4 bytes
+//         per value): exact, and the kernels then convert only the weights.
+// F32 means no fast kernel: activations stay floats.
+enum class ActivationFormat { F32, Q8_0, Q8_1, Q8_K, F16, BF16 };
 
-// Q4_0, Q5_0, Q8_0 -> Q8_0; Q4_1, Q5_1 -> Q8_1; Q4_K, Q5_K, Q6_K -> Q8_K; else F32.
+// As ggml-cpu's vec_dot_type: Q4_0, Q5_0, Q8_0, IQ4_NL -> Q8_0; Q4_1, Q5_1 -> Q8_1;
+// Q2_K..Q6_K, IQ4_XS -> Q8_K; F16 -> F16; BF16 -> BF16; else F32.
 ActivationFormat activation_format(TensorType weight_type);
 int64_t activation_block_size(ActivationFormat format);  // values per block (1 for F32)
 uint64_t activation_block_bytes(ActivationFormat format);
@@ -30,6 +34,7 @@ uint64_t activation_row_bytes(ActivationFormat format, int64_t n);
 // Q8_0 / Q8_1: d = max|x| / 127, q = nearest(x * 127 / max|x|), ties to even, d
 // stored as f16. Q8_K: the value of largest magnitude (the first if tied) maps to
 // -127; q = min(127, nearest(x * -127 / extreme)); d = extreme / -127 stays f32.
+// F16 / BF16: fp32_to_fp16 / fp32_to_bf16 (tiller/dequantize.h), back to f32.
 // The bytes are the same at every level (no rounding depends on the instruction set).
 void quantize_activations(ActivationFormat format, const float* x, int64_t n, uint8_t* out, KernelLevel level);
 // q x d per value: exactly what round_activations returns.

@@ -25,6 +25,11 @@ inline constexpr uint64_t kQ8_0Bytes = quant::block_bytes(TensorType::Q8_0);
 inline constexpr uint64_t kQ4_KBytes = quant::block_bytes(TensorType::Q4_K);
 inline constexpr uint64_t kQ5_KBytes = quant::block_bytes(TensorType::Q5_K);
 inline constexpr uint64_t kQ6_KBytes = quant::block_bytes(TensorType::Q6_K);
+inline constexpr uint64_t kQ2_KBytes = quant::block_bytes(TensorType::Q2_K);
+inline constexpr uint64_t kQ3_KBytes = quant::block_bytes(TensorType::Q3_K);
+inline constexpr uint64_t kIQ4_NLBytes = quant::block_bytes(TensorType::IQ4_NL);
+inline constexpr uint64_t kIQ4_XSBytes = quant::block_bytes(TensorType::IQ4_XS);
+static_assert(quant::block_size(TensorType::IQ4_NL) == kQK && quant::block_size(TensorType::IQ4_XS) == kQK_K);
 
 // Bytes per activation block: the quantized activations are ggml's Q8_0, Q8_1 and
 // Q8_K blocks (activation_quant.h has their fields).
@@ -60,6 +65,12 @@ inline float load_half(const uint8_t* p) {
 inline float load_f32(const uint8_t* p) {
   float value;
   std::memcpy(&value, p, 4);
+  return value;
+}
+
+inline uint16_t load_u16(const uint8_t* p) {
+  uint16_t value;
+  std::memcpy(&value, p, 2);
   return value;
 }
 

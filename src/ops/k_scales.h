@@ -1,13 +1,14 @@
-// The 6-bit (scale, min) pairs of a Q4_K / Q5_K block, shared by the row kernels.
+// The packed sub-block scales of the K-quants and IQ4_XS, shared by the row
+// kernels. As the dequantizers in src/quant/dequantize.cpp read them.
 #pragma once
 
 #include <cstdint>
 
 namespace tiller::ops {
 
-// The eight pairs packed in 12 bytes: pairs 0..3 in the low 6 bits of bytes 0..3
-// (scales) and 4..7 (mins); pairs 4..7 in the nibbles of bytes 8..11, with their
-// top 2 bits in the top bits of bytes 0..7. As the dequantizer reads them.
+// Q4_K / Q5_K: the eight 6-bit (scale, min) pairs packed in 12 bytes: pairs 0..3 in
+// the low 6 bits of bytes 0..3 (scales) and 4..7 (mins); pairs 4..7 in the nibbles
+// of bytes 8..11, with their top 2 bits in the top bits of bytes 0..7.
 inline void unpack_k_scales(const uint8_t* s, uint8_t* scale, uint8_t* min) {
   for (int j = 0; j < 4; ++j) {
     scale[j] = static_cast<uint8_t>(s[j] & 63);
@@ -16,6 +17,28 @@ inline void unpack_k_scales(const uint8_t* s, uint8_t* scale, uint8_t* min) {
   for (int j = 4; j < 8; ++j) {
     scale[j] = static_cast<uint8_t>((s[j + 4] & 0x0f) | ((s[j - 4] >> 6) << 4));
     min[j] = static_cast<uint8_t>((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
+  }
+}
+
+// Q3_K: sixteen 6-bit scales in 12 bytes, stored with an offset of 32; returned
+// signed (-32..31). The low four bits of scale j are a nibble of byte j % 8 (the
+// low one for j < 8); the top two are bits 2(j/4), 2(j/4)+1 of byte 8 + j % 4.
+inline void unpack_q3_k_scales(const uint8_t* s, int8_t* scale) {
+  for (int j = 0; j < 16; ++j) {
+    const int low = (s[j % 8] >> (j < 8 ? 0 : 4)) & 0x0f;
+    const int high = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
+    scale[j] = static_cast<int8_t>((low | (high << 4)) - 32);
+  }
+}
+
+// IQ4_XS: eight 6-bit scales stored with an offset of 32; returned signed
+// (-32..31). The low four bits of scale j are nibble j % 2 of scales_l[j / 2], the
+// top two bits 2j, 2j+1 of the 16-bit scales_h.
+inline void unpack_iq4_xs_scales(uint16_t scales_h, const uint8_t* scales_l, int8_t* scale) {
+  for (int j = 0; j < 8; ++j) {
+    const int low = (scales_l[j / 2] >> (4 * (j % 2))) & 0x0f;
+    const int high = (scales_h >> (2 * j)) & 3;
+    scale[j] = static_cast<int8_t>((low | (high << 4)) - 32);
   }
 }
 

@@ -28,7 +28,7 @@ RowKernels row_kernels(TensorType type, KernelLevel level) {
   return portable_row_kernels(type);
 }
 
-bool has_integer_kernels(TensorType type) { return portable_row_kernels(type).one != nullptr; }
+bool has_kernels(TensorType type) { return portable_row_kernels(type).one != nullptr; }
 
 // The tiled kernel when it applies: from level Avx2Tiled, with enough rows; the
 // best tiled level at or below `level` that has one for the type.
@@ -123,7 +123,7 @@ void quantized_matmul_shared(std::span<const WeightMatrix* const> ws, const floa
   if (ws.size() != outs.size() || ws.size() > kMaxShared) fail("matmul: {} matrices, {} outputs", ws.size(), outs.size());
   bool all_integer = true;
   for (const WeightMatrix* w : ws) {
-    all_integer = all_integer && has_integer_kernels(w->type) && w->n_in == ws[0]->n_in &&
+    all_integer = all_integer && has_kernels(w->type) && w->n_in == ws[0]->n_in &&
                   w->n_in % tensor_type_info(w->type).block_size == 0 &&
                   w->n_in % activation_block_size(activation_format(w->type)) == 0;
   }

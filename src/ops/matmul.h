@@ -6,6 +6,10 @@
 // The results equal, to float rounding (about 1e-6 relative), dequantized weights
 // times activations rounded by round_activations, plus Q8_1's rule that the weight
 // minimum multiplies the block's stored f16 s = f16(unrounded d x sum(q)).
+//
+// F16 and BF16 weights go the same way with a float kernel: ggml's CPU backend
+// rounds the activations to the weights' format and sums the exact products in
+// f32 (half_row_kernels.h).
 #pragma once
 
 #include <cstdint>
@@ -36,19 +40,20 @@ namespace tiller::ops {
 // can move an activation's quantization by one step, which later blocks magnify).
 
 // The single-row kernel of a level (row_kernels.h); nullptr when weight_type has no
-// integer kernel. A level without its own kernel for the type falls back to the
+// kernel (F32). A level without its own kernel for the type falls back to the
 // next lower one.
 QuantizedDot quantized_dot(TensorType weight_type, KernelLevel level);
 
-// matmul with the kernels of `level` (ops::matmul is this). Types without an
-// integer kernel (F32, F16, BF16) go to matmul_reference at the same level.
+// matmul with the kernels of `level` (ops::matmul is this). F16 and BF16 weights
+// take the float kernels of half_row_kernels.h on activations rounded to f16 /
+// bf16; types without a kernel (F32) go to matmul_reference at the same level.
 void quantized_matmul(const WeightMatrix& w, const float* x, int64_t n_rows, float* out, ThreadPool& pool,
                       KernelLevel level);
 
 // Several matrices reading the same input x (Q, K and V; gate and up) in one
 // parallel region: one fork-join instead of one per matrix, and the activations
 // quantized once per format. Results equal separate quantized_matmul calls.
-// At most kMaxShared matrices; any without an integer kernel sends all to the
+// At most kMaxShared matrices; any without a kernel (F32) sends all to the
 // one-by-one path.
 inline constexpr size_t kMaxShared = 4;
 void quantized_matmul_shared(std::span<const WeightMatrix* const> ws, const float* x, int64_t n_rows,

@@ -98,11 +98,18 @@ void round_to_q8_k(const float* x, int64_t n, float* out) {
 void round_activations(TensorType weight_type, const float* x, int64_t n, float* out) {
   switch (weight_type) {
     case TensorType::Q4_0: case TensorType::Q4_1: case TensorType::Q5_0: case TensorType::Q5_1:
-    case TensorType::Q8_0:
+    case TensorType::Q8_0: case TensorType::IQ4_NL:
       round_to_q8_0(x, n, out);
       return;
-    case TensorType::Q4_K: case TensorType::Q5_K: case TensorType::Q6_K:
+    case TensorType::Q2_K: case TensorType::Q3_K: case TensorType::Q4_K: case TensorType::Q5_K:
+    case TensorType::Q6_K: case TensorType::IQ4_XS:
       round_to_q8_k(x, n, out);
+      return;
+    case TensorType::F16:
+      for (int64_t i = 0; i < n; ++i) out[i] = fp16_to_fp32(fp32_to_fp16(x[i]));
+      return;
+    case TensorType::BF16:
+      for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_fp32(fp32_to_bf16(x[i]));
       return;
     default:
       std::copy(x, x + n, out);

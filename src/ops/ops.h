@@ -49,8 +49,9 @@ void parallel_rows(ThreadPool& pool, int64_t n_rows, Body&& body) {
 
 // Rounds activations as llama.cpp's CPU kernels quantize them before a dot
 // product with weights of `weight_type`: 8-bit blocks of 32 with an f16 scale
-// (Q8_0 / Q8_1) for the 32-weight formats, 8-bit blocks of 256 with an f32 scale
-// (Q8_K) for the K-quants, unchanged otherwise. Computing with these values keeps
+// (Q8_0 / Q8_1) for the 32-weight formats and IQ4_NL, 8-bit blocks of 256 with an
+// f32 scale (Q8_K) for the K-quants and IQ4_XS, each value to the nearest f16 /
+// bf16 for F16 / BF16 weights, unchanged otherwise (F32). Computing with these values keeps
 // each matrix product within 1e-6 of llama.cpp's instead of 1e-2. matmul works on
 // the 8-bit values themselves; this float form is the tests' reference.
 void round_activations(TensorType weight_type, const float* x, int64_t n, float* out);

@@ -31,8 +31,9 @@ struct RowKernels {
 };
 
 // The kernels of one instruction set for a weight type; both nullptr when the type
-// has none there (any type without an integer kernel: F32, F16, BF16, ...). The
-// caller makes sure the CPU runs the instruction set (tiller::Engine does).
+// has none there (F32, and the types no kernel reads). F16 and BF16 weights have
+// float kernels behind the same interface (half_row_kernels.h). The caller makes
+// sure the CPU runs the instruction set (tiller::Engine does).
 RowKernels portable_row_kernels(TensorType weight_type);
 RowKernels avx2_row_kernels(TensorType weight_type);  // {} where the target has no AVX2 code
 

@@ -2,8 +2,10 @@
 #include <cstring>
 
 #include "ops/block_layout.h"
+#include "ops/half_row_kernels.h"
 #include "ops/k_scales.h"
 #include "ops/row_kernels.h"
+#include "quant/iq4_levels.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include "ops/x86_block_bits.h"
@@ -15,6 +17,7 @@ namespace {
 using blocks::as_int8;
 using blocks::k_min_sum;
 using blocks::load_f32;
+using blocks::load_u16;
 using blocks::load_u32;
 constexpr int kRows = kRowKernelRows;
 
@@ -116,6 +119,18 @@ TILLER_AVX2 inline __m256i block_q8_0_avx2(const uint8_t* wb, const uint8_t* xb)
   return mul_sum_s8s8(load256(wb + 2), load256(xb + 2));
 }
 
+// IQ4_NL and IQ4_XS: 32 indices (nibbles) looked up in the 16 levels, which lie
+// in -127..113, so that the sign trick's products of pairs stay within int16.
+TILLER_AVX2 inline __m256i iq4_levels_avx2(const uint8_t* qs) {
+  const __m256i levels =
+      _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(quant::kIq4nlLevels.data())));
+  return _mm256_shuffle_epi8(levels, nibbles(qs));
+}
+
+TILLER_AVX2 inline __m256i block_iq4_nl_avx2(const uint8_t* wb, const uint8_t* xb) {
+  return mul_sum_s8s8(iq4_levels_avx2(wb + 2), load256(xb + 2));
+}
+
 // Unsigned 32 quants times 32 activations, pairs summed in int16, then times the
 // sub-block scale and summed in pairs again: 8 int32.
 TILLER_AVX2 inline __m256i scaled_sum_avx2(__m256i q, const int8_t* y, int scale) {
@@ -200,6 +215,111 @@ TILLER_AVX2 inline __m256i block_q6_k_avx2(const uint8_t* wb, const uint8_t* xb,
   return sumi;
 }
 
+// The int16 scales of sub-blocks of 16: `lane_scales` holds eight of them in each
+// 128-bit half (the same eight in both); the result has scale j in the low half and
+// scale j + 1 in the high one, to multiply the int16 pair sums of 32 quants whose
+// bytes 0..15 are sub-block j and 16..31 sub-block j + 1.
+TILLER_AVX2 inline __m256i scale_pair_avx2(__m256i lane_scales, int j) {
+  auto pick = [](int k) { return _mm_set1_epi16(static_cast<int16_t>(((2 * k + 1) << 8) | (2 * k))); };
+  return _mm256_shuffle_epi8(lane_scales, _mm256_set_m128i(pick(j + 1), pick(j)));
+}
+
+// Q2_K and Q3_K: run r (0..3) of 32 weights in each 128-weight half takes bits 2r,
+// 2r+1 of the half's 32 bytes of low bits, and spans two sub-blocks of 16. Their
+// sixteen scales are widened to int16 (0..7 in the low 128 bits, 8..15 in the high).
+// Q2_K: unsigned 2-bit quants with 4-bit scales and mins. Minimum: dmin x d_x x
+// sum_j(min_j x bsum_j), summed apart.
+TILLER_AVX2 inline __m256i block_q2_k_avx2(const uint8_t* wb, const uint8_t* xb, float dx, float* minimum) {
+  const __m256i mask = _mm256_set1_epi8(3);
+  const int8_t* y = as_int8(xb + 4);
+  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wb));
+  const __m256i scales = _mm256_cvtepu8_epi16(_mm_and_si128(packed, _mm_set1_epi8(0x0f)));
+  const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0f)));
+  __m256i sumi = _mm256_setzero_si256();
+  for (int half = 0; half < 2; ++half) {
+    const __m256i raw = load256(wb + 16 + 32 * half);
+    const __m256i lane_scales = half == 0 ? _mm256_permute2x128_si256(scales, scales, 0x00)
+                                      : _mm256_permute2x128_si256(scales, scales, 0x11);
+    for (int run = 0; run < 4; ++run) {
+      const __m256i q = _mm256_and_si256(_mm256_srli_epi16(raw, 2 * run), mask);
+      const __m256i pairs = _mm256_maddubs_epi16(q, load256(y + 128 * half + 32 * run));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(pairs, scale_pair_avx2(lane_scales, 2 * run)));
+    }
+  }
+  const __m256i min_sums = _mm256_madd_epi16(mins, load256(xb + kQ8_KBsums));
+  __m128i m = _mm_add_epi32(_mm256_castsi256_si128(min_sums), _mm256_extracti128_si256(min_sums, 1));
+  m = _mm_add_epi32(m, _mm_shuffle_epi32(m, 0x4e));
+  m = _mm_add_epi32(m, _mm_shuffle_epi32(m, 0xb1));
+  *minimum += half_avx2(wb + 82) * dx * static_cast<float>(_mm_cvtsi128_si32(m));
+  return sumi;
+}
+
+// Q3_K's sixteen scales as unpack_q3_k_scales (k_scales.h) gives them, in one
+// vector: the low nibbles from bytes 0..7 (low nibbles for scales 0..7, high for
+// 8..15), the top two bits of scale j from bits 2(j/4), 2(j/4)+1 of byte 8 + j % 4.
+TILLER_AVX2 inline __m128i q3_k_scales_avx2(const uint8_t* s) {
+  const __m128i mask = _mm_set1_epi8(0x0f);
+  const __m128i packed = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(s));
+  const __m128i low = _mm_unpacklo_epi64(_mm_and_si128(packed, mask), _mm_and_si128(_mm_srli_epi16(packed, 4), mask));
+  // Byte j holds byte 8 + j % 4, shifted right by 2(j/4) within its 32-bit lane j/4.
+  const __m128i spread = _mm_srlv_epi32(_mm_set1_epi32(static_cast<int>(load_u32(s + 8))), _mm_setr_epi32(0, 2, 4, 6));
+  const __m128i high = _mm_slli_epi16(_mm_and_si128(spread, _mm_set1_epi8(3)), 4);
+  return _mm_sub_epi8(_mm_or_si128(low, high), _mm_set1_epi8(32));
+}
+
+// Q3_K: the two low bits less 4 where the weight's bit in hmask is clear (bit r of
+// hmask[l] for weight l of run r of 32 in the block), so -4..3; signed 6-bit scales.
+TILLER_AVX2 inline __m256i block_q3_k_avx2(const uint8_t* wb, const uint8_t* xb, float, float*) {
+  const __m256i mask = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+  const int8_t* y = as_int8(xb + 4);
+  const __m256i scales = _mm256_cvtepi8_epi16(q3_k_scales_avx2(wb + 96));
+  const __m256i hmask = load256(wb);
+  __m256i sumi = _mm256_setzero_si256();
+  for (int half = 0; half < 2; ++half) {
+    const __m256i raw = load256(wb + 32 + 32 * half);
+    const __m256i lane_scales = half == 0 ? _mm256_permute2x128_si256(scales, scales, 0x00)
+                                      : _mm256_permute2x128_si256(scales, scales, 0x11);
+    for (int run = 0; run < 4; ++run) {
+      const __m256i low = _mm256_and_si256(_mm256_srli_epi16(raw, 2 * run), mask);
+      const __m256i set = _mm256_and_si256(_mm256_srli_epi16(hmask, 4 * half + run), one);
+      const __m256i q = _mm256_sub_epi8(low, _mm256_slli_epi16(_mm256_xor_si256(set, one), 2));
+      const __m256i y_run = load256(y + 128 * half + 32 * run);
+      const __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(y_run, q));
+      sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(pairs, scale_pair_avx2(lane_scales, 2 * run)));
+    }
+  }
+  return sumi;
+}
+
+// IQ4_XS's eight scales as unpack_iq4_xs_scales (k_scales.h) gives them, as int16
+// in both 128-bit halves: low four bits from the nibbles of scales_l (low nibble
+// first), top two bits 2j, 2j+1 of scales_h.
+TILLER_AVX2 inline __m256i iq4_xs_scales_avx2(const uint8_t* wb) {
+  const __m128i mask = _mm_set1_epi8(0x0f);
+  const __m128i packed = _mm_cvtsi32_si128(static_cast<int>(load_u32(wb + 4)));
+  const __m128i low = _mm_unpacklo_epi8(_mm_and_si128(packed, mask), _mm_and_si128(_mm_srli_epi16(packed, 4), mask));
+  const __m256i spread = _mm256_srlv_epi32(_mm256_set1_epi32(load_u16(wb + 2)), _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14));
+  const __m256i high32 = _mm256_and_si256(spread, _mm256_set1_epi32(3));
+  const __m128i high = _mm_packs_epi32(_mm256_castsi256_si128(high32), _mm256_extracti128_si256(high32, 1));
+  const __m128i scales = _mm_sub_epi16(_mm_or_si128(_mm_cvtepu8_epi16(low), _mm_slli_epi16(high, 4)), _mm_set1_epi16(32));
+  return _mm256_broadcastsi128_si256(scales);
+}
+
+// IQ4_XS: eight sub-blocks of 32 levels, each with a signed 6-bit scale.
+TILLER_AVX2 inline __m256i block_iq4_xs_avx2(const uint8_t* wb, const uint8_t* xb, float, float*) {
+  const int8_t* y = as_int8(xb + 4);
+  const __m256i scales = iq4_xs_scales_avx2(wb);
+  __m256i sumi = _mm256_setzero_si256();
+  for (int j = 0; j < 8; ++j) {
+    const __m256i q = iq4_levels_avx2(wb + 8 + 16 * j);
+    const __m256i y_j = load256(y + 32 * j);
+    const __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(y_j, q));
+    const __m256i scale = _mm256_shuffle_epi8(scales, _mm256_set1_epi16(static_cast<int16_t>(((2 * j + 1) << 8) | (2 * j))));
+    sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(pairs, scale));
+  }
+  return sumi;
+}
+
 // Per 256-block: acc += (d_w x d_x) x lanes; the minimum terms are summed apart
 // and taken off at the end.
 template <uint64_t kWeightBytes, uint64_t kScaleOffset, KBlockSums block, int R>
@@ -257,7 +377,11 @@ RowKernels avx2_row_kernels(TensorType weight_type) {
     case TensorType::Q4_K: return kernels_k<kQ4_KBytes, 0, block_q4_k_avx2>();
     case TensorType::Q5_K: return kernels_k<kQ5_KBytes, 0, block_q5_k_avx2>();
     case TensorType::Q6_K: return kernels_k<kQ6_KBytes, 208, block_q6_k_avx2>();  // d after ql, qh, scales
-    default: return {};
+    case TensorType::Q2_K: return kernels_k<kQ2_KBytes, 80, block_q2_k_avx2>();   // d after scales, qs
+    case TensorType::Q3_K: return kernels_k<kQ3_KBytes, 108, block_q3_k_avx2>();  // d after hmask, qs, scales
+    case TensorType::IQ4_NL: return kernels_32<kIQ4_NLBytes, block_iq4_nl_avx2, false>();
+    case TensorType::IQ4_XS: return kernels_k<kIQ4_XSBytes, 0, block_iq4_xs_avx2>();
+    default: return avx2_half_row_kernels(weight_type);  // F16, BF16; else {}
   }
 }
 

@@ -6,6 +6,7 @@
 
 #include "ops/block_layout.h"
 #include "ops/k_scales.h"
+#include "quant/iq4_levels.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include "ops/x86_simd.h"
@@ -116,6 +117,19 @@ struct Q8_0 {
   static constexpr bool kMinimum = false;
   TILLER_VNNI static __m512i weights(const uint8_t* a, const uint8_t* b) {  // q + 128, as unsigned
     return _mm512_xor_si512(pair(load256(a + 2), load256(b + 2)), _mm512_set1_epi8(static_cast<char>(0x80)));
+  }
+};
+
+// IQ4_NL: the nibbles index the 16 levels (-127..113), looked up with vpshufb in a
+// table that holds them plus 128, as unsigned bytes.
+struct IQ4_NL {
+  static constexpr uint64_t kBytes = kIQ4_NLBytes;
+  static constexpr int kOffset = 128;
+  static constexpr bool kMinimum = false;
+  TILLER_VNNI static __m512i weights(const uint8_t* a, const uint8_t* b) {
+    const __m128i levels = _mm_loadu_si128(reinterpret_cast<const __m128i*>(quant::kIq4nlLevels.data()));
+    const __m512i table = _mm512_broadcast_i32x4(_mm_xor_si128(levels, _mm_set1_epi8(static_cast<char>(0x80))));
+    return _mm512_shuffle_epi8(table, nibble_pair(a + 2, b + 2));
   }
 };
 
@@ -278,6 +292,58 @@ TILLER_VNNI void rows_q6_k(const uint8_t* w, uint64_t row_bytes, const uint8_t* 
   for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
 }
 
+// IQ4_XS: f16 d, 16-bit scales_h, 4 bytes scales_l, 128 bytes of indices; eight
+// sub-blocks of 32 with signed 6-bit scales (unpack_iq4_xs_scales in k_scales.h).
+// Each 64 weights (sub-blocks 2c and 2c+1) are looked up as IQ4_NL's, plus 128 as
+// unsigned bytes, meet their activations in one vpdpbusd, lose 128 x the
+// activations' sums of four (the same for every row), and are multiplied by their
+// sub-block's scale in int32.
+TILLER_VNNI inline __m256i iq4_xs_scales_vnni(const uint8_t* wb) {
+  const __m128i mask = _mm_set1_epi8(0x0f);
+  const __m128i packed = _mm_cvtsi32_si128(static_cast<int>(load_u32(wb + 4)));
+  const __m128i low = _mm_unpacklo_epi8(_mm_and_si128(packed, mask), _mm_and_si128(_mm_srli_epi16(packed, 4), mask));
+  uint16_t scales_h;
+  std::memcpy(&scales_h, wb + 2, 2);
+  const __m256i high = _mm256_and_si256(
+      _mm256_srlv_epi32(_mm256_set1_epi32(scales_h), _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14)), _mm256_set1_epi32(3));
+  return _mm256_sub_epi32(_mm256_or_si256(_mm256_cvtepu8_epi32(low), _mm256_slli_epi32(high, 4)), _mm256_set1_epi32(32));
+}
+
+template <int R>
+TILLER_VNNI void rows_iq4_xs(const uint8_t* w, uint64_t row_bytes, const uint8_t* x, int64_t n, float* out) {
+  constexpr uint64_t kBytes = kIQ4_XSBytes;
+  __m512 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+  const __m128i levels = _mm_loadu_si128(reinterpret_cast<const __m128i*>(quant::kIq4nlLevels.data()));
+  const __m512i table = _mm512_broadcast_i32x4(_mm_xor_si128(levels, _mm_set1_epi8(static_cast<char>(0x80))));
+  __m512i scale_index[4];  // scale 2c in lanes 0..7, 2c + 1 in lanes 8..15
+  for (int c = 0; c < 4; ++c) {
+    scale_index[c] = _mm512_inserti64x4(_mm512_set1_epi32(2 * c), _mm256_set1_epi32(2 * c + 1), 1);
+  }
+  for (int64_t b = 0; b < n / 256; ++b) {
+    const uint8_t* xb = x + static_cast<uint64_t>(b) * kQ8_KActBytes;
+    const float dx = load_f32(xb);
+    __m512i y[4], offsets[4];
+    for (int c = 0; c < 4; ++c) {
+      y[c] = load512(xb + 4 + 64 * c);
+      offsets[c] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(static_cast<char>(0x80)), y[c]);
+    }
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* wb = w + static_cast<uint64_t>(r) * row_bytes + static_cast<uint64_t>(b) * kBytes;
+      for (uint64_t line = 0; line < kBytes; line += 64) prefetch(wb + line);
+      const __m512i scales = _mm512_castsi256_si512(iq4_xs_scales_vnni(wb));
+      __m512i sumi = _mm512_setzero_si512();
+      for (int c = 0; c < 4; ++c) {
+        const __m512i q = _mm512_shuffle_epi8(table, nibble_pair(wb + 8 + 32 * c, wb + 8 + 32 * c + 16));
+        const __m512i sums = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), q, y[c]), offsets[c]);
+        sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(sums, _mm512_permutexvar_epi32(scale_index[c], scales)));
+      }
+      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_set1_ps(half(wb) * dx), acc[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
+}
+
 template <QuantizedRows rows>
 TILLER_VNNI float one_row(const uint8_t* w, const uint8_t* x, int64_t n) {
   float out;
@@ -301,9 +367,11 @@ RowKernels vnni_row_kernels(TensorType weight_type) {
     case TensorType::Q5_0: return kernels_32<Q5_0>();
     case TensorType::Q5_1: return kernels_32<Q5_1>();
     case TensorType::Q8_0: return kernels_32<Q8_0>();
+    case TensorType::IQ4_NL: return kernels_32<IQ4_NL>();
+    case TensorType::IQ4_XS: return {one_row<rows_iq4_xs<1>>, rows_iq4_xs<4>};
     case TensorType::Q4_K: return {one_row<rows_q4_k<1>>, rows_q4_k<4>};
     case TensorType::Q6_K: return {one_row<rows_q6_k<1>>, rows_q6_k<4>};
-    default: return {};  // Q5_K: the AVX2 kernel
+    default: return {};  // Q5_K, Q2_K, Q3_K, F16, BF16: the AVX2 kernels
   }
 #else
   (void)weight_type;

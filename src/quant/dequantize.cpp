@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "common/fail.h"
+#include "quant/iq4_levels.h"
 
 namespace tiller {
 
@@ -53,6 +54,14 @@ uint16_t fp32_to_fp16(float value) {
 }
 
 float bf16_to_fp32(uint16_t bits) { return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16); }
+
+uint16_t fp32_to_bf16(float value) {
+  const uint32_t bits = std::bit_cast<uint32_t>(value);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40u);  // NaN, made quiet
+  // Keep the top 16 bits, rounding the dropped 16 to nearest, ties to even; a
+  // carry moves into the exponent, and past the largest finite value to infinity.
+  return static_cast<uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+}
 
 namespace {
 
@@ -245,10 +254,8 @@ void dequantize_q3_k(const uint8_t* block, float* out) {
   }
 }
 
-// IQ4_NL and IQ4_XS: 4-bit indices into 16 levels (ggml's kvalues_iq4nl), spaced
-// closer near zero, where most weights lie, than a uniform 4-bit grid.
-constexpr std::array<int8_t, 16> kIq4nlLevels = {-127, -104, -83, -65, -49, -35, -22, -10,
-                                                 1,    13,   25,  38,  53,  69,  89,  113};
+// IQ4_NL and IQ4_XS: 4-bit indices into 16 levels (quant/iq4_levels.h).
+using quant::kIq4nlLevels;
 
 // 16 bytes of indices for 32 weights: low nibbles 0..15, high nibbles 16..31, as in Q4_0.
 void iq4_levels(const uint8_t* qs, float scale, float* out) {
