@@ -64,10 +64,10 @@ UNIFORM_STD = 127 / math.sqrt(3)  # std of integers uniform in [-127, 127] (appr
 # where the real model's are, so that the K-quant covers most matrices.
 FAMILIES = {
     # Llama-3.2-1B: head_dim 64, 32 heads / 8 KV heads, SwiGLU, rope 500000 with llama3 factors
-    "llama": dict(seed=1, kquant="Q4_K", n_layer=4, n_embd=256, n_head=4, n_head_kv=1, head_dim=64,
+    "llama": dict(seed=1, kquant="Q4_K", extra=("Q3_K", "IQ4_XS", "BF16"), n_layer=4, n_embd=256, n_head=4, n_head_kv=1, head_dim=64,
                   n_ff=1024, ctx=131072, rope_base=500000.0, eps=1e-5, tied=True),
     # Qwen2.5-0.5B: biases on Q, K, V, 14 heads / 2 KV heads, rope 1e6, tied
-    "qwen2": dict(seed=2, kquant="Q4_K", n_layer=4, n_embd=256, n_head=4, n_head_kv=2, head_dim=64,
+    "qwen2": dict(seed=2, kquant="Q4_K", extra=("Q2_K", "IQ4_NL"), n_layer=4, n_embd=256, n_head=4, n_head_kv=2, head_dim=64,
                   n_ff=1280, ctx=32768, rope_base=1000000.0, eps=1e-6, tied=True),
     # Qwen3-0.6B: q/k RMS norms per head, head_dim 128, 16 heads x 128 = 2048 != n_embd 1024, 8 KV heads
     "qwen3": dict(seed=3, kquant="Q6_K", n_layer=4, n_embd=256, n_head=4, n_head_kv=2, head_dim=128,
@@ -92,7 +92,9 @@ FAMILIES = {
 TYPES = ("F32", "F16", "Q8_0")
 FILE_TYPE = {"F32": gguf.LlamaFileType.ALL_F32, "F16": gguf.LlamaFileType.MOSTLY_F16,
              "Q8_0": gguf.LlamaFileType.MOSTLY_Q8_0, "Q4_K": gguf.LlamaFileType.MOSTLY_Q4_K_M,
-             "Q6_K": gguf.LlamaFileType.MOSTLY_Q6_K}
+             "Q6_K": gguf.LlamaFileType.MOSTLY_Q6_K, "Q2_K": gguf.LlamaFileType.MOSTLY_Q2_K,
+             "Q3_K": gguf.LlamaFileType.MOSTLY_Q3_K_M, "IQ4_XS": gguf.LlamaFileType.MOSTLY_IQ4_XS,
+             "IQ4_NL": gguf.LlamaFileType.MOSTLY_IQ4_NL, "BF16": gguf.LlamaFileType.MOSTLY_BF16}
 
 # Spreads (std of the weights, relative to 1/sqrt(fan-in) for matrices): chosen, and checked with
 # llama.cpp, for a stream of steady size and a few nats of next-token entropy.
@@ -106,7 +108,10 @@ BIAS_STD = 0.1
 
 
 def family_types(family):
-    return TYPES + (FAMILIES[family]["kquant"],)
+    """F32, F16, Q8_0, the family's K-quant, then the weight types only some families carry
+    (Q2_K, Q3_K, IQ4_NL, IQ4_XS, BF16: one family each is enough to hold their products to
+    llama.cpp's)."""
+    return TYPES + (FAMILIES[family]["kquant"],) + FAMILIES[family].get("extra", ())
 
 
 def model_names(families=None):
@@ -166,6 +171,54 @@ class Draw:
         blocks = np.concatenate([ql, qh, scales.view(np.uint8), d.view(np.uint8)], axis=1)
         return blocks.reshape(n_out, -1)
 
+    def q2_k(self, n_out, n_in, std):
+        """Raw Q2_K rows (scales[16], qs[64], d, dmin): w = d x sc x q - dmin x m, q in 0..3,
+        sc in 4..8, dmin = d, m = 3 sc / 2 rounded down (sub-blocks centre near 0),
+        d = std / (1.12 x 6) x (1 + k/16), k in -2..2."""
+        nb = n_out * (n_in // QK_K)
+        sc = self.ints(4, 8, (nb, 16), np.uint8)
+        m = (sc * np.uint8(3)) // np.uint8(2)
+        qs = self.ints(0, 255, (nb, QK_K // 4), np.uint8)
+        k = self.ints(-2, 2, (nb, 1), np.int16).astype(np.float32)
+        d = (np.float32(std / (1.12 * 6.0)) * (np.float32(1) + k / np.float32(16))).astype(np.float16)
+        blocks = np.concatenate([sc | (m << np.uint8(4)), qs, d.view(np.uint8), d.view(np.uint8)], axis=1)
+        return blocks.reshape(n_out, -1)
+
+    def q3_k(self, n_out, n_in, std):
+        """Raw Q3_K rows (hmask[32], qs[64], scales[12], d): random quants in -4..3 and random
+        6-bit scales (sc - 32 in -32..31, RMS about 18.5), d = std / (18.5 x 2.35) x (1 + k/16)."""
+        nb = n_out * (n_in // QK_K)
+        bits = self.ints(0, 255, (nb, 32 + 64 + 12), np.uint8)
+        k = self.ints(-2, 2, (nb, 1), np.int16).astype(np.float32)
+        d = (np.float32(std / (18.5 * 2.35)) * (np.float32(1) + k / np.float32(16))).astype(np.float16)
+        return np.concatenate([bits, d.view(np.uint8)], axis=1).reshape(n_out, -1)
+
+    def iq4_nl(self, n_out, n_in, std):
+        """Raw IQ4_NL rows (d, qs[16] per 32 weights): w = d x level[q], the 16 non-linear levels
+        (RMS about 66), d = +-std / 66 x (1 + k/16): the sign drawn per block, as the levels' mean
+        (-6.5) would otherwise shift every output the same way and the stream would grow block
+        after block."""
+        nb = n_out * (n_in // 32)
+        k = self.ints(-2, 2, (nb, 1), np.int16).astype(np.float32)
+        sign = (self.ints(0, 1, (nb, 1), np.int16) * np.int16(2) - np.int16(1)).astype(np.float32)
+        d = (np.float32(std / 66.0) * (np.float32(1) + k / np.float32(16)) * sign).astype(np.float16)
+        return np.concatenate([d.view(np.uint8), self.ints(0, 255, (nb, 16), np.uint8)], axis=1).reshape(n_out, -1)
+
+    def iq4_xs(self, n_out, n_in, std):
+        """Raw IQ4_XS rows (d, scales_h, scales_l[4], qs[128]): random 6-bit sub-block scales
+        (ls - 32, RMS about 18.5) and levels, d = std / (18.5 x 66) x (1 + k/16)."""
+        nb = n_out * (n_in // QK_K)
+        k = self.ints(-2, 2, (nb, 1), np.int16).astype(np.float32)
+        d = (np.float32(std / (18.5 * 66.0)) * (np.float32(1) + k / np.float32(16))).astype(np.float16)
+        return np.concatenate([d.view(np.uint8), self.ints(0, 255, (nb, 2 + 4 + 128), np.uint8)],
+                              axis=1).reshape(n_out, -1)
+
+
+# Types written as random valid blocks (llama.cpp's quantizer is not at hand): the Draw method
+# and the number of weights a row must be a multiple of; other rows fall back to Q8_0.
+RANDOM_BLOCKS = {"Q4_K": (Draw.q4_k, QK_K), "Q6_K": (Draw.q6_k, QK_K), "Q2_K": (Draw.q2_k, QK_K),
+                 "Q3_K": (Draw.q3_k, QK_K), "IQ4_XS": (Draw.iq4_xs, QK_K), "IQ4_NL": (Draw.iq4_nl, 32)}
+
 
 def llama3_rope_factors(head_dim, base, factor=32.0, low=1.0, high=4.0, original=8192):
     """convert_hf_to_gguf.py's rope_freqs for rope_type llama3 (Llama-3.2-1B's parameters)."""
@@ -217,16 +270,18 @@ class Tensors:
     def matrix(self, name, n_out, n_in, gain=None, std=None, kquant_ok=True):
         std = std if std is not None else gain / math.sqrt(n_in)
         # The F32/F16/Q8_0 files share one draw sequence, the K-quant file has its own.
-        if self.wtype in ("Q4_K", "Q6_K") and kquant_ok and n_in % QK_K == 0:
-            raw = self.kdraw.q4_k(n_out, n_in, std) if self.wtype == "Q4_K" else self.kdraw.q6_k(n_out, n_in, std)
+        if self.wtype in RANDOM_BLOCKS and kquant_ok and n_in % RANDOM_BLOCKS[self.wtype][1] == 0:
+            raw = RANDOM_BLOCKS[self.wtype][0](self.kdraw, n_out, n_in, std)
             self.items.append((name, raw, QT[self.wtype]))
             return
-        source = self.kdraw if self.wtype in ("Q4_K", "Q6_K") else self.draw
+        source = self.kdraw if self.wtype in RANDOM_BLOCKS else self.draw
         w = source.uniform((n_out, n_in), std)
         if self.wtype == "F32":
             self.items.append((name, w, None))
         elif self.wtype == "F16":
             self.items.append((name, w.astype(np.float16), None))
+        elif self.wtype == "BF16":
+            self.items.append((name, gguf.quants.quantize(w, QT.BF16), QT.BF16))
         else:
             self.items.append((name, gguf.quants.quantize(w, QT.Q8_0), QT.Q8_0))
 
@@ -238,7 +293,7 @@ def build(family, wtype, tokenizer, path):
                                                                 "n_ff", "n_layer"))
     q_width, kv_width = n_head * hd, n_kv * hd
     t = Tensors(Draw(h["seed"]), wtype, Draw(1000 + h["seed"]))
-    d = t.draw if wtype not in ("Q4_K", "Q6_K") else t.kdraw  # norms and biases: the file's own draw
+    d = t.kdraw if wtype in RANDOM_BLOCKS else t.draw  # norms and biases: the file's own draw
 
     w = gguf.GGUFWriter(str(path), arch)
     # Not the family's name: llama.cpp sets token attributes by model name ("phi3" looks up "</s>",
