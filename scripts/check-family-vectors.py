@@ -13,7 +13,6 @@ Prints one line per family; exits non-zero when a family's KL exceeds 0.005 or i
 below 99%. Run it with the oracle's python (scripts/oracle-env.sh) after building Tiller:
   $(scripts/oracle-env.sh) scripts/check-family-vectors.py
 """
-import importlib.util
 import json
 import subprocess
 import sys
@@ -22,22 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from golden_support import quiet_llama_cpp
+from golden_support import load_script, quiet_llama_cpp
 
 L = quiet_llama_cpp()
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
 
-def _load(name, file):
-    spec = importlib.util.spec_from_file_location(name, HERE / file)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-fwd = _load("make_forward_goldens", "make-forward-goldens.py")
-steer = _load("make_steering_goldens", "make-steering-goldens.py")
+fwd = load_script("make_forward_goldens", "make-forward-goldens.py")
+steer = load_script("make_steering_goldens", "make-steering-goldens.py")
 FAMILIES = ("llama", "qwen2", "qwen3", "phi3", "gemma2", "gemma3", "gpt2")
 TILLER = REPO / "build" / "tiller"
 

@@ -15,6 +15,18 @@ def sha256_file(path):
     return digest.hexdigest()
 
 
+def load_script(name, file):
+    """Imports a sibling script whose file name has dashes (make-forward-goldens.py, ...) as
+    module `name`, so that the golden scripts share their functions rather than copy them."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def b64_array(values, dtype):
     """Base64 (standard alphabet, padded) of the values as raw bytes of a numpy dtype such as
     '<f4' (little-endian float32), in row-major order."""

@@ -31,7 +31,6 @@ Run it with the oracle's python (scripts/make-goldens.sh does), after scripts/ma
 """
 import argparse
 import base64
-import importlib.util
 import json
 import sys
 import time
@@ -39,23 +38,16 @@ from pathlib import Path
 
 import numpy as np
 
-from golden_support import quiet_llama_cpp, sha256_file
+from golden_support import load_script, quiet_llama_cpp, sha256_file
 
 L = quiet_llama_cpp()
 
 HERE = Path(__file__).resolve().parent
 
 
-def _load(name, file):
-    spec = importlib.util.spec_from_file_location(name, HERE / file)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-fwd = _load("make_forward_goldens", "make-forward-goldens.py")
-steer = _load("make_steering_goldens", "make-steering-goldens.py")
-models_script = _load("make_family_models", "make-family-models.py")
+fwd = load_script("make_forward_goldens", "make-forward-goldens.py")
+steer = load_script("make_steering_goldens", "make-steering-goldens.py")
+models_script = load_script("make_family_models", "make-family-models.py")
 
 REPO = HERE.parent
 DATA = REPO / "tests" / "data" / "families"

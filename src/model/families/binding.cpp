@@ -48,4 +48,17 @@ void bind_gated_ffn(const WeightBinder& b, const ModelConfig& c, const std::stri
   layer.ffn_down = b.matrix(p + "ffn_down.weight", c.n_ff, c.n_embd);
 }
 
+void bind_rms_pre_norm_layers(const WeightBinder& b, const ModelConfig& c, GateUp gate_up, ModelWeights& w,
+                              LayerExtra extra) {
+  for (int64_t l = 0; l < c.n_layer; ++l) {
+    const std::string p = block_prefix(l);
+    LayerWeights& layer = w.layers.emplace_back();
+    layer.attn_norm = b.norm(p + "attn_norm", c.n_embd, NormKind::Rms);
+    bind_attention(b, c, p, layer);
+    layer.ffn_norm = b.norm(p + "ffn_norm", c.n_embd, NormKind::Rms);
+    bind_gated_ffn(b, c, p, gate_up, layer);
+    if (extra != nullptr) extra(b, c, p, layer);
+  }
+}
+
 }  // namespace tiller

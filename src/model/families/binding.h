@@ -25,4 +25,11 @@ enum class GateUp { Separate, Fused };
 void bind_gated_ffn(const WeightBinder& b, const ModelConfig& c, const std::string& prefix, GateUp gate_up,
                     LayerWeights& layer);
 
+// Every block of a pre-norm family with RMSNorm (llama, qwen2, qwen3, phi3):
+// attn_norm, the attention tensors, ffn_norm, the gated FFN; then `extra` binds
+// what the family adds to each block (biases, q/k norms), if given.
+using LayerExtra = void (*)(const WeightBinder& b, const ModelConfig& c, const std::string& prefix, LayerWeights& layer);
+void bind_rms_pre_norm_layers(const WeightBinder& b, const ModelConfig& c, GateUp gate_up, ModelWeights& w,
+                              LayerExtra extra = nullptr);
+
 }  // namespace tiller

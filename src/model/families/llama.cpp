@@ -11,14 +11,7 @@ namespace {
 void bind(const WeightBinder& b, const ModelConfig& c, ModelWeights& w) {
   bind_embeddings_and_output(b, c, NormKind::Rms, w);
   w.rope_freqs = b.optional_vector("rope_freqs.weight", c.rope_dim / 2);
-  for (int64_t l = 0; l < c.n_layer; ++l) {
-    const std::string p = block_prefix(l);
-    LayerWeights& layer = w.layers.emplace_back();
-    layer.attn_norm = b.norm(p + "attn_norm", c.n_embd, NormKind::Rms);
-    bind_attention(b, c, p, layer);
-    layer.ffn_norm = b.norm(p + "ffn_norm", c.n_embd, NormKind::Rms);
-    bind_gated_ffn(b, c, p, GateUp::Separate, layer);
-  }
+  bind_rms_pre_norm_layers(b, c, GateUp::Separate, w);
 }
 
 }  // namespace

@@ -7,20 +7,17 @@
 namespace tiller {
 namespace {
 
+// Required, as llama.cpp has them (bind_attention takes them where present).
+void bind_qkv_biases(const WeightBinder& b, const ModelConfig& c, const std::string& p, LayerWeights& layer) {
+  const int64_t q_width = c.n_head * c.head_dim, kv_width = c.n_head_kv * c.head_dim;
+  layer.bias_q = b.vector(p + "attn_q.bias", q_width);
+  layer.bias_k = b.vector(p + "attn_k.bias", kv_width);
+  layer.bias_v = b.vector(p + "attn_v.bias", kv_width);
+}
+
 void bind(const WeightBinder& b, const ModelConfig& c, ModelWeights& w) {
   bind_embeddings_and_output(b, c, NormKind::Rms, w);
-  const int64_t q_width = c.n_head * c.head_dim, kv_width = c.n_head_kv * c.head_dim;
-  for (int64_t l = 0; l < c.n_layer; ++l) {
-    const std::string p = block_prefix(l);
-    LayerWeights& layer = w.layers.emplace_back();
-    layer.attn_norm = b.norm(p + "attn_norm", c.n_embd, NormKind::Rms);
-    bind_attention(b, c, p, layer);
-    layer.bias_q = b.vector(p + "attn_q.bias", q_width);  // required, as llama.cpp has them
-    layer.bias_k = b.vector(p + "attn_k.bias", kv_width);
-    layer.bias_v = b.vector(p + "attn_v.bias", kv_width);
-    layer.ffn_norm = b.norm(p + "ffn_norm", c.n_embd, NormKind::Rms);
-    bind_gated_ffn(b, c, p, GateUp::Separate, layer);
-  }
+  bind_rms_pre_norm_layers(b, c, GateUp::Separate, w, bind_qkv_biases);
 }
 
 }  // namespace

@@ -7,18 +7,14 @@
 namespace tiller {
 namespace {
 
+void bind_qk_norms(const WeightBinder& b, const ModelConfig& c, const std::string& p, LayerWeights& layer) {
+  layer.attn_q_norm = b.vector(p + "attn_q_norm.weight", c.head_dim);
+  layer.attn_k_norm = b.vector(p + "attn_k_norm.weight", c.head_dim);
+}
+
 void bind(const WeightBinder& b, const ModelConfig& c, ModelWeights& w) {
   bind_embeddings_and_output(b, c, NormKind::Rms, w);
-  for (int64_t l = 0; l < c.n_layer; ++l) {
-    const std::string p = block_prefix(l);
-    LayerWeights& layer = w.layers.emplace_back();
-    layer.attn_norm = b.norm(p + "attn_norm", c.n_embd, NormKind::Rms);
-    bind_attention(b, c, p, layer);
-    layer.attn_q_norm = b.vector(p + "attn_q_norm.weight", c.head_dim);
-    layer.attn_k_norm = b.vector(p + "attn_k_norm.weight", c.head_dim);
-    layer.ffn_norm = b.norm(p + "ffn_norm", c.n_embd, NormKind::Rms);
-    bind_gated_ffn(b, c, p, GateUp::Separate, layer);
-  }
+  bind_rms_pre_norm_layers(b, c, GateUp::Separate, w, bind_qk_norms);
 }
 
 }  // namespace
