@@ -15,5 +15,6 @@ void register_run(CLI::App& app);
 void register_vector(CLI::App& app);
 void register_vector_train(CLI::App* vector);  // `vector train`, from cmd_vector_train.cpp
 void register_bench(CLI::App& app);
+void register_serve(CLI::App& app);  // cmd_serve.cpp: the HTTP server (src/server)
 
 }  // namespace tiller::cli

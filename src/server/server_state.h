@@ -1,0 +1,31 @@
+// What the handlers share: the options, the model once loaded, the scheduler.
+// The model and scheduler are written once by the loading thread before `ready`
+// is set (release) and only read after it is seen (acquire).
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "server/scheduler.h"
+#include "server/server.h"
+#include "tiller/chat.h"
+#include "tiller/engine.h"
+#include "tiller/model.h"
+
+namespace tiller::server {
+
+struct ServerState {
+  ServerOptions options;
+  std::string model_id;
+  int64_t created = 0;  // Unix seconds when the server started
+  std::atomic<bool> ready{false};
+  std::shared_ptr<Engine> engine;
+  std::shared_ptr<const Model> model;
+  int n_ctx = 0;                              // each session's context
+  std::optional<ChatFormat> chat_format;      // the model's, when Tiller knows it
+  std::string chat_format_error;              // why not, otherwise
+  std::unique_ptr<Scheduler> scheduler;
+};
+
+}  // namespace tiller::server
