@@ -56,7 +56,7 @@ void serve(ServeOptions& options) {
   std::thread signals([&server, &signals_taken, &log] {
     int signal = 0;
     if (sigwait(&signals_taken, &signal) == 0 && signal != SIGUSR1) {
-      log(fmt::format("signal {}: stopping (running generations are cancelled)", signal));
+      log(fmt::format("signal {}: stopping (no new connections; requests in flight are answered)", signal));
       server.stop();
     }
   });

@@ -77,6 +77,20 @@ class DisconnectCheck {
   Clock::time_point last_{};
 };
 
+// A completion request in flight, from before its admission until its response
+// has been written (a stream's to its end: the token lives in httplib's content
+// provider, which the response keeps until then).
+class InFlight {
+ public:
+  explicit InFlight(ServerState& state) : state_(state) { state_.in_flight.fetch_add(1); }
+  ~InFlight() { state_.in_flight.fetch_sub(1); }
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+
+ private:
+  ServerState& state_;
+};
+
 // One admitted request: its jobs' channel and what the response needs.
 struct Admitted {
   ResponseHeader header;
@@ -151,15 +165,18 @@ void respond_whole(const httplib::Request& req, httplib::Response& res, const Ad
 // The stream's state, kept by httplib's content provider across its calls.
 struct Stream {
   Admitted admitted;
+  std::shared_ptr<InFlight> in_flight;
   DisconnectCheck check;
   std::vector<bool> started;
   Usage usage;
   int done = 0;
 };
 
-void respond_streamed(const httplib::Request& req, httplib::Response& res, Admitted admitted) {
-  auto stream = std::make_shared<Stream>(Stream{admitted, DisconnectCheck(req), std::vector<bool>(size_t(admitted.n_jobs)),
-                                                Usage{admitted.n_prompt, 0}, 0});
+void respond_streamed(const httplib::Request& req, httplib::Response& res, Admitted admitted,
+                      std::shared_ptr<InFlight> in_flight) {
+  auto stream = std::make_shared<Stream>(Stream{admitted, std::move(in_flight), DisconnectCheck(req),
+                                                std::vector<bool>(size_t(admitted.n_jobs)), Usage{admitted.n_prompt, 0},
+                                                0});
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");  // proxies must not hold the events back
   const auto provider = [stream](size_t /*offset*/, httplib::DataSink& sink) {
@@ -216,7 +233,13 @@ void respond_streamed(const httplib::Request& req, httplib::Response& res, Admit
 }
 
 void handle_completion(ServerState& state, const httplib::Request& req, httplib::Response& res, Endpoint endpoint) {
+  auto in_flight = std::make_shared<InFlight>(state);
   try {
+    if (state.draining.load()) {
+      ApiError error(503, "unavailable_error", "the server is shutting down");
+      error.retry_after = 1;
+      throw error;
+    }
     if (!state.ready.load(std::memory_order_acquire)) {
       ApiError error(503, "unavailable_error", "the model is still loading");
       error.retry_after = 1;
@@ -225,7 +248,7 @@ void handle_completion(ServerState& state, const httplib::Request& req, httplib:
     const CompletionRequest request = parse_completion_request(req.body, endpoint, state.options.sampling);
     Admitted admitted = admit(state, request);
     if (request.stream) {
-      respond_streamed(req, res, std::move(admitted));
+      respond_streamed(req, res, std::move(admitted), std::move(in_flight));
     } else {
       respond_whole(req, res, admitted);
     }
@@ -276,6 +299,7 @@ void register_handlers(httplib::Server& http, ServerState& state) {
 
   http.Get("/health", [&state](const httplib::Request&, httplib::Response& res) {
     const bool ready = state.ready.load(std::memory_order_acquire);
+    if (state.draining.load()) return send_json(res, 503, {{"status", "stopping"}});
     send_json(res, ready ? 200 : 503, {{"status", ready ? "ok" : "loading"}});
   });
   http.Get("/v1/models", [&state](const httplib::Request&, httplib::Response& res) {

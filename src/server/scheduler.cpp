@@ -80,14 +80,19 @@ void SessionPoolScheduler::work(int slot) {
       ++busy_;
       running_[size_t(slot)] = job.channel;
     }
-    run(*sessions_[size_t(slot)], job);
-    std::lock_guard lock(mutex_);
-    --busy_;
-    running_[size_t(slot)].reset();
+    GenerationEvent last = run(*sessions_[size_t(slot)], job);
+    {
+      std::lock_guard lock(mutex_);
+      --busy_;
+      running_[size_t(slot)].reset();
+    }
+    // The slot is free before the request hears that its job ended, so that a
+    // client sending its next request on receiving this answer finds it free.
+    job.channel->push(std::move(last));
   }
 }
 
-void SessionPoolScheduler::run(Session& session, GenerationJob& job) {
+GenerationEvent SessionPoolScheduler::run(Session& session, GenerationJob& job) {
   RequestChannel& channel = *job.channel;
   try {
     session.reset();
@@ -102,9 +107,9 @@ void SessionPoolScheduler::run(Session& session, GenerationJob& job) {
       if (!step) break;
       if (!step->text.empty()) channel.push({GenerationEvent::Kind::Text, job.index, std::move(step->text), {}});
     }
-    channel.push({GenerationEvent::Kind::Done, job.index, {}, generator.result()});
+    return {GenerationEvent::Kind::Done, job.index, {}, generator.result()};
   } catch (const std::exception& error) {
-    channel.push({GenerationEvent::Kind::Failed, job.index, error.what(), {}});
+    return {GenerationEvent::Kind::Failed, job.index, error.what(), {}};
   }
 }
 

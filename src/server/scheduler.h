@@ -108,7 +108,8 @@ class SessionPoolScheduler final : public Scheduler {
 
  private:
   void work(int slot);
-  static void run(Session& session, GenerationJob& job);
+  // Runs the job, pushing its text; returns its last event (Done or Failed).
+  static GenerationEvent run(Session& session, GenerationJob& job);
 
   std::shared_ptr<const Model> model_;
   std::shared_ptr<Engine> engine_;

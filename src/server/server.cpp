@@ -93,17 +93,26 @@ void Server::serve(const std::function<void(const std::string&)>& log) {
     }
   });
   impl_->serving = true;
+  // stop() lets the requests in flight finish before it stops httplib, which then
+  // closes the listening socket and joins its threads (an idle keep-alive
+  // connection within httplib's keep-alive timeout, 5 s).
   if (!impl_->stop_requested) impl_->http.listen_after_bind();
   impl_->serving = false;
   loader.join();
-  // Generations still running are cancelled and their workers joined, before the
-  // model and the engine go.
+  // Every handler has returned, so no job is left but those whose clients left
+  // (cancelled); the workers are joined before the model and the engine go.
   state.ready.store(false, std::memory_order_release);
   state.scheduler.reset();
   if (load_error) std::rethrow_exception(load_error);
 }
 
 void Server::stop() {
+  // httplib's stop() would cut streams short (its chunked writer ends when the
+  // listening socket closes), so the requests in flight finish first; new ones
+  // meanwhile get 503, and /health says "stopping" to load balancers.
+  ServerState& state = impl_->state;
+  state.draining = true;
+  while (state.in_flight.load() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   impl_->stop_requested = true;
   // serve() has either not yet looked at stop_requested (and will not listen) or
   // is about to listen: then wait until httplib runs, so that its stop() works.

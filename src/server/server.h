@@ -50,8 +50,10 @@ class Server {
   // `log` receives one line per event worth telling an operator (model ready,
   // each request's method, path and status).
   void serve(const std::function<void(const std::string&)>& log = {});
-  // Stops accepting and returns serve(); running generations are cancelled.
-  // Safe from any thread, before or during serve().
+  // Lets the completions in flight (running or queued) finish, streams to their
+  // [DONE], while new ones get 503; then stops listening, and serve() returns.
+  // Returns when httplib has been told to stop. Safe from any thread, before or
+  // during serve().
   void stop();
 
  private:

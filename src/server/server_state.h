@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "server/scheduler.h"
@@ -20,6 +21,12 @@ struct ServerState {
   std::string model_id;
   int64_t created = 0;  // Unix seconds when the server started
   std::atomic<bool> ready{false};
+  // After stop(): new completions get 503 while the `in_flight` ones (admitted,
+  // their responses not yet written to the end) finish; then httplib stops.
+  // A handler counts itself before it looks at `draining`, and stop() sets
+  // `draining` before it reads the count, so that no request slips between.
+  std::atomic<bool> draining{false};
+  std::atomic<int> in_flight{0};
   std::shared_ptr<Engine> engine;
   std::shared_ptr<const Model> model;
   int n_ctx = 0;                              // each session's context
