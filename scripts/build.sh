@@ -23,5 +23,5 @@ targets=()
 # The fuzz build runs only its fuzzers (scripts/test.sh): building the test suite,
 # the command line and the benchmarks again under clang and the sanitizers would
 # cost minutes of CI for nothing it runs.
-[ "$flavour" = fuzz ] && targets=(--target fuzz_gguf_reader fuzz_tokenizer make-bad-ggufs)
+[ "$flavour" = fuzz ] && targets=(--target fuzz_gguf_reader fuzz_tokenizer fuzz_server_request make-bad-ggufs)
 cmake --build "$dir" -j "$(nproc)" "${targets[@]}"
