@@ -51,8 +51,9 @@ class Generator {
     std::string text;    // the text that became printable with it (may be empty)
   };
   // Checks the prompt (non-empty, fits the context with room for one more token)
-  // and the sampling parameters; runs nothing yet.
-  Generator(Session& session, std::vector<TokenId> prompt, const GenerationOptions& options);
+  // and the sampling parameters; runs nothing yet. `seq` is the session's sequence
+  // it generates in (Session::n_seq).
+  Generator(Session& session, std::vector<TokenId> prompt, const GenerationOptions& options, int seq = 0);
   ~Generator();
 
   // The next step, or nullopt once generation has ended (then result().reason says why).
@@ -64,10 +65,22 @@ class Generator {
   // What was generated so far; whole once done().
   const GenerationResult& result() const { return result_; }
   Session& session() { return session_; }
+  int seq() const { return seq_; }
+
+  // Batched generation (a server stepping many generators in one forward pass):
+  // the token the next next() would run before it samples, if any. Run it yourself
+  // (Session::decode_step, in this generator's sequence) and hand its logits row to
+  // supply_logits(); next() then samples from that row without running anything.
+  std::optional<TokenId> pending_token() const { return to_run_; }
+  void supply_logits(std::span<const float> logits);
+  // The row of logits the last token was sampled from (valid until the session's
+  // next decode).
+  std::span<const float> last_logits() const { return logits_; }
 
  private:
   void finish(StopReason reason, Step& step);
   Session& session_;
+  int seq_;
   std::vector<TokenId> prompt_;
   GenerationOptions options_;
   Sampler sampler_;

@@ -54,6 +54,7 @@ struct SessionOptions {
   int n_ctx = 0;       // positions the KV cache holds; 0: default_context_size(model)
   int n_threads = 1;   // only for the constructor without an engine (an engine has its own)
   int n_batch = 512;   // longest chunk of tokens one forward pass computes
+  int n_seq = 1;       // independent sequences the cache holds, n_ctx positions each (decode_step)
 };
 
 // The model's training context, capped at 4096 positions so the f16 cache of a
@@ -95,14 +96,33 @@ class Session {
   enum class PackedLogits { None, LastOfEach, All };
   std::span<const float> decode_packed(std::span<const TokenId> tokens, std::span<const int> lengths,
                                        PackedLogits logits);
-  int n_past() const { return n_past_; }
-  int n_ctx() const { return n_ctx_; }
+  int n_past() const { return past_[0]; }
+  int n_ctx() const { return n_ctx_; }  // positions per sequence
   // Forgets positions from n onwards (n <= n_past()); the cache before n stays.
-  void rewind(int n);
+  void rewind(int n) { rewind(0, n); }
   void reset() { rewind(0); }
+
+  // Several sequences (SessionOptions::n_seq): the cache holds n_seq independent
+  // sequences of n_ctx() positions each, for continuous batching. Everything above
+  // acts on sequence 0 (decode_packed uses its part of the cache as scratch).
+  int n_seq() const { return static_cast<int>(past_.size()); }
+  int n_past(int seq) const;
+  void rewind(int seq, int n);
+  // decode() on sequence `seq`, alone in its forward passes.
+  std::span<const float> decode(int seq, std::span<const TokenId> tokens, bool all_logits);
+  // One token for each of several distinct sequences in one forward pass: row i
+  // is tokens[i] at position n_past(seqs[i]) of sequence seqs[i]. Returns every
+  // row's logits [rows x n_vocab]. Each row is computed with exactly the arithmetic
+  // it gets alone (row kernels only, ops/matmul.h), so a sequence's logits do not
+  // depend on which others share the step. At most n_batch rows.
+  std::span<const float> decode_step(std::span<const int> seqs, std::span<const TokenId> tokens);
+
   // Registers `hook` at blocks.layer.<point>; hooks at one point run in the order
   // they were added. With nothing registered, a hook point costs one branch.
   HookHandle add_hook(int layer, HookPoint point, HookFunction hook);
+  // The same for the rows of one sequence only: it sees them with their own
+  // positions, as if the sequence ran alone (in a decode_step, its one row).
+  HookHandle add_hook(int layer, HookPoint point, HookFunction hook, int seq);
   void remove_hook(HookHandle handle);  // unknown handles are ignored
   void clear_hooks();
   void set_observer(HookObserver observer) { observer_ = std::move(observer); }
@@ -111,35 +131,48 @@ class Session {
 
  private:
   struct Buffers;
-  // One chunk at cache slots n_past() onwards. Buffers::positions holds the rows'
-  // positions; first_visible (packed passes) each row's first visible cache slot;
-  // logits are written for logit_rows, in that order.
-  void forward_chunk(std::span<const TokenId> tokens, const int32_t* first_visible,
-                     std::span<const int32_t> logit_rows, float* logits);
-  void check_tokens(std::span<const TokenId> tokens) const;
+  // Where a chunk's rows go: cache slots first_slot onwards (or row_slots), each
+  // seeing the cache from first_visible (nullptr: slot 0); whose rows they are, for
+  // the hooks: all of sequence `seq`, or (seq < 0) row i of row_seqs[i].
+  struct ChunkRows {
+    int64_t first_slot = 0;
+    const int32_t* first_visible = nullptr;
+    const int32_t* row_slots = nullptr;
+    int seq = 0;
+    const int* row_seqs = nullptr;
+    bool packed = false;  // positions restart per packed sequence (HookRows::positions)
+  };
+  // One chunk. Buffers::positions holds the rows' positions; logits are written
+  // for logit_rows, in that order.
+  void forward_chunk(std::span<const TokenId> tokens, const ChunkRows& where, std::span<const int32_t> logit_rows,
+                     float* logits);
+  void check_seq(int seq) const;
+  void check_tokens(int seq, std::span<const TokenId> tokens) const;
   // decode's chunks of n_batch (tokens already checked), logits written at `logits`.
-  void decode_chunks(std::span<const TokenId> tokens, bool all_logits, float* logits);
+  void decode_chunks(int seq, std::span<const TokenId> tokens, bool all_logits, float* logits);
   // The hooks and the observer at one point of the chunk being computed.
   static void call_hooks(void* self, int64_t layer, HookPoint point, std::vector<float>& rows);
   std::shared_ptr<const Model> model_;
   int n_ctx_, n_batch_;
-  int n_past_ = 0;
+  std::vector<int> past_;  // each sequence's filled positions
   std::shared_ptr<Engine> engine_;
   KernelLevel level_;  // engine_->kernel_level(), read once
   ThreadPool* pool_;   // &engine_->pool()
   std::unique_ptr<Buffers> buffers_;
-  // [n_layer][n_ctx][n_head_kv * head_dim] f16, allocated untouched so that
-  // memory is committed only as positions fill.
+  // [n_layer][n_seq * n_ctx][n_head_kv * head_dim] f16 (sequence s at slots
+  // s * n_ctx onwards), allocated untouched so that memory is committed only as
+  // positions fill.
   std::unique_ptr<uint16_t[]> k_cache_, v_cache_;
   std::vector<float> logits_;
   std::vector<int32_t> packed_positions_, packed_starts_;  // decode_packed's, grown on demand
   const float* rope_factors_ = nullptr;  // per-pair rope divisors for this context, or nullptr
   int64_t chunk_rows_ = 0;               // rows of the chunk being computed
-  const int32_t* chunk_packed_positions_ = nullptr;  // its rows' positions in packed passes
+  const ChunkRows* chunk_where_ = nullptr;  // and where they go
   HookObserver observer_;
   struct RegisteredHook {
     HookHandle handle;
     HookFunction function;
+    int seq = -1;  // -1: every row
   };
   std::vector<std::vector<RegisteredHook>> hooks_;  // [n_layer x kHookPointCount]
   HookHandle next_handle_ = 1;

@@ -107,7 +107,9 @@ class Steering {
 class SteeringBinding {
  public:
   explicit SteeringBinding(std::shared_ptr<const Steering> steering, const PromptLayout& layout = {});
-  SteeringBinding(std::shared_ptr<const Steering> steering, Session& session, const PromptLayout& layout = {});
+  // seq: steer only that sequence of the session (Session::n_seq); -1: every row.
+  SteeringBinding(std::shared_ptr<const Steering> steering, Session& session, const PromptLayout& layout = {},
+                  int seq = -1);
   SteeringBinding(const SteeringBinding&) = delete;
   SteeringBinding& operator=(const SteeringBinding&) = delete;
   ~SteeringBinding();
@@ -119,7 +121,7 @@ class SteeringBinding {
   // Registers one hook per (layer, point) that has interventions, after checking
   // the steering against the session's model; first detaches from the session it
   // was attached to, if any (only its own hooks are removed there).
-  void attach(Session& session);
+  void attach(Session& session, int seq = -1);
   void detach();
   bool attached() const { return session_ != nullptr; }
   const Steering& steering() const { return *steering_; }

@@ -21,15 +21,16 @@ std::string_view stop_reason_name(StopReason reason) {
   return "unknown";
 }
 
-Generator::Generator(Session& session, std::vector<TokenId> prompt, const GenerationOptions& options)
+Generator::Generator(Session& session, std::vector<TokenId> prompt, const GenerationOptions& options, int seq)
     : session_(session),
+      seq_(seq),
       prompt_(std::move(prompt)),
       options_(options),
       sampler_(options.sampling, static_cast<int32_t>(session.model().config().n_vocab)),
       detokenizer_(session.model().tokenizer()),
       stops_(options.stop) {
   if (prompt_.empty()) fail("the prompt has no tokens");
-  const int room = session.n_ctx() - session.n_past();
+  const int room = session.n_ctx() - session.n_past(seq);
   if (static_cast<int64_t>(prompt_.size()) >= room) {
     fail("the prompt has {} tokens but the context has room for {} (prompt plus at least one generated); "
          "raise -c or shorten the prompt",
@@ -39,6 +40,15 @@ Generator::Generator(Session& session, std::vector<TokenId> prompt, const Genera
 }
 
 Generator::~Generator() = default;
+
+void Generator::supply_logits(std::span<const float> logits) {
+  if (!to_run_) fail("supply_logits: the generator has no token waiting to run");
+  if (logits.size() != static_cast<size_t>(session_.model().config().n_vocab)) {
+    fail("supply_logits: a row of {} logits, not {}", logits.size(), session_.model().config().n_vocab);
+  }
+  logits_ = logits;
+  to_run_.reset();
+}
 
 void Generator::finish(StopReason reason, Step& step) {
   result_.reason = reason;
@@ -59,7 +69,7 @@ std::optional<Generator::Step> Generator::next() {
     started_ = true;
     for (const TokenId token : prompt_) sampler_.accept(token);
     const auto prompt_start = Clock::now();
-    logits_ = session_.decode(prompt_, false);
+    logits_ = session_.decode(seq_, prompt_, false);
     result_.prompt_seconds = seconds_since(prompt_start);
     generation_start_ = Clock::now();
   }
@@ -74,7 +84,7 @@ std::optional<Generator::Step> Generator::next() {
   if (to_run_) {
     // The previous token is run only now: the last one of a generation is only
     // sampled (and the check below left room for it).
-    logits_ = session_.decode(std::span(&*to_run_, 1), false);
+    logits_ = session_.decode(seq_, std::span(&*to_run_, 1), false);
     to_run_.reset();
   }
   const TokenId token = sampler_.sample(logits_);
@@ -94,7 +104,7 @@ std::optional<Generator::Step> Generator::next() {
     finish(StopReason::Length, step);
     return step;
   }
-  if (session_.n_past() >= session_.n_ctx()) {
+  if (session_.n_past(seq_) >= session_.n_ctx()) {
     finish(StopReason::ContextFull, step);
     return step;
   }

@@ -73,7 +73,7 @@ void BlockPass::attention() {
   {  // one parallel region for the three projections of the same input
     const std::array<const ops::WeightMatrix*, 3> qkv{&w_.attn_q, &w_.attn_k, &w_.attn_v};
     const std::array<float*, 3> outs{a.q.data(), a.k.data(), a.v.data()};
-    ops::quantized_matmul_shared(qkv, a.normed.data(), c_.n_rows, outs, c_.pool, c_.level);
+    ops::quantized_matmul_shared(qkv, a.normed.data(), c_.n_rows, outs, c_.pool, c_.level, c_.independent_rows);
   }
   add_bias(a.q, w_.bias_q, q_width);
   add_bias(a.k, w_.bias_k, kv_width);
@@ -101,17 +101,22 @@ void BlockPass::attention() {
     if (traits.scale_queries) {
       for (int64_t i = 0; i < rows * q_width; ++i) q[i] *= scale;
     }
-    for (int64_t i = begin * kv_width; i < end * kv_width; ++i) {
-      k_layer[first_slot * kv_width + i] = fp32_to_fp16(a.k[static_cast<size_t>(i)]);
-      v_layer[first_slot * kv_width + i] = fp32_to_fp16(a.v[static_cast<size_t>(i)]);
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t slot = c_.row_slots != nullptr ? c_.row_slots[t] : first_slot + t;
+      for (int64_t i = 0; i < kv_width; ++i) {
+        k_layer[slot * kv_width + i] = fp32_to_fp16(a.k[static_cast<size_t>(t * kv_width + i)]);
+        v_layer[slot * kv_width + i] = fp32_to_fp16(a.v[static_cast<size_t>(t * kv_width + i)]);
+      }
     }
   });
   const ops::AttentionShape shape{c.n_head, c.n_head_kv, hd, static_cast<float>(c.attn_logit_softcap)};
   const int64_t window = sliding ? *c.sliding_window : 0;
   ops::causal_attention(a.q.data(), c_.n_rows, first_slot, {k_layer, v_layer}, shape, window,
                         traits.scale_queries ? 1.0f : scale,
-                        a.attention.data(), a.scores.data(), c_.n_ctx, c_.pool, c_.level, c_.first_visible);
-  ops::matmul(w_.attn_output, a.attention.data(), c_.n_rows, a.projected.data(), c_.pool, c_.level);
+                        a.attention.data(), a.scores.data(), c_.n_ctx, c_.pool, c_.level, c_.first_visible,
+                        c_.row_slots);
+  ops::matmul(w_.attn_output, a.attention.data(), c_.n_rows, a.projected.data(), c_.pool, c_.level,
+              c_.independent_rows);
   add_bias(a.projected, w_.bias_output, c.n_embd);
 }
 
@@ -122,16 +127,16 @@ void BlockPass::feed_forward() {
   if (c_.traits.gated_ffn) {
     const std::array<const ops::WeightMatrix*, 2> gate_up{&w_.ffn_gate, &w_.ffn_up};
     const std::array<float*, 2> outs{a.gate.data(), a.up.data()};
-    ops::quantized_matmul_shared(gate_up, a.normed.data(), n, outs, c_.pool, c_.level);
+    ops::quantized_matmul_shared(gate_up, a.normed.data(), n, outs, c_.pool, c_.level, c_.independent_rows);
   } else {
-    ops::matmul(w_.ffn_up, a.normed.data(), n, a.gate.data(), c_.pool, c_.level);
+    ops::matmul(w_.ffn_up, a.normed.data(), n, a.gate.data(), c_.pool, c_.level, c_.independent_rows);
     add_bias(a.gate, w_.bias_up, c.n_ff);
   }
   // Element by element, so split across the threads for prompts (one row is too
   // little work to be worth waking them).
   const bool gated = c_.traits.gated_ffn;
   const bool gelu = c_.traits.activation == FfnActivation::GeluF16;
-  auto activate = [&](int64_t begin, int64_t end, int) {
+  auto activate_span = [&](int64_t begin, int64_t end) {
     float* gate = a.gate.data() + begin * c.n_ff;
     const float* up = a.up.data() + begin * c.n_ff;
     const int64_t count = (end - begin) * c.n_ff;
@@ -143,12 +148,18 @@ void BlockPass::feed_forward() {
       ops::silu_times(gate, up, count, c_.level);
     }
   };
+  // Independent rows go one at a time: over several rows, the SIMD tail of one row
+  // (n_ff not a multiple of the vector width) would be computed with the next.
+  auto activate = [&](int64_t begin, int64_t end, int) {
+    if (!c_.independent_rows) return activate_span(begin, end);
+    for (int64_t r = begin; r < end; ++r) activate_span(r, r + 1);
+  };
   if (n > 1) {
     c_.pool.parallel_for(n, activate);
   } else {
     activate(0, n, 0);
   }
-  ops::matmul(w_.ffn_down, a.gate.data(), n, a.projected.data(), c_.pool, c_.level);
+  ops::matmul(w_.ffn_down, a.gate.data(), n, a.projected.data(), c_.pool, c_.level, c_.independent_rows);
   add_bias(a.projected, w_.bias_down, c.n_embd);
 }
 

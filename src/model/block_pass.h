@@ -23,6 +23,8 @@ struct Activations {
   std::vector<int32_t> positions;      // each row's position (RoPE, learned positions, hooks)
   std::vector<int32_t> logit_rows;     // rows of the chunk whose logits are wanted
   std::vector<int32_t> sequence_ends;  // decode_packed: the last slot of each sequence
+  std::vector<int32_t> slots;          // decode_step: each row's cache slot
+  std::vector<int32_t> visible_from;   // each row's first visible cache slot (its sequence's region)
 };
 
 // What every block of one chunk shares. The session fills it once per chunk.
@@ -32,17 +34,20 @@ struct ChunkContext {
   const ModelWeights& weights;
   Activations& a;
   int64_t n_rows;                 // rows of this chunk
-  int64_t first_slot;             // the cache slot of its first row (the session's n_past)
-  const int32_t* first_visible;   // packed passes: each row's first visible cache slot; else nullptr
+  int64_t first_slot;             // the cache slot of its first row (rows follow it), unless row_slots
+  const int32_t* first_visible;   // each row's first visible cache slot (packed passes, sequences past
+                                  // the first); nullptr: slot 0
   uint16_t* k_cache;              // [n_layer][n_ctx][n_head_kv * head_dim] f16
   uint16_t* v_cache;
-  int64_t n_ctx;
+  int64_t n_ctx;                  // cache slots per layer (every sequence's)
   const float* rope_factors;      // per-pair divisors chosen for the session, or nullptr
   ThreadPool& pool;
   KernelLevel level;
   // Runs the hooks and the observer at a point: call(self, layer, point, rows).
   void (*call_hooks)(void* self, int64_t layer, HookPoint point, std::vector<float>& rows);
   void* hooks_self;
+  const int32_t* row_slots = nullptr;  // decode_step: each row's own cache slot
+  bool independent_rows = false;       // decode_step: matmuls compute each row as if alone (ops/matmul.h)
 };
 
 class BlockPass {

@@ -33,6 +33,7 @@ Session::Session(std::shared_ptr<const Model> model, std::shared_ptr<Engine> eng
     : model_(std::move(model)),
       n_ctx_(options.n_ctx > 0 ? options.n_ctx : default_context_size(model_->config())),
       n_batch_(options.n_batch),
+      past_(static_cast<size_t>(std::max(options.n_seq, 1)), 0),
       engine_(std::move(engine)),
       level_(engine_ ? engine_->kernel_level() : KernelLevel::Portable),
       pool_(engine_ ? &engine_->pool() : nullptr),
@@ -42,7 +43,12 @@ Session::Session(std::shared_ptr<const Model> model, std::shared_ptr<Engine> eng
   if (options.n_ctx < 0) fail("context size {} must be positive", options.n_ctx);
   if (n_ctx_ > (1 << 24)) fail("context size {} is beyond what Tiller supports (16M)", n_ctx_);
   if (n_batch_ <= 0) fail("batch size {} must be positive", n_batch_);
-  n_batch_ = std::min(n_batch_, n_ctx_);
+  if (options.n_seq <= 0 || options.n_seq > 4096) fail("{} sequences: a session holds 1 to 4096", options.n_seq);
+  if (static_cast<int64_t>(n_ctx_) * options.n_seq > (1 << 24)) {
+    fail("{} sequences of {} positions are beyond what Tiller supports (16M)", options.n_seq, n_ctx_);
+  }
+  // A chunk never exceeds a sequence's context, nor a step its sequences.
+  n_batch_ = std::min(n_batch_, std::max(n_ctx_, static_cast<int>(past_.size())));
   const ModelWeights& w = model_->weights();
   if (w.position_embd.data != nullptr && n_ctx_ > w.position_embd.n_out) {
     fail("context size {} is beyond the model's {} learned positions", n_ctx_, w.position_embd.n_out);
@@ -51,8 +57,8 @@ Session::Session(std::shared_ptr<const Model> model, std::shared_ptr<Engine> eng
   const bool long_rope = !w.rope_factors_long.empty() && n_ctx_ > c.n_ctx_orig;
   const std::vector<float>& factors = long_rope ? w.rope_factors_long : w.rope_freqs;
   rope_factors_ = factors.empty() ? nullptr : factors.data();
-  const size_t cache = static_cast<size_t>(c.n_layer) * static_cast<size_t>(n_ctx_) *
-                       static_cast<size_t>(c.n_head_kv * c.head_dim);
+  const size_t slots = static_cast<size_t>(n_ctx_) * past_.size();
+  const size_t cache = static_cast<size_t>(c.n_layer) * slots * static_cast<size_t>(c.n_head_kv * c.head_dim);
   k_cache_.reset(new uint16_t[cache]);
   v_cache_.reset(new uint16_t[cache]);
 
@@ -69,7 +75,9 @@ Session::Session(std::shared_ptr<const Model> model, std::shared_ptr<Engine> eng
   b.up.resize(b.gate.size());
   b.positions.resize(rows);
   b.logit_rows.resize(rows);
-  b.scores.resize(static_cast<size_t>(pool_->size() * ops::kAttentionScoreRows) * static_cast<size_t>(n_ctx_));
+  b.slots.resize(rows);
+  b.visible_from.resize(rows);
+  b.scores.resize(static_cast<size_t>(pool_->size() * ops::kAttentionScoreRows) * slots);
   logits_.reserve(static_cast<size_t>(c.n_vocab));
   hooks_.resize(static_cast<size_t>(c.n_layer * kHookPointCount));
 }
@@ -77,13 +85,18 @@ Session::Session(std::shared_ptr<const Model> model, std::shared_ptr<Engine> eng
 Session::~Session() = default;
 
 HookHandle Session::add_hook(int layer, HookPoint point, HookFunction hook) {
+  return add_hook(layer, point, std::move(hook), -1);
+}
+
+HookHandle Session::add_hook(int layer, HookPoint point, HookFunction hook, int seq) {
+  if (seq != -1) check_seq(seq);
   const int64_t n_layer = model_->config().n_layer;
   if (layer < 0 || layer >= n_layer) {
     fail("{}: block {} does not exist (the model has blocks 0 to {})", hook_name(layer, point), layer, n_layer - 1);
   }
   if (!hook) fail("{}: empty hook", hook_name(layer, point));
   auto& list = hooks_[static_cast<size_t>(layer * kHookPointCount + static_cast<int>(point))];
-  list.push_back({next_handle_, std::move(hook)});
+  list.push_back({next_handle_, std::move(hook), seq});
   return next_handle_++;
 }
 
@@ -97,15 +110,26 @@ void Session::clear_hooks() {
   for (auto& list : hooks_) list.clear();
 }
 
-void Session::rewind(int n) {
-  if (n < 0 || n > n_past_) fail("cannot rewind to position {}: {} positions are filled", n, n_past_);
-  n_past_ = n;
+void Session::check_seq(int seq) const {
+  if (seq < 0 || seq >= n_seq()) fail("sequence {} does not exist (the session holds {})", seq, n_seq());
 }
 
-void Session::check_tokens(std::span<const TokenId> tokens) const {
+int Session::n_past(int seq) const {
+  check_seq(seq);
+  return past_[static_cast<size_t>(seq)];
+}
+
+void Session::rewind(int seq, int n) {
+  const int past = n_past(seq);
+  if (n < 0 || n > past) fail("cannot rewind to position {}: {} positions are filled", n, past);
+  past_[static_cast<size_t>(seq)] = n;
+}
+
+void Session::check_tokens(int seq, std::span<const TokenId> tokens) const {
   if (tokens.empty()) fail("decode needs at least one token");
-  if (n_past_ + static_cast<int64_t>(tokens.size()) > n_ctx_) {
-    fail("{} tokens do not fit: {} of the context's {} positions are used", tokens.size(), n_past_, n_ctx_);
+  const int past = n_past(seq);
+  if (past + static_cast<int64_t>(tokens.size()) > n_ctx_) {
+    fail("{} tokens do not fit: {} of the context's {} positions are used", tokens.size(), past, n_ctx_);
   }
   const int64_t n_vocab = model_->config().n_vocab;
   for (const TokenId token : tokens) {
@@ -114,30 +138,69 @@ void Session::check_tokens(std::span<const TokenId> tokens) const {
 }
 
 std::span<const float> Session::decode(std::span<const TokenId> tokens, bool all_logits) {
-  check_tokens(tokens);
+  return decode(0, tokens, all_logits);
+}
+
+std::span<const float> Session::decode(int seq, std::span<const TokenId> tokens, bool all_logits) {
+  check_tokens(seq, tokens);
   const size_t rows = all_logits ? tokens.size() : 1;
   logits_.resize(rows * static_cast<size_t>(model_->config().n_vocab));
-  decode_chunks(tokens, all_logits, logits_.data());
+  decode_chunks(seq, tokens, all_logits, logits_.data());
+  return logits_;
+}
+
+std::span<const float> Session::decode_step(std::span<const int> seqs, std::span<const TokenId> tokens) {
+  if (seqs.size() != tokens.size()) fail("decode_step: {} sequences but {} tokens", seqs.size(), tokens.size());
+  if (seqs.empty()) fail("decode_step needs at least one sequence");
+  if (seqs.size() > static_cast<size_t>(n_batch_)) {
+    fail("decode_step: {} rows are more than the batch size {}", seqs.size(), n_batch_);
+  }
+  Buffers& a = *buffers_;
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    const int seq = seqs[i];
+    check_tokens(seq, tokens.subspan(i, 1));
+    for (size_t j = 0; j < i; ++j) {
+      if (seqs[j] == seq) fail("decode_step: sequence {} has two rows", seq);
+    }
+    const int32_t base = seq * n_ctx_;
+    a.positions[i] = past_[static_cast<size_t>(seq)];
+    a.slots[i] = base + a.positions[i];
+    a.visible_from[i] = base;
+    a.logit_rows[i] = static_cast<int32_t>(i);
+  }
+  const size_t rows = seqs.size();
+  logits_.resize(rows * static_cast<size_t>(model_->config().n_vocab));
+  const ChunkRows where{.first_slot = a.slots[0],
+                        .first_visible = a.visible_from.data(),
+                        .row_slots = a.slots.data(),
+                        .seq = -1,
+                        .row_seqs = seqs.data()};
+  forward_chunk(tokens, where, std::span(a.logit_rows.data(), rows), logits_.data());
+  for (const int seq : seqs) ++past_[static_cast<size_t>(seq)];
   return logits_;
 }
 
 void Session::decode_into(std::span<const TokenId> tokens, std::span<float> logits) {
-  check_tokens(tokens);
+  check_tokens(0, tokens);
   const size_t wanted = tokens.size() * static_cast<size_t>(model_->config().n_vocab);
   if (logits.size() != wanted) {
     fail("decode_into: {} tokens need room for {} logits, not {}", tokens.size(), wanted, logits.size());
   }
-  decode_chunks(tokens, true, logits.data());
+  decode_chunks(0, tokens, true, logits.data());
 }
 
-void Session::decode_chunks(std::span<const TokenId> tokens, bool all_logits, float* logits) {
+void Session::decode_chunks(int seq, std::span<const TokenId> tokens, bool all_logits, float* logits) {
   const int64_t n_vocab = model_->config().n_vocab;
   Buffers& a = *buffers_;
+  int& past = past_[static_cast<size_t>(seq)];
+  const int32_t base = seq * n_ctx_;
+  // Sequence 0 sees from slot 0, as a one-sequence session always did.
+  if (seq > 0) std::fill(a.visible_from.begin(), a.visible_from.end(), base);
   for (size_t start = 0; start < tokens.size(); start += static_cast<size_t>(n_batch_)) {
     const auto chunk = tokens.subspan(start, std::min(tokens.size() - start, static_cast<size_t>(n_batch_)));
     const auto n = static_cast<int32_t>(chunk.size());
     const bool last_chunk = start + chunk.size() == tokens.size();
-    for (int32_t t = 0; t < n; ++t) a.positions[static_cast<size_t>(t)] = n_past_ + t;
+    for (int32_t t = 0; t < n; ++t) a.positions[static_cast<size_t>(t)] = past + t;
     int32_t n_out = 0;
     if (all_logits) {
       for (int32_t t = 0; t < n; ++t) a.logit_rows[static_cast<size_t>(n_out++)] = t;
@@ -145,14 +208,16 @@ void Session::decode_chunks(std::span<const TokenId> tokens, bool all_logits, fl
       a.logit_rows[static_cast<size_t>(n_out++)] = n - 1;
     }
     float* out = all_logits ? logits + start * static_cast<size_t>(n_vocab) : logits;
-    forward_chunk(chunk, nullptr, std::span(a.logit_rows.data(), static_cast<size_t>(n_out)), out);
+    const ChunkRows where{.first_slot = base + past, .first_visible = seq > 0 ? a.visible_from.data() : nullptr, .seq = seq};
+    forward_chunk(chunk, where, std::span(a.logit_rows.data(), static_cast<size_t>(n_out)), out);
+    past += n;
   }
 }
 
 std::span<const float> Session::decode_packed(std::span<const TokenId> tokens, std::span<const int> lengths,
                                               PackedLogits which) {
   reset();
-  check_tokens(tokens);
+  check_tokens(0, tokens);
   int64_t total = 0;
   for (const int length : lengths) {
     if (length <= 0) fail("a packed sequence needs at least one token, not {}", length);
@@ -193,15 +258,16 @@ std::span<const float> Session::decode_packed(std::span<const TokenId> tokens, s
         a.logit_rows[static_cast<size_t>(n_out++)] = ends[next_end++] - static_cast<int32_t>(start);
       }
     }
-    forward_chunk(chunk, packed_starts_.data() + start, std::span(a.logit_rows.data(), static_cast<size_t>(n_out)),
-                  out);
+    const ChunkRows where{.first_slot = past_[0], .first_visible = packed_starts_.data() + start, .seq = 0, .packed = true};
+    forward_chunk(chunk, where, std::span(a.logit_rows.data(), static_cast<size_t>(n_out)), out);
+    past_[0] += n;
     out += static_cast<size_t>(n_out) * static_cast<size_t>(n_vocab);
   }
   reset();  // the cache holds a mixture of sequences: nothing to continue from
   return logits_;
 }
 
-void Session::forward_chunk(std::span<const TokenId> tokens, const int32_t* first_visible,
+void Session::forward_chunk(std::span<const TokenId> tokens, const ChunkRows& where,
                             std::span<const int32_t> logit_rows, float* logits) {
   const ModelConfig& c = model_->config();
   const Family& family = model_->family();
@@ -212,7 +278,7 @@ void Session::forward_chunk(std::span<const TokenId> tokens, const int32_t* firs
 
   const float embedding_scale = std::sqrt(static_cast<float>(n_embd));
   chunk_rows_ = n;
-  chunk_packed_positions_ = first_visible != nullptr ? a.positions.data() : nullptr;
+  chunk_where_ = &where;
   for (int64_t t = 0; t < n; ++t) {
     float* row = a.residual.data() + t * n_embd;
     ops::weight_row(w.token_embd, tokens[static_cast<size_t>(t)], row);
@@ -226,14 +292,28 @@ void Session::forward_chunk(std::span<const TokenId> tokens, const int32_t* firs
     }
   }
 
-  const ChunkContext chunk{c,       family.traits,   w,      a,       n,      n_past_, first_visible,
-                           k_cache_.get(), v_cache_.get(), n_ctx_, rope_factors_, *pool_, level_,
-                           &Session::call_hooks, this};
+  const ChunkContext chunk{c,
+                           family.traits,
+                           w,
+                           a,
+                           n,
+                           where.first_slot,
+                           where.first_visible,
+                           k_cache_.get(),
+                           v_cache_.get(),
+                           static_cast<int64_t>(n_ctx_) * n_seq(),
+                           rope_factors_,
+                           *pool_,
+                           level_,
+                           &Session::call_hooks,
+                           this,
+                           where.row_slots,
+                           where.row_seqs != nullptr};
   for (int64_t layer = 0; layer < c.n_layer; ++layer) {
     BlockPass pass(chunk, layer);
     family.block(pass);
   }
-  n_past_ += static_cast<int>(n);
+  chunk_where_ = nullptr;
   if (logit_rows.empty()) return;
 
   // Logits only for the rows asked for, gathered row by row into `normed`.
@@ -248,7 +328,7 @@ void Session::forward_chunk(std::span<const TokenId> tokens, const int32_t* firs
       ops::rms_norm(row, w.output_norm.weight.data(), 1, n_embd, eps, out);
     }
   }
-  ops::matmul(w.output, a.normed.data(), rows, logits, *pool_, level_);
+  ops::matmul(w.output, a.normed.data(), rows, logits, *pool_, level_, where.row_seqs != nullptr);
   if (c.final_logit_softcap > 0) {
     const auto cap = static_cast<float>(c.final_logit_softcap);
     const int64_t count = rows * c.n_vocab;
@@ -260,13 +340,31 @@ void Session::call_hooks(void* self, int64_t layer, HookPoint point, std::vector
   auto& session = *static_cast<Session*>(self);
   const int64_t n_embd = session.model_->config().n_embd;
   const int64_t n = session.chunk_rows_;
+  const ChunkRows& where = *session.chunk_where_;
+  const int32_t* positions = session.buffers_->positions.data();
   const auto& registered = session.hooks_[static_cast<size_t>(layer * kHookPointCount + static_cast<int>(point))];
-  if (!registered.empty()) {
-    const HookRows view{static_cast<int>(layer), point, rows.data(), n, n_embd, session.n_past_,
-                        session.chunk_packed_positions_};
-    for (const RegisteredHook& h : registered) h.function(view);
+  const auto first_position = static_cast<int>(where.first_slot);
+  for (const RegisteredHook& h : registered) {
+    if (where.row_seqs == nullptr) {  // one sequence's rows: its hooks and the global ones
+      if (h.seq != -1 && h.seq != where.seq) continue;
+      h.function({static_cast<int>(layer), point, rows.data(), n, n_embd,
+                  where.packed ? first_position : positions[0], where.packed ? positions : nullptr});
+    } else if (h.seq == -1) {  // a step: every row, each at its own position
+      h.function({static_cast<int>(layer), point, rows.data(), n, n_embd, first_position, positions});
+    } else {  // a step: the one row of the hook's sequence, if it has one
+      for (int64_t r = 0; r < n; ++r) {
+        if (where.row_seqs[r] != h.seq) continue;
+        h.function({static_cast<int>(layer), point, rows.data() + r * n_embd, 1, n_embd, positions[r], nullptr});
+        break;
+      }
+    }
   }
-  if (session.observer_) session.observer_(static_cast<int>(layer), point, rows.data(), n, n_embd, session.n_past_);
+  // The observer's first_position: the chunk's first position when its rows follow
+  // one another in one sequence, else the cache slot of its first row.
+  const bool in_order = where.row_seqs == nullptr && !where.packed;
+  if (session.observer_) {
+    session.observer_(static_cast<int>(layer), point, rows.data(), n, n_embd, in_order ? positions[0] : first_position);
+  }
 }
 
 }  // namespace tiller

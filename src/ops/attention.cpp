@@ -302,7 +302,8 @@ float round_to_f16(float x) { return f16_table()[fp32_to_fp16(x)]; }
 
 void causal_attention(const float* q, int64_t n_tokens, int64_t first_position, KvCacheView cache,
                       const AttentionShape& shape, int64_t window, float scale, float* out, float* scores_scratch,
-                      int64_t scores_stride, ThreadPool& pool, KernelLevel level, const int32_t* first_visible) {
+                      int64_t scores_stride, ThreadPool& pool, KernelLevel level, const int32_t* first_visible,
+                      const int32_t* row_slots) {
   const int64_t hd = shape.head_dim, q_width = shape.n_head * hd, kv_width = shape.n_head_kv * hd;
   const int64_t group = shape.n_head / shape.n_head_kv;
   const AttendHeads attend = pick_kernel(hd, level);
@@ -317,7 +318,7 @@ void causal_attention(const float* q, int64_t n_tokens, int64_t first_position, 
     for (int64_t item = begin; item < end; ++item) {
       const int64_t turn = item / per_token, kv_head = item % per_token / parts, part = item % parts;
       const int64_t t = turn % 2 == 0 ? turn / 2 : n_tokens - 1 - turn / 2;
-      const int64_t pos = first_position + t;
+      const int64_t pos = row_slots != nullptr ? row_slots[t] : first_position + t;
       const int64_t start = first_visible != nullptr ? first_visible[t] : 0;
       const int64_t first = window > 0 && pos - window + 1 > start ? pos - window + 1 : start;
       const int64_t head = kv_head * group + part * kMaxHeads;

@@ -36,6 +36,9 @@ struct KvCacheView {
 // see: packed sequences share the cache, and row t of a sequence starting at slot s
 // attends to rows max(s, p - window + 1) .. p only (block-diagonal causal attention;
 // p - s is then the row's position within its sequence, so the window is per sequence).
+// row_slots, when given ([n_tokens]), is each query row's own cache slot p in place of
+// first_position + t: rows of different sequences, each in its own region of the
+// cache, decoded in one pass (with first_visible the start of each row's region).
 // The kernel is the level's (tiller/engine.h): Portable converts the cache through a
 // table and takes libm's e^x; Avx2 and Avx2Tiled convert 8 values per instruction
 // (F16C), with the portable softmax; Avx512Vnni 16, with exp_avx512's e^x. Head
@@ -45,7 +48,7 @@ inline constexpr int64_t kAttentionScoreRows = 4;
 void causal_attention(const float* q, int64_t n_tokens, int64_t first_position, KvCacheView cache,
                       const AttentionShape& shape, int64_t window, float scale, float* out, float* scores,
                       int64_t scores_stride, ThreadPool& pool, KernelLevel level,
-                      const int32_t* first_visible = nullptr);
+                      const int32_t* first_visible = nullptr, const int32_t* row_slots = nullptr);
 
 // Rounds x to the nearest f16 and back (ties to even).
 float round_to_f16(float x);

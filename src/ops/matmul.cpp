@@ -85,7 +85,7 @@ QuantizedDot quantized_dot(TensorType weight_type, KernelLevel level) {
 }
 
 void quantized_matmul(const WeightMatrix& w, const float* x, int64_t n_rows, float* out, ThreadPool& pool,
-                      KernelLevel level) {
+                      KernelLevel level, bool independent_rows) {
   const RowKernels kernels = row_kernels(w.type, level);
   if (kernels.one == nullptr) {
     matmul_reference(w, x, n_rows, out, pool, level);
@@ -104,7 +104,7 @@ void quantized_matmul(const WeightMatrix& w, const float* x, int64_t n_rows, flo
   MatmulJob job{&w, activations.data(), row_bytes, n_rows, out, kernels.one, kernels.four};
   thread_local TiledActivationBuffers tiled_buffers;
   TiledActivations tiled_x;
-  job.tiled = tiled_for(w.type, n_rows, level);
+  job.tiled = independent_rows ? nullptr : tiled_for(w.type, n_rows, level);
   if (job.tiled != nullptr) {
     tiled_x = prepare_tiled_activations(format, activations.data(), n_rows, w.n_in, tiled_buffers);
     job.tiled_x = &tiled_x;
@@ -119,7 +119,8 @@ void quantized_matmul(const WeightMatrix& w, const float* x, int64_t n_rows, flo
 }
 
 void quantized_matmul_shared(std::span<const WeightMatrix* const> ws, const float* x, int64_t n_rows,
-                             std::span<float* const> outs, ThreadPool& pool, KernelLevel level) {
+                             std::span<float* const> outs, ThreadPool& pool, KernelLevel level,
+                             bool independent_rows) {
   if (ws.size() != outs.size() || ws.size() > kMaxShared) fail("matmul: {} matrices, {} outputs", ws.size(), outs.size());
   bool all_integer = true;
   for (const WeightMatrix* w : ws) {
@@ -128,7 +129,7 @@ void quantized_matmul_shared(std::span<const WeightMatrix* const> ws, const floa
                   w->n_in % activation_block_size(activation_format(w->type)) == 0;
   }
   if (!all_integer) {  // the single-matrix path handles (or reports) these
-    for (size_t m = 0; m < ws.size(); ++m) quantized_matmul(*ws[m], x, n_rows, outs[m], pool, level);
+    for (size_t m = 0; m < ws.size(); ++m) quantized_matmul(*ws[m], x, n_rows, outs[m], pool, level, independent_rows);
     return;
   }
   // One quantized copy of x per activation format, reused by every matrix that reads it.
@@ -154,7 +155,7 @@ void quantized_matmul_shared(std::span<const WeightMatrix* const> ws, const floa
     }
     const RowKernels kernels = row_kernels(w.type, level);
     jobs[m] = MatmulJob{&w, buffers[f].data(), row_bytes, n_rows, outs[m], kernels.one, kernels.four};
-    jobs[m].tiled = tiled_for(w.type, n_rows, level);
+    jobs[m].tiled = independent_rows ? nullptr : tiled_for(w.type, n_rows, level);
     if (jobs[m].tiled != nullptr) {
       if (!tiled_ready[f]) tiled_x[f] = prepare_tiled_activations(format, buffers[f].data(), n_rows, n_in, tiled_buffers[f]);
       tiled_ready[f] = true;

@@ -47,8 +47,12 @@ QuantizedDot quantized_dot(TensorType weight_type, KernelLevel level);
 // matmul with the kernels of `level` (ops::matmul is this). F16 and BF16 weights
 // take the float kernels of half_row_kernels.h on activations rounded to f16 /
 // bf16; types without a kernel (F32) go to matmul_reference at the same level.
+// independent_rows: every row through the row kernels, never the tiled ones, so
+// that each row's result is what it would be alone, whatever rows share the call
+// (a server's batched generation step: a sequence's tokens must not depend on
+// which others run beside it).
 void quantized_matmul(const WeightMatrix& w, const float* x, int64_t n_rows, float* out, ThreadPool& pool,
-                      KernelLevel level);
+                      KernelLevel level, bool independent_rows = false);
 
 // Several matrices reading the same input x (Q, K and V; gate and up) in one
 // parallel region: one fork-join instead of one per matrix, and the activations
@@ -57,7 +61,8 @@ void quantized_matmul(const WeightMatrix& w, const float* x, int64_t n_rows, flo
 // one-by-one path.
 inline constexpr size_t kMaxShared = 4;
 void quantized_matmul_shared(std::span<const WeightMatrix* const> ws, const float* x, int64_t n_rows,
-                             std::span<float* const> outs, ThreadPool& pool, KernelLevel level);
+                             std::span<float* const> outs, ThreadPool& pool, KernelLevel level,
+                             bool independent_rows = false);
 
 // Exposed for tests: the inline f16 -> f32 conversion the portable kernels use.
 float half_to_float(uint16_t bits);

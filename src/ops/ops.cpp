@@ -176,8 +176,9 @@ void matmul_reference(const WeightMatrix& w, const float* x_in, int64_t n_rows, 
   });
 }
 
-void matmul(const WeightMatrix& w, const float* x, int64_t n_rows, float* out, ThreadPool& pool, KernelLevel level) {
-  quantized_matmul(w, x, n_rows, out, pool, level);
+void matmul(const WeightMatrix& w, const float* x, int64_t n_rows, float* out, ThreadPool& pool, KernelLevel level,
+            bool independent_rows) {
+  quantized_matmul(w, x, n_rows, out, pool, level, independent_rows);
 }
 
 void rms_norm(const float* x, const float* weight, int64_t n_rows, int64_t width, float eps, float* out) {

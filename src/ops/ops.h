@@ -59,7 +59,8 @@ void round_activations(TensorType weight_type, const float* x, int64_t n, float*
 // out[t, r] = sum_i w[r, i] * x'[t, i] for t < n_rows, r < w.n_out, where x' is x
 // rounded by round_activations. Computed with integer dot products on the
 // quantized activations (ops/matmul.h), as llama.cpp's CPU backend does.
-void matmul(const WeightMatrix& w, const float* x, int64_t n_rows, float* out, ThreadPool& pool, KernelLevel level);
+void matmul(const WeightMatrix& w, const float* x, int64_t n_rows, float* out, ThreadPool& pool, KernelLevel level,
+            bool independent_rows = false);  // see quantized_matmul (ops/matmul.h)
 
 // The product the plain way, the reference for faster kernels: activations rounded by
 // round_activations, each weight row dequantized to floats, float dot products, and

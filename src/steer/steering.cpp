@@ -131,9 +131,9 @@ SteeringBinding::SteeringBinding(std::shared_ptr<const Steering> steering, const
 }
 
 SteeringBinding::SteeringBinding(std::shared_ptr<const Steering> steering, Session& session,
-                                 const PromptLayout& layout)
+                                 const PromptLayout& layout, int seq)
     : SteeringBinding(std::move(steering), layout) {
-  attach(session);
+  attach(session, seq);
 }
 
 SteeringBinding::~SteeringBinding() { detach(); }
@@ -143,14 +143,15 @@ void SteeringBinding::set_prompt(const PromptLayout& layout) {
   layout_ = layout;
 }
 
-void SteeringBinding::attach(Session& session) {
+void SteeringBinding::attach(Session& session, int seq) {
   steering_->check_model(session.model().config(), session.model().file().name());
   detach();
   std::set<std::pair<int, HookPoint>> points;
   for (const Intervention& v : steering_->interventions()) points.insert({v.layer, v.point});
   session_ = &session;
   for (const auto& [layer, point] : points) {
-    handles_.push_back(session.add_hook(layer, point, [this](const HookRows& rows) { steering_->apply(rows, layout_); }));
+    handles_.push_back(
+        session.add_hook(layer, point, [this](const HookRows& rows) { steering_->apply(rows, layout_); }, seq));
   }
 }
 
