@@ -318,6 +318,74 @@ TEST_F(ServerTest, BadRequestsGetOpenAIErrors) {
 }
 
 // A raw connection that streams a long generation and can be dropped mid-stream.
+// Continuous batching with --parallel 8: a request's text, with its seed, is the
+// same alone as beside seven others decoding in the same forward passes (steered
+// by other vectors, by ActAdd, or not at all, with other seeds and lengths).
+class BatchedServerTest : public ServerTest {
+ protected:
+  static void SetUpTestSuite() {
+    model_path_ = testing::real_model_path(kModel);
+    if (model_path_.empty()) return;
+    write_vectors(model_path_);
+    batched_ = std::make_unique<testing::ServerProcess>(
+        TILLER_BINARY, std::vector<std::string>{"-m", model_path_, "--parallel", "8", "-c", std::to_string(kContext),
+                                                "-t", "2", "--vector-dir", vector_dir().string()});
+    if (!batched_->wait_ready()) ADD_FAILURE() << "the server never became ready:\n" << batched_->log();
+  }
+  static void TearDownTestSuite() {
+    if (batched_) {
+      EXPECT_EQ(batched_->stop(), 0) << batched_->log();
+    }
+    batched_.reset();
+  }
+  void SetUp() override {
+    TILLER_REQUIRE_MODEL(path, kModel);
+    ASSERT_TRUE(batched_);
+  }
+  static std::string text_of(const json& body) {
+    httplib::Client c("127.0.0.1", batched_->port());
+    c.set_read_timeout(300, 0);
+    auto res = c.Post("/v1/chat/completions", body.dump(), "application/json");
+    if (!res) return "<no answer>";
+    if (res->status != 200) return "<" + std::to_string(res->status) + "> " + res->body;
+    return json::parse(res->body)["choices"][0]["message"]["content"];
+  }
+  static inline std::unique_ptr<testing::ServerProcess> batched_;
+};
+
+TEST_F(BatchedServerTest, ARequestGivesTheSameTextAloneOrBesideSevenOthers) {
+  const json sampling = {{"temperature", 0.9}, {"seed", 77}, {"max_tokens", 40}, {"ignore_eos", true}};
+  json steered = chat("Describe a walk in the forest.", sampling);
+  steered["steering"] = {{"control_vectors", {{{"name", "push"}, {"scale", 4.0}}}}};
+  const json plain = chat("Describe a walk in the forest.", sampling);
+  // The others: longer, so that they are decoding when the request under test
+  // arrives and after it ends.
+  std::vector<json> others;
+  const char* prompts[] = {"Tell me a joke.", "What is 2 + 2?", "Write a haiku about rain.", "Who wrote Hamlet?",
+                           "List three animals.", "Why is the sky blue?", "Say hello in French."};
+  for (int i = 0; i < 7; ++i) {
+    json other = chat(prompts[i], {{"temperature", 0.7}, {"seed", 1000 + i}, {"max_tokens", 80}, {"ignore_eos", true}});
+    if (i % 3 == 0) other["steering"] = {{"control_vectors", {{{"name", "push"}, {"scale", -3.0 - i}}}}};
+    if (i % 3 == 1) other["steering"] = {{"actadd", {{{"positive", "Love"}, {"negative", "Hate"}, {"layer", 6}, {"coef", 5}}}}};
+    others.push_back(other);
+  }
+  for (const json& request : {steered, plain}) {
+    const std::string alone = text_of(request);
+    ASSERT_FALSE(alone.empty());
+    ASSERT_NE(alone.front(), '<') << alone;
+    std::vector<std::string> other_texts(others.size());
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < others.size(); ++i) {
+      threads.emplace_back([&, i] { other_texts[i] = text_of(others[i]); });
+    }
+    std::this_thread::sleep_for(300ms);  // the others' prompts run and their steps begin
+    const std::string beside = text_of(request);
+    for (std::thread& t : threads) t.join();
+    EXPECT_EQ(beside, alone) << request.dump();
+    for (const std::string& text : other_texts) EXPECT_NE(text.front(), '<') << text;
+  }
+}
+
 class RawStream {
  public:
   RawStream(int port, const std::string& body, const std::string& key) {

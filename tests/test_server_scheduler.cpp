@@ -1,5 +1,5 @@
-// The server's scheduler contract (src/server/scheduler.h) on a tiny model: what a
-// continuous-batching scheduler must keep when it replaces SessionPoolScheduler.
+// The server's scheduler contract (src/server/scheduler.h) on a tiny model, kept by
+// the continuous-batching scheduler.
 // Each job's text is what it gets alone; admission is all or none within parallel
 // + queue; a cancelled job ends before its next token and a cancelled queued job
 // never runs; the destructor ends running jobs.
@@ -72,7 +72,7 @@ Drained drain(RequestChannel& channel, std::chrono::seconds timeout = 60s) {
 TEST(ServerScheduler, EachJobGivesWhatItGetsAlone) {
   const auto model = tiny_model();
   const auto engine = engine_with(2);
-  SessionPoolScheduler scheduler(model, engine, {.n_ctx = kContext}, 2, 4);
+  BatchingScheduler scheduler(model, engine, {.n_ctx = kContext}, 2, 4);
   std::vector<std::shared_ptr<RequestChannel>> channels;
   std::vector<GenerationJob> jobs;
   for (int i = 0; i < 5; ++i) {
@@ -100,7 +100,7 @@ TEST(ServerScheduler, EachJobGivesWhatItGetsAlone) {
 
 TEST(ServerScheduler, AdmissionIsAllOrNoneAndCancellingFreesTheSlot) {
   const auto model = tiny_model();
-  SessionPoolScheduler scheduler(model, engine_with(1), {.n_ctx = kContext}, 1, 1);
+  BatchingScheduler scheduler(model, engine_with(1), {.n_ctx = kContext}, 1, 1);
   auto running = std::make_shared<RequestChannel>();
   scheduler.submit({job(running, kContext - 8, 1)});  // thousands of tokens: it runs until cancelled
   std::optional<GenerationEvent> first = running->pop(30s);
@@ -131,7 +131,7 @@ TEST(ServerScheduler, AdmissionIsAllOrNoneAndCancellingFreesTheSlot) {
 
 TEST(ServerScheduler, ACancelledQueuedJobNeverRuns) {
   const auto model = tiny_model();
-  SessionPoolScheduler scheduler(model, engine_with(1), {.n_ctx = kContext}, 1, 2);
+  BatchingScheduler scheduler(model, engine_with(1), {.n_ctx = kContext}, 1, 2);
   auto running = std::make_shared<RequestChannel>();
   auto dropped = std::make_shared<RequestChannel>();
   auto after = std::make_shared<RequestChannel>();
@@ -155,7 +155,7 @@ TEST(ServerScheduler, TheDestructorEndsRunningJobs) {
   auto running = std::make_shared<RequestChannel>();
   const auto start = std::chrono::steady_clock::now();
   {
-    SessionPoolScheduler scheduler(model, engine_with(1), {.n_ctx = kContext}, 1, 0);
+    BatchingScheduler scheduler(model, engine_with(1), {.n_ctx = kContext}, 1, 0);
     scheduler.submit({job(running, kContext - 8, 1)});
     ASSERT_TRUE(running->pop(30s));
   }

@@ -81,14 +81,14 @@ void register_serve(CLI::App& app) {
   command->add_option("--host", server.host, "Address to listen on")->capture_default_str();
   command->add_option("--port", server.port, "Port to listen on; 0: any free port (printed)")
       ->capture_default_str()->check(CLI::Range(0, 65535));
-  command->add_option("--parallel", server.parallel, "Generations at once, each with its own session")
+  command->add_option("--parallel", server.parallel, "Sequences decoded together in one batch (each with its own steering)")
       ->capture_default_str()->check(CLI::Range(1, 256));
   command->add_option("--queue", server.queue, "Generations that may wait for a slot; more are refused with 503")
       ->capture_default_str()->check(CLI::Range(0, 4096));
   command->add_option("--vector-dir", server.vector_dir,
                       "Folder of control vectors that requests name in 'steering' (NAME is DIR/NAME.gguf)");
   command->add_option("--api-key", server.api_key, "Require 'Authorization: Bearer KEY' on /v1/*");
-  command->add_option("-c,--ctx-size", server.n_ctx, "Context size per session (default: the model's, at most 4096)")
+  command->add_option("-c,--ctx-size", server.n_ctx, "Context size of each sequence (default: the model's, at most 4096)")
       ->check(CLI::Range(0, 1 << 24));
   add_threads_option(command, options->threads);
   command->add_option("--max-body", server.max_body, "Largest request body in bytes; larger ones get 413")

@@ -20,34 +20,53 @@ std::optional<GenerationEvent> RequestChannel::pop(std::chrono::milliseconds tim
   return event;
 }
 
-SessionPoolScheduler::SessionPoolScheduler(std::shared_ptr<const Model> model, std::shared_ptr<Engine> engine,
-                                           const SessionOptions& session_options, int parallel, int queue_capacity)
-    : model_(std::move(model)),
-      engine_(std::move(engine)),
-      session_options_(session_options),
-      parallel_(parallel),
-      queue_capacity_(queue_capacity),
-      running_(size_t(parallel)) {
-  // The sessions are made here, before any worker starts, so that a context too
-  // large for memory fails at start-up rather than in a worker.
-  for (int i = 0; i < parallel; ++i) sessions_.push_back(std::make_unique<Session>(model_, engine_, session_options_));
-  for (int i = 0; i < parallel; ++i) workers_.emplace_back([this, i] { work(i); });
+namespace {
+
+SessionOptions with_sequences(SessionOptions options, int parallel) {
+  options.n_seq = parallel;
+  return options;
 }
 
-SessionPoolScheduler::~SessionPoolScheduler() {
+}  // namespace
+
+struct BatchingScheduler::Running {
+  GenerationJob job;
+  int seq = 0;
+  // Declared before the generator so that it outlives nothing it steers; reset
+  // when the job ends, removing exactly its hooks from the shared session.
+  std::unique_ptr<SteeringBinding> binding;
+  std::unique_ptr<Generator> generator;
+  bool over = false;
+};
+
+BatchingScheduler::BatchingScheduler(std::shared_ptr<const Model> model, std::shared_ptr<Engine> engine,
+                                     const SessionOptions& session_options, int parallel, int queue_capacity)
+    : model_(std::move(model)),
+      engine_(std::move(engine)),
+      parallel_(parallel),
+      queue_capacity_(queue_capacity),
+      // Made here, before the loop starts, so that a context too large for memory
+      // fails at start-up rather than in the loop.
+      session_(model_, engine_, with_sequences(session_options, parallel)),
+      seq_busy_(size_t(parallel), false),
+      running_channels_(size_t(parallel)) {
+  thread_ = std::thread([this] { loop(); });
+}
+
+BatchingScheduler::~BatchingScheduler() {
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
     for (GenerationJob& job : queue_) job.channel->cancel();
-    for (auto& channel : running_) {
+    for (auto& channel : running_channels_) {
       if (channel) channel->cancel();
     }
   }
   work_ready_.notify_all();
-  for (std::thread& worker : workers_) worker.join();
+  thread_.join();
 }
 
-void SessionPoolScheduler::submit(std::vector<GenerationJob> jobs) {
+void BatchingScheduler::submit(std::vector<GenerationJob> jobs) {
   {
     std::lock_guard lock(mutex_);
     const int in_system = busy_ + static_cast<int>(queue_.size()) + static_cast<int>(jobs.size());
@@ -61,56 +80,132 @@ void SessionPoolScheduler::submit(std::vector<GenerationJob> jobs) {
   work_ready_.notify_all();
 }
 
-SchedulerStats SessionPoolScheduler::stats() const {
+SchedulerStats BatchingScheduler::stats() const {
   std::lock_guard lock(mutex_);
   return {parallel_, busy_, static_cast<int>(queue_.size()), queue_capacity_};
 }
 
-void SessionPoolScheduler::work(int slot) {
-  for (;;) {
-    GenerationJob job;
-    {
-      std::unique_lock lock(mutex_);
-      work_ready_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-      if (stopping_) return;
-      job = std::move(queue_.front());
+std::vector<std::unique_ptr<BatchingScheduler::Running>> BatchingScheduler::admit(std::unique_lock<std::mutex>&) {
+  std::vector<std::unique_ptr<Running>> admitted;
+  for (int seq = 0; seq < parallel_ && !queue_.empty(); ++seq) {
+    if (seq_busy_[size_t(seq)]) continue;
+    while (!queue_.empty()) {
+      GenerationJob job = std::move(queue_.front());
       queue_.pop_front();
       // A job whose client left while it waited costs nothing.
       if (job.channel->cancelled()) continue;
+      seq_busy_[size_t(seq)] = true;
+      running_channels_[size_t(seq)] = job.channel;
       ++busy_;
-      running_[size_t(slot)] = job.channel;
+      auto running = std::make_unique<Running>();
+      running->job = std::move(job);
+      running->seq = seq;
+      admitted.push_back(std::move(running));
+      break;
     }
-    GenerationEvent last = run(*sessions_[size_t(slot)], job);
+  }
+  return admitted;
+}
+
+void BatchingScheduler::loop() {
+  for (;;) {
+    std::vector<std::unique_ptr<Running>> admitted;
     {
-      std::lock_guard lock(mutex_);
-      --busy_;
-      running_[size_t(slot)].reset();
+      std::unique_lock lock(mutex_);
+      work_ready_.wait(lock, [this] { return stopping_ || !queue_.empty() || !running_.empty(); });
+      // On stopping, the running jobs (their channels cancelled) still take one
+      // more turn below, which ends each with its Done event.
+      if (stopping_ && running_.empty()) return;
+      if (!stopping_) admitted = admit(lock);
     }
-    // The slot is free before the request hears that its job ended, so that a
-    // client sending its next request on receiving this answer finds it free.
-    job.channel->push(std::move(last));
+    for (auto& job : admitted) {
+      start(*job);
+      if (!job->over) running_.push_back(std::move(job));
+    }
+    if (!running_.empty()) step_all();
+    std::erase_if(running_, [](const std::unique_ptr<Running>& job) { return job->over; });
   }
 }
 
-GenerationEvent SessionPoolScheduler::run(Session& session, GenerationJob& job) {
-  RequestChannel& channel = *job.channel;
+void BatchingScheduler::start(Running& job) {
   try {
-    session.reset();
-    // The binding removes exactly its hooks when it goes, so the session is clean
-    // for the next job whatever happens here.
-    std::optional<SteeringBinding> binding;
-    if (job.steering) binding.emplace(job.steering, session, job.layout);
-    Generator generator(session, std::move(job.prompt), job.options);
-    for (;;) {
-      if (channel.cancelled()) generator.cancel();
-      std::optional<Generator::Step> step = generator.next();
-      if (!step) break;
-      if (!step->text.empty()) channel.push({GenerationEvent::Kind::Text, job.index, std::move(step->text), {}});
+    session_.rewind(job.seq, 0);
+    if (job.job.steering) {
+      job.binding = std::make_unique<SteeringBinding>(job.job.steering, session_, job.job.layout, job.seq);
     }
-    return {GenerationEvent::Kind::Done, job.index, {}, generator.result()};
+    job.generator = std::make_unique<Generator>(session_, std::move(job.job.prompt), job.job.options, job.seq);
+    if (job.job.channel->cancelled()) job.generator->cancel();
+    report(job, job.generator->next());  // the prompt, alone, and the first token
   } catch (const std::exception& error) {
-    return {GenerationEvent::Kind::Failed, job.index, error.what(), {}};
+    fail_job(job, error.what());
   }
+}
+
+void BatchingScheduler::step_all() {
+  // Jobs whose clients left end here, before their next token, freeing their rows.
+  for (auto& job : running_) {
+    if (job->over || !job->job.channel->cancelled()) continue;
+    job->generator->cancel();
+    try {
+      report(*job, job->generator->next());
+    } catch (const std::exception& error) {
+      fail_job(*job, error.what());
+    }
+  }
+  std::vector<int> seqs;
+  std::vector<TokenId> tokens;
+  std::vector<Running*> rows;
+  for (auto& job : running_) {
+    if (job->over) continue;
+    const std::optional<TokenId> token = job->generator->pending_token();
+    if (!token) continue;
+    seqs.push_back(job->seq);
+    tokens.push_back(*token);
+    rows.push_back(job.get());
+  }
+  if (rows.empty()) return;
+  std::span<const float> logits;
+  try {
+    logits = session_.decode_step(seqs, tokens);
+  } catch (const std::exception& error) {
+    for (Running* job : rows) fail_job(*job, error.what());
+    return;
+  }
+  const auto n_vocab = static_cast<size_t>(model_->config().n_vocab);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    Running& job = *rows[i];
+    try {
+      job.generator->supply_logits(logits.subspan(i * n_vocab, n_vocab));
+      report(job, job.generator->next());
+    } catch (const std::exception& error) {
+      fail_job(job, error.what());
+    }
+  }
+}
+
+void BatchingScheduler::report(Running& job, const std::optional<Generator::Step>& step) {
+  RequestChannel& channel = *job.job.channel;
+  if (step && !step->text.empty()) channel.push({GenerationEvent::Kind::Text, job.job.index, step->text, {}});
+  if (!job.generator->done()) return;
+  release(job, {GenerationEvent::Kind::Done, job.job.index, {}, job.generator->result()});
+}
+
+void BatchingScheduler::fail_job(Running& job, const std::string& message) {
+  release(job, {GenerationEvent::Kind::Failed, job.job.index, message, {}});
+}
+
+void BatchingScheduler::release(Running& job, GenerationEvent last) {
+  job.over = true;
+  job.binding.reset();
+  {
+    std::lock_guard lock(mutex_);
+    --busy_;
+    seq_busy_[size_t(job.seq)] = false;
+    running_channels_[size_t(job.seq)].reset();
+  }
+  // The slot is free before the request hears that its job ended, so that a
+  // client sending its next request on receiving this answer finds it free.
+  job.job.channel->push(std::move(last));
 }
 
 }  // namespace tiller::server

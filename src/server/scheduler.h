@@ -4,13 +4,10 @@
 // The interface is what the HTTP side sees: submit() admits a request's jobs (all
 // or none, QueueFull when there is no room) and each job reports its text through
 // its RequestChannel, which the handler's thread drains. Nothing on the HTTP side
-// knows how jobs are run. That is deliberate: SessionPoolScheduler below, the first
-// scheduler, gives each in-flight job its own Session and thread (the sessions
-// share one Engine and so one thread pool), and it will be replaced by a
-// continuous-batching scheduler — one loop that steps every admitted job in one
-// forward pass, row by row with each row's own steering, and pushes each row's
-// piece to its job's channel — behind this same submit()/channel contract. Such a
-// loop must never block on a client, which is why output goes through a channel
+// knows how jobs are run. BatchingScheduler below runs them by continuous
+// batching: one loop steps every running job in one forward pass, row by row with
+// each row's own steering, and pushes each row's piece to its job's channel. The
+// loop never blocks on a client, which is why output goes through a channel
 // rather than a callback that writes to a socket.
 #pragma once
 
@@ -93,36 +90,55 @@ class Scheduler {
   virtual SchedulerStats stats() const = 0;
 };
 
-// The first scheduler: `parallel` worker threads, each with its own Session on the
-// shared engine, taking jobs first come first served from one bounded queue. Each
-// job runs alone in its session, so its tokens are those it gets alone (engine.h).
-class SessionPoolScheduler final : public Scheduler {
+// Continuous batching: one thread and one Session holding `parallel` sequences.
+// Each turn of its loop admits queued jobs into free sequences, first come first
+// served, running each new job's prompt in forward passes of its own; then one
+// Session::decode_step runs the last sampled token of every running job, a row
+// each, each row steered by its own job's binding (hooks of that sequence only) or
+// by nothing; then each job samples its next token from its row and reports the
+// text. A job joins the batch at the next turn after it arrives and leaves as soon
+// as it ends, so slots never wait for a whole batch to finish.
+// A job's tokens are those it gets alone: its prompt runs alone, and decode_step
+// computes each row as if it were alone (tiller/model.h), with the job's own
+// sampler. Running the prompts outside the steps costs the other jobs a pause of
+// one prompt's passes when a job starts.
+class BatchingScheduler final : public Scheduler {
  public:
-  SessionPoolScheduler(std::shared_ptr<const Model> model, std::shared_ptr<Engine> engine,
-                       const SessionOptions& session_options, int parallel, int queue_capacity);
-  // Cancels what is queued and running, and joins the workers.
-  ~SessionPoolScheduler() override;
+  BatchingScheduler(std::shared_ptr<const Model> model, std::shared_ptr<Engine> engine,
+                    const SessionOptions& session_options, int parallel, int queue_capacity);
+  // Cancels what is queued and running, and joins the loop.
+  ~BatchingScheduler() override;
 
   void submit(std::vector<GenerationJob> jobs) override;
   SchedulerStats stats() const override;
 
  private:
-  void work(int slot);
-  // Runs the job, pushing its text; returns its last event (Done or Failed).
-  static GenerationEvent run(Session& session, GenerationJob& job);
+  struct Running;
+  void loop();
+  // Moves queued jobs into free sequences (under the lock); returns them.
+  std::vector<std::unique_ptr<Running>> admit(std::unique_lock<std::mutex>& lock);
+  // Binds the job's steering to its sequence and runs its first step (the prompt).
+  void start(Running& job);
+  // One step of every running job, in one forward pass.
+  void step_all();
+  // Reports a step's text; when the job is over, frees its sequence and reports its end.
+  void report(Running& job, const std::optional<Generator::Step>& step);
+  void fail_job(Running& job, const std::string& message);
+  void release(Running& job, GenerationEvent last);
 
   std::shared_ptr<const Model> model_;
   std::shared_ptr<Engine> engine_;
-  SessionOptions session_options_;
   int parallel_, queue_capacity_;
+  Session session_;  // only the loop's thread touches it
   mutable std::mutex mutex_;
   std::condition_variable work_ready_;
   std::deque<GenerationJob> queue_;
-  std::vector<std::unique_ptr<Session>> sessions_;        // per slot
-  std::vector<std::shared_ptr<RequestChannel>> running_;  // per slot: the channel of the job it runs, or null
+  std::vector<bool> seq_busy_;                    // per sequence
+  std::vector<std::unique_ptr<Running>> running_;  // the loop's own (no lock)
+  std::vector<std::shared_ptr<RequestChannel>> running_channels_;  // under the lock: for the destructor
   int busy_ = 0;
   bool stopping_ = false;
-  std::vector<std::thread> workers_;
+  std::thread thread_;
 };
 
 }  // namespace tiller::server

@@ -82,7 +82,7 @@ void Server::serve(const std::function<void(const std::string&)>& log) {
       } catch (const Error& error) {
         state.chat_format_error = error.what();  // /v1/completions still works
       }
-      state.scheduler = std::make_unique<SessionPoolScheduler>(
+      state.scheduler = std::make_unique<BatchingScheduler>(
           state.model, state.engine, SessionOptions{.n_ctx = state.n_ctx}, state.options.parallel,
           state.options.queue);
       state.ready.store(true, std::memory_order_release);

@@ -23,7 +23,7 @@ struct ServerOptions {
   std::string model_id;  // the name /v1/models lists and responses carry; empty: the file's stem
   std::string host = "127.0.0.1";
   int port = 8080;  // 0: a free port, chosen at bind()
-  int parallel = 1;      // generations at once (one session each)
+  int parallel = 1;      // sequences decoded together (continuous batching)
   int queue = 16;        // admitted generations that may wait for a slot; more get 503
   std::string vector_dir;  // control vectors by name: DIR/<name>.gguf; empty: steering by name is refused
   std::string api_key;     // when set, /v1/* needs "Authorization: Bearer <key>"
