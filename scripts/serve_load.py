@@ -262,7 +262,7 @@ def format_summary(summary):
             f"p99 {ms(summary['latency_p99_s'])}, first token p50 {ms(summary['ttft_p50_s'])}, "
             f"{summary['tokens']} tokens, {summary['tok_s']:.1f} tok/s aggregate")
     if summary["errors"]:
-        line += ", errors by status " + ", ".join(f"{k}: {v}" for k, v in sorted(summary["errors"].items()))
+        line += ", errors by status (0: no answer) " + ", ".join(f"{k}: {v}" for k, v in sorted(summary["errors"].items()))
     if summary["tokens_counted_from_chunks"]:
         line += f" ({summary['tokens_counted_from_chunks']} streams without usage: text chunks counted)"
     return line
@@ -298,10 +298,17 @@ def main(argv=None):
         for item in value:
             if item not in allowed:
                 parser.error(f"unknown {what} '{item}' (one of {', '.join(allowed)})")
+    if urlsplit(args.url).scheme != "http" or not urlsplit(args.url).hostname:
+        parser.error(f"--url '{args.url}' is not http://HOST[:PORT] (plain HTTP only)")
     if args.requests < 1 or args.concurrency < 1 or args.max_tokens < 1:
         parser.error("--requests, --concurrency and --max-tokens must be at least 1")
     try:
         extra, actadd = json.loads(args.extra), json.loads(args.actadd)
+    except ValueError as error:
+        parser.error(f"--extra and --actadd take a JSON object: {error}")
+    if not isinstance(extra, dict) or not isinstance(actadd, dict):
+        parser.error("--extra and --actadd take a JSON object")
+    try:
         specs = make_specs(args.requests, args.kinds, args.modes, args.endpoints, args.vectors, args.max_tokens,
                            args.seed, args.vector_scale, actadd, args.temperature, args.model, extra)
     except ValueError as error:
