@@ -2,6 +2,11 @@
 # Creates (once) the oracle's Python environment outside the repo and prints the
 # path of its python. Pinned versions, so goldens regenerate the same way.
 # llama-cpp-python compiles llama.cpp from source: minutes, the first time only.
+#   scripts/oracle-env.sh           the oracle (goldens, bench/vs-llamacpp)
+#   scripts/oracle-env.sh server    and llama-cpp-python's [server] extra, pinned with
+#                                   its dependencies (bench/serve-vs-llamacpp runs
+#                                   python -m llama_cpp.server); its own stamp, so
+#                                   adding it never rebuilds llama.cpp
 set -euo pipefail
 
 cache="${TILLER_CACHE:-$HOME/.cache/tiller}"
@@ -15,5 +20,17 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "${pins[*]}" ]; then
   "$venv/bin/python" -m pip install -q --upgrade pip >&2
   "$venv/bin/python" -m pip install -q "${pins[@]}" >&2
   echo "${pins[*]}" > "$stamp"
+fi
+
+# What `pip install 'llama-cpp-python[server]==0.3.36'` adds to the pins above.
+server_pins=(uvicorn==0.55.0 click==8.5.1 h11==0.16.0 fastapi==0.165.0 starlette==1.10.0 annotated-doc==0.0.7
+             anyio==4.16.0 opentelemetry-api==1.45.2 pydantic==2.14.4 pydantic_core==2.50.5
+             annotated-types==0.8.0 typing-inspection==0.4.5 pydantic-settings==2.16.3 python-dotenv==1.2.4
+             sse-starlette==3.7.1 starlette-context==0.3.6)
+server_stamp="$venv/.tiller-server-pins"
+if [ "${1:-}" = server ] && { [ ! -f "$server_stamp" ] || [ "$(cat "$server_stamp")" != "${server_pins[*]}" ]; }; then
+  echo "oracle-env: adding llama-cpp-python's server extra to $venv" >&2
+  "$venv/bin/python" -m pip install -q "${server_pins[@]}" >&2
+  echo "${server_pins[*]}" > "$server_stamp"
 fi
 echo "$venv/bin/python"
