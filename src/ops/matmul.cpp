@@ -49,6 +49,7 @@ struct MatmulJob {
   float* out;
   QuantizedDot dot;
   QuantizedRows rows;  // may be nullptr
+  QuantizedRowsBy rows_by;  // may be nullptr
   TiledKernel tiled = nullptr;  // when set, all rows go through it
   const TiledActivations* tiled_x = nullptr;
   int64_t group = kRows;  // output rows per unit of parallel work
@@ -64,7 +65,17 @@ void run_matmul_chunk(const MatmulJob& job, int64_t begin, int64_t end) {
   }
   auto activation = [&](int64_t t) { return job.activations + static_cast<uint64_t>(t) * job.activation_row_bytes; };
   int64_t r = begin;
-  if (job.rows != nullptr) {
+  if (job.rows_by != nullptr && job.n_rows > 1) {
+    // Several token rows: each weight block unpacked once for up to kRows of them.
+    for (; r + kRows <= end; r += kRows) {
+      const uint8_t* weights = m.data + static_cast<uint64_t>(r) * m.row_bytes;
+      for (int64_t t = 0; t < job.n_rows; t += kRows) {
+        const int n_x = static_cast<int>(std::min<int64_t>(kRows, job.n_rows - t));
+        job.rows_by(weights, m.row_bytes, activation(t), job.activation_row_bytes, n_x, m.n_in,
+                    job.out + t * m.n_out + r, m.n_out);
+      }
+    }
+  } else if (job.rows != nullptr) {
     for (; r + kRows <= end; r += kRows) {
       const uint8_t* weights = m.data + static_cast<uint64_t>(r) * m.row_bytes;
       for (int64_t t = 0; t < job.n_rows; ++t) job.rows(weights, m.row_bytes, activation(t), m.n_in, job.out + t * m.n_out + r);
@@ -101,7 +112,7 @@ void quantized_matmul(const WeightMatrix& w, const float* x, int64_t n_rows, flo
   thread_local std::vector<uint8_t> activations;
   activations.resize(static_cast<size_t>(n_rows) * row_bytes);
   quantize_rows(format, x, n_rows, w.n_in, activations.data(), row_bytes, pool, level);
-  MatmulJob job{&w, activations.data(), row_bytes, n_rows, out, kernels.one, kernels.four};
+  MatmulJob job{&w, activations.data(), row_bytes, n_rows, out, kernels.one, kernels.four, kernels.four_by};
   thread_local TiledActivationBuffers tiled_buffers;
   TiledActivations tiled_x;
   job.tiled = independent_rows ? nullptr : tiled_for(w.type, n_rows, level);
@@ -154,7 +165,7 @@ void quantized_matmul_shared(std::span<const WeightMatrix* const> ws, const floa
       quantize_rows(format, x, n_rows, n_in, buffers[f].data(), row_bytes, pool, level);
     }
     const RowKernels kernels = row_kernels(w.type, level);
-    jobs[m] = MatmulJob{&w, buffers[f].data(), row_bytes, n_rows, outs[m], kernels.one, kernels.four};
+    jobs[m] = MatmulJob{&w, buffers[f].data(), row_bytes, n_rows, outs[m], kernels.one, kernels.four, kernels.four_by};
     jobs[m].tiled = independent_rows ? nullptr : tiled_for(w.type, n_rows, level);
     if (jobs[m].tiled != nullptr) {
       if (!tiled_ready[f]) tiled_x[f] = prepare_tiled_activations(format, buffers[f].data(), n_rows, n_in, tiled_buffers[f]);

@@ -25,9 +25,18 @@ using QuantizedRows = void (*)(const uint8_t* weights, uint64_t row_bytes, const
                                float* out);
 inline constexpr int kRowKernelRows = 4;
 
+// kRowKernelRows weight rows against n_x (1 to kRowKernelRows) activation rows
+// x_row_bytes apart: out[t * out_stride + r]. Each weight block is unpacked once
+// for all n_x rows, and every (weight row, activation row) pair gets exactly the
+// arithmetic `four` gives it, so the results are the same bits: a batched
+// generation step (several sequences' rows) equals each row alone.
+using QuantizedRowsBy = void (*)(const uint8_t* weights, uint64_t row_bytes, const uint8_t* activations,
+                                 uint64_t x_row_bytes, int n_x, int64_t n, float* out, int64_t out_stride);
+
 struct RowKernels {
   QuantizedDot one = nullptr;    // a single weight row
   QuantizedRows four = nullptr;  // kRowKernelRows weight rows at once; nullptr: `one` row by row
+  QuantizedRowsBy four_by = nullptr;  // kRowKernelRows weight rows by several activation rows; nullptr: `four`
 };
 
 // The kernels of one instruction set for a weight type; both nullptr when the type

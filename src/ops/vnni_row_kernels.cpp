@@ -170,6 +170,86 @@ TILLER_VNNI void rows_32(const uint8_t* w, uint64_t row_bytes, const uint8_t* x,
   for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]) + minimums[r];
 }
 
+// rows_32<F, kRowKernelRows> for T activation rows at once: each weight block pair
+// is unpacked once and meets the T rows. Per (weight row, activation row) every
+// operation is rows_32's, in its order, so each output is the bits rows_32 gives.
+template <class F, int T>
+TILLER_VNNI void rows_32_by(const uint8_t* w, uint64_t row_bytes, const uint8_t* x, uint64_t x_row_bytes, int64_t n,
+                            float* out, int64_t out_stride) {
+  constexpr int R = kRowKernelRows;
+  constexpr uint64_t kActBytes = F::kMinimum ? kQ8_1ActBytes : kQ8_0ActBytes;
+  constexpr uint64_t kActQuants = F::kMinimum ? 4 : 2;
+  __m512 acc[R][T];
+  float minimums[R][T];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) {
+      acc[r][t] = _mm512_setzero_ps();
+      minimums[r][t] = 0.0f;
+    }
+  }
+  const int64_t blocks = n / 32;
+  for (int64_t b = 0; b < blocks; b += 2) {
+    const bool whole = b + 1 < blocks;
+    __m512i xq[T], offset_sums[T];
+    __m512 dx[T];  // d_x of block a in lanes 0..7, of b in 8..15
+    float sxa[T], sxb[T];
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) {
+      const uint8_t* xa = x + t * x_row_bytes + static_cast<uint64_t>(b) * kActBytes;
+      const uint8_t* xb = whole ? xa + kActBytes : kZeroBlock;
+      xq[t] = pair(load256(xa + kActQuants), load256(xb + kActQuants));
+      dx[t] = pair_scale(half(xa), half(xb));
+      offset_sums[t] = _mm512_setzero_si512();
+      if constexpr (F::kOffset != 0) {
+        offset_sums[t] = _mm512_dpbusd_epi32(offset_sums[t], _mm512_set1_epi8(static_cast<char>(F::kOffset)), xq[t]);
+      }
+      if constexpr (F::kMinimum) {
+        sxa[t] = half(xa + 2);
+        sxb[t] = half(xb + 2);
+      }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* wa = w + static_cast<uint64_t>(r) * row_bytes + static_cast<uint64_t>(b) * F::kBytes;
+      const uint8_t* wb = whole ? wa + F::kBytes : kZeroBlock;
+      prefetch(wa);
+      const __m512i weights = F::weights(wa, wb);
+      // Lane by lane the same single products d_w x d_x as rows_32's scalar ones.
+      const __m512 dw = pair_scale(half(wa), half(wb));
+      float mwa = 0.0f, mwb = 0.0f;
+      if constexpr (F::kMinimum) {
+        mwa = half(wa + 2);
+        mwb = half(wb + 2);
+      }
+#pragma GCC unroll 4
+      for (int t = 0; t < T; ++t) {
+        __m512i sumi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), weights, xq[t]);
+        if constexpr (F::kOffset != 0) sumi = _mm512_sub_epi32(sumi, offset_sums[t]);
+        acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_mul_ps(dw, dx[t]), acc[r][t]);
+        if constexpr (F::kMinimum) minimums[r][t] += mwa * sxa[t] + mwb * sxb[t];
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) out[t * out_stride + r] = _mm512_reduce_add_ps(acc[r][t]) + minimums[r][t];
+  }
+}
+
+template <class F>
+TILLER_VNNI void rows_32_by_any(const uint8_t* w, uint64_t row_bytes, const uint8_t* x, uint64_t x_row_bytes, int n_x,
+                                int64_t n, float* out, int64_t out_stride) {
+  switch (n_x) {
+    case 1: return rows_32_by<F, 1>(w, row_bytes, x, x_row_bytes, n, out, out_stride);
+    case 2: return rows_32_by<F, 2>(w, row_bytes, x, x_row_bytes, n, out, out_stride);
+    case 3: return rows_32_by<F, 3>(w, row_bytes, x, x_row_bytes, n, out, out_stride);
+    default: return rows_32_by<F, 4>(w, row_bytes, x, x_row_bytes, n, out, out_stride);
+  }
+}
+
 // ---------------------------------------------------------------------------
 // The K-quants, 256 weights per block against one Q8_K block. Per 64 weights,
 // vpmaddubsw sums pairs of products into int16 and vpdpwssd multiplies those by
@@ -353,7 +433,7 @@ TILLER_VNNI float one_row(const uint8_t* w, const uint8_t* x, int64_t n) {
 
 template <class F>
 constexpr RowKernels kernels_32() {
-  return {one_row<rows_32<F, 1>>, rows_32<F, 4>};
+  return {one_row<rows_32<F, 1>>, rows_32<F, 4>, rows_32_by_any<F>};
 }
 
 }  // namespace
