@@ -303,7 +303,13 @@ void register_handlers(httplib::Server& http, ServerState& state) {
     send_json(res, ready ? 200 : 503, {{"status", ready ? "ok" : "loading"}});
   });
   http.Get("/v1/models", [&state](const httplib::Request&, httplib::Response& res) {
-    send_json(res, 200, model_list(state.model_id, state.created));
+    // The model's shape once it is loaded: the page sizes its block sliders by it.
+    json meta = nullptr;
+    if (state.ready.load(std::memory_order_acquire)) {
+      meta = {{"n_layer", state.model->config().n_layer}, {"n_embd", state.model->config().n_embd},
+              {"n_ctx", state.n_ctx}};
+    }
+    send_json(res, 200, model_list(state.model_id, state.created, meta));
   });
   http.Post("/v1/completions", [&state](const httplib::Request& req, httplib::Response& res) {
     handle_completion(state, req, res, Endpoint::Completions);
