@@ -8,6 +8,7 @@
 #include "server/api_error.h"
 #include "server/connection_watch.h"
 #include "server/generation_setup.h"
+#include "server/page.h"
 #include "server/request.h"
 #include "server/response.h"
 #include "server/scheduler.h"
@@ -317,6 +318,7 @@ void register_handlers(httplib::Server& http, ServerState& state) {
   http.Post("/v1/chat/completions", [&state](const httplib::Request& req, httplib::Response& res) {
     handle_completion(state, req, res, Endpoint::ChatCompletions);
   });
+  register_page(http);  // GET / and /assets/*: the web page, open like /health
 }
 
 }  // namespace tiller::server
