@@ -42,6 +42,13 @@ def browser_or_fail():
     return chromium
 
 
+_VECTOR_DIRS = {}
+
+
+def server_vectors(url):
+    return _VECTOR_DIRS[url]
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     path = model_path(MODEL)
@@ -75,7 +82,9 @@ def server(tmp_path_factory):
             pass
         assert time.time() < deadline and process.poll() is None, "".join(lines)
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{port}"
+    _VECTOR_DIRS[url] = vectors
+    yield url
     process.terminate()
     assert process.wait(timeout=20) == 0, "".join(lines)
 
@@ -108,7 +117,7 @@ def wait_for(driver, condition, seconds, what):
         raise AssertionError(f"{what} within {seconds} s; columns {columns}; error box {error_box!r}") from error
 
 
-def test_page_streams_steered_and_unsteered_side_by_side(server, browser):
+def test_page_streams_steered_and_unsteered_side_by_side(server, browser, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
@@ -133,6 +142,13 @@ def test_page_streams_steered_and_unsteered_side_by_side(server, browser):
     if listed:
         print("page: choosing 'push' from the vector registry's list")
         listed[0].click()
+        # Upload through the file input: the registry takes it and the page lists it, chosen.
+        upload = tmp_path / "uploaded.gguf"
+        shutil.copy(server_vectors(server) / "push.gguf", upload)
+        browser.find_element(By.ID, "vector-file").send_keys(str(upload))
+        wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, '[data-vector="uploaded"]:checked'), 10,
+                 "the uploaded vector never showed chosen")
+        browser.find_element(By.CSS_SELECTOR, '[data-vector="uploaded"]').click()  # not part of this request
     else:
         assert "No vector registry" in browser.find_element(By.ID, "vector-status").text
         print("page: no vector registry on this server; naming 'push' from --vector-dir")
