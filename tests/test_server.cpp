@@ -162,6 +162,8 @@ TEST_F(ServerTest, HealthAndModels) {
   ASSERT_EQ(list["data"].size(), 1u);
   EXPECT_EQ(list["data"][0]["id"], kModel);
   EXPECT_EQ(list["data"][0]["object"], "model");
+  // The web page sizes its block sliders by the model's shape.
+  EXPECT_EQ(list["data"][0]["meta"], json({{"n_layer", 30}, {"n_embd", 576}, {"n_ctx", kContext}}));
 }
 
 TEST_F(ServerTest, GreedyChatEqualsRun) {

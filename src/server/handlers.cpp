@@ -8,6 +8,7 @@
 #include "server/api_error.h"
 #include "server/connection_watch.h"
 #include "server/generation_setup.h"
+#include "server/page.h"
 #include "server/request.h"
 #include "server/response.h"
 #include "server/scheduler.h"
@@ -303,7 +304,13 @@ void register_handlers(httplib::Server& http, ServerState& state) {
     send_json(res, ready ? 200 : 503, {{"status", ready ? "ok" : "loading"}});
   });
   http.Get("/v1/models", [&state](const httplib::Request&, httplib::Response& res) {
-    send_json(res, 200, model_list(state.model_id, state.created));
+    // The model's shape once it is loaded: the page sizes its block sliders by it.
+    json meta = nullptr;
+    if (state.ready.load(std::memory_order_acquire)) {
+      meta = {{"n_layer", state.model->config().n_layer}, {"n_embd", state.model->config().n_embd},
+              {"n_ctx", state.n_ctx}};
+    }
+    send_json(res, 200, model_list(state.model_id, state.created, meta));
   });
   http.Post("/v1/completions", [&state](const httplib::Request& req, httplib::Response& res) {
     handle_completion(state, req, res, Endpoint::Completions);
@@ -311,6 +318,7 @@ void register_handlers(httplib::Server& http, ServerState& state) {
   http.Post("/v1/chat/completions", [&state](const httplib::Request& req, httplib::Response& res) {
     handle_completion(state, req, res, Endpoint::ChatCompletions);
   });
+  register_page(http);  // GET / and /assets/*: the web page, open like /health
 }
 
 }  // namespace tiller::server

@@ -93,9 +93,10 @@ json error_body(const ApiError& error) {
             {"code", error.status}}}};
 }
 
-json model_list(const std::string& model_id, int64_t created) {
-  return {{"object", "list"},
-          {"data", json::array({{{"id", model_id}, {"object", "model"}, {"created", created}, {"owned_by", "tiller"}}})}};
+json model_list(const std::string& model_id, int64_t created, const json& meta) {
+  json model = {{"id", model_id}, {"object", "model"}, {"created", created}, {"owned_by", "tiller"}};
+  if (meta.is_object()) model["meta"] = meta;
+  return {{"object", "list"}, {"data", json::array({std::move(model)})}};
 }
 
 std::string dump(const json& object) { return object.dump(-1, ' ', false, json::error_handler_t::replace); }

@@ -53,8 +53,9 @@ inline constexpr const char* kSseDone = "data: [DONE]\n\n";
 // {"error": {"message", "type", "param", "code"}}.
 nlohmann::json error_body(const ApiError& error);
 
-// GET /v1/models: the one model served.
-nlohmann::json model_list(const std::string& model_id, int64_t created);
+// GET /v1/models: the one model served; `meta` (llama.cpp's server has the same
+// extension: n_layer, n_embd, n_ctx) when it is an object.
+nlohmann::json model_list(const std::string& model_id, int64_t created, const nlohmann::json& meta = nullptr);
 
 // JSON text that never throws on invalid UTF-8 (a model may emit any bytes; they
 // are replaced with U+FFFD).
