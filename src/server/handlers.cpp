@@ -12,6 +12,7 @@
 #include "server/response.h"
 #include "server/scheduler.h"
 #include "server/server_state.h"
+#include "server/vector_routes.h"
 #include "tiller/error.h"
 
 namespace tiller::server {
@@ -311,6 +312,7 @@ void register_handlers(httplib::Server& http, ServerState& state) {
   http.Post("/v1/chat/completions", [&state](const httplib::Request& req, httplib::Response& res) {
     handle_completion(state, req, res, Endpoint::ChatCompletions);
   });
+  register_vector_routes(http, state);
 }
 
 }  // namespace tiller::server
