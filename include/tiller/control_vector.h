@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <map>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,9 @@ struct ControlVector {
 // Throws tiller::Error (naming the file) for a file that is not a control vector,
 // has no directions, mixes widths, or holds non-finite values.
 ControlVector read_control_vector(const std::string& path);
+// The same from bytes in memory (an upload not yet written anywhere); `name`
+// stands for the file in the messages.
+ControlVector parse_control_vector(std::span<const uint8_t> bytes, const std::string& name);
 // Refuses an empty or ragged vector; warns nothing: direction.0 is written if present
 // (llama.cpp will refuse such a file; Tiller reads it).
 void write_control_vector(const std::string& path, const ControlVector& vector);

@@ -101,8 +101,12 @@ using VectorResolver = std::function<std::string(std::string_view name)>;
 // ControlVector objects, a server's loaded registry): null for a name it does not
 // hold, which then goes to the VectorResolver.
 using VectorLookup = std::function<std::shared_ptr<const ControlVector>(std::string_view name)>;
-// Names are files DIR/<name>.gguf. A name is letters, digits, '-', '_' and '.',
-// not starting with '.', so that it never resolves outside DIR.
+// Whether a name can stand for a file of a vector folder: letters, digits, '-',
+// '_' and '.', not starting with '.', without "..", at most 200 characters. So it
+// has no '/' and never leaves its folder, and never names a hidden file (where
+// the server keeps uploads in progress). The one rule for every vector name.
+bool is_vector_name(std::string_view name);
+// Names are files DIR/<name>.gguf; a name that is not is_vector_name is refused.
 VectorResolver vector_folder(std::filesystem::path dir);
 
 // The Steering `spec` means for `model`: files read and checked against the model

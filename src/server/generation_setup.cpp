@@ -41,21 +41,14 @@ void check_fits_context(const ServerState& state, const Prompt& prompt) {
 std::shared_ptr<const Steering> request_steering(const ServerState& state, const CompletionRequest& request) {
   if (!request.steering || request.steering->empty()) return nullptr;
   const SteeringSpec& spec = *request.steering;
-  // Every name is checked here, so that the library's resolver (which names the
-  // folder in its messages) never sees a missing one.
-  for (const std::string& name : steering_vector_names(spec)) {
-    if (state.options.vector_dir.empty()) {
-      throw not_found("no vector named '" + name + "': the server was started without --vector-dir", "steering");
-    }
-    std::error_code error;
-    const auto path = std::filesystem::path(state.options.vector_dir) / (name + ".gguf");
-    if (!std::filesystem::is_regular_file(path, error)) {
-      throw not_found("no vector named '" + name + "' in the server's vector folder", "steering");
-    }
-  }
+  // Every name is checked here, so that a missing one is a 404 (the resolver's
+  // failures inside compile_steering are 400s). Names resolve through the
+  // registry, whose rules (no link out of the folder) the vector endpoints share.
+  for (const std::string& name : steering_vector_names(spec)) state.vectors->path_of(name);
   CompileOptions options;
   options.engine = state.engine;
-  if (!state.options.vector_dir.empty()) options.resolve_name = vector_folder(state.options.vector_dir);
+  options.lookup_name = state.vectors->lookup();
+  options.resolve_name = state.vectors->resolver();
   try {
     return compile_steering(spec, state.model, options);
   } catch (const Error& error) {

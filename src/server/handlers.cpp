@@ -13,6 +13,7 @@
 #include "server/response.h"
 #include "server/scheduler.h"
 #include "server/server_state.h"
+#include "server/vector_routes.h"
 #include "tiller/error.h"
 
 namespace tiller::server {
@@ -319,6 +320,7 @@ void register_handlers(httplib::Server& http, ServerState& state) {
     handle_completion(state, req, res, Endpoint::ChatCompletions);
   });
   register_page(http);  // GET / and /assets/*: the web page, open like /health
+  register_vector_routes(http, state);
 }
 
 }  // namespace tiller::server

@@ -161,13 +161,6 @@ std::optional<SteeringSpec> read_steering(const json* value) {
 
 }  // namespace
 
-bool is_vector_name(std::string_view name) {
-  return !name.empty() && name.size() <= 200 && name.front() != '.' && name.find("..") == std::string_view::npos &&
-         std::all_of(name.begin(), name.end(), [](char c) {
-           return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
-         });
-}
-
 std::vector<std::string> steering_vector_names(const SteeringSpec& spec) {
   std::vector<std::string> names;
   const auto add = [&](const VectorRef& ref) {

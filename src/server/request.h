@@ -47,8 +47,8 @@ CompletionRequest parse_completion_request(std::string_view body, Endpoint endpo
 // ActAdd files), in order, each once.
 std::vector<std::string> steering_vector_names(const SteeringSpec& spec);
 
-// Whether a name is a file name the vector folder may hold: letters, digits, '-',
-// '_' and '.', not starting with '.', at most 200 characters (so no '/', no '..').
-bool is_vector_name(std::string_view name);
+// Vector names follow the library's one rule, tiller::is_vector_name
+// (tiller/steering_spec.h), as do the vector registry's.
+using tiller::is_vector_name;
 
 }  // namespace tiller::server

@@ -85,6 +85,7 @@ void Server::serve(const std::function<void(const std::string&)>& log) {
       state.scheduler = std::make_unique<BatchingScheduler>(
           state.model, state.engine, SessionOptions{.n_ctx = state.n_ctx}, state.options.parallel,
           state.options.queue);
+      state.vectors = std::make_unique<VectorRegistry>(state.options.vector_dir, state.model);
       state.ready.store(true, std::memory_order_release);
       if (log) log("model " + state.model_id + " ready (" + std::to_string(state.n_ctx) + " positions per session)");
     } catch (...) {

@@ -10,6 +10,7 @@
 
 #include "server/scheduler.h"
 #include "server/server.h"
+#include "server/vector_registry.h"
 #include "tiller/chat.h"
 #include "tiller/engine.h"
 #include "tiller/model.h"
@@ -33,6 +34,7 @@ struct ServerState {
   std::optional<ChatFormat> chat_format;      // the model's, when Tiller knows it
   std::string chat_format_error;              // why not, otherwise
   std::unique_ptr<Scheduler> scheduler;
+  std::unique_ptr<VectorRegistry> vectors;  // --vector-dir (empty without it), checked against `model`
 };
 
 }  // namespace tiller::server

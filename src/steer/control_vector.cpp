@@ -25,8 +25,9 @@ int direction_block(std::string_view name) {
 
 }  // namespace
 
-ControlVector read_control_vector(const std::string& path) {
-  const gguf::File file = gguf::File::open(path);
+namespace {
+
+ControlVector control_vector_of(const gguf::File& file) {
   const auto architecture = file.get_string("general.architecture");
   if (architecture && *architecture != "controlvector") {
     fail("{}: this is a {} model, not a control vector (general.architecture is '{}')", file.name(),
@@ -63,6 +64,14 @@ ControlVector read_control_vector(const std::string& path) {
     fail("{}: no direction.N tensors: not a control vector", file.name());
   }
   return vector;
+}
+
+}  // namespace
+
+ControlVector read_control_vector(const std::string& path) { return control_vector_of(gguf::File::open(path)); }
+
+ControlVector parse_control_vector(std::span<const uint8_t> bytes, const std::string& name) {
+  return control_vector_of(gguf::File::parse(bytes, name));
 }
 
 void write_control_vector(const std::string& path, const ControlVector& vector) {

@@ -292,14 +292,17 @@ SteeringSpec spec_from_flags(const SteeringFlags& flags) {
   return spec;
 }
 
+bool is_vector_name(std::string_view name) {
+  return !name.empty() && name.size() <= 200 && name.front() != '.' && name.find("..") == std::string_view::npos &&
+         std::all_of(name.begin(), name.end(), [](char c) {
+           return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+         });
+}
+
 VectorResolver vector_folder(std::filesystem::path dir) {
   return [dir = std::move(dir)](std::string_view name) {
-    const bool allowed = !name.empty() && name.size() <= 200 && name.front() != '.' &&
-                         std::all_of(name.begin(), name.end(), [](char c) {
-                           return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
-                         });
-    if (!allowed) {
-      fail("vector name '{}' is not a name (letters, digits, '-', '_' and '.', not starting with '.')",
+    if (!is_vector_name(name)) {
+      fail("vector name '{}' is not a name (letters, digits, '-', '_' and '.', not starting with '.', no '..')",
            printable(name));
     }
     const std::filesystem::path path = dir / (std::string(name) + ".gguf");

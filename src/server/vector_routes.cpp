@@ -1,0 +1,88 @@
+#include "server/vector_routes.h"
+
+#include <httplib.h>
+
+#include "server/api_error.h"
+#include "server/response.h"
+#include "server/server_state.h"
+
+namespace tiller::server {
+namespace {
+
+using json = nlohmann::json;
+
+void reply(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(dump(body), "application/json");
+}
+
+// Every route answers with a vector object or an error object, whatever fails.
+template <class Handler>
+auto guarded(ServerState& state, Handler handler) {
+  return [&state, handler](const httplib::Request& req, httplib::Response& res) {
+    try {
+      // The registry checks vectors against the model, so it exists once the model does.
+      if (!state.ready.load(std::memory_order_acquire) || state.vectors == nullptr) {
+        ApiError error(503, "unavailable_error", "the model is still loading");
+        error.retry_after = 1;
+        throw error;
+      }
+      handler(*state.vectors, req.matches.size() > 1 ? req.matches[1].str() : std::string(), req, res);
+    } catch (const ApiError& error) {
+      if (error.retry_after > 0) res.set_header("Retry-After", std::to_string(error.retry_after));
+      reply(res, error.status, error_body(error));
+    } catch (const std::exception& error) {
+      reply(res, 500, error_body(ApiError(500, "server_error", std::string("internal error: ") + error.what())));
+    }
+  };
+}
+
+ApiError no_vector(const VectorRegistry& vectors, const std::string& name) {
+  return not_found(vectors.has_folder() ? "no vector named '" + name + "' in the server's vector folder"
+                                        : "no vector named '" + name + "': the server was started without --vector-dir",
+                   "name");
+}
+
+}  // namespace
+
+json vector_json(const VectorInfo& info) {
+  json out = {{"id", info.name}, {"object", "vector"}};
+  if (!info.error.empty()) {
+    out["error"] = info.error;
+    return out;
+  }
+  out["width"] = info.width;
+  out["layers"] = info.layers;
+  out["norms"] = info.norms;
+  out["bytes"] = info.bytes;
+  out["created"] = info.created;
+  return out;
+}
+
+void register_vector_routes(httplib::Server& http, ServerState& state) {
+  using Request = httplib::Request;
+  using Response = httplib::Response;
+  http.Get("/v1/vectors", guarded(state, [](VectorRegistry& vectors, const std::string&, const Request&, Response& res) {
+             json data = json::array();
+             for (const VectorInfo& info : vectors.list()) data.push_back(vector_json(info));
+             reply(res, 200, {{"object", "list"}, {"data", data}});
+           }));
+  // (.*), not ([^/]+): a name with '/' is a bad name (400), not an unknown route.
+  const std::string one = R"(/v1/vectors/(.*))";
+  http.Get(one, guarded(state, [](VectorRegistry& vectors, const std::string& name, const Request&, Response& res) {
+             const auto info = vectors.get(name);
+             if (!info) throw no_vector(vectors, name);
+             reply(res, 200, vector_json(*info));
+           }));
+  http.Put(one, guarded(state, [](VectorRegistry& vectors, const std::string& name, const Request& req, Response& res) {
+             const VectorRegistry::Stored stored = vectors.put(name, req.body);
+             reply(res, stored.replaced ? 200 : 201, vector_json(stored.info));
+           }));
+  http.Delete(one,
+              guarded(state, [](VectorRegistry& vectors, const std::string& name, const Request&, Response& res) {
+                if (!vectors.remove(name)) throw no_vector(vectors, name);
+                reply(res, 200, {{"id", name}, {"object", "vector.deleted"}, {"deleted", true}});
+              }));
+}
+
+}  // namespace tiller::server
