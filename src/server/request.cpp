@@ -213,16 +213,26 @@ CompletionRequest parse_completion_request(std::string_view body, Endpoint endpo
   if (const json* n = fields.get("n"); n != nullptr && !(n->is_number_integer() && n->get<int64_t>() == 1)) {
     throw bad_request("'n' must be 1: one choice per request", "n");
   }
-  if (const auto logprobs = fields.get("logprobs");
-      logprobs != nullptr && !(logprobs->is_boolean() && !logprobs->get<bool>())) {
-    throw bad_request("'logprobs' is not supported yet", "logprobs");
+  // Chat: "logprobs": true, "top_logprobs": 0..20 alternatives; completions:
+  // "logprobs": 0..5 alternatives (OpenAI's two forms and limits).
+  if (endpoint == Endpoint::ChatCompletions) {
+    const auto top = fields.integer("top_logprobs", 0, 20);
+    if (fields.boolean("logprobs").value_or(false)) {
+      request.top_logprobs = static_cast<int>(top.value_or(0));
+    } else if (top.value_or(0) > 0) {
+      throw bad_request("'top_logprobs' needs \"logprobs\": true", "top_logprobs");
+    }
+  } else if (const auto n = fields.integer("logprobs", 0, 5)) {
+    request.top_logprobs = static_cast<int>(*n);
   }
 
   SamplerParams& sampling = request.generation.sampling;
   sampling = defaults;
   if (const auto x = fields.number("temperature", 0.0, 100.0)) sampling.temperature = static_cast<float>(*x);
+  // Checked as the float the sampler gets: 5e-324 is above 0 as a double but 0 as
+  // a float (schemathesis found it reaching the sampler, a 500).
   if (const auto x = fields.number("top_p", 0.0, 1.0)) {
-    if (*x <= 0.0) throw bad_request("'top_p' must be above 0", "top_p");
+    if (static_cast<float>(*x) <= 0.0f) throw bad_request("'top_p' must be above 0", "top_p");
     sampling.top_p = static_cast<float>(*x);
   }
   if (const auto x = fields.integer("top_k", -1, std::numeric_limits<int32_t>::max())) {
@@ -232,7 +242,7 @@ CompletionRequest parse_completion_request(std::string_view body, Endpoint endpo
   if (const auto x = fields.number("presence_penalty", -2.0, 2.0)) sampling.presence_penalty = static_cast<float>(*x);
   if (const auto x = fields.number("frequency_penalty", -2.0, 2.0)) sampling.frequency_penalty = static_cast<float>(*x);
   if (const auto x = fields.number("repeat_penalty", 0.0, 10.0)) {
-    if (*x <= 0.0) throw bad_request("'repeat_penalty' must be above 0", "repeat_penalty");
+    if (static_cast<float>(*x) <= 0.0f) throw bad_request("'repeat_penalty' must be above 0", "repeat_penalty");
     sampling.repeat_penalty = static_cast<float>(*x);
   }
   if (const auto x = fields.integer("seed", std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max())) {

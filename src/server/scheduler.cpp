@@ -101,15 +101,25 @@ GenerationEvent SessionPoolScheduler::run(Session& session, GenerationJob& job) 
     std::optional<SteeringBinding> binding;
     if (job.steering) binding.emplace(job.steering, session, job.layout);
     Generator generator(session, std::move(job.prompt), job.options);
+    std::vector<TokenLogprob> logprobs;  // since the last event
     for (;;) {
       if (channel.cancelled()) generator.cancel();
+      const size_t n_tokens = generator.result().tokens.size();
       std::optional<Generator::Step> step = generator.next();
       if (!step) break;
-      if (!step->text.empty()) channel.push({GenerationEvent::Kind::Text, job.index, std::move(step->text), {}});
+      // Only tokens the result keeps (not the end-of-generation token) get one.
+      if (job.top_logprobs >= 0 && generator.result().tokens.size() > n_tokens) {
+        logprobs.push_back(token_logprob(generator.last_logits(), step->token, job.top_logprobs,
+                                         session.model().tokenizer()));
+      }
+      if (!step->text.empty()) {
+        channel.push({GenerationEvent::Kind::Text, job.index, std::move(step->text), {}, std::move(logprobs)});
+        logprobs.clear();
+      }
     }
-    return {GenerationEvent::Kind::Done, job.index, {}, generator.result()};
+    return {GenerationEvent::Kind::Done, job.index, {}, generator.result(), std::move(logprobs)};
   } catch (const std::exception& error) {
-    return {GenerationEvent::Kind::Failed, job.index, error.what(), {}};
+    return {GenerationEvent::Kind::Failed, job.index, error.what(), {}, {}};
   }
 }
 

@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "server/logprobs.h"
 #include "tiller/generate.h"
 #include "tiller/model.h"
 #include "tiller/steer.h"
@@ -39,6 +40,10 @@ struct GenerationEvent {
   int index = 0;     // the job's index within its request (the choice it fills)
   std::string text;  // Text: the piece; Failed: the message
   GenerationResult result;  // Done: the whole result (text, tokens, stop reason, timings)
+  // When the job asked for them (top_logprobs >= 0): one entry per generated token
+  // since this job's previous event, tokens whose text is still held back
+  // included; a Done event carries the rest. The end-of-generation token has none.
+  std::vector<TokenLogprob> logprobs;
 };
 
 // One request's events, from however many jobs it has, and its cancellation.
@@ -69,6 +74,7 @@ struct GenerationJob {
   GenerationOptions options;
   std::shared_ptr<const Steering> steering;
   std::shared_ptr<RequestChannel> channel;
+  int top_logprobs = -1;  // -1: no logprobs; n >= 0: each token's logprob and its n best alternatives
 };
 
 struct QueueFull : std::runtime_error {

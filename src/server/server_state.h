@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include "server/metrics.h"
 #include "server/scheduler.h"
 #include "server/server.h"
 #include "tiller/chat.h"
@@ -33,6 +34,7 @@ struct ServerState {
   std::optional<ChatFormat> chat_format;      // the model's, when Tiller knows it
   std::string chat_format_error;              // why not, otherwise
   std::unique_ptr<Scheduler> scheduler;
+  Metrics metrics;  // GET /metrics
 };
 
 }  // namespace tiller::server
