@@ -71,6 +71,8 @@ TEST(ServerRequest, DefaultsWhereTheBodyIsSilentAndNullIsAbsent) {
 TEST(ServerRequest, OtherFormsClientsSend) {
   EXPECT_EQ(text({{"prompt", {"only one"}}}).prompt, "only one");
   EXPECT_EQ(text({{"prompt", "x"}, {"stop", "STOP"}}).generation.stop, std::vector<std::string>{"STOP"});
+  EXPECT_TRUE(text({{"prompt", "x"}, {"stop", ""}}).generation.stop.empty());
+  EXPECT_TRUE(text({{"prompt", "x"}, {"stop", {"", ""}}}).generation.stop.empty());
   EXPECT_EQ(chat({{"messages", {kHello}}, {"max_completion_tokens", 5}}).generation.n_predict, 5);
   const json parts = {{"role", "user"}, {"content", {{{"type", "text"}, {"text", "a"}}, {{"type", "text"}, {"text", "b"}}}}};
   EXPECT_EQ(chat({{"messages", {parts}}}).messages[0].content, "ab");
@@ -141,6 +143,7 @@ TEST(ServerRequest, BadBodiesNameTheirField) {
            {R"({"messages": [{"content": "hi"}]})", "messages[0]"},
            {R"({"messages": [{"role": "user"}]})", "messages[0].content"},
            {R"({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]})", "messages[0].content"},
+           {R"({"messages": [{"role": "user", "content": [{"type": {}, "text": ""}]}]})", "messages[0].content"},
            {"{" + m + R"(, "temperature": "hot"})", "temperature"},
            {"{" + m + R"(, "temperature": -1})", "temperature"},
            {"{" + m + R"(, "top_p": 0})", "top_p"},

@@ -74,11 +74,15 @@ std::string text_content(const json& content, const std::string& where) {
   if (content.is_array()) {
     std::string text;
     for (const json& part : content) {
-      if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
-          !part["text"].is_string()) {
+      // Each member's type is checked before it is read (schemathesis sent a
+      // "type" that was an object, which value() turned into a 500).
+      const auto type = part.is_object() ? part.find("type") : part.end();
+      const auto text_field = part.is_object() ? part.find("text") : part.end();
+      if (!part.is_object() || type == part.end() || *type != "text" || text_field == part.end() ||
+          !text_field->is_string()) {
         throw bad_request(where + ": only text parts ({\"type\": \"text\", \"text\": ...}) are supported", where);
       }
-      text += part["text"].get<std::string>();
+      text += text_field->get<std::string>();
     }
     return text;
   }
@@ -114,7 +118,12 @@ std::string read_prompt(const json* value) {
 
 std::vector<std::string> read_stop(const json* value) {
   if (value == nullptr) return {};
-  if (value->is_string()) return {value->get<std::string>()};
+  // An empty stop string stops nothing (and the library refuses it: a 500 that
+  // schemathesis found when it came as the string form).
+  if (value->is_string()) {
+    if (value->get<std::string>().empty()) return {};
+    return {value->get<std::string>()};
+  }
   if (value->is_array() && value->size() <= 16 &&
       std::all_of(value->begin(), value->end(), [](const json& s) { return s.is_string(); })) {
     std::vector<std::string> stop;
