@@ -499,6 +499,36 @@ TEST_F(ServerApiTest, ChatLogprobsWholeAndStreamed) {
                       .is_null());
 }
 
+// Each sampling field the request takes changes what the sampler does: the
+// cut-offs at their tightest make a hot sampler greedy, the penalties move greedy
+// text off a repetition, the seed repeats a draw, the length limits hold.
+TEST_F(ServerApiTest, SamplingFieldsReachTheSampler) {
+  const auto text = [](json body) {
+    body["prompt"] = "Count: 1 1 1 1 1 1 1 1 1 1";
+    if (!body.contains("max_tokens")) body["max_tokens"] = 8;
+    return post_json("/v1/completions", body)["choices"][0]["text"].get<std::string>();
+  };
+  const std::string greedy = text({{"temperature", 0}});
+  const std::string hot = text({{"temperature", 5}, {"top_k", 0}, {"top_p", 1}, {"min_p", 0}, {"seed", 3}});
+  EXPECT_NE(hot, greedy);  // without the cut-offs, temperature 5 is far from greedy
+  EXPECT_EQ(text({{"temperature", 5}, {"top_k", 1}, {"top_p", 1}, {"min_p", 0}, {"seed", 3}}), greedy);
+  EXPECT_EQ(text({{"temperature", 5}, {"top_k", 0}, {"top_p", 1e-6}, {"min_p", 0}, {"seed", 3}}), greedy);
+  EXPECT_EQ(text({{"temperature", 5}, {"top_k", 0}, {"top_p", 1}, {"min_p", 1}, {"seed", 3}}), greedy);
+  EXPECT_EQ(text({{"temperature", 5}, {"top_k", 0}, {"top_p", 1}, {"min_p", 0}, {"seed", 3}}), hot);
+  EXPECT_NE(text({{"temperature", 0}, {"frequency_penalty", 2}}), greedy);
+  // Presence counts a token once, too little against ten "1"s: another prompt.
+  const json paris = {{"prompt", "The capital of France is Paris. The capital of France is"}, {"temperature", 0},
+                      {"max_tokens", 6}};
+  json penalized = paris;
+  penalized["presence_penalty"] = 2;
+  EXPECT_NE(post_json("/v1/completions", penalized)["choices"][0]["text"],
+            post_json("/v1/completions", paris)["choices"][0]["text"]);
+  EXPECT_EQ(text({{"temperature", 0}, {"stop", greedy.substr(0, 2)}}), "");
+  const json limited = post_json("/v1/chat/completions", {{"messages", {{{"role", "user"}, {"content", "Hi"}}}},
+                                                          {"max_completion_tokens", 3}, {"ignore_eos", true}});
+  EXPECT_EQ(limited["usage"]["completion_tokens"], 3);
+}
+
 // Every path and method of the document is served: a probe answers anything but
 // httplib's "no endpoint" 404. Routes another part of the server brings (the
 // vector registry, the page) are reported while they are not there yet.
