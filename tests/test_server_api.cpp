@@ -1,7 +1,7 @@
 // The API around the completions: GET /metrics, POST /tokenize and /detokenize,
 // logprobs, and the OpenAPI document held to the routes the server has.
-// ServerMetrics.*, ServerLogprobs.*, ServerOpenApi.* need no model;
-// ServerApiTest.* run `tiller serve` on smollm2-135m-instruct.
+// ServerMetrics.* and ServerOpenApi.* need no model, ServerLogprobs.* its
+// tokenizer; ServerApiTest.* run `tiller serve` on smollm2-135m-instruct.
 #include <gtest/gtest.h>
 #include <httplib.h>
 
