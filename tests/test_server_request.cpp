@@ -71,6 +71,8 @@ TEST(ServerRequest, DefaultsWhereTheBodyIsSilentAndNullIsAbsent) {
 TEST(ServerRequest, OtherFormsClientsSend) {
   EXPECT_EQ(text({{"prompt", {"only one"}}}).prompt, "only one");
   EXPECT_EQ(text({{"prompt", "x"}, {"stop", "STOP"}}).generation.stop, std::vector<std::string>{"STOP"});
+  EXPECT_TRUE(text({{"prompt", "x"}, {"stop", ""}}).generation.stop.empty());
+  EXPECT_TRUE(text({{"prompt", "x"}, {"stop", {"", ""}}}).generation.stop.empty());
   EXPECT_EQ(chat({{"messages", {kHello}}, {"max_completion_tokens", 5}}).generation.n_predict, 5);
   const json parts = {{"role", "user"}, {"content", {{{"type", "text"}, {"text", "a"}}, {{"type", "text"}, {"text", "b"}}}}};
   EXPECT_EQ(chat({{"messages", {parts}}}).messages[0].content, "ab");
@@ -78,6 +80,35 @@ TEST(ServerRequest, OtherFormsClientsSend) {
   EXPECT_NO_THROW(chat({{"messages", {kHello}}, {"user", "u1"}, {"some_future_field", {1, 2}}}));
   EXPECT_NO_THROW(chat({{"messages", {kHello}}, {"n", 1}, {"logprobs", false}}));
   EXPECT_EQ(chat({{"messages", {kHello}}, {"seed", -1}}).seed, ~uint64_t{0});
+}
+
+TEST(ServerRequest, LogprobsInTheirTwoForms) {
+  EXPECT_EQ(chat({{"messages", {kHello}}}).top_logprobs, -1);
+  EXPECT_EQ(chat({{"messages", {kHello}}, {"logprobs", false}, {"top_logprobs", 0}}).top_logprobs, -1);
+  EXPECT_EQ(chat({{"messages", {kHello}}, {"logprobs", true}}).top_logprobs, 0);
+  EXPECT_EQ(chat({{"messages", {kHello}}, {"logprobs", true}, {"top_logprobs", 20}}).top_logprobs, 20);
+  EXPECT_EQ(text({{"prompt", "x"}}).top_logprobs, -1);
+  EXPECT_EQ(text({{"prompt", "x"}, {"logprobs", 0}}).top_logprobs, 0);
+  EXPECT_EQ(text({{"prompt", "x"}, {"logprobs", 5}}).top_logprobs, 5);
+  EXPECT_EQ(text({{"prompt", "x"}, {"logprobs", nullptr}}).top_logprobs, -1);
+}
+
+TEST(ServerRequest, EverySamplingFieldReachesTheSampler) {
+  const CompletionRequest request =
+      chat({{"messages", {kHello}}, {"temperature", 0.5}, {"top_p", 0.5}, {"top_k", 7}, {"min_p", 0.25},
+            {"seed", 99}, {"max_tokens", 12}, {"stop", {"a", "b"}}, {"presence_penalty", 0.5},
+            {"frequency_penalty", -0.5}, {"repeat_penalty", 1.25}});
+  const SamplerParams& s = request.generation.sampling;
+  EXPECT_EQ(s.temperature, 0.5f);
+  EXPECT_EQ(s.top_p, 0.5f);
+  EXPECT_EQ(s.top_k, 7);
+  EXPECT_EQ(s.min_p, 0.25f);
+  EXPECT_EQ(request.seed, 99u);  // the handler puts it into the job's SamplerParams
+  EXPECT_EQ(request.generation.n_predict, 12);
+  EXPECT_EQ(request.generation.stop, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(s.presence_penalty, 0.5f);
+  EXPECT_EQ(s.frequency_penalty, -0.5f);
+  EXPECT_EQ(s.repeat_penalty, 1.25f);
 }
 
 TEST(ServerRequest, SteeringIsTheLibrarysSpec) {
@@ -112,10 +143,13 @@ TEST(ServerRequest, BadBodiesNameTheirField) {
            {R"({"messages": [{"content": "hi"}]})", "messages[0]"},
            {R"({"messages": [{"role": "user"}]})", "messages[0].content"},
            {R"({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]})", "messages[0].content"},
+           {R"({"messages": [{"role": "user", "content": [{"type": {}, "text": ""}]}]})", "messages[0].content"},
            {"{" + m + R"(, "temperature": "hot"})", "temperature"},
            {"{" + m + R"(, "temperature": -1})", "temperature"},
            {"{" + m + R"(, "top_p": 0})", "top_p"},
            {"{" + m + R"(, "top_p": 1.5})", "top_p"},
+           {"{" + m + R"(, "top_p": 5e-324})", "top_p"},  // 0 as the sampler's float (schemathesis' find)
+           {"{" + m + R"(, "repeat_penalty": 1e-50})", "repeat_penalty"},
            {"{" + m + R"(, "top_k": 2.5})", "top_k"},
            {"{" + m + R"(, "min_p": 2})", "min_p"},
            {"{" + m + R"(, "max_tokens": -3})", "max_tokens"},
@@ -129,7 +163,10 @@ TEST(ServerRequest, BadBodiesNameTheirField) {
            {"{" + m + R"(, "stream": "yes"})", "stream"},
            {"{" + m + R"(, "stream_options": {"include_usage": 1}})", "include_usage"},
            {"{" + m + R"(, "n": 2})", "n"},
-           {"{" + m + R"(, "logprobs": true})", "logprobs"},
+           {"{" + m + R"(, "logprobs": 1})", "logprobs"},
+           {"{" + m + R"(, "logprobs": true, "top_logprobs": 21})", "top_logprobs"},
+           {"{" + m + R"(, "logprobs": true, "top_logprobs": -1})", "top_logprobs"},
+           {"{" + m + R"(, "top_logprobs": 3})", "top_logprobs"},
            {"{" + m + R"(, "compare": true})", "compare"},
            {"{" + m + R"(, "steering": []})", "steering"},
            {"{" + m + R"(, "steering": {"control_vector": [{"name": "a"}]}})", "steering"},  // a typo
@@ -148,6 +185,8 @@ TEST(ServerRequest, BadBodiesNameTheirField) {
     EXPECT_EQ(error.param, c.param) << c.body << ": " << error.what();
     EXPECT_EQ(std::string(error.what()).find('\n'), std::string::npos) << c.body;
   }
+  EXPECT_EQ(refusal(R"({"prompt": "a", "logprobs": 6})", Endpoint::Completions).param, "logprobs");
+  EXPECT_EQ(refusal(R"({"prompt": "a", "logprobs": true})", Endpoint::Completions).param, "logprobs");
   EXPECT_EQ(refusal(R"({"prompt": 3})", Endpoint::Completions).param, "prompt");
   EXPECT_EQ(refusal(R"({"prompt": ["a", "b"]})", Endpoint::Completions).param, "prompt");
   EXPECT_EQ(refusal(R"({"messages": []})", Endpoint::Completions).param, "prompt");

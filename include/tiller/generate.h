@@ -64,6 +64,10 @@ class Generator {
   void cancel() { cancelled_.store(true, std::memory_order_relaxed); }
   // What was generated so far; whole once done().
   const GenerationResult& result() const { return result_; }
+  // The raw logits row (n_vocab, before penalties and temperature) that the last
+  // step's token was sampled from; valid until the next next(). Empty before the
+  // first step. For callers that report log-probabilities (the server's logprobs).
+  std::span<const float> last_logits() const { return logits_; }
   Session& session() { return session_; }
   int seq() const { return seq_; }
 

@@ -9,11 +9,13 @@
 #include "server/connection_watch.h"
 #include "server/generation_setup.h"
 #include "server/page.h"
+#include "server/metrics.h"
 #include "server/request.h"
 #include "server/response.h"
 #include "server/scheduler.h"
 #include "server/server_state.h"
 #include "server/vector_routes.h"
+#include "server/service_routes.h"
 #include "tiller/error.h"
 
 namespace tiller::server {
@@ -100,6 +102,8 @@ struct Admitted {
   int n_jobs = 0;
   int n_prompt = 0;
   bool include_usage = false;
+  int top_logprobs = -1;  // -1: no logprobs
+  Metrics* metrics = nullptr;
 };
 
 Admitted admit(ServerState& state, const CompletionRequest& request) {
@@ -113,6 +117,8 @@ Admitted admit(ServerState& state, const CompletionRequest& request) {
   admitted.channel = std::make_shared<RequestChannel>();
   admitted.n_prompt = static_cast<int>(prompt.tokens.size());
   admitted.include_usage = request.include_usage;
+  admitted.top_logprobs = request.top_logprobs;
+  admitted.metrics = &state.metrics;
 
   GenerationJob job;
   job.prompt = prompt.tokens;
@@ -121,6 +127,7 @@ Admitted admit(ServerState& state, const CompletionRequest& request) {
   job.options.sampling.seed = admitted.header.seed;
   job.channel = admitted.channel;
   job.steering = steering;
+  job.top_logprobs = request.top_logprobs;
   std::vector<GenerationJob> jobs;
   jobs.push_back(job);
   if (request.compare) {  // choice 1: the same request, unsteered, same seed
@@ -142,6 +149,7 @@ Admitted admit(ServerState& state, const CompletionRequest& request) {
 void respond_whole(const httplib::Request& req, httplib::Response& res, const Admitted& admitted) {
   DisconnectCheck check(req);
   std::vector<GenerationResult> results(size_t(admitted.n_jobs));
+  std::vector<std::vector<TokenLogprob>> logprobs(size_t(admitted.n_jobs));
   Usage usage{admitted.n_prompt, 0};
   for (int done = 0; done < admitted.n_jobs;) {
     if (check.client_gone()) {
@@ -155,13 +163,26 @@ void respond_whole(const httplib::Request& req, httplib::Response& res, const Ad
       admitted.channel->cancel();
       throw ApiError(500, "server_error", "generation failed: " + event->text);
     }
+    auto& entries = logprobs[size_t(event->index)];
+    entries.insert(entries.end(), std::make_move_iterator(event->logprobs.begin()),
+                   std::make_move_iterator(event->logprobs.end()));
     if (event->kind == GenerationEvent::Kind::Done) {
-      usage.completion_tokens += static_cast<int>(event->result.tokens.size());
+      const GenerationResult& result = event->result;
+      usage.completion_tokens += static_cast<int>(result.tokens.size());
+      admitted.metrics->record_generation(result.n_prompt, static_cast<int>(result.tokens.size()),
+                                          result.generation_seconds);
       results[size_t(event->index)] = std::move(event->result);
       ++done;
     }
   }
-  send_json(res, 200, completion_response(admitted.header, results, usage));
+  std::vector<json> logprobs_objects;
+  if (admitted.top_logprobs >= 0) {
+    for (const auto& entries : logprobs) {
+      size_t offset = 0;
+      logprobs_objects.push_back(logprobs_object(admitted.header.endpoint, entries, offset));
+    }
+  }
+  send_json(res, 200, completion_response(admitted.header, results, usage, logprobs_objects));
 }
 
 // The stream's state, kept by httplib's content provider across its calls.
@@ -172,13 +193,14 @@ struct Stream {
   std::vector<bool> started;
   Usage usage;
   int done = 0;
+  std::vector<size_t> text_offsets;  // per choice: characters streamed so far (completions' logprobs)
 };
 
 void respond_streamed(const httplib::Request& req, httplib::Response& res, Admitted admitted,
                       std::shared_ptr<InFlight> in_flight) {
   auto stream = std::make_shared<Stream>(Stream{admitted, std::move(in_flight), DisconnectCheck(req),
                                                 std::vector<bool>(size_t(admitted.n_jobs)), Usage{admitted.n_prompt, 0},
-                                                0});
+                                                0, std::vector<size_t>(size_t(admitted.n_jobs))});
   res.set_header("Cache-Control", "no-cache");
   res.set_header("X-Accel-Buffering", "no");  // proxies must not hold the events back
   const auto provider = [stream](size_t /*offset*/, httplib::DataSink& sink) {
@@ -196,12 +218,16 @@ void respond_streamed(const httplib::Request& req, httplib::Response& res, Admit
     std::optional<GenerationEvent> event = channel.pop(kPoll);
     if (!event) return true;  // httplib calls again
     const size_t index = size_t(event->index);
+    // The entries of the tokens this event adds, in the chunk that carries it.
+    const json logprobs = s.admitted.top_logprobs < 0
+                              ? json(nullptr)
+                              : logprobs_object(s.admitted.header.endpoint, event->logprobs, s.text_offsets[index]);
     switch (event->kind) {
       case GenerationEvent::Kind::Text: {
         const bool first = !s.started[index];
         s.started[index] = true;
         return write(sse_event(completion_chunk(s.admitted.header, event->index, event->text, first, std::nullopt,
-                                                s.admitted.include_usage)));
+                                                s.admitted.include_usage, logprobs)));
       }
       case GenerationEvent::Kind::Failed: {
         // The status is sent already; the error goes in the stream, as OpenAI does.
@@ -212,11 +238,14 @@ void respond_streamed(const httplib::Request& req, httplib::Response& res, Admit
         return true;
       }
       case GenerationEvent::Kind::Done: {
-        s.usage.completion_tokens += static_cast<int>(event->result.tokens.size());
+        const GenerationResult& result = event->result;
+        s.usage.completion_tokens += static_cast<int>(result.tokens.size());
+        s.admitted.metrics->record_generation(result.n_prompt, static_cast<int>(result.tokens.size()),
+                                              result.generation_seconds);
         const bool first = !s.started[index];
         s.started[index] = true;
-        if (!write(sse_event(completion_chunk(s.admitted.header, event->index, "", first, event->result.reason,
-                                              s.admitted.include_usage)))) {
+        if (!write(sse_event(completion_chunk(s.admitted.header, event->index, "", first, result.reason,
+                                              s.admitted.include_usage, logprobs)))) {
           return false;
         }
         if (++s.done < s.admitted.n_jobs) return true;
@@ -270,7 +299,8 @@ void handle_completion(ServerState& state, const httplib::Request& req, httplib:
 void register_handlers(httplib::Server& http, ServerState& state) {
   // The key guards the API, not the health check (load balancers probe it).
   http.set_pre_routing_handler([&state](const httplib::Request& req, httplib::Response& res) {
-    if (state.options.api_key.empty() || req.path.rfind("/v1/", 0) != 0) return httplib::Server::HandlerResponse::Unhandled;
+    mark_request_start();  // for the duration metrics' logger
+    if (state.options.api_key.empty() || !needs_api_key(req.path)) return httplib::Server::HandlerResponse::Unhandled;
     const std::string header = req.get_header_value("Authorization");
     const std::string prefix = "Bearer ";
     if (header.rfind(prefix, 0) == 0 && same_key(header.substr(prefix.size()), state.options.api_key)) {
@@ -321,6 +351,7 @@ void register_handlers(httplib::Server& http, ServerState& state) {
   });
   register_page(http);  // GET / and /assets/*: the web page, open like /health
   register_vector_routes(http, state);
+  register_service_routes(http, state);  // /metrics, /tokenize, /detokenize, /openapi.json
 }
 
 }  // namespace tiller::server

@@ -74,11 +74,15 @@ std::string text_content(const json& content, const std::string& where) {
   if (content.is_array()) {
     std::string text;
     for (const json& part : content) {
-      if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
-          !part["text"].is_string()) {
+      // Each member's type is checked before it is read (schemathesis sent a
+      // "type" that was an object, which value() turned into a 500).
+      const auto type = part.is_object() ? part.find("type") : part.end();
+      const auto text_field = part.is_object() ? part.find("text") : part.end();
+      if (!part.is_object() || type == part.end() || *type != "text" || text_field == part.end() ||
+          !text_field->is_string()) {
         throw bad_request(where + ": only text parts ({\"type\": \"text\", \"text\": ...}) are supported", where);
       }
-      text += part["text"].get<std::string>();
+      text += text_field->get<std::string>();
     }
     return text;
   }
@@ -114,7 +118,12 @@ std::string read_prompt(const json* value) {
 
 std::vector<std::string> read_stop(const json* value) {
   if (value == nullptr) return {};
-  if (value->is_string()) return {value->get<std::string>()};
+  // An empty stop string stops nothing (and the library refuses it: a 500 that
+  // schemathesis found when it came as the string form).
+  if (value->is_string()) {
+    if (value->get<std::string>().empty()) return {};
+    return {value->get<std::string>()};
+  }
   if (value->is_array() && value->size() <= 16 &&
       std::all_of(value->begin(), value->end(), [](const json& s) { return s.is_string(); })) {
     std::vector<std::string> stop;
@@ -206,16 +215,26 @@ CompletionRequest parse_completion_request(std::string_view body, Endpoint endpo
   if (const json* n = fields.get("n"); n != nullptr && !(n->is_number_integer() && n->get<int64_t>() == 1)) {
     throw bad_request("'n' must be 1: one choice per request", "n");
   }
-  if (const auto logprobs = fields.get("logprobs");
-      logprobs != nullptr && !(logprobs->is_boolean() && !logprobs->get<bool>())) {
-    throw bad_request("'logprobs' is not supported yet", "logprobs");
+  // Chat: "logprobs": true, "top_logprobs": 0..20 alternatives; completions:
+  // "logprobs": 0..5 alternatives (OpenAI's two forms and limits).
+  if (endpoint == Endpoint::ChatCompletions) {
+    const auto top = fields.integer("top_logprobs", 0, 20);
+    if (fields.boolean("logprobs").value_or(false)) {
+      request.top_logprobs = static_cast<int>(top.value_or(0));
+    } else if (top.value_or(0) > 0) {
+      throw bad_request("'top_logprobs' needs \"logprobs\": true", "top_logprobs");
+    }
+  } else if (const auto n = fields.integer("logprobs", 0, 5)) {
+    request.top_logprobs = static_cast<int>(*n);
   }
 
   SamplerParams& sampling = request.generation.sampling;
   sampling = defaults;
   if (const auto x = fields.number("temperature", 0.0, 100.0)) sampling.temperature = static_cast<float>(*x);
+  // Checked as the float the sampler gets: 5e-324 is above 0 as a double but 0 as
+  // a float (schemathesis found it reaching the sampler, a 500).
   if (const auto x = fields.number("top_p", 0.0, 1.0)) {
-    if (*x <= 0.0) throw bad_request("'top_p' must be above 0", "top_p");
+    if (static_cast<float>(*x) <= 0.0f) throw bad_request("'top_p' must be above 0", "top_p");
     sampling.top_p = static_cast<float>(*x);
   }
   if (const auto x = fields.integer("top_k", -1, std::numeric_limits<int32_t>::max())) {
@@ -225,7 +244,7 @@ CompletionRequest parse_completion_request(std::string_view body, Endpoint endpo
   if (const auto x = fields.number("presence_penalty", -2.0, 2.0)) sampling.presence_penalty = static_cast<float>(*x);
   if (const auto x = fields.number("frequency_penalty", -2.0, 2.0)) sampling.frequency_penalty = static_cast<float>(*x);
   if (const auto x = fields.number("repeat_penalty", 0.0, 10.0)) {
-    if (*x <= 0.0) throw bad_request("'repeat_penalty' must be above 0", "repeat_penalty");
+    if (static_cast<float>(*x) <= 0.0f) throw bad_request("'repeat_penalty' must be above 0", "repeat_penalty");
     sampling.repeat_penalty = static_cast<float>(*x);
   }
   if (const auto x = fields.integer("seed", std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max())) {

@@ -31,11 +31,14 @@ struct CompletionRequest {
   bool include_usage = false;  // stream_options.include_usage
   std::optional<SteeringSpec> steering;
   bool compare = false;  // also the unsteered completion, same seed
+  // -1: no logprobs; n >= 0: each generated token's logprob and its n most likely
+  // alternatives (chat: top_logprobs when logprobs is true; completions: logprobs).
+  int top_logprobs = -1;
 };
 
 // Throws ApiError (400) naming the field for malformed JSON, a body that is not an
 // object, a missing prompt or messages, a field of the wrong type or out of range,
-// an unsupported option (n > 1, logprobs), a steering object the library refuses
+// an unsupported option (n > 1), top_logprobs without logprobs, a steering object the library refuses
 // (unknown fields included), a vector given by path or by a name that is not a
 // plain file name, and `compare` without `steering`. Unknown top-level fields are
 // ignored (clients send extras); null means absent. `defaults` fills the sampling

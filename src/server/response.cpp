@@ -38,11 +38,13 @@ json finish_reason(StopReason reason) {
 }
 
 json completion_response(const ResponseHeader& header, const std::vector<GenerationResult>& results,
-                         const Usage& usage) {
+                         const Usage& usage, const std::vector<json>& logprobs) {
   json out = base_object(header, false);
   json choices = json::array();
   for (size_t i = 0; i < results.size(); ++i) {
-    json choice = {{"index", i}, {"finish_reason", finish_reason(results[i].reason)}, {"logprobs", nullptr}};
+    json choice = {{"index", i},
+                   {"finish_reason", finish_reason(results[i].reason)},
+                   {"logprobs", i < logprobs.size() ? logprobs[i] : json(nullptr)}};
     if (header.endpoint == Endpoint::ChatCompletions) {
       choice["message"] = {{"role", "assistant"}, {"content", results[i].text}};
     } else {
@@ -57,10 +59,10 @@ json completion_response(const ResponseHeader& header, const std::vector<Generat
 }
 
 json completion_chunk(const ResponseHeader& header, int index, const std::string& text, bool first,
-                      const std::optional<StopReason>& finish, bool include_usage) {
+                      const std::optional<StopReason>& finish, bool include_usage, const json& logprobs) {
   json out = base_object(header, true);
   json choice = {{"index", index}, {"finish_reason", finish ? finish_reason(*finish) : json(nullptr)},
-                 {"logprobs", nullptr}};
+                 {"logprobs", logprobs}};
   if (header.endpoint == Endpoint::ChatCompletions) {
     json delta = json::object();
     if (first) delta["role"] = "assistant";
@@ -81,6 +83,45 @@ json usage_chunk(const ResponseHeader& header, const Usage& usage) {
   out["choices"] = json::array();
   out["usage"] = usage_object(usage);
   return out;
+}
+
+json logprobs_object(Endpoint endpoint, const std::vector<TokenLogprob>& entries, size_t& text_offset) {
+  const auto bytes = [](const std::string& piece) {
+    json out = json::array();
+    for (const char c : piece) out.push_back(static_cast<unsigned char>(c));
+    return out;
+  };
+  if (endpoint == Endpoint::ChatCompletions) {
+    json content = json::array();
+    for (const TokenLogprob& entry : entries) {
+      json top = json::array();
+      for (const auto& alt : entry.top) {
+        top.push_back({{"token", alt.piece}, {"logprob", alt.logprob}, {"bytes", bytes(alt.piece)}});
+      }
+      content.push_back({{"token", entry.piece},
+                         {"logprob", entry.logprob},
+                         {"bytes", bytes(entry.piece)},
+                         {"top_logprobs", std::move(top)}});
+    }
+    return {{"content", std::move(content)}, {"refusal", nullptr}};
+  }
+  json tokens = json::array(), token_logprobs = json::array(), top_logprobs = json::array(),
+       offsets = json::array();
+  for (const TokenLogprob& entry : entries) {
+    tokens.push_back(entry.piece);
+    token_logprobs.push_back(entry.logprob);
+    json top = json::object();
+    for (const auto& alt : entry.top) top[alt.piece] = alt.logprob;
+    top[entry.piece] = entry.logprob;  // OpenAI's form: the chosen token is always there
+    top_logprobs.push_back(std::move(top));
+    offsets.push_back(text_offset);
+    // Characters, as clients index the text: every byte but UTF-8 continuation bytes.
+    for (const char c : entry.piece) text_offset += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  }
+  return {{"tokens", std::move(tokens)},
+          {"token_logprobs", std::move(token_logprobs)},
+          {"top_logprobs", std::move(top_logprobs)},
+          {"text_offset", std::move(offsets)}};
 }
 
 std::string sse_event(const json& object) { return "data: " + dump(object) + "\n\n"; }

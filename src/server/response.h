@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "server/api_error.h"
+#include "server/logprobs.h"
 #include "server/request.h"
 #include "tiller/generate.h"
 
@@ -35,14 +36,25 @@ struct Usage {
 nlohmann::json finish_reason(StopReason reason);
 
 // The whole response: one choice per result, index i for results[i]; with
-// compare, choice 0 is the steered one and 1 the unsteered.
+// compare, choice 0 is the steered one and 1 the unsteered. `logprobs`, when
+// given, holds each choice's logprobs object (logprobs_object), else null.
 nlohmann::json completion_response(const ResponseHeader& header, const std::vector<GenerationResult>& results,
-                                   const Usage& usage);
+                                   const Usage& usage, const std::vector<nlohmann::json>& logprobs = {});
 
 // A streamed chunk for choice `index`: a piece of text, or (with finish set) the
 // choice's end. Chat chunks carry the role in the first chunk of each choice.
+// `logprobs`: the logprobs object of the tokens this chunk adds, or null.
 nlohmann::json completion_chunk(const ResponseHeader& header, int index, const std::string& text, bool first,
-                                const std::optional<StopReason>& finish, bool include_usage);
+                                const std::optional<StopReason>& finish, bool include_usage,
+                                const nlohmann::json& logprobs = nullptr);
+
+// The logprobs object of some of a choice's tokens, in OpenAI's form for the
+// endpoint: chat {"content": [{token, logprob, bytes, top_logprobs: [{token,
+// logprob, bytes}]}]}; completions {tokens, token_logprobs, top_logprobs (one
+// {token: logprob} per token, the chosen token among them), text_offset}.
+// `text_offset` is where the first token starts in the generated text, in
+// characters (UTF-8 lead bytes); it is advanced past the entries.
+nlohmann::json logprobs_object(Endpoint endpoint, const std::vector<TokenLogprob>& entries, size_t& text_offset);
 // The last chunk when stream_options.include_usage: no choices, the usage.
 nlohmann::json usage_chunk(const ResponseHeader& header, const Usage& usage);
 

@@ -36,6 +36,7 @@ struct BatchingScheduler::Running {
   // when the job ends, removing exactly its hooks from the shared session.
   std::unique_ptr<SteeringBinding> binding;
   std::unique_ptr<Generator> generator;
+  std::vector<TokenLogprob> logprobs;  // when asked for: the tokens' since the last event
   bool over = false;
 };
 
@@ -135,7 +136,7 @@ void BatchingScheduler::start(Running& job) {
     }
     job.generator = std::make_unique<Generator>(session_, std::move(job.job.prompt), job.job.options, job.seq);
     if (job.job.channel->cancelled()) job.generator->cancel();
-    report(job, job.generator->next());  // the prompt, alone, and the first token
+    advance(job);  // the prompt, alone, and the first token
   } catch (const std::exception& error) {
     fail_job(job, error.what());
   }
@@ -147,7 +148,7 @@ void BatchingScheduler::step_all() {
     if (job->over || !job->job.channel->cancelled()) continue;
     job->generator->cancel();
     try {
-      report(*job, job->generator->next());
+      advance(*job);
     } catch (const std::exception& error) {
       fail_job(*job, error.what());
     }
@@ -176,22 +177,32 @@ void BatchingScheduler::step_all() {
     Running& job = *rows[i];
     try {
       job.generator->supply_logits(logits.subspan(i * n_vocab, n_vocab));
-      report(job, job.generator->next());
+      advance(job);
     } catch (const std::exception& error) {
       fail_job(job, error.what());
     }
   }
 }
 
-void BatchingScheduler::report(Running& job, const std::optional<Generator::Step>& step) {
-  RequestChannel& channel = *job.job.channel;
-  if (step && !step->text.empty()) channel.push({GenerationEvent::Kind::Text, job.job.index, step->text, {}});
-  if (!job.generator->done()) return;
-  release(job, {GenerationEvent::Kind::Done, job.job.index, {}, job.generator->result()});
+void BatchingScheduler::advance(Running& job) {
+  Generator& generator = *job.generator;
+  const size_t n_tokens = generator.result().tokens.size();
+  const std::optional<Generator::Step> step = generator.next();
+  // Only tokens the result keeps (not the end-of-generation token) get an entry.
+  if (job.job.top_logprobs >= 0 && generator.result().tokens.size() > n_tokens) {
+    job.logprobs.push_back(
+        token_logprob(generator.last_logits(), step->token, job.job.top_logprobs, model_->tokenizer()));
+  }
+  if (step && !step->text.empty()) {
+    job.job.channel->push({GenerationEvent::Kind::Text, job.job.index, step->text, {}, std::move(job.logprobs)});
+    job.logprobs.clear();
+  }
+  if (!generator.done()) return;
+  release(job, {GenerationEvent::Kind::Done, job.job.index, {}, generator.result(), std::move(job.logprobs)});
 }
 
 void BatchingScheduler::fail_job(Running& job, const std::string& message) {
-  release(job, {GenerationEvent::Kind::Failed, job.job.index, message, {}});
+  release(job, {GenerationEvent::Kind::Failed, job.job.index, message, {}, {}});
 }
 
 void BatchingScheduler::release(Running& job, GenerationEvent last) {

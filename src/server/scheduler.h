@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "server/logprobs.h"
 #include "tiller/generate.h"
 #include "tiller/model.h"
 #include "tiller/steer.h"
@@ -36,6 +37,10 @@ struct GenerationEvent {
   int index = 0;     // the job's index within its request (the choice it fills)
   std::string text;  // Text: the piece; Failed: the message
   GenerationResult result;  // Done: the whole result (text, tokens, stop reason, timings)
+  // When the job asked for them (top_logprobs >= 0): one entry per generated token
+  // since this job's previous event, tokens whose text is still held back
+  // included; a Done event carries the rest. The end-of-generation token has none.
+  std::vector<TokenLogprob> logprobs;
 };
 
 // One request's events, from however many jobs it has, and its cancellation.
@@ -66,6 +71,7 @@ struct GenerationJob {
   GenerationOptions options;
   std::shared_ptr<const Steering> steering;
   std::shared_ptr<RequestChannel> channel;
+  int top_logprobs = -1;  // -1: no logprobs; n >= 0: each token's logprob and its n best alternatives
 };
 
 struct QueueFull : std::runtime_error {
@@ -121,8 +127,9 @@ class BatchingScheduler final : public Scheduler {
   void start(Running& job);
   // One step of every running job, in one forward pass.
   void step_all();
-  // Reports a step's text; when the job is over, frees its sequence and reports its end.
-  void report(Running& job, const std::optional<Generator::Step>& step);
+  // The job's next step (its sampled token, and its logprobs when asked); reports
+  // its text, and when the job is over, frees its sequence and reports its end.
+  void advance(Running& job);
   void fail_job(Running& job, const std::string& message);
   void release(Running& job, GenerationEvent last);
 

@@ -9,6 +9,7 @@
 
 #include "common/fail.h"
 #include "server/handlers.h"
+#include "server/openapi.h"
 #include "server/server_state.h"
 #include "tiller/error.h"
 #include "tiller/prompt.h"
@@ -67,11 +68,11 @@ int Server::bind() {
 void Server::serve(const std::function<void(const std::string&)>& log) {
   if (!impl_->bound) bind();
   ServerState& state = impl_->state;
-  if (log) {
-    impl_->http.set_logger([log](const httplib::Request& req, const httplib::Response& res) {
-      log(req.method + " " + req.path + " " + std::to_string(res.status));
-    });
-  }
+  // Called once each response has been written (a stream's to its end).
+  impl_->http.set_logger([log, &state](const httplib::Request& req, const httplib::Response& res) {
+    state.metrics.record_request(route_template(req.path), res.status, take_request_seconds());
+    if (log) log(req.method + " " + req.path + " " + std::to_string(res.status));
+  });
   std::exception_ptr load_error;
   std::thread loader([&] {
     try {

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include "server/metrics.h"
 #include "server/scheduler.h"
 #include "server/server.h"
 #include "server/vector_registry.h"
@@ -35,6 +36,7 @@ struct ServerState {
   std::string chat_format_error;              // why not, otherwise
   std::unique_ptr<Scheduler> scheduler;
   std::unique_ptr<VectorRegistry> vectors;  // --vector-dir (empty without it), checked against `model`
+  Metrics metrics;  // GET /metrics
 };
 
 }  // namespace tiller::server

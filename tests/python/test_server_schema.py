@@ -1,0 +1,128 @@
+"""`tiller serve` against its own OpenAPI document (src/server/openapi.json) with
+schemathesis (pinned in python/constraints.txt): for every operation, generated
+requests (valid ones and, schemathesis' negative mode, invalid ones) must never
+get a 5xx, and every response must have a documented status, a documented content
+type and a body that fits the documented schema.
+
+Bounded to run in well under two minutes on two cores: a small context (-c 128),
+a few examples per operation (derandomized), and the
+completions' max_tokens capped at 8 before a request is sent (a generated body may
+ask for millions). Operations whose route another part of the server brings (the
+vector registry, the page) are skipped, saying so, for exactly as long as the
+server answers them with its "no endpoint" 404."""
+
+import re
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (content_type_conformance, response_schema_conformance,
+                                               status_code_conformance)
+
+import tiller
+from conftest import cli_path, model_path
+
+MODEL = "smollm2-135m-instruct"
+DOCUMENT = Path(__file__).resolve().parents[2] / "src" / "server" / "openapi.json"
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+EXAMPLES = 12
+MAX_TOKENS = 8
+# Routes of the other parts of issue 16's server (tested once they are there).
+ELSEWHERE = re.compile(r"^(/|/v1/vectors(/.*)?)$")
+
+schema = schemathesis.openapi.from_path(DOCUMENT)
+cases_run = {}
+
+
+@pytest.fixture(scope="module")
+def base_url(tmp_path_factory, request):
+    path = model_path(MODEL)
+    vectors = tmp_path_factory.mktemp("schema-vectors")
+    width = tiller.Model(path, threads=1).config["n_embd"]
+    tiller.ControlVector({12: np.ones(width, dtype=np.float32)}).save(vectors / "probe.gguf")
+    process = subprocess.Popen(
+        [cli_path(), "serve", "-m", path, "--host", "127.0.0.1", "--port", "0", "-t", "2", "-c", "128",
+         "--parallel", "2", "--vector-dir", str(vectors)],
+        stderr=subprocess.PIPE, text=True)
+    lines = []
+    port = None
+    for line in process.stderr:
+        lines.append(line)
+        match = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+        if match:
+            port = int(match.group(1))
+            break
+    threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True).start()
+    assert port, "".join(lines)
+    deadline = time.time() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health") as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        assert time.time() < deadline and process.poll() is None, "".join(lines)
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    process.terminate()
+    assert process.wait(timeout=30) == 0, "".join(lines[-20:])
+    total = sum(cases_run.values())
+    summary = ", ".join(f"{name} {count}" for name, count in sorted(cases_run.items()))
+    # Printed past pytest's capture, so that a passing run shows it too.
+    with request.config.pluginmanager.get_plugin("capturemanager").global_and_fixture_disabled():
+        print(f"\nschemathesis: {total} cases over {len(cases_run)} operations ({summary})")
+
+
+_missing = {}
+
+
+def route_missing(base_url, method, path):
+    """Whether the server answers this operation with its 'no endpoint' 404."""
+    key = (method, path)
+    if key not in _missing:
+        url = base_url + path.replace("{name}", "probe")
+        data = b"{}" if method in ("POST", "PUT") else None
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, data=data, method=method)):
+                _missing[key] = False
+        except urllib.error.HTTPError as error:
+            _missing[key] = error.code == 404 and b'"no endpoint ' in error.read()
+    return _missing[key]
+
+
+def bound_generation(case):
+    """A completion generates at most MAX_TOKENS tokens, whatever the body asked."""
+    body = case.body
+    if case.operation.path not in ("/v1/completions", "/v1/chat/completions") or not isinstance(body, dict):
+        return
+    for field in ("max_tokens", "max_completion_tokens"):
+        value = body.get(field)
+        if isinstance(value, int) and not isinstance(value, bool) and value > MAX_TOKENS:
+            body[field] = MAX_TOKENS
+    if "max_tokens" not in body and "max_completion_tokens" not in body:
+        body["max_tokens"] = MAX_TOKENS
+
+
+@schema.parametrize()
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+          suppress_health_check=list(HealthCheck))
+def test_operation_conforms(case, base_url):
+    # The operation's own method, not the case's: schemathesis also sends other
+    # methods to each path, which must be refused whether or not the route exists.
+    method = case.operation.method.upper()
+    operation = f"{method} {case.operation.path}"
+    if ELSEWHERE.match(case.operation.path) and route_missing(base_url, method, case.operation.path):
+        pytest.skip(f"{operation}: this build has no such route yet (the registry's or the page's); "
+                    "tested once the server serves it")
+    bound_generation(case)
+    cases_run[operation] = cases_run.get(operation, 0) + 1
+    case.call_and_validate(base_url=base_url, checks=CHECKS, timeout=60)
