@@ -77,9 +77,6 @@ class Generator {
   // supply_logits(); next() then samples from that row without running anything.
   std::optional<TokenId> pending_token() const { return to_run_; }
   void supply_logits(std::span<const float> logits);
-  // The row of logits the last token was sampled from (valid until the session's
-  // next decode).
-  std::span<const float> last_logits() const { return logits_; }
 
  private:
   void finish(StopReason reason, Step& step);
