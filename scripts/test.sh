@@ -53,6 +53,9 @@ for flavour in release python sanitize fuzz emulate; do
   slow='ForwardGolden.(NextToken|Greedy)|ControlVectorGolden|PackingRealModel|TrainBehaviour|TrainNumpyReference'
   slow+='|FamilyGolden.(NextToken|SteeredLogits)'  # the random-weight families: their hidden states stay
   slow+='|ActAddAlignmentOnAChatPrompt|BenchCommand.JsonKeys|RunCommand.(SeedsRepeat|GreedyAnswer)|EngineRealModel'
+  # The server on a real model is HTTP around the same kernels (the tiny-model
+  # Sequences.* and ServerVectors.* still run here, the former at every level).
+  slow+='|ServerTest|BusyServerTest|BatchedServerTest|ServerApiTest|ServerShutdown|SequencesRealModel'
   [ "$flavour" = emulate ] && filter=(-E "$slow")
   limit=(); [ "$flavour" = release ] && limit=(env "TILLER_GOLDEN_LIMIT=${TILLER_GOLDEN_LIMIT:-20}")
   [ "$flavour" = emulate ] && limit=(env TILLER_GOLDEN_LIMIT=1)
