@@ -81,17 +81,11 @@ class ServerTest : public ::testing::Test {
     model_path_ = testing::real_model_path(kModel);
     if (model_path_.empty()) return;
     write_vectors(model_path_);
-    server_ = std::make_unique<testing::ServerProcess>(
-        TILLER_BINARY, std::vector<std::string>{"-m", model_path_, "--parallel", "2", "-c", std::to_string(kContext),
-                                                "-t", "2", "--vector-dir", vector_dir().string(), "--max-body",
-                                                "20000"});
-    if (!server_->wait_ready()) ADD_FAILURE() << "the server never became ready:\n" << server_->log();
+    server_ = testing::start_suite_server(model_path_, {"--parallel", "2", "-c", std::to_string(kContext),
+                                                  "-t", "2", "--vector-dir", vector_dir().string(), "--max-body", "20000"});
   }
   static void TearDownTestSuite() {
-    if (server_) {
-      EXPECT_EQ(server_->stop(), 0) << server_->log();
-    }
-    server_.reset();
+    testing::stop_suite_server(server_);
   }
   void SetUp() override {
     TILLER_REQUIRE_MODEL(path, kModel);
@@ -329,16 +323,11 @@ class BatchedServerTest : public ServerTest {
     model_path_ = testing::real_model_path(kModel);
     if (model_path_.empty()) return;
     write_vectors(model_path_);
-    batched_ = std::make_unique<testing::ServerProcess>(
-        TILLER_BINARY, std::vector<std::string>{"-m", model_path_, "--parallel", "8", "-c", std::to_string(kContext),
-                                                "-t", "2", "--vector-dir", vector_dir().string()});
-    if (!batched_->wait_ready()) ADD_FAILURE() << "the server never became ready:\n" << batched_->log();
+    batched_ = testing::start_suite_server(model_path_, {"--parallel", "8", "-c", std::to_string(kContext),
+                                                  "-t", "2", "--vector-dir", vector_dir().string()});
   }
   static void TearDownTestSuite() {
-    if (batched_) {
-      EXPECT_EQ(batched_->stop(), 0) << batched_->log();
-    }
-    batched_.reset();
+    testing::stop_suite_server(batched_);
   }
   void SetUp() override {
     TILLER_REQUIRE_MODEL(path, kModel);
@@ -430,16 +419,11 @@ class BusyServerTest : public ServerTest {
   static void SetUpTestSuite() {
     model_path_ = testing::real_model_path(kModel);
     if (model_path_.empty()) return;
-    busy_ = std::make_unique<testing::ServerProcess>(
-        TILLER_BINARY, std::vector<std::string>{"-m", model_path_, "--parallel", "1", "--queue", "0", "-c", "4096",
-                                                "-t", "2", "--api-key", kKey});
-    if (!busy_->wait_ready()) ADD_FAILURE() << "the server never became ready:\n" << busy_->log();
+    busy_ = testing::start_suite_server(model_path_, {"--parallel", "1", "--queue", "0", "-c", "4096",
+                                                  "-t", "2", "--api-key", kKey});
   }
   static void TearDownTestSuite() {
-    if (busy_) {
-      EXPECT_EQ(busy_->stop(), 0) << busy_->log();
-    }
-    busy_.reset();
+    testing::stop_suite_server(busy_);
   }
   void SetUp() override {
     TILLER_REQUIRE_MODEL(path, kModel);

@@ -243,16 +243,10 @@ class ServerApiTest : public ::testing::Test {
   static void SetUpTestSuite() {
     model_path_ = testing::real_model_path(kModel);
     if (model_path_.empty()) return;
-    server_ = std::make_unique<testing::ServerProcess>(
-        TILLER_BINARY, std::vector<std::string>{"-m", model_path_, "--parallel", "2", "-c", "256", "-t", "2",
-                                                "--api-key", kKey});
-    if (!server_->wait_ready()) ADD_FAILURE() << "the server never became ready:\n" << server_->log();
+    server_ = testing::start_suite_server(model_path_, {"--parallel", "2", "-c", "256", "-t", "2", "--api-key", kKey});
   }
   static void TearDownTestSuite() {
-    if (server_) {
-      EXPECT_EQ(server_->stop(), 0) << server_->log();
-    }
-    server_.reset();
+    testing::stop_suite_server(server_);
   }
   void SetUp() override {
     TILLER_REQUIRE_MODEL(path, kModel);

@@ -13,10 +13,7 @@ load takes about 18 s (the whole file about 25 s)."""
 
 import json
 import re
-import subprocess
 import sys
-import threading
-import time
 import urllib.error
 import urllib.request
 
@@ -24,7 +21,8 @@ import numpy as np
 import pytest
 
 import tiller
-from conftest import REPO, cli_path, model_path
+from conftest import REPO, model_path
+from server_support import running_server
 
 sys.path.insert(0, str(REPO / "scripts"))
 import serve_load  # noqa: E402
@@ -56,31 +54,9 @@ def server(tmp_path_factory):
     for seed, name in enumerate(VECTORS):  # three directions of +-1, on the middle blocks
         direction = np.random.default_rng(seed).choice([-1.0, 1.0], size=width).astype(np.float32)
         tiller.ControlVector({block: direction for block in range(8, 20)}).save(vectors / f"{name}.gguf")
-    process = subprocess.Popen(
-        [cli_path(), "serve", "-m", path, "--host", "127.0.0.1", "--port", "0", "-t", "2", "-c", "512",
-         "--parallel", str(PARALLEL), "--queue", str(QUEUE), "--vector-dir", str(vectors)],
-        stderr=subprocess.PIPE, text=True)
-    lines = []
-    port = None
-    for line in process.stderr:  # the first lines say where it listens
-        lines.append(line)
-        match = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
-        if match:
-            port = int(match.group(1))
-            break
-    # Every request is logged; stderr is drained so that the server never blocks
-    # on it, and only the lines that are not a 200's are kept.
-    threading.Thread(target=lambda: lines.extend(l for l in process.stderr if not l.rstrip().endswith(" 200")),
-                     daemon=True).start()
-    assert port, "".join(lines)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while get(url, "/health")[0] != 200:
-        assert time.time() < deadline and process.poll() is None, "".join(lines)
-        time.sleep(0.05)
-    yield url, process, lines
-    process.terminate()
-    assert process.wait(timeout=30) == 0, "".join(lines)
+    with running_server(path, "-t", "2", "-c", "512", "--parallel", str(PARALLEL), "--queue", str(QUEUE),
+                        "--vector-dir", str(vectors)) as served:
+        yield served.url, served.process, served.lines
 
 
 def get(url, path):

@@ -3,18 +3,13 @@ python/constraints.txt): the client must work unchanged, greedy answers must equ
 `tiller run`'s, steering travels in `extra_body`, and the server's errors must
 become the client's exception classes."""
 
-import re
-import subprocess
-import threading
-import time
-import urllib.request
-
 import numpy as np
 import openai
 import pytest
 
 import tiller
-from conftest import cli_path, model_path
+from conftest import model_path
+from server_support import running_server, write_push_vector
 
 MODEL = "smollm2-135m-instruct"
 KEY = "test-key"
@@ -25,37 +20,10 @@ CONTEXT = "512"
 def server(tmp_path_factory):
     path = model_path(MODEL)
     vectors = tmp_path_factory.mktemp("vectors")
-    width = tiller.Model(path, threads=1).config["n_embd"]
-    direction = np.where(np.arange(width) % 3 == 0, 1.0, -0.5).astype(np.float32)
-    tiller.ControlVector({block: direction for block in range(10, 20)}).save(vectors / "push.gguf")
-    process = subprocess.Popen(
-        [cli_path(), "serve", "-m", path, "--host", "127.0.0.1", "--port", "0", "-t", "2", "-c", CONTEXT,
-         "--parallel", "2", "--api-key", KEY, "--vector-dir", str(vectors)],
-        stderr=subprocess.PIPE, text=True)
-    lines = []
-    port = None
-    for line in process.stderr:  # the first lines say where it listens
-        lines.append(line)
-        match = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
-        if match:
-            port = int(match.group(1))
-            break
-    # The server logs every request; its stderr is drained so that it never blocks.
-    threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True).start()
-    assert port, "".join(lines)
-    deadline = time.time() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health") as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        assert time.time() < deadline and process.poll() is None, "".join(lines)
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/v1"
-    process.terminate()
-    assert process.wait(timeout=20) == 0, "".join(lines)
+    write_push_vector(path, vectors / "push.gguf")
+    with running_server(path, "-t", "2", "-c", CONTEXT, "--parallel", "2", "--api-key", KEY,
+                        "--vector-dir", str(vectors)) as served:
+        yield served.url + "/v1"
 
 
 @pytest.fixture(scope="module")

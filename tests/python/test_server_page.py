@@ -11,17 +11,13 @@ CI has them): without them the test fails rather than skips."""
 import json
 import re
 import shutil
-import subprocess
-import threading
 import time
-import urllib.request
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-import tiller
-from conftest import REPO, cli_path, model_path
+from conftest import REPO, model_path
+from server_support import running_server, write_push_vector
 
 MODEL = "smollm2-135m-instruct"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -53,40 +49,12 @@ def server_vectors(url):
 def server(tmp_path_factory):
     path = model_path(MODEL)
     vectors = tmp_path_factory.mktemp("vectors")
-    # One direction at the middle blocks, strong enough to move the text.
-    width = tiller.Model(path, threads=1).config["n_embd"]
-    direction = np.where(np.arange(width) % 3 == 0, 1.0, -0.5).astype(np.float32)
-    tiller.ControlVector({block: direction for block in range(10, 20)}).save(vectors / "push.gguf")
+    write_push_vector(path, vectors / "push.gguf")
     # --parallel 2: the steered and the unsteered choice stream at the same time.
-    process = subprocess.Popen(
-        [cli_path(), "serve", "-m", path, "--host", "127.0.0.1", "--port", "0", "-t", "2", "-c", "512",
-         "--parallel", "2", "--vector-dir", str(vectors)],
-        stderr=subprocess.PIPE, text=True)
-    lines = []
-    port = None
-    for line in process.stderr:
-        lines.append(line)
-        match = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
-        if match:
-            port = int(match.group(1))
-            break
-    threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True).start()
-    assert port, "".join(lines)
-    deadline = time.time() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health") as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        assert time.time() < deadline and process.poll() is None, "".join(lines)
-        time.sleep(0.05)
-    url = f"http://127.0.0.1:{port}"
-    _VECTOR_DIRS[url] = vectors
-    yield url
-    process.terminate()
-    assert process.wait(timeout=20) == 0, "".join(lines)
+    with running_server(path, "-t", "2", "-c", "512", "--parallel", "2", "--vector-dir", str(vectors),
+                        ready_timeout=30, stop_timeout=20) as served:
+        _VECTOR_DIRS[served.url] = vectors
+        yield served.url
 
 
 @pytest.fixture(scope="module")

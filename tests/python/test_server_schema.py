@@ -12,9 +12,6 @@ vector registry, the page) are skipped, saying so, for exactly as long as the
 server answers them with its "no endpoint" 404."""
 
 import re
-import subprocess
-import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -28,7 +25,8 @@ from schemathesis.specs.openapi.checks import (content_type_conformance, respons
                                                status_code_conformance)
 
 import tiller
-from conftest import cli_path, model_path
+from conftest import model_path
+from server_support import running_server
 
 MODEL = "smollm2-135m-instruct"
 DOCUMENT = Path(__file__).resolve().parents[2] / "src" / "server" / "openapi.json"
@@ -48,33 +46,8 @@ def base_url(tmp_path_factory, request):
     vectors = tmp_path_factory.mktemp("schema-vectors")
     width = tiller.Model(path, threads=1).config["n_embd"]
     tiller.ControlVector({12: np.ones(width, dtype=np.float32)}).save(vectors / "probe.gguf")
-    process = subprocess.Popen(
-        [cli_path(), "serve", "-m", path, "--host", "127.0.0.1", "--port", "0", "-t", "2", "-c", "128",
-         "--parallel", "2", "--vector-dir", str(vectors)],
-        stderr=subprocess.PIPE, text=True)
-    lines = []
-    port = None
-    for line in process.stderr:
-        lines.append(line)
-        match = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
-        if match:
-            port = int(match.group(1))
-            break
-    threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True).start()
-    assert port, "".join(lines)
-    deadline = time.time() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health") as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        assert time.time() < deadline and process.poll() is None, "".join(lines)
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    process.terminate()
-    assert process.wait(timeout=30) == 0, "".join(lines[-20:])
+    with running_server(path, "-t", "2", "-c", "128", "--parallel", "2", "--vector-dir", str(vectors)) as served:
+        yield served.url
     total = sum(cases_run.values())
     summary = ", ".join(f"{name} {count}" for name, count in sorted(cases_run.items()))
     # Printed past pytest's capture, so that a passing run shows it too.

@@ -4,11 +4,7 @@ norms, steers a chat completion exactly as the same file put in the folder by ha
 does, is refused when it does not fit the model, and is deleted."""
 
 import json
-import re
 import shutil
-import subprocess
-import threading
-import time
 import urllib.error
 import urllib.request
 
@@ -16,7 +12,8 @@ import numpy as np
 import pytest
 
 import tiller
-from conftest import cli_path, model_path
+from conftest import model_path
+from server_support import running_server
 
 MODEL = "smollm2-135m-instruct"
 KEY = "registry-key"
@@ -26,34 +23,9 @@ KEY = "registry-key"
 def server(tmp_path_factory):
     path = model_path(MODEL)
     folder = tmp_path_factory.mktemp("registry")
-    process = subprocess.Popen(
-        [cli_path(), "serve", "-m", path, "--host", "127.0.0.1", "--port", "0", "-t", "2", "-c", "512",
-         "--api-key", KEY, "--vector-dir", str(folder)],
-        stderr=subprocess.PIPE, text=True)
-    lines = []
-    port = None
-    for line in process.stderr:
-        lines.append(line)
-        match = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
-        if match:
-            port = int(match.group(1))
-            break
-    threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True).start()
-    assert port, "".join(lines)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(base + "/health") as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        assert time.time() < deadline and process.poll() is None, "".join(lines)
-        time.sleep(0.05)
-    yield base, folder
-    process.terminate()
-    assert process.wait(timeout=20) == 0, "".join(lines)
+    with running_server(path, "-t", "2", "-c", "512", "--api-key", KEY, "--vector-dir", str(folder),
+                        stop_timeout=20) as served:
+        yield served.url, folder
 
 
 def call(base, method, path, body=None, key=KEY):

@@ -5,6 +5,9 @@
 
 #include <sys/types.h>
 
+#include <gtest/gtest.h>
+
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -34,5 +37,29 @@ class ServerProcess {
   int port_ = -1;
   std::string log_path_;
 };
+
+#ifdef TILLER_BINARY  // the test files' (tests/CMakeLists.txt), not the support library's
+// A test suite's server (SetUpTestSuite): `tiller serve -m model_path args...`,
+// ready; or null, with a test failure carrying its log.
+inline std::unique_ptr<ServerProcess> start_suite_server(const std::string& model_path,
+                                                         const std::vector<std::string>& args) {
+  std::vector<std::string> all = {"-m", model_path};
+  all.insert(all.end(), args.begin(), args.end());
+  auto server = std::make_unique<ServerProcess>(TILLER_BINARY, all);
+  if (!server->wait_ready()) {
+    ADD_FAILURE() << "the server never became ready:\n" << server->log();
+    return nullptr;
+  }
+  return server;
+}
+
+// TearDownTestSuite's part: SIGTERM, expecting exit status 0; then null.
+inline void stop_suite_server(std::unique_ptr<ServerProcess>& server) {
+  if (server) {
+    EXPECT_EQ(server->stop(), 0) << server->log();
+  }
+  server.reset();
+}
+#endif
 
 }  // namespace tiller::testing
