@@ -6,6 +6,7 @@
 #include <random>
 
 #include "server/api_error.h"
+#include "server/http_reply.h"
 #include "server/connection_watch.h"
 #include "server/generation_setup.h"
 #include "server/page.h"
@@ -27,17 +28,6 @@ using Clock = std::chrono::steady_clock;
 // How long a handler waits for a generation's next event before it looks at the
 // client's connection again.
 constexpr std::chrono::milliseconds kPoll{50};
-
-void send_json(httplib::Response& res, int status, const json& body) {
-  res.status = status;
-  res.set_content(dump(body), "application/json");
-}
-
-void send_error(httplib::Response& res, const ApiError& error) {
-  if (error.retry_after > 0) res.set_header("Retry-After", std::to_string(error.retry_after));
-  if (error.status == 401) res.set_header("WWW-Authenticate", "Bearer");
-  send_json(res, error.status, error_body(error));
-}
 
 // Compared in time independent of where the strings first differ.
 bool same_key(const std::string& given, const std::string& expected) {

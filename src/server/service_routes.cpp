@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "server/api_error.h"
+#include "server/http_reply.h"
 #include "server/openapi.h"
 #include "server/response.h"
 #include "server/server_state.h"
@@ -13,16 +14,6 @@ namespace tiller::server {
 namespace {
 
 using json = nlohmann::json;
-
-void send_json(httplib::Response& res, int status, const json& body) {
-  res.status = status;
-  res.set_content(dump(body), "application/json");
-}
-
-void send_error(httplib::Response& res, const ApiError& error) {
-  if (error.retry_after > 0) res.set_header("Retry-After", std::to_string(error.retry_after));
-  send_json(res, error.status, error_body(error));
-}
 
 // Tokenizing needs the model: 503 until it is loaded, like the completions.
 const Tokenizer& tokenizer_of(const ServerState& state) {

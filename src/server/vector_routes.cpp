@@ -3,6 +3,7 @@
 #include <httplib.h>
 
 #include "server/api_error.h"
+#include "server/http_reply.h"
 #include "server/response.h"
 #include "server/server_state.h"
 
@@ -10,11 +11,6 @@ namespace tiller::server {
 namespace {
 
 using json = nlohmann::json;
-
-void reply(httplib::Response& res, int status, const json& body) {
-  res.status = status;
-  res.set_content(dump(body), "application/json");
-}
 
 // Every route answers with a vector object or an error object, whatever fails.
 template <class Handler>
@@ -29,10 +25,9 @@ auto guarded(ServerState& state, Handler handler) {
       }
       handler(*state.vectors, req.matches.size() > 1 ? req.matches[1].str() : std::string(), req, res);
     } catch (const ApiError& error) {
-      if (error.retry_after > 0) res.set_header("Retry-After", std::to_string(error.retry_after));
-      reply(res, error.status, error_body(error));
+      send_error(res, error);
     } catch (const std::exception& error) {
-      reply(res, 500, error_body(ApiError(500, "server_error", std::string("internal error: ") + error.what())));
+      send_error(res, ApiError(500, "server_error", std::string("internal error: ") + error.what()));
     }
   };
 }
@@ -65,23 +60,23 @@ void register_vector_routes(httplib::Server& http, ServerState& state) {
   http.Get("/v1/vectors", guarded(state, [](VectorRegistry& vectors, const std::string&, const Request&, Response& res) {
              json data = json::array();
              for (const VectorInfo& info : vectors.list()) data.push_back(vector_json(info));
-             reply(res, 200, {{"object", "list"}, {"data", data}});
+             send_json(res, 200, {{"object", "list"}, {"data", data}});
            }));
   // (.*), not ([^/]+): a name with '/' is a bad name (400), not an unknown route.
   // Each route is written out, as the OpenAPI test reads them from the source.
   http.Get(R"(/v1/vectors/(.*))", guarded(state, [](VectorRegistry& vectors, const std::string& name, const Request&, Response& res) {
              const auto info = vectors.get(name);
              if (!info) throw no_vector(vectors, name);
-             reply(res, 200, vector_json(*info));
+             send_json(res, 200, vector_json(*info));
            }));
   http.Put(R"(/v1/vectors/(.*))", guarded(state, [](VectorRegistry& vectors, const std::string& name, const Request& req, Response& res) {
              const VectorRegistry::Stored stored = vectors.put(name, req.body);
-             reply(res, stored.replaced ? 200 : 201, vector_json(stored.info));
+             send_json(res, stored.replaced ? 200 : 201, vector_json(stored.info));
            }));
   http.Delete(R"(/v1/vectors/(.*))",
               guarded(state, [](VectorRegistry& vectors, const std::string& name, const Request&, Response& res) {
                 if (!vectors.remove(name)) throw no_vector(vectors, name);
-                reply(res, 200, {{"id", name}, {"object", "vector.deleted"}, {"deleted", true}});
+                send_json(res, 200, {{"id", name}, {"object", "vector.deleted"}, {"deleted", true}});
               }));
 }
 
