@@ -197,11 +197,15 @@ def measure(args):
             one_load(llama, warm, 2)
             for rep in range(args.reps):
                 progress(f"  rep {rep + 1}/{args.reps}: the same unsteered load on each, then Tiller's own loads")
+                # Tiller's loads back to back, then llama.cpp's, then a pause: its
+                # threads keep spinning a while after its last request, which would
+                # slow whatever ran next.
                 results["tiller"].append(one_load(tiller, tiller_unsteered, args.concurrency))
-                results["llama.cpp"].append(one_load(llama, llama_unsteered, args.concurrency))
+                results["tiller vectors"].append(one_load(tiller, steered, args.concurrency))
                 results["tiller 1 at a time"].append(one_load(tiller, alone, 1))
                 results["tiller unsteered"].append(results["tiller"][-1])
-                results["tiller vectors"].append(one_load(tiller, steered, args.concurrency))
+                results["llama.cpp"].append(one_load(llama, llama_unsteered, args.concurrency))
+                time.sleep(2)
         finally:
             for server in servers:
                 server.stop()
