@@ -106,7 +106,7 @@ function numberField(selector, { integer = false } = {}) {
 }
 
 function buildBody() {
-  const steering = steeringObject({ vectors: vectors.chosen(), range: vectors.blockRange(), pairs: pairs.values() });
+  const steering = steeringObject({ vectors: vectors.chosen(), pairs: pairs.values() });
   return completionBody({
     model: page.model || undefined,
     chat: $("#mode-chat").checked,

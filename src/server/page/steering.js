@@ -2,14 +2,18 @@
 // steering object (docs/steering.md, "The steering object") and the completion
 // body around it. Pure functions, no DOM.
 
-// vectors: [{name, scale}] (the chosen ones); range: [first, last] blocks, or
-// null for all; pairs: [{positive, negative, layer, coef}]. Null when nothing
-// steers. Throws an Error with a message for the user on an incomplete pair.
-export function steeringObject({ vectors, range, pairs }) {
+// vectors: [{name, scale, range}] (the chosen ones; range [first, last] blocks
+// of that vector, or null for all); pairs: [{positive, negative, layer, coef}].
+// Null when nothing steers. Throws an Error with a message for the user on an
+// incomplete pair.
+export function steeringObject({ vectors, pairs }) {
   const steering = {};
   if (vectors.length > 0) {
-    steering.control_vectors = vectors.map((v) => ({ name: v.name, scale: v.scale }));
-    if (range) steering.layer_range = range;
+    steering.control_vectors = vectors.map((v) => {
+      const entry = { name: v.name, scale: v.scale };
+      if (v.range) entry.layer_range = v.range;
+      return entry;
+    });
   }
   const actadd = [];
   pairs.forEach((pair, i) => {

@@ -1,7 +1,7 @@
 // The control-vector panel: the registry's vectors (GET /v1/vectors) to choose,
-// each chosen one with its scale slider; one block range for all of them (the
-// steering object has one layer_range, applied to the vectors' sum, as in
-// llama.cpp); upload of a .gguf (PUT /v1/vectors/{name}). A server without the
+// each chosen one with its scale slider and its own block range (the entry's
+// layer_range in control_vectors, which restricts that vector before the vectors
+// are summed); upload of a .gguf (PUT /v1/vectors/{name}). A server without the
 // registry (404) still takes vectors by name from its --vector-dir, so the panel
 // then offers a name field instead of the list.
 
@@ -15,20 +15,13 @@ export class VectorPanel {
     this.root = root;
     this.onError = onError;
     this.onChange = onChange;
-    this.items = new Map(); // name -> {info, chosen, scale, element}
+    this.items = new Map(); // name -> {info, chosen, scale, range, element, ...}
     this.nLayer = 0;
     this.registry = false;
     this.list = root.querySelector("#vector-list");
     this.status = root.querySelector("#vector-status");
     this.byName = root.querySelector("#vector-by-name");
     this.upload = root.querySelector("#vector-upload");
-    this.rangeBox = root.querySelector("#block-range");
-    this.first = slider({ label: "from block", name: "range-first", min: 1, max: 1, step: 1, value: 1,
-                          onChange: (v) => this.rangeMoved("first", v) });
-    this.last = slider({ label: "to block", name: "range-last", min: 1, max: 1, step: 1, value: 1,
-                         onChange: (v) => this.rangeMoved("last", v) });
-    this.rangeBox.append(this.first.element, this.last.element);
-    this.range = [1, 1];
 
     root.querySelector("#vector-add").addEventListener("click", () => this.addByName());
     root.querySelector("#vector-name").addEventListener("keydown", (event) => {
@@ -40,24 +33,38 @@ export class VectorPanel {
     root.querySelector("#vector-file").addEventListener("change", (event) => this.uploadFile(event.target));
   }
 
-  // The model's block count: the range sliders span blocks 1..n_layer-1 (a
-  // control vector's block 0 is never applied, llama.cpp's rule).
-  setLayers(nLayer) {
-    this.nLayer = nLayer;
-    const last = Math.max(1, nLayer - 1);
-    this.first.setLimits(1, last);
-    this.last.setLimits(1, last);
-    this.first.setValue(1);
-    this.last.setValue(last);
+  // The last block a range can reach: the block sliders span blocks
+  // 1..n_layer-1 (a control vector's block 0 is never applied, llama.cpp's rule).
+  lastBlock() {
+    return Math.max(1, this.nLayer - 1);
   }
 
-  rangeMoved(which, value) {
+  // The model's block count. A vector whose range covered every block keeps
+  // covering every block of the new count; another is clamped into it.
+  setLayers(nLayer) {
+    const oldLast = this.lastBlock();
+    this.nLayer = nLayer;
+    const last = this.lastBlock();
+    for (const item of this.items.values()) {
+      const full = item.range[0] <= 1 && item.range[1] >= oldLast;
+      item.first.setLimits(1, last);
+      item.last.setLimits(1, last);
+      if (full) {
+        item.first.setValue(1);
+        item.last.setValue(last);
+      }
+    }
+  }
+
+  // A vector's from-block or to-block slider moved; the other follows so that
+  // from <= to.
+  rangeMoved(item, which, value) {
     if (which === "first") {
-      this.range[0] = value;
-      if (this.range[1] < value) this.last.setValue(value);
+      item.range[0] = value;
+      if (item.range[1] < value) item.last.setValue(value);
     } else {
-      this.range[1] = value;
-      if (this.range[0] > value) this.first.setValue(value);
+      item.range[1] = value;
+      if (item.range[0] > value) item.first.setValue(value);
     }
     this.onChange();
   }
@@ -124,20 +131,26 @@ export class VectorPanel {
       if (chosen) this.choose(existing, true);
       return;
     }
-    const item = { name, info, chosen: false, scale: 1 };
+    const last = this.lastBlock();
+    const item = { name, info, chosen: false, scale: 1, range: [1, last] };
     const check = el("input", { type: "checkbox", "data-vector": name, disabled: Boolean(info && info.error) });
     const scale = slider({ label: "scale", name: `scale-${name}`, min: -3, max: 3, step: 0.05, value: 1,
                            onChange: (v) => { item.scale = v; this.onChange(); } });
-    scale.element.hidden = true;
+    item.first = slider({ label: "from block", name: `from-block-${name}`, min: 1, max: last, step: 1, value: 1,
+                          onChange: (v) => this.rangeMoved(item, "first", v) });
+    item.last = slider({ label: "to block", name: `to-block-${name}`, min: 1, max: last, step: 1, value: last,
+                         onChange: (v) => this.rangeMoved(item, "last", v) });
+    const controls = el("div", { class: "vector-controls" }, scale.element, item.first.element, item.last.element);
+    controls.hidden = true;
     const head = el("label", { class: "vector-head" }, check, el("span", { class: "vector-name", text: name }),
                     el("span", { class: `vector-info${info && info.error ? " bad" : ""}`, text: this.describe(info) }));
-    item.element = el("li", { class: "vector", "data-name": name }, head, scale.element);
+    item.element = el("li", { class: "vector", "data-name": name }, head, controls);
     if (!this.registry) {
       const remove = el("button", { type: "button", class: "icon", title: `remove ${name}`, text: "×" });
       remove.addEventListener("click", () => this.removeItem(name));
       head.append(remove);
     }
-    item.scaleElement = scale.element;
+    item.controls = controls;
     item.check = check;
     check.addEventListener("change", () => this.choose(item, check.checked));
     this.items.set(name, item);
@@ -149,9 +162,8 @@ export class VectorPanel {
   choose(item, chosen) {
     item.chosen = chosen;
     item.check.checked = chosen;
-    item.scaleElement.hidden = !chosen;
+    item.controls.hidden = !chosen;
     item.element.classList.toggle("chosen", chosen);
-    this.rangeBox.hidden = this.chosen().length === 0;
     this.onChange();
   }
 
@@ -160,19 +172,19 @@ export class VectorPanel {
     if (!item) return;
     item.element.remove();
     this.items.delete(name);
-    this.rangeBox.hidden = this.chosen().length === 0;
     this.onChange();
   }
 
+  // The chosen vectors: [{name, scale, range}], range [first, last] or null
+  // when it is every block (the request then leaves it out).
   chosen() {
-    return [...this.items.values()].filter((item) => item.chosen).map((item) => ({ name: item.name, scale: item.scale }));
+    return [...this.items.values()].filter((item) => item.chosen)
+      .map((item) => ({ name: item.name, scale: item.scale, range: this.blockRange(item) }));
   }
 
-  // null when the range is every block (the request then leaves it out).
-  blockRange() {
-    const last = Math.max(1, this.nLayer - 1);
-    if (this.nLayer === 0 || (this.range[0] <= 1 && this.range[1] >= last)) return null;
-    return [this.range[0], this.range[1]];
+  blockRange(item) {
+    if (this.nLayer === 0 || (item.range[0] <= 1 && item.range[1] >= this.lastBlock())) return null;
+    return [item.range[0], item.range[1]];
   }
 
   async uploadFile(input) {
