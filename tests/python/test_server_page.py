@@ -1,9 +1,10 @@
 """The web page of `tiller serve` in a real browser: Debian's headless chromium
 driven through chromedriver by Selenium. A person's steps: type a prompt, choose
-a control vector and move its scale slider with the keyboard, add an ActAdd
-pair, press Generate; both columns must fill and finish with different texts and
-their tokens/s shown. Screenshots go to build-python/test-output/page.png (and
-page-phone.png, the same page at a phone's width).
+a control vector and move its scale slider and its to-block slider with the
+keyboard, add an ActAdd pair, press Generate; both columns must fill and finish
+with different texts and their tokens/s shown. Screenshots go to
+build-python/test-output/page.png (and page-phone.png, the same page at a
+phone's width).
 
 chromium and chromium-driver are Debian packages (scripts/setup.sh installs them;
 CI has them): without them the test fails rather than skips."""
@@ -128,6 +129,16 @@ def test_page_streams_steered_and_unsteered_side_by_side(server, browser, tmp_pa
         scale.send_keys(Keys.ARROW_RIGHT)
     assert float(browser.find_element(By.CSS_SELECTOR, 'input[data-control="scale-push-number"]')
                  .get_attribute("value")) == pytest.approx(1.5)
+    # The vector's own block range starts at every block (1 to the last, 29 of
+    # the model's 30); to-block down 9 steps, so it steers blocks 1 to 20 only.
+    last = browser.find_element(By.CSS_SELECTOR, 'input[data-control="to-block-push"]')
+    assert last.is_displayed()
+    last_block = int(last.get_attribute("max"))
+    assert last_block >= 10 and last.get_attribute("value") == str(last_block)
+    for _ in range(9):
+        last.send_keys(Keys.ARROW_LEFT)
+    assert browser.find_element(By.CSS_SELECTOR, 'input[data-control="to-block-push-number"]') \
+        .get_attribute("value") == str(last_block - 9)
 
     browser.find_element(By.ID, "pair-add").click()
     pair = browser.find_element(By.CSS_SELECTOR, ".pair")
@@ -140,7 +151,9 @@ def test_page_streams_steered_and_unsteered_side_by_side(server, browser, tmp_pa
     # What the page will send says what the controls did.
     sent = json.loads(browser.find_element(By.ID, "request-json").get_attribute("textContent"))
     assert sent["compare"] is True and sent["seed"] == 42 and sent["max_tokens"] == 24
-    assert sent["steering"]["control_vectors"] == [{"name": "push", "scale": 1.5}]
+    assert sent["steering"]["control_vectors"] == [{"name": "push", "scale": 1.5,
+                                                    "layer_range": [1, last_block - 9]}]
+    assert "layer_range" not in sent["steering"]  # each vector carries its own
     assert sent["steering"]["actadd"][0]["positive"] == "Love"
     assert sent["steering"]["actadd"][0]["coef"] == 6
 
