@@ -100,6 +100,9 @@ TEST(SteeringSpec, BadJsonIsAOneLineErrorNamingTheField) {
       {R"({"control_vectors": [{"path": "a", "scale": "big"}]})", "'scale' must be a number"},
       {R"({"control_vectors": [{"path": "a"}], "layer_range": [1]})", "'layer_range' must be [start, end]"},
       {R"({"layer_range": [1, 2]})", "'layer_range' needs control_vectors"},
+      {R"({"control_vectors": [{"path": "a", "layer_range": [1, "x"]}]})",
+       "control_vectors[0]: 'layer_range' must be [start, end]"},
+      {R"({"ablate": [{"path": "a", "layer_range": [1, 2]}]})", "unknown field 'layer_range'"},
       {R"({"actadd": [{"positive": "a", "negative": "b"}]})", "actadd[0]: needs 'positive', 'negative' and 'layer'"},
       {R"({"actadd": [{"positive": "a", "negative": "b", "layer": 1.5}]})", "'layer' must be an integer"},
       {R"({"actadd": [{"positive": "a", "negative": "b", "layer": -1}]})", "'layer' must be 0 or more"},
@@ -189,9 +192,9 @@ TEST(SteeringSpec, CompilesToTheSameSteeringAsTheLowLevelCalls) {
   write_control_vector(file, vector);
 
   SteeringSpec spec;
-  spec.control_vectors.push_back({{file, ""}, 0.5f});
+  spec.control_vectors.push_back({{file, ""}, 0.5f, std::nullopt});
   spec.layer_range = std::array<int, 2>{1, 2};
-  spec.ablate.push_back({{"", "v"}, 1.0f});
+  spec.ablate.push_back({{"", "v"}, 1.0f, std::nullopt});
   spec.positions = PositionSelector::range(2, 6);
   EXPECT_NE(error_of([&] { compile_steering(spec, model); }).find("needs a vector folder"), std::string::npos);
   CompileOptions options;
@@ -229,6 +232,52 @@ TEST(SteeringSpec, CompilesToTheSameSteeringAsTheLowLevelCalls) {
             }).find("block 3 does not exist"),
             std::string::npos);
   EXPECT_TRUE(compile_steering({}, model)->empty());
+}
+
+// A control vector's own layer_range keeps that vector to its blocks before the
+// sum (and the top-level range then keeps the sum), and travels through JSON.
+TEST(SteeringSpec, EachControlVectorMayHaveItsOwnBlocks) {
+  const auto model = tiny("spec-per-vector.gguf");
+  const auto dir = testing::scratch_dir() / "spec-per-vector";
+  std::filesystem::create_directories(dir);
+  ControlVector a, b;
+  a.n_embd = b.n_embd = 64;
+  for (int layer = 0; layer < 3; ++layer) {
+    a.directions[layer] = random_vector(64, 30 + layer, 2000.0f);
+    b.directions[layer] = random_vector(64, 40 + layer, 2000.0f);
+  }
+  write_control_vector((dir / "a.gguf").string(), a);
+  write_control_vector((dir / "b.gguf").string(), b);
+  const SteeringSpec spec = SteeringSpec::from_json(R"({"control_vectors": [
+      {"name": "a", "scale": 0.5, "layer_range": [1, 1]}, {"name": "b", "scale": 2, "layer_range": [2, 2]}],
+      "layer_range": [1, 2]})");
+  ASSERT_TRUE(spec.control_vectors[0].layer_range.has_value());
+  EXPECT_EQ(*spec.control_vectors[0].layer_range, (std::array<int, 2>{1, 1}));
+  EXPECT_EQ(SteeringSpec::from_json(spec.to_json()), spec);
+  CompileOptions options;
+  options.resolve_name = vector_folder(dir);
+  const auto compiled = compile_steering(spec, model, options);
+
+  auto by_hand = std::make_shared<Steering>(64);
+  const ControlVector sum =
+      combine({{restrict_layers(a, 1, 1, 3), 0.5f}, {restrict_layers(b, 2, 2, 3), 2.0f}});
+  add_control_vector(*by_hand, restrict_layers(sum, 1, 2, 3), InterventionKind::Add, 1.0f, PositionSelector::all(),
+                     "control vectors");
+  ASSERT_EQ(compiled->interventions().size(), 2u);  // block 1 from a, block 2 from b
+  const std::vector<TokenId> tokens = {1, 40, 41, 42, 43};
+  auto logits_with = [&](const std::shared_ptr<const Steering>& steering) {
+    Session session(model, 32, 1);
+    SteeringBinding binding(steering, session, {0, 5, 0});
+    const auto logits = session.decode(tokens, true);
+    return std::vector<float>(logits.begin(), logits.end());
+  };
+  EXPECT_EQ(logits_with(compiled), logits_with(by_hand));
+  // Without the per-vector ranges both vectors reach both blocks: another steering.
+  const auto unranged = compile_steering(
+      SteeringSpec::from_json(R"({"control_vectors": [{"name": "a", "scale": 0.5}, {"name": "b", "scale": 2}],
+                                  "layer_range": [1, 2]})"),
+      model, options);
+  EXPECT_NE(logits_with(unranged), logits_with(compiled));
 }
 
 // Vectors held in memory by name (what the Python package and a server's registry

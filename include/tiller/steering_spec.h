@@ -32,6 +32,9 @@ struct VectorRef {
 struct ScaledVectorRef {
   VectorRef vector;
   float value = 1.0f;
+  // Control vectors only: this vector's own blocks [first, last], kept before the
+  // vectors are summed (the same meaning as SteeringSpec::layer_range).
+  std::optional<std::array<int, 2>> layer_range;
   bool operator==(const ScaledVectorRef&) const = default;
 };
 
@@ -49,7 +52,8 @@ struct ActAddSpec {
 };
 
 struct SteeringSpec {
-  // llama.cpp's control vectors: summed (scale x file), then kept to layer_range,
+  // llama.cpp's control vectors: each kept to its own layer_range if it has one,
+  // summed (scale x file), then the sum kept to layer_range,
   // added at blocks.N.hook_resid_post at `positions`.
   std::vector<ScaledVectorRef> control_vectors;
   std::optional<std::array<int, 2>> layer_range;  // [start, end] inclusive; <= 0: first or last block

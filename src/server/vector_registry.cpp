@@ -39,7 +39,7 @@ void check_name(std::string_view name) {
 void check_fits(const std::shared_ptr<const ControlVector>& vector, std::string_view name,
                 const std::shared_ptr<const Model>& model) {
   SteeringSpec spec;
-  spec.control_vectors.push_back({{"", std::string(name)}, 1.0f});
+  spec.control_vectors.push_back({{"", std::string(name)}, 1.0f, std::nullopt});
   CompileOptions options;
   options.lookup_name = [&vector](std::string_view) { return vector; };
   compile_steering(spec, model, options);

@@ -97,11 +97,16 @@ std::shared_ptr<const Steering> compile_steering(const SteeringSpec& spec, const
   auto steering = std::make_shared<Steering>(config.n_embd);
   if (spec.layer_range && spec.control_vectors.empty()) fail("a control-vector layer range needs a control vector");
 
-  // Control vectors: summed first, then restricted to the layer range, as llama.cpp does.
+  // Control vectors: each kept to its own blocks if it names them, summed, then the
+  // sum restricted to the layer range, as llama.cpp does.
   if (!spec.control_vectors.empty()) {
     std::vector<ScaledControlVector> parts;
     for (const ScaledVectorRef& item : spec.control_vectors) {
-      parts.push_back({compiler.control_vector(item.vector), item.value});
+      ControlVector vector = compiler.control_vector(item.vector);
+      if (item.layer_range) {
+        vector = restrict_layers(vector, (*item.layer_range)[0], (*item.layer_range)[1], config.n_layer);
+      }
+      parts.push_back({std::move(vector), item.value});
     }
     ControlVector sum = combine(parts);
     const auto [first, last] = spec.layer_range.value_or(std::array<int, 2>{0, 0});

@@ -79,15 +79,30 @@ const json& array_at(const json& root, const char* key) {
   return v;
 }
 
+// [start, end], two integers; `where` names the field in the message.
+std::array<int, 2> block_range(const json& range, const std::string& where) {
+  if (!range.is_array() || range.size() != 2 || !range[0].is_number_integer() || !range[1].is_number_integer()) {
+    fail("steering JSON: {} must be [start, end], two integers", where);
+  }
+  return {range[0].get<int>(), range[1].get<int>()};
+}
+
+// with_range: the items may carry their own 'layer_range' (control vectors).
 std::vector<ScaledVectorRef> scaled_vectors(const json& root, const char* key, const char* number,
-                                            std::optional<float> fallback) {
+                                            std::optional<float> fallback, bool with_range = false) {
   std::vector<ScaledVectorRef> out;
   if (!root.contains(key) || root.at(key).is_null()) return out;
   const json& items = array_at(root, key);
   for (size_t i = 0; i < items.size(); ++i) {
-    const Fields f(items[i], fmt::format("{}[{}]", key, i), {"path", "name", number});
+    const std::string where = fmt::format("{}[{}]", key, i);
+    const Fields f = with_range ? Fields(items[i], where, {"path", "name", number, "layer_range"})
+                                : Fields(items[i], where, {"path", "name", number});
     if (!fallback && !f.has(number)) fail("steering JSON: {}: needs '{}'", f.where(), number);
-    out.push_back({vector_ref(f, true), f.number(number, fallback.value_or(0.0f))});
+    ScaledVectorRef item{vector_ref(f, true), f.number(number, fallback.value_or(0.0f)), std::nullopt};
+    if (with_range && f.has("layer_range")) {
+      item.layer_range = block_range(items[i].at("layer_range"), fmt::format("{}: 'layer_range'", f.where()));
+    }
+    out.push_back(std::move(item));
   }
   return out;
 }
@@ -101,6 +116,7 @@ json scaled_json(const std::vector<ScaledVectorRef>& items, const char* number) 
   for (const ScaledVectorRef& item : items) {
     json object = vector_json(item.vector);
     object[number] = item.value;
+    if (item.layer_range) object["layer_range"] = {(*item.layer_range)[0], (*item.layer_range)[1]};
     out.push_back(std::move(object));
   }
   return out;
@@ -146,14 +162,8 @@ SteeringSpec SteeringSpec::from_json(std::string_view text) {
   }
   const Fields top(root, "the steering", {"control_vectors", "layer_range", "actadd", "ablate", "clamp", "positions"});
   SteeringSpec spec;
-  spec.control_vectors = scaled_vectors(root, "control_vectors", "scale", 1.0f);
-  if (top.has("layer_range")) {
-    const json& range = root.at("layer_range");
-    if (!range.is_array() || range.size() != 2 || !range[0].is_number_integer() || !range[1].is_number_integer()) {
-      fail("steering JSON: 'layer_range' must be [start, end], two integers");
-    }
-    spec.layer_range = std::array<int, 2>{range[0].get<int>(), range[1].get<int>()};
-  }
+  spec.control_vectors = scaled_vectors(root, "control_vectors", "scale", 1.0f, true);
+  if (top.has("layer_range")) spec.layer_range = block_range(root.at("layer_range"), "'layer_range'");
   if (top.has("actadd")) {
     const json& items = array_at(root, "actadd");
     for (size_t i = 0; i < items.size(); ++i) {
@@ -248,10 +258,10 @@ SteeringSpec spec_from_flags(const SteeringFlags& flags) {
   }
   SteeringSpec spec;
   spec.positions = parse_position_selector(flags.positions);
-  for (const std::string& file : flags.control_vectors) spec.control_vectors.push_back({{file, {}}, 1.0f});
+  for (const std::string& file : flags.control_vectors) spec.control_vectors.push_back({{file, {}}, 1.0f, std::nullopt});
   for (const std::string& item : flags.control_vectors_scaled) {
     const auto [file, scale] = parse_path_and_number(item, "--control-vector-scaled", true);
-    spec.control_vectors.push_back({{file, {}}, scale});
+    spec.control_vectors.push_back({{file, {}}, scale, std::nullopt});
   }
   if (!flags.layer_range.empty()) {
     if (flags.layer_range.size() != 2) fail("--control-vector-layer-range needs START END");
@@ -283,11 +293,11 @@ SteeringSpec spec_from_flags(const SteeringFlags& flags) {
   }
   for (const std::string& item : flags.ablate) {
     const auto [file, scale] = parse_path_and_number(item, "--ablate", false);
-    spec.ablate.push_back({{file, {}}, scale});
+    spec.ablate.push_back({{file, {}}, scale, std::nullopt});
   }
   for (const std::string& item : flags.clamp) {
     const auto [file, value] = parse_path_and_number(item, "--clamp", true);
-    spec.clamp.push_back({{file, {}}, value});
+    spec.clamp.push_back({{file, {}}, value, std::nullopt});
   }
   return spec;
 }
