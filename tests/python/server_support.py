@@ -35,7 +35,7 @@ def running_server(model_path, *args, ready_timeout=60, stop_timeout=30):
     """`tiller serve -m MODEL --port 0 ARGS...`; yields a ServerProcess whose url is
     http://127.0.0.1:PORT (no /v1)."""
     process = subprocess.Popen([cli_path(), "serve", "-m", model_path, "--host", "127.0.0.1", "--port", "0", *args],
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True, encoding="utf-8", errors="replace")
     lines = []
     port = None
     for line in process.stderr:  # the first lines say where it listens
@@ -45,6 +45,7 @@ def running_server(model_path, *args, ready_timeout=60, stop_timeout=30):
             port = int(match.group(1))
             break
     # The server logs every request; its stderr is drained so that it never blocks.
+    # Logged paths are the clients' bytes (schemathesis sends any): not always UTF-8.
     threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True).start()
     try:
         assert port, "".join(lines)
