@@ -1,0 +1,122 @@
+// Measuring what a steering does (docs/evaluation.md): the ActAdd paper's
+// likelihood and topic-word measures, CAA's A/B choice, the KL damage on neutral
+// text and the fluency of steered samples, each on the texts an EvalSpec names.
+// `tiller eval` runs one steering; `tiller sweep` (tiller/sweep.h) a grid of them,
+// from the same spec and the same metric functions below.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tiller/engine.h"
+#include "tiller/model.h"
+#include "tiller/sampler.h"
+#include "tiller/steer.h"
+#include "tiller/steering_spec.h"
+
+namespace tiller {
+
+// One CAA-style question: the behaviour-matching answer is `a` or `b` ("A"/"B").
+struct AbQuestion {
+  std::string question, a, b;
+  char matching = 'A';
+  bool operator==(const AbQuestion&) const = default;
+};
+
+// What to measure and on which texts. The JSON form (docs/evaluation.md) takes a
+// text list inline (["...", ...]) or as {"file": "PATH"} (one text per line, blank
+// lines skipped; a relative PATH is relative to the spec file). A metric whose
+// block is absent is not measured.
+struct EvalSpec {
+  std::optional<SteeringSpec> steering;  // "steering": what `tiller eval` measures (a flag may replace it)
+
+  // "likelihood": teacher-forced, every token of each text after its first, the
+  // steering applied as for a plain prompt that is the whole text.
+  std::vector<std::string> on_topic, off_topic;
+
+  // "topic_words": `samples` completions of each prompt, steered and unsteered with
+  // the same seeds (seed, seed + 1, ...), counted for `words`.
+  struct Topic {
+    std::vector<std::string> prompts;
+    std::vector<std::string> words;  // case-insensitive; a word matches at a word start ("wed" counts "wedding")
+    int samples = 4;
+    int max_tokens = 40;
+    SamplerParams sampling;  // "temperature", "top_k", "top_p", "min_p", "seed"
+  };
+  std::optional<Topic> topic;
+
+  // "damage": mean KL(unsteered || steered) over every next-token position of these texts.
+  std::vector<std::string> neutral;
+
+  // "ab": CAA's format; `chat` renders the question as a user turn with the model's template.
+  std::vector<AbQuestion> ab;
+  bool ab_chat = false;
+
+  // "fluency": measured on the topic_words samples (needs "topic_words").
+  bool fluency = false;
+
+  // Throws tiller::Error naming the field (unknown fields included).
+  static EvalSpec from_json(std::string_view json, const std::filesystem::path& base_dir = {});
+  static EvalSpec load(const std::filesystem::path& file);
+};
+
+// Metric arithmetic on logits rows (n_vocab floats), in double.
+namespace metrics {
+double log_softmax_at(std::span<const float> logits, TokenId token);
+// KL(P || Q) for P = softmax(p_logits), Q = softmax(q_logits).
+double kl_divergence(std::span<const float> p_logits, std::span<const float> q_logits);
+// P(matching letter) / (P(A) + P(B)), the letters' token ids given.
+double ab_probability(std::span<const float> logits, TokenId token_a, TokenId token_b, char matching);
+struct WordCount {
+  int64_t words = 0;  // whitespace-separated words in the text
+  int64_t hits = 0;   // occurrences of the topic words
+};
+WordCount count_topic_words(std::string_view text, std::span<const std::string> words);
+}  // namespace metrics
+
+// Every figure is a mean; "steered" and "unsteered" are measured with the same
+// texts, seeds and sessions. Absent metrics stay nullopt.
+struct EvalResult {
+  struct Likelihood {
+    double logprob_unsteered = 0, logprob_steered = 0;  // mean log-probability per token (token-weighted)
+    double delta = 0;                                   // steered - unsteered
+    double perplexity_ratio = 1;                        // exp(-delta): < 1 means likelier
+    int64_t tokens = 0;
+  };
+  std::optional<Likelihood> on_topic, off_topic;
+  struct Topic {
+    double per100_unsteered = 0, per100_steered = 0;  // topic words per 100 words
+    std::vector<std::string> samples_unsteered, samples_steered;
+  };
+  std::optional<Topic> topic;
+  std::optional<double> damage_kl;  // mean KL(unsteered || steered) per position
+  struct Ab {
+    double p_unsteered = 0, p_steered = 0;  // mean P(matching answer)
+  };
+  std::optional<Ab> ab;
+  struct Fluency {
+    double logprob_unsteered_samples = 0, logprob_steered_samples = 0;  // under the unsteered model
+  };
+  std::optional<Fluency> fluency;
+
+  std::string to_json(int indent = 2) const;
+  // One row per figure: metric,field,value.
+  std::string to_csv() const;
+};
+
+// (work done, work total), for a progress bar.
+using EvalProgress = std::function<void(size_t done, size_t total)>;
+
+// Measures `steering` (null or empty: every "steered" figure equals its unsteered one).
+EvalResult evaluate(const EvalSpec& spec, const std::shared_ptr<const Model>& model,
+                    const std::shared_ptr<Engine>& engine, const std::shared_ptr<const Steering>& steering,
+                    const EvalProgress& progress = {});
+
+}  // namespace tiller
