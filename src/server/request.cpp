@@ -182,7 +182,7 @@ std::vector<std::string> steering_vector_names(const SteeringSpec& spec) {
   return names;
 }
 
-CompletionRequest parse_completion_request(std::string_view body, Endpoint endpoint, const SamplerParams& defaults) {
+nlohmann::json parse_json_object(std::string_view body) {
   json root;
   try {
     root = json::parse(body);
@@ -192,6 +192,11 @@ CompletionRequest parse_completion_request(std::string_view body, Endpoint endpo
     throw bad_request(std::string("the body is not valid JSON: ") + error.what());
   }
   if (!root.is_object()) throw bad_request("the body must be a JSON object");
+  return root;
+}
+
+CompletionRequest parse_completion_request(std::string_view body, Endpoint endpoint, const SamplerParams& defaults) {
+  const json root = parse_json_object(body);
   const Fields fields(root);
 
   CompletionRequest request;

@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "tiller/chat.h"
 #include "tiller/generate.h"
 #include "tiller/steering_spec.h"
@@ -35,6 +37,10 @@ struct CompletionRequest {
   // alternatives (chat: top_logprobs when logprobs is true; completions: logprobs).
   int top_logprobs = -1;
 };
+
+// A request body that must be a JSON object: throws bad_request (400) with a one-line
+// message when it is not valid JSON or not an object. Every JSON route parses with it.
+nlohmann::json parse_json_object(std::string_view body);
 
 // Throws ApiError (400) naming the field for malformed JSON, a body that is not an
 // object, a missing prompt or messages, a field of the wrong type or out of range,

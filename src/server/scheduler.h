@@ -121,7 +121,8 @@ class BatchingScheduler final : public Scheduler {
  private:
   struct Running;
   void loop();
-  // Moves queued jobs into free sequences (under the lock); returns them.
+  // Moves queued jobs into free sequences; returns them. The lock is passed only as
+  // proof that the caller holds it (nothing here unlocks it).
   std::vector<std::unique_ptr<Running>> admit(std::unique_lock<std::mutex>& lock);
   // Binds the job's steering to its sequence and runs its first step (the prompt).
   void start(Running& job);

@@ -7,6 +7,7 @@
 #include "server/api_error.h"
 #include "server/http_reply.h"
 #include "server/openapi.h"
+#include "server/request.h"
 #include "server/response.h"
 #include "server/server_state.h"
 
@@ -23,17 +24,6 @@ const Tokenizer& tokenizer_of(const ServerState& state) {
     throw error;
   }
   return state.model->tokenizer();
-}
-
-json parse_object(const std::string& body) {
-  json root;
-  try {
-    root = json::parse(body);
-  } catch (const json::exception& error) {
-    throw bad_request(std::string("the body is not valid JSON: ") + error.what());
-  }
-  if (!root.is_object()) throw bad_request("the body must be a JSON object");
-  return root;
 }
 
 bool flag(const json& root, const char* name, bool fallback) {
@@ -61,7 +51,7 @@ bool valid_utf8(const std::string& text) {
 // [{"id", "piece"}]}, a piece being a string when it is whole UTF-8 and its bytes
 // otherwise (part of a character).
 json tokenize(const Tokenizer& tokenizer, const std::string& body) {
-  const json root = parse_object(body);
+  const json root = parse_json_object(body);
   const auto content = root.find("content");
   if (content == root.end() || content->is_null()) throw bad_request("'content' is required", "content");
   if (!content->is_string()) throw bad_request("'content' must be a string", "content");
@@ -91,7 +81,7 @@ json tokenize(const Tokenizer& tokenizer, const std::string& body) {
 // {"tokens": [id, ...]} -> {"content": text}, special tokens rendered as their
 // text (so tokenize's ids, special ones included, come back as the text).
 json detokenize(const Tokenizer& tokenizer, const std::string& body) {
-  const json root = parse_object(body);
+  const json root = parse_json_object(body);
   const auto tokens = root.find("tokens");
   if (tokens == root.end() || tokens->is_null()) throw bad_request("'tokens' is required", "tokens");
   if (!tokens->is_array()) throw bad_request("'tokens' must be an array of token ids", "tokens");

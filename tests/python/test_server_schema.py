@@ -7,13 +7,8 @@ type and a body that fits the documented schema.
 Bounded to run in well under two minutes on two cores: a small context (-c 128),
 a few examples per operation (derandomized), and the
 completions' max_tokens capped at 8 before a request is sent (a generated body may
-ask for millions). Operations whose route another part of the server brings (the
-vector registry, the page) are skipped, saying so, for exactly as long as the
-server answers them with its "no endpoint" 404."""
+ask for millions). Every documented operation is served, so none is skipped."""
 
-import re
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +28,6 @@ DOCUMENT = Path(__file__).resolve().parents[2] / "src" / "server" / "openapi.jso
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 EXAMPLES = 12
 MAX_TOKENS = 8
-# Routes of the other parts of issue 16's server (tested once they are there).
-ELSEWHERE = re.compile(r"^(/|/v1/vectors(/.*)?)$")
 
 schema = schemathesis.openapi.from_path(DOCUMENT)
 cases_run = {}
@@ -53,23 +46,6 @@ def base_url(tmp_path_factory, request):
     # Printed past pytest's capture, so that a passing run shows it too.
     with request.config.pluginmanager.get_plugin("capturemanager").global_and_fixture_disabled():
         print(f"\nschemathesis: {total} cases over {len(cases_run)} operations ({summary})")
-
-
-_missing = {}
-
-
-def route_missing(base_url, method, path):
-    """Whether the server answers this operation with its 'no endpoint' 404."""
-    key = (method, path)
-    if key not in _missing:
-        url = base_url + path.replace("{name}", "probe")
-        data = b"{}" if method in ("POST", "PUT") else None
-        try:
-            with urllib.request.urlopen(urllib.request.Request(url, data=data, method=method)):
-                _missing[key] = False
-        except urllib.error.HTTPError as error:
-            _missing[key] = error.code == 404 and b'"no endpoint ' in error.read()
-    return _missing[key]
 
 
 def bound_generation(case):
@@ -93,9 +69,6 @@ def test_operation_conforms(case, base_url):
     # methods to each path, which must be refused whether or not the route exists.
     method = case.operation.method.upper()
     operation = f"{method} {case.operation.path}"
-    if ELSEWHERE.match(case.operation.path) and route_missing(base_url, method, case.operation.path):
-        pytest.skip(f"{operation}: this build has no such route yet (the registry's or the page's); "
-                    "tested once the server serves it")
     bound_generation(case)
     cases_run[operation] = cases_run.get(operation, 0) + 1
     case.call_and_validate(base_url=base_url, checks=CHECKS, timeout=60)
