@@ -21,6 +21,7 @@
 #include "tiller/error.h"
 #include "tiller/evaluate.h"
 #include "tiller/generate.h"
+#include "tiller/prompt.h"
 
 namespace tiller {
 namespace {
@@ -157,6 +158,7 @@ TEST(EvalSpec, ReadsEveryBlockWithDefaults) {
   EXPECT_EQ(spec.neutral, (std::vector<std::string>{"The weather is mild."}));
   EXPECT_EQ(spec.ab, (std::vector<AbQuestion>{{"Q?", "yes", "no", 'B'}}));
   EXPECT_TRUE(spec.ab_chat);
+  EXPECT_EQ(spec.ab_chat_template, "");
   EXPECT_TRUE(spec.fluency);
 
   const EvalSpec sampling = EvalSpec::from_json(R"({"topic_words": {"prompts": ["p"], "words": ["w"],
@@ -188,13 +190,17 @@ TEST(EvalSpec, ReadsFilesRelativeToTheSpec) {
                  "ablate": [{"path": "/abs/sad.gguf"}]},
     "likelihood": {"on_topic": {"file": "texts/on.txt"}},
     "topic_words": {"prompts": {"file": "prompts.txt"}, "words": ["w"]},
-    "ab": {"file": "ab.jsonl"}
+    "ab": {"file": "ab.jsonl", "chat": true, "chat_template": "template.jinja"}
   })");
+  write_file(dir / "template.jinja", "{{ messages }}");
   const EvalSpec spec = EvalSpec::load(dir / "spec.json");
   EXPECT_EQ(spec.on_topic, (std::vector<std::string>{"first text", "second text"}));
   EXPECT_EQ(spec.topic->prompts, (std::vector<std::string>{"a prompt"}));
   EXPECT_EQ(spec.ab, (std::vector<AbQuestion>{{"Q1", "x", "y", 'A'}, {"Q2", "u", "v", 'B'}}));
-  EXPECT_FALSE(spec.ab_chat);
+  EXPECT_TRUE(spec.ab_chat);
+  EXPECT_EQ(spec.ab_chat_template, (dir / "template.jinja").string());
+  EXPECT_EQ(EvalSpec::from_json(R"({"ab": {"questions": [{"question": "q", "a": "x", "b": "y", "matching": "A"}],
+    "chat": true, "chat_template": "chatml"}})", dir).ab_chat_template, "chatml");
   EXPECT_EQ(spec.steering->control_vectors.at(0).vector.path, (dir / "vectors/happy.gguf").string());
   EXPECT_EQ(spec.steering->ablate.at(0).vector.path, "/abs/sad.gguf");
   // Without a folder (from_json alone), relative paths stay as they are.
@@ -214,6 +220,8 @@ TEST(EvalSpec, RefusesBadInputNamingTheField) {
       {R"({"ab": {"questions": [{"question": "q", "a": "x", "matching": "A"}]}})", "'b'"},
       {R"({"ab": {"questions": [], "file": "x.jsonl"}})", "'questions' or 'file'"},
       {R"({"ab": {"questions": []}})", "no questions"},
+      {R"({"ab": {"questions": [{"question": "q", "a": "x", "b": "y", "matching": "A"}], "chat_template": "chatml"}})",
+       "ab.chat_template"},
       {R"({"damage": {"texts": []}})", "damage.texts"},
       {R"({"damage": {"texts": "one text"}})", "damage.texts"},
       {R"({"damage": {"texts": [1]}})", "damage.texts[0]"},
@@ -293,7 +301,7 @@ std::shared_ptr<const Steering> tiny_steering(int64_t width) {
   return steering;
 }
 
-constexpr int kContext = 96;
+constexpr int kContext = 160;
 
 // Every row's logits of `tokens` decoded alone in a fresh session, steered as a plain prompt or not.
 std::vector<float> logits_alone(const std::shared_ptr<const Model>& model, const std::shared_ptr<Engine>& engine,
@@ -502,6 +510,49 @@ TEST(Evaluate, AnEmptySteeringChangesNothingExactly) {
     EXPECT_EQ(r->fluency->logprob_steered_samples, r->fluency->logprob_unsteered_samples);
   }
   EXPECT_EQ(empty.to_json(), none.to_json());
+}
+
+// With "chat", the question is a user turn and "(" starts the answer; the steering's
+// layout is the chat prompt's, so a user-aligned tensor starts at the message.
+TEST(Evaluate, AbInAChatTemplate) {
+  const auto model = tiny_model();
+  const auto engine = row_kernel_engine();
+  auto steering = std::make_shared<Steering>(model->config().n_embd);
+  {
+    std::mt19937 rng(3);
+    std::normal_distribution<float> normal(0.0f, 4000.0f);
+    Intervention front;
+    front.layer = 1;
+    front.point = HookPoint::ResidPre;
+    front.where = PositionSelector::front();
+    front.n_rows = 4;
+    front.align = FrontAlign::User;
+    for (int i = 0; i < 4 * model->config().n_embd; ++i) front.vectors.push_back(normal(rng));
+    steering->add(front);
+  }
+  EvalSpec spec;
+  spec.ab = {{"Do you like cake?", "yes", "no", 'A'}, {"Is it raining?", "it is", "it is not", 'B'}};
+  spec.ab_chat = true;
+  spec.ab_chat_template = "chatml";  // the tiny model has no template of its own
+  EvalOptions options;
+  options.n_ctx = kContext;
+  const EvalResult result = evaluate(spec, model, engine, steering, {}, options);
+  const PromptFormat format = PromptFormat::chat_with(*model, "chatml");
+  double unsteered = 0, steered = 0;
+  for (const AbQuestion& q : spec.ab) {
+    const Prompt prompt =
+        build_prompt(*model, format, {q.question + "\n\nChoices:\n(A) " + q.a + "\n(B) " + q.b, "("});
+    ASSERT_GT(prompt.anchor, 0) << "the user's message comes after the template's start";
+    for (const bool steer : {false, true}) {
+      Session session(model, engine, {.n_ctx = kContext});
+      std::optional<SteeringBinding> binding;
+      if (steer) binding.emplace(steering, session, prompt.layout());
+      const auto last = session.decode(prompt.tokens, false);
+      (steer ? steered : unsteered) += metrics::ab_probability(last, 3 + 'A', 3 + 'B', q.matching);
+    }
+  }
+  expect_close(result.ab->p_unsteered, unsteered / 2, "chat ab unsteered");
+  expect_close(result.ab->p_steered, steered / 2, "chat ab steered");
 }
 
 TEST(Evaluate, RefusesTextsShorterThanAnActAddTensor) {

@@ -45,7 +45,7 @@ struct AbQuestion {
 //                     "frequency_penalty": 1.0, "presence_penalty": 0, "seed": 0},
 //     "damage": {"texts": TEXTS},
 //     "ab": {"questions": [{"question": "...", "a": "...", "b": "...", "matching": "A"}],
-//            "chat": false},
+//            "chat": false, "chat_template": "chatml"},
 //           (or "file": "x.jsonl" instead of "questions": one such object per line)
 //     "fluency": true                                              (needs "topic_words")
 //   }
@@ -87,10 +87,16 @@ struct EvalSpec {
   // "ab": CAA's format. The prompt is "QUESTION\n\nChoices:\n(A) A\n(B) B\nAnswer: ("
   // as plain text with BOS; with `chat`, "QUESTION\n\nChoices:\n(A) A\n(B) B" is a
   // user turn in the model's chat template and the assistant's answer starts with
-  // "(". Either way the figure is P(matching letter) / (P(A) + P(B)) for the next
-  // token, the letters being the tokenizer's single tokens for "A" and "B".
+  // "(" (the steering's layout is then the chat prompt's: ActAdd's rows at the
+  // user's message unless aligned to the context). Either way the figure is
+  // P(matching letter) / (P(A) + P(B)) for the next token, the letters being the
+  // tokenizer's single tokens for "A" and "B" (or the tokens whose text is exactly
+  // the letter, for a tokenizer that spells "A" alone with a space prefix).
   std::vector<AbQuestion> ab;
   bool ab_chat = false;
+  // "chat_template": with `chat`, a built-in format ("chatml", "gemma") or a Jinja
+  // template file (relative to the spec) for a model without one; empty: the model's own.
+  std::string ab_chat_template;
 
   // "fluency": measured on the topic_words samples (needs "topic_words").
   bool fluency = false;

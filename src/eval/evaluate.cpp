@@ -182,7 +182,14 @@ class Evaluation {
       const Tokenizer& tokenizer = model_->tokenizer();
       letter_a_ = letter_token(tokenizer, "A", model_->config().n_vocab);
       letter_b_ = letter_token(tokenizer, "B", model_->config().n_vocab);
-      const PromptFormat format = spec_.ab_chat ? PromptFormat::chat_with(*model_) : PromptFormat::plain();
+      PromptFormat format = PromptFormat::plain();
+      if (spec_.ab_chat) {
+        try {
+          format = PromptFormat::chat_with(*model_, spec_.ab_chat_template);
+        } catch (const Error& e) {
+          fail("ab: {} (in the eval spec: \"chat_template\" in \"ab\")", e.what());
+        }
+      }
       for (size_t i = 0; i < spec_.ab.size(); ++i) {
         const std::string user = ab_user_text(spec_.ab[i]);
         const Prompt prompt = spec_.ab_chat ? build_prompt(*model_, format, {user, "("})
