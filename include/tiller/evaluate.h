@@ -170,10 +170,13 @@ struct EvalOptions {
 };
 
 // Measures `steering` (null or empty: every "steered" figure equals its unsteered
-// one; null skips the steered runs, empty runs them without hooks). Likelihood,
-// damage and A/B texts are each steered as a plain prompt that is the whole text
-// (PromptLayout{0, n, 0}: ActAdd's rows from the text's first token), several to a
-// packed pass; every text must be at least as long as an ActAdd tensor.
+// one; null skips the steered runs, empty runs them without hooks). Likelihood
+// and damage texts are each steered as a plain prompt that is the whole text
+// (PromptLayout{0, n, 0}: ActAdd's rows from the text's first token), A/B prompts
+// and topic prompts as the prompts they are; teacher-forced texts run several to a
+// packed pass (exactly as each alone). Every text and prompt must be at least as
+// long as an ActAdd tensor (else Steering::check_prompt's error; teacher-forced texts are named).
+// Progress counts one unit per text or sample and side (unsteered, steered).
 EvalResult evaluate(const EvalSpec& spec, const std::shared_ptr<const Model>& model,
                     const std::shared_ptr<Engine>& engine, const std::shared_ptr<const Steering>& steering,
                     const EvalProgress& progress = {}, const EvalOptions& options = {});
