@@ -520,14 +520,14 @@ TEST(Evaluate, AbInAChatTemplate) {
   auto steering = std::make_shared<Steering>(model->config().n_embd);
   {
     std::mt19937 rng(3);
-    std::normal_distribution<float> normal(0.0f, 4000.0f);
+    std::normal_distribution<float> normal(0.0f, 40000.0f);
     Intervention front;
-    front.layer = 1;
+    front.layer = 0;
     front.point = HookPoint::ResidPre;
     front.where = PositionSelector::front();
     front.n_rows = 4;
     front.align = FrontAlign::User;
-    for (int i = 0; i < 4 * model->config().n_embd; ++i) front.vectors.push_back(normal(rng));
+    for (int64_t i = 0; i < 4 * model->config().n_embd; ++i) front.vectors.push_back(normal(rng));
     steering->add(front);
   }
   EvalSpec spec;
@@ -553,6 +553,9 @@ TEST(Evaluate, AbInAChatTemplate) {
   }
   expect_close(result.ab->p_unsteered, unsteered / 2, "chat ab unsteered");
   expect_close(result.ab->p_steered, steered / 2, "chat ab steered");
+  // The tiny model's answers are near certain: a tensor this large at block 0 is
+  // what it takes to move them, and so to see the layout matter.
+  EXPECT_NE(result.ab->p_steered, result.ab->p_unsteered) << "the steering moved no answer";
 }
 
 TEST(Evaluate, RefusesTextsShorterThanAnActAddTensor) {
