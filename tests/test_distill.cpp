@@ -180,7 +180,7 @@ DistillOptions small_grid() {
 TEST(Distill, MeanDifferenceIsRecomputedByHand) {
   const auto model = tiny_model("distill-mean.gguf");
   const auto train = made_up_prompts(4, 3);
-  for (const DistillRead read : {DistillRead::Last, DistillRead::Header}) {
+  for (const DistillRead read : {DistillRead::Last, DistillRead::Header, DistillRead::Suffix}) {
     DistillOptions options = small_grid();
     options.read = read;
     const DistillResult result = distill_system_prompt(model, train, {}, options);
@@ -188,7 +188,12 @@ TEST(Distill, MeanDifferenceIsRecomputedByHand) {
     for (int layer = 0; layer < model->config().n_layer; ++layer) {
       std::vector<double> expected(width, 0.0);
       for (const DistillPrompt& p : train) {
-        const int header = read == DistillRead::Header ? p.header : 1;
+        int header = read == DistillRead::Header ? p.header : 1;
+        if (read == DistillRead::Suffix) {
+          // The user's tokens and the header: everything after the differing system parts.
+          header = static_cast<int>(p.prompted.size()) - 6;
+          ASSERT_EQ(p.unprompted.size() - 3, static_cast<size_t>(header));
+        }
         for (auto [tokens, sign] : {std::pair{&p.prompted, 1.0}, std::pair{&p.unprompted, -1.0}}) {
           const auto rows = resid_post(model, *tokens)[static_cast<size_t>(layer)];
           for (size_t t = tokens->size() - static_cast<size_t>(header); t < tokens->size(); ++t) {

@@ -28,8 +28,9 @@ struct DistillPrompt {
 enum class DistillRead {
   Last,    // the last prompt token, where the answer starts
   Header,  // the mean over the assistant header's tokens
+  Suffix,  // the mean over the tokens both conversations end with (the user's turn and the header)
 };
-DistillRead parse_distill_read(std::string_view name);  // "last", "header"
+DistillRead parse_distill_read(std::string_view name);  // "last", "header", "suffix"
 
 // One cell of the grid: the mean difference x scale added at blocks [first, last].
 struct DistillCell {

@@ -193,7 +193,7 @@ void register_vector_distill(CLI::App* vector) {
   d->add_option("--ranges", o->ranges, "Block ranges to try, A-B or L, comma-separated (default: a spread)");
   d->add_option("--answer-tokens", o->answer_tokens, "Answer positions compared (the prompted greedy answer)")
       ->capture_default_str()->check(CLI::Range(1, 256));
-  d->add_option("--read", o->read, "Where the stream is read: last (prompt token) or header (mean of the assistant header)")
+  d->add_option("--read", o->read, "Where the stream is read: last (prompt token), header (mean of the assistant header) or suffix (mean of the user turn and header)")
       ->capture_default_str();
   add_threads_option(d, o->threads);
   d->add_option("-b,--batch-size", o->batch, "Tokens per packed forward pass")->capture_default_str()

@@ -222,12 +222,23 @@ double answer_kl(const Forced& f, size_t length, std::span<const float> logits, 
   return sum / f.n_answer;
 }
 
+// How many tokens the two conversations end with alike (at least 1: the last, read alone when they differ there).
+size_t common_suffix(const DistillPrompt& p) {
+  size_t n = 0;
+  while (n < p.prompted.size() && n < p.unprompted.size() &&
+         p.prompted[p.prompted.size() - 1 - n] == p.unprompted[p.unprompted.size() - 1 - n]) {
+    ++n;
+  }
+  return std::max<size_t>(n, 1);
+}
+
 }  // namespace
 
 DistillRead parse_distill_read(std::string_view name) {
   if (name == "last") return DistillRead::Last;
   if (name == "header") return DistillRead::Header;
-  fail("--read '{}' is neither last nor header", printable(name));
+  if (name == "suffix") return DistillRead::Suffix;
+  fail("--read '{}' is none of last, header, suffix", printable(name));
 }
 
 double kl_divergence(std::span<const float> p_logits, std::span<const float> q_logits) {
@@ -288,7 +299,9 @@ DistillResult distill_system_prompt(const std::shared_ptr<const Model>& model, c
   for (size_t i = 0; i < all.size(); ++i) {
     work.push_back({&forced[i].prompted, i, 0});
     work.push_back({&forced[i].unprompted, i, 1});
-    const int header = options.read == DistillRead::Header ? all[i]->header : 1;
+    int header = 1;
+    if (options.read == DistillRead::Header) header = all[i]->header;
+    if (options.read == DistillRead::Suffix) header = static_cast<int>(common_suffix(*all[i]));
     const auto window = [header](size_t length) {
       return Distiller::ReadWindow{static_cast<int>(length) - header, static_cast<int>(length)};
     };
