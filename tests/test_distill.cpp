@@ -332,7 +332,7 @@ TEST(Distill, CommandOnSmolLM2) {
                                             "--ranges", "8-10,10-12", "--json"});
   ASSERT_EQ(result.exit_code, 0) << result.err;
   const json summary = json::parse(result.out);
-  for (const char* key : {"kl_unsteered", "kl_steered", "scale", "layers", "tokens_saved", "n_prompts", "train",
+  for (const char* key : {"kl_unsteered", "kl_steered", "scale", "layers", "tokens_saved", "system_turn_tokens", "n_prompts", "train",
                           "eval", "grid"}) {
     EXPECT_TRUE(summary.contains(key)) << key;
   }

@@ -24,7 +24,7 @@ namespace {
 
 struct DistillCommandOptions {
   std::string model{kDefaultModel}, system, prompts, eval_prompts, out, chat_template;
-  std::string scales = "0.25,0.5,0.75,1,1.5,2,3";
+  std::string scales = "0.25,0.5,0.75,1,1.5";
   std::string ranges;  // empty: a default spread over the model's blocks
   std::string read = "last";
   int answer_tokens = 8, threads = 1, batch = 512;
@@ -68,13 +68,10 @@ std::vector<float> parse_scales(const std::string& text) {
 std::vector<std::pair<int, int>> parse_ranges(const std::string& text, int64_t n_layer) {
   std::vector<std::pair<int, int>> ranges;
   if (text.empty()) {
-    // Every [a, b] over six boundaries spread across the blocks after the first,
-    // and each of the middle five alone.
-    std::vector<int> points;
-    for (int k = 0; k < 6; ++k) points.push_back(1 + static_cast<int>(std::lround(k * static_cast<double>(n_layer - 2) / 5.0)));
-    for (size_t a = 0; a < points.size(); ++a) {
-      for (size_t b = a + 1; b < points.size(); ++b) ranges.emplace_back(points[a], points[b]);
-    }
+    // Single blocks, every second one from block 2 to four before the end: on
+    // SmolLM2 one block did better than ranges of several at any scale tried (docs/distill.md).
+    for (int block = 2; block <= n_layer - 4; block += 2) ranges.emplace_back(block, block);
+    if (ranges.empty()) ranges.emplace_back(n_layer > 1 ? 1 : 0, n_layer > 1 ? 1 : 0);
     return ranges;
   }
   std::istringstream in(text);
@@ -110,6 +107,23 @@ std::vector<DistillPrompt> render(const Model& model, const std::string& chat_te
     prompts.push_back(std::move(p));
   }
   return prompts;
+}
+
+// The mean tokens of the system turn itself: the prompted conversation against one
+// with no system turn at all (not even a template's default, which the unprompted
+// conversation has, so tokens_saved can be negative).
+double system_turn_tokens(const Model& model, const std::string& chat_template, const std::string& system,
+                          const std::vector<std::string>& users) {
+  const PromptFormat with = PromptFormat::chat_with(model, chat_template, system);
+  ChatFormat bare = with.format;
+  bare.default_system.clear();
+  double sum = 0;
+  for (const std::string& user : users) {
+    const auto none = model.tokenizer().tokenize(render_user_turn(bare, "", user, true),
+                                                 {.add_special = true, .parse_special = true});
+    sum += static_cast<double>(build_prompt(model, with, {user, ""}).tokens.size()) - static_cast<double>(none.size());
+  }
+  return sum / static_cast<double>(users.size());
 }
 
 nlohmann::json figures_json(const DistillFigures& f) {
@@ -159,6 +173,7 @@ void run(const DistillCommandOptions& o) {
                        {"first_block", chosen.first},
                        {"last_block", chosen.last},
                        {"tokens_saved", result.eval.tokens_saved},
+                       {"system_turn_tokens", system_turn_tokens(*model, o.chat_template, o.system, eval_text)},
                        {"n_prompts", result.eval.prompts},
                        {"answer_tokens", o.answer_tokens},
                        {"read", o.read},
@@ -170,9 +185,11 @@ void run(const DistillCommandOptions& o) {
   }
   fmt::print("{}: scale {} at blocks {} ({} directions), chosen from {} cells\n", o.out, chosen.scale,
              describe_range(chosen.first, chosen.last), result.vector.directions.size(), result.grid.size());
+  fmt::print("system turn: {:.1f} tokens; the prompted conversation is {:+.1f} tokens longer than the unprompted one\n",
+             system_turn_tokens(*model, o.chat_template, o.system, eval_text), result.eval.tokens_saved);
   for (const auto& [name, f] : {std::pair{"train", result.train}, std::pair{"held-out", result.eval}}) {
     fmt::print("{:>8}: {} prompts, KL(prompted || unsteered) {:.4f}, KL(prompted || steered) {:.4f} ({:.0f}%), "
-               "system prompt {:.1f} tokens\n",
+               "tokens saved {:.1f}\n",
                name, f.prompts, f.kl_unsteered, f.kl_steered,
                f.kl_unsteered > 0 ? 100 * f.kl_steered / f.kl_unsteered : 0.0, f.tokens_saved);
   }
@@ -190,7 +207,7 @@ void register_vector_distill(CLI::App* vector) {
   d->add_option("-o,--out", o->out, "Output control vector (GGUF), the chosen scale baked in")->required();
   d->add_option("--chat-template", o->chat_template, "chatml, gemma, or a Jinja template file");
   d->add_option("--scales", o->scales, "Scales of the mean difference to try, comma-separated")->capture_default_str();
-  d->add_option("--ranges", o->ranges, "Block ranges to try, A-B or L, comma-separated (default: a spread)");
+  d->add_option("--ranges", o->ranges, "Block ranges to try, A-B or L, comma-separated (default: every second block from 2 to n_layer - 4)");
   d->add_option("--answer-tokens", o->answer_tokens, "Answer positions compared (the prompted greedy answer)")
       ->capture_default_str()->check(CLI::Range(1, 256));
   d->add_option("--read", o->read, "Where the stream is read: last (prompt token), header (mean of the assistant header) or suffix (mean of the user turn and header)")
