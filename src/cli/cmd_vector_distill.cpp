@@ -24,7 +24,7 @@ namespace {
 
 struct DistillCommandOptions {
   std::string model{kDefaultModel}, system, prompts, eval_prompts, out, chat_template;
-  std::string scales = "0.25,0.5,0.75,1,1.5";
+  std::string scales = "0.2,0.3,0.5,0.75,1";
   std::string ranges;  // empty: a default spread over the model's blocks
   std::string read = "last";
   int answer_tokens = 8, threads = 1, batch = 512;
@@ -68,9 +68,12 @@ std::vector<float> parse_scales(const std::string& text) {
 std::vector<std::pair<int, int>> parse_ranges(const std::string& text, int64_t n_layer) {
   std::vector<std::pair<int, int>> ranges;
   if (text.empty()) {
-    // Single blocks, every second one from block 2 to four before the end: on
-    // SmolLM2 one block did better than ranges of several at any scale tried (docs/distill.md).
-    for (int block = 2; block <= n_layer - 4; block += 2) ranges.emplace_back(block, block);
+    // Around every second block from 4 to six before the end: the block alone and
+    // the three centred on it (on SmolLM2 both kinds win somewhere; docs/distill.md).
+    for (int centre = 4; centre <= n_layer - 6; centre += 2) {
+      ranges.emplace_back(centre, centre);
+      ranges.emplace_back(centre - 1, centre + 1);
+    }
     if (ranges.empty()) ranges.emplace_back(n_layer > 1 ? 1 : 0, n_layer > 1 ? 1 : 0);
     return ranges;
   }
@@ -207,7 +210,7 @@ void register_vector_distill(CLI::App* vector) {
   d->add_option("-o,--out", o->out, "Output control vector (GGUF), the chosen scale baked in")->required();
   d->add_option("--chat-template", o->chat_template, "chatml, gemma, or a Jinja template file");
   d->add_option("--scales", o->scales, "Scales of the mean difference to try, comma-separated")->capture_default_str();
-  d->add_option("--ranges", o->ranges, "Block ranges to try, A-B or L, comma-separated (default: every second block from 2 to n_layer - 4)");
+  d->add_option("--ranges", o->ranges, "Block ranges to try, A-B or L, comma-separated (default: L and L-1..L+1 for every second L from 4 to n_layer - 6)");
   d->add_option("--answer-tokens", o->answer_tokens, "Answer positions compared (the prompted greedy answer)")
       ->capture_default_str()->check(CLI::Range(1, 256));
   d->add_option("--read", o->read, "Where the stream is read: last (prompt token), header (mean of the assistant header) or suffix (mean of the user turn and header)")
