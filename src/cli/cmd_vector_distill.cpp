@@ -129,6 +129,9 @@ double system_turn_tokens(const Model& model, const std::string& chat_template, 
   return sum / static_cast<double>(users.size());
 }
 
+// A float scale as the decimal it was written as (0.3, not 0.30000001192092896).
+double shortest(float value) { return std::stod(fmt::format("{}", value)); }
+
 nlohmann::json figures_json(const DistillFigures& f) {
   return {{"kl_unsteered", f.kl_unsteered}, {"kl_steered", f.kl_steered},
           {"ratio", f.kl_unsteered > 0 ? f.kl_steered / f.kl_unsteered : 0.0}, {"tokens_saved", f.tokens_saved},
@@ -166,12 +169,12 @@ void run(const DistillCommandOptions& o) {
   if (o.json) {
     nlohmann::json grid = nlohmann::json::array();
     for (const DistillCell& c : result.grid) {
-      grid.push_back({{"scale", c.scale}, {"layers", describe_range(c.first, c.last)}, {"kl", c.kl}});
+      grid.push_back({{"scale", shortest(c.scale)}, {"layers", describe_range(c.first, c.last)}, {"kl", c.kl}});
     }
     nlohmann::json out{{"file", o.out},
                        {"kl_unsteered", result.eval.kl_unsteered},
                        {"kl_steered", result.eval.kl_steered},
-                       {"scale", chosen.scale},
+                       {"scale", shortest(chosen.scale)},
                        {"layers", describe_range(chosen.first, chosen.last)},
                        {"first_block", chosen.first},
                        {"last_block", chosen.last},
