@@ -133,7 +133,8 @@ double answer_kl_by_hand(const std::shared_ptr<const Model>& model, const Distil
 }
 
 // resid_post of every block for one prompt decoded alone: [layer][n_tokens x width].
-std::vector<std::vector<float>> resid_post(const std::shared_ptr<const Model>& model, const std::vector<TokenId>& tokens) {
+std::vector<std::vector<float>> resid_post(const std::shared_ptr<const Model>& model,
+                                           const std::vector<TokenId>& tokens) {
   Session session(model, 128, 1);
   std::vector<std::vector<float>> rows(static_cast<size_t>(model->config().n_layer));
   for (int layer = 0; layer < model->config().n_layer; ++layer) {
@@ -332,8 +333,8 @@ TEST(Distill, CommandOnSmolLM2) {
                                             "--ranges", "8-10,10-12", "--json"});
   ASSERT_EQ(result.exit_code, 0) << result.err;
   const json summary = json::parse(result.out);
-  for (const char* key : {"kl_unsteered", "kl_steered", "scale", "layers", "tokens_saved", "system_turn_tokens", "n_prompts", "train",
-                          "eval", "grid"}) {
+  for (const char* key : {"kl_unsteered", "kl_steered", "scale", "layers", "tokens_saved", "system_turn_tokens",
+                          "n_prompts", "train", "eval", "grid"}) {
     EXPECT_TRUE(summary.contains(key)) << key;
   }
   EXPECT_EQ(summary["n_prompts"].get<int>(), 2);

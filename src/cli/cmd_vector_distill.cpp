@@ -213,10 +213,14 @@ void register_vector_distill(CLI::App* vector) {
   d->add_option("-o,--out", o->out, "Output control vector (GGUF), the chosen scale baked in")->required();
   d->add_option("--chat-template", o->chat_template, "chatml, gemma, or a Jinja template file");
   d->add_option("--scales", o->scales, "Scales of the mean difference to try, comma-separated")->capture_default_str();
-  d->add_option("--ranges", o->ranges, "Block ranges to try, A-B or L, comma-separated (default: L and L-1..L+1 for every second L from 4 to n_layer - 6)");
+  d->add_option("--ranges", o->ranges,
+                "Block ranges to try, A-B or L, comma-separated (default: L and L-1..L+1 for every second L "
+                "from 4 to n_layer - 6)");
   d->add_option("--answer-tokens", o->answer_tokens, "Answer positions compared (the prompted greedy answer)")
       ->capture_default_str()->check(CLI::Range(1, 256));
-  d->add_option("--read", o->read, "Where the stream is read: last (prompt token), header (mean of the assistant header) or suffix (mean of the user turn and header)")
+  d->add_option("--read", o->read,
+                "Where the stream is read: last (prompt token), header (mean of the assistant header) or "
+                "suffix (mean of the user turn and header)")
       ->capture_default_str();
   add_threads_option(d, o->threads);
   d->add_option("-b,--batch-size", o->batch, "Tokens per packed forward pass")->capture_default_str()

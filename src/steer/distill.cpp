@@ -110,7 +110,8 @@ class Distiller {
       const std::span<const float> logits = session_.decode_packed(tokens, lengths, Session::PackedLogits::All);
       size_t row = 0;
       for (size_t j = first; j < last; ++j) {
-        visit(j, logits.subspan(row * static_cast<size_t>(n_vocab_), work[j].tokens->size() * static_cast<size_t>(n_vocab_)));
+        const auto vocab = static_cast<size_t>(n_vocab_);
+        visit(j, logits.subspan(row * vocab, work[j].tokens->size() * vocab));
         row += work[j].tokens->size();
       }
       done_ += last - first;
@@ -319,7 +320,8 @@ DistillResult distill_system_prompt(const std::shared_ptr<const Model>& model, c
       f.log_p.resize(static_cast<size_t>(f.n_answer) * vocab);
       for (int t = 0; t < f.n_answer; ++t) {
         const auto row = log_softmax(logits.subspan((f.prompted_length - 1 + static_cast<size_t>(t)) * vocab, vocab));
-        std::copy(row.begin(), row.end(), f.log_p.begin() + static_cast<std::ptrdiff_t>(static_cast<size_t>(t) * vocab));
+        const auto at = static_cast<std::ptrdiff_t>(static_cast<size_t>(t) * vocab);
+        std::copy(row.begin(), row.end(), f.log_p.begin() + at);
       }
     } else {
       // The prompted sequence comes first in the same or an earlier pass.
@@ -378,7 +380,8 @@ DistillResult distill_system_prompt(const std::shared_ptr<const Model>& model, c
     for (size_t i = begin; i < end; ++i) {
       out.kl_unsteered += kl_unsteered[i];
       out.kl_steered += kl_steered[i];
-      out.tokens_saved += static_cast<double>(forced[i].prompted_length) - static_cast<double>(forced[i].unprompted_length);
+      out.tokens_saved +=
+          static_cast<double>(forced[i].prompted_length) - static_cast<double>(forced[i].unprompted_length);
       out.positions += static_cast<size_t>(forced[i].n_answer);
     }
     const auto n = static_cast<double>(out.prompts);
