@@ -47,8 +47,8 @@ struct DistillOptions {
   int n_threads = 1;
   std::shared_ptr<Engine> engine;  // nullptr: a private one with n_threads threads
   int n_batch = 512;               // tokens per packed forward pass
-  // After each pass: sequences done of the total the whole run needs.
-  std::function<void(size_t done, size_t total)> progress;
+  // After each pass: sequences done of the total the whole run needs, and tokens run so far.
+  std::function<void(size_t done, size_t total, size_t tokens)> progress;
 };
 
 // Mean KL over prompts; per prompt, the mean over its answer positions.

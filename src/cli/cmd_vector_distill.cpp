@@ -157,9 +157,9 @@ void run(const DistillCommandOptions& o) {
 
   // The total is known once the run starts (it counts the grid's sequences).
   std::unique_ptr<ProgressBar> bar;
-  options.progress = [&bar](size_t done, size_t total) {
+  options.progress = [&bar](size_t done, size_t total, size_t tokens) {
     if (!bar) bar = std::make_unique<ProgressBar>("distill", "sequences", total);
-    bar->update(done, 0);
+    bar->update(done, tokens);
   };
   const DistillResult result = distill_system_prompt(model, train, eval, options);
   if (bar) bar->finish();
@@ -191,7 +191,7 @@ void run(const DistillCommandOptions& o) {
   }
   fmt::print("{}: scale {} at blocks {} ({} directions), chosen from {} cells\n", o.out, chosen.scale,
              describe_range(chosen.first, chosen.last), result.vector.directions.size(), result.grid.size());
-  fmt::print("system turn: {:.1f} tokens; the prompted conversation is {:+.1f} tokens longer than the unprompted one\n",
+  fmt::print("system turn: {:.1f} tokens; prompted minus unprompted conversation: {:+.1f} tokens\n",
              system_turn_tokens(*model, o.chat_template, o.system, eval_text), result.eval.tokens_saved);
   for (const auto& [name, f] : {std::pair{"train", result.train}, std::pair{"held-out", result.eval}}) {
     fmt::print("{:>8}: {} prompts, KL(prompted || unsteered) {:.4f}, KL(prompted || steered) {:.4f} ({:.0f}%), "

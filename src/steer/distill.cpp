@@ -115,15 +115,17 @@ class Distiller {
         row += work[j].tokens->size();
       }
       done_ += last - first;
-      if (options_.progress) options_.progress(done_, total_);
+      tokens_ += tokens.size();
+      if (options_.progress) options_.progress(done_, total_, tokens_);
       first = last;
     }
   }
 
   void set_total(size_t total) { total_ = total; }
-  void count_done(size_t n) {
+  void count_done(size_t n, size_t tokens) {
     done_ += n;
-    if (options_.progress) options_.progress(done_, total_);
+    tokens_ += tokens;
+    if (options_.progress) options_.progress(done_, total_, tokens_);
   }
 
   // Reading: the rows of conversation tag 0/1 of prompt i in [begin, end) are summed
@@ -186,7 +188,7 @@ class Distiller {
   std::vector<std::vector<double>> sums_;
   const std::vector<DistillCell>* cells_ = nullptr;
   const std::vector<float>* mean_ = nullptr;  // [n_layer x width]
-  size_t done_ = 0, total_ = 0;
+  size_t done_ = 0, total_ = 0, tokens_ = 0;
 };
 
 void check_prompts(const std::vector<DistillPrompt>& prompts, const char* which) {
@@ -290,7 +292,7 @@ DistillResult distill_system_prompt(const std::shared_ptr<const Model>& model, c
   std::vector<Forced> forced;
   for (const DistillPrompt* p : all) {
     forced.push_back(force(*p, distiller.greedy_answer(p->prompted)));
-    distiller.count_done(1);
+    distiller.count_done(1, p->prompted.size() + static_cast<size_t>(forced.back().n_answer) - 1);
   }
 
   // 2. Both conversations of every prompt: the prompted distributions, the
