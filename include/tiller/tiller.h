@@ -8,6 +8,7 @@
 #include "tiller/control_vector.h"
 #include "tiller/cpu_features.h"
 #include "tiller/dequantize.h"
+#include "tiller/distill.h"
 #include "tiller/engine.h"
 #include "tiller/error.h"
 #include "tiller/evaluate.h"

@@ -151,6 +151,7 @@ void register_vector(CLI::App& app) {
   i->callback([inspect] { run_inspect(*inspect); });
 
   register_vector_train(vector);
+  register_vector_distill(vector);
 }
 
 }  // namespace tiller::cli
