@@ -10,6 +10,7 @@
 #include "tiller/dequantize.h"
 #include "tiller/engine.h"
 #include "tiller/error.h"
+#include "tiller/evaluate.h"
 #include "tiller/generate.h"
 #include "tiller/gguf.h"
 #include "tiller/hooks.h"
