@@ -33,7 +33,27 @@ struct AbQuestion {
 // What to measure and on which texts. The JSON form (docs/evaluation.md) takes a
 // text list inline (["...", ...]) or as {"file": "PATH"} (one text per line, blank
 // lines skipped; a relative PATH is relative to the spec file). A metric whose
-// block is absent is not measured.
+// block is absent is not measured; at least one must be present.
+//
+//   {
+//     "steering": { ...a SteeringSpec (docs/steering.md); relative file paths are
+//                   relative to the spec file... },
+//     "likelihood": {"on_topic": TEXTS, "off_topic": TEXTS},      (either may be absent)
+//     "topic_words": {"prompts": TEXTS, "words": ["wed", ...],
+//                     "samples": 4, "max_tokens": 40,
+//                     "temperature": 1.0, "top_k": 0, "top_p": 0.3, "min_p": 0,
+//                     "frequency_penalty": 1.0, "presence_penalty": 0, "seed": 0},
+//     "damage": {"texts": TEXTS},
+//     "ab": {"questions": [{"question": "...", "a": "...", "b": "...", "matching": "A"}],
+//            "chat": false},
+//           (or "file": "x.jsonl" instead of "questions": one such object per line)
+//     "fluency": true                                              (needs "topic_words")
+//   }
+//
+// The sampling defaults are the ActAdd paper's (temperature 1, top-p 0.3,
+// frequency penalty 1, as OpenAI's API applies it: over the whole history, so
+// penalty_last_n -1), with top-k and min-p off. Unknown fields are errors naming
+// their path ("topic_words.temprature").
 struct EvalSpec {
   std::optional<SteeringSpec> steering;  // "steering": what `tiller eval` measures (a flag may replace it)
 
@@ -48,14 +68,27 @@ struct EvalSpec {
     std::vector<std::string> words;  // case-insensitive; a word matches at a word start ("wed" counts "wedding")
     int samples = 4;
     int max_tokens = 40;
-    SamplerParams sampling;  // "temperature", "top_k", "top_p", "min_p", "seed"
+    // "temperature", "top_k", "top_p", "min_p", "frequency_penalty", "presence_penalty", "seed"
+    SamplerParams sampling{.temperature = 1.0f,
+                           .top_k = 0,
+                           .top_p = 0.3f,
+                           .min_p = 0.0f,
+                           .repeat_penalty = 1.0f,
+                           .penalty_last_n = -1,
+                           .frequency_penalty = 1.0f,
+                           .presence_penalty = 0.0f,
+                           .seed = 0};
   };
   std::optional<Topic> topic;
 
   // "damage": mean KL(unsteered || steered) over every next-token position of these texts.
   std::vector<std::string> neutral;
 
-  // "ab": CAA's format; `chat` renders the question as a user turn with the model's template.
+  // "ab": CAA's format. The prompt is "QUESTION\n\nChoices:\n(A) A\n(B) B\nAnswer: ("
+  // as plain text with BOS; with `chat`, "QUESTION\n\nChoices:\n(A) A\n(B) B" is a
+  // user turn in the model's chat template and the assistant's answer starts with
+  // "(". Either way the figure is P(matching letter) / (P(A) + P(B)) for the next
+  // token, the letters being the tokenizer's single tokens for "A" and "B".
   std::vector<AbQuestion> ab;
   bool ab_chat = false;
 
@@ -102,21 +135,41 @@ struct EvalResult {
   };
   std::optional<Ab> ab;
   struct Fluency {
-    double logprob_unsteered_samples = 0, logprob_steered_samples = 0;  // under the unsteered model
+    // Mean log-probability per generated token under the unsteered model, each
+    // sample teacher-forced after its prompt (0 when no sample has a token).
+    double logprob_unsteered_samples = 0, logprob_steered_samples = 0;
+    int64_t tokens_unsteered = 0, tokens_steered = 0;
   };
   std::optional<Fluency> fluency;
 
+  // Absent metrics are left out:
+  //   {"on_topic": {"logprob_unsteered", "logprob_steered", "delta", "perplexity_ratio", "tokens"},
+  //    "off_topic": {...the same...},
+  //    "topic_words": {"per100_unsteered", "per100_steered", "samples_unsteered": [...], "samples_steered": [...]},
+  //    "damage": {"kl"},
+  //    "ab": {"p_unsteered", "p_steered"},
+  //    "fluency": {"logprob_unsteered_samples", "logprob_steered_samples", "tokens_unsteered", "tokens_steered"}}
   std::string to_json(int indent = 2) const;
-  // One row per figure: metric,field,value.
+  // A header line "metric,field,value", then one row per number of to_json (the
+  // samples left out), e.g. "on_topic,delta,0.4123".
   std::string to_csv() const;
 };
 
 // (work done, work total), for a progress bar.
 using EvalProgress = std::function<void(size_t done, size_t total)>;
 
-// Measures `steering` (null or empty: every "steered" figure equals its unsteered one).
+struct EvalOptions {
+  int n_ctx = 0;          // the session's context; 0: what the longest text needs (at least pack_tokens)
+  int pack_tokens = 256;  // tokens of several texts run in one packed pass (Session::decode_packed)
+};
+
+// Measures `steering` (null or empty: every "steered" figure equals its unsteered
+// one; null skips the steered runs, empty runs them without hooks). Likelihood,
+// damage and A/B texts are each steered as a plain prompt that is the whole text
+// (PromptLayout{0, n, 0}: ActAdd's rows from the text's first token), several to a
+// packed pass; every text must be at least as long as an ActAdd tensor.
 EvalResult evaluate(const EvalSpec& spec, const std::shared_ptr<const Model>& model,
                     const std::shared_ptr<Engine>& engine, const std::shared_ptr<const Steering>& steering,
-                    const EvalProgress& progress = {});
+                    const EvalProgress& progress = {}, const EvalOptions& options = {});
 
 }  // namespace tiller
