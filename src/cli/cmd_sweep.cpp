@@ -16,6 +16,7 @@
 #include "cli/progress.h"
 #include "common/fail.h"
 #include "tiller/model.h"
+#include "tiller/model_paths.h"
 #include "tiller/sweep.h"
 
 namespace tiller::cli {

@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
   tiller::cli::register_dump(app);
   tiller::cli::register_run(app);
   tiller::cli::register_vector(app);
-  // SWEEP-PENDING tiller::cli::register_sweep(app);
+  tiller::cli::register_sweep(app);
   tiller::cli::register_bench(app);
   tiller::cli::register_serve(app);
   tiller::cli::register_version(app);
