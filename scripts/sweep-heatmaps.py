@@ -27,6 +27,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.colors as colors  # noqa: E402
 import matplotlib.patches as patches  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -69,14 +70,17 @@ def draw(result: dict, metric: str, path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(width, height), constrained_layout=True)
     chosen = result.get("chosen")
     for half, (ax, values) in enumerate(zip(axes, halves)):
-        image = ax.imshow(values, cmap=FIGURES[metric][2], vmin=low, vmax=high, aspect="auto")
+        # Ratios on a log scale, so that 0.5 and 2 sit as far from 1 as each other.
+        ratio = metric in ("on_topic", "off_topic") and low > 0
+        norm = colors.LogNorm(vmin=low, vmax=high) if ratio else colors.Normalize(vmin=low, vmax=high)
+        image = ax.imshow(values, cmap=FIGURES[metric][2], norm=norm, aspect="auto")
         ax.set_xticks(range(len(columns)), labels=columns, rotation=45, ha="right")
         ax.set_yticks(range(len(rows)), labels=rows)
         ax.set_title(("select half" if half == 0 else "report half") + f": {title}", fontsize=9)
         for r in range(len(rows)):
             for c in range(len(columns)):
                 if np.isfinite(values[r, c]):
-                    shade = (values[r, c] - low) / (high - low)
+                    shade = float(norm(values[r, c]))
                     ax.text(c, r, f"{values[r, c]:.3g}", ha="center", va="center", fontsize=7,
                             color="white" if shade < 0.25 or shade > 0.75 else "black")
         if chosen is not None:
