@@ -3,7 +3,7 @@
 likelihood sweep (issue 17's benchmark: 8 blocks x 8 coefficients over 16 texts,
 target >= 5x).
 
-The old way is what scripts/actadd-sweep.py did: for every text, one unsteered
+The old way is what scripts/actadd-sweep.py (which tiller sweep replaced) did: for every text, one unsteered
 `tiller logits --npy` run, and for every (block, coefficient) and text one steered
 run with `--actadd POS NEG --actadd-layer L --actadd-coef C --actadd-align context`;
 each run's logits are read back with NumPy and the mean log-probability per token of
