@@ -127,10 +127,9 @@ void run(const SweepOptions& options) {
   const bool fresh = !fs::exists(cells_file) || fs::file_size(cells_file) == 0;
   std::ofstream cells_out(cells_file, std::ios::binary | std::ios::app);
   if (!cells_out) fail("{}: cannot write", cells_file.string());
-  if (fresh) {
-    cells_out << nlohmann::json{{"sweep_key", key}, {"spec", options.spec}, {"model", model_path}}.dump() << '\n';
-    cells_out.flush();
-  }
+  // The header goes in with the first cell, so that a spec that fails before
+  // measuring anything (a bad block, a missing file) leaves no claim on DIR.
+  bool header_due = fresh;
 
   const auto model = Model::load(model_path);
   const auto engine = make_engine(options.threads);
@@ -140,6 +139,10 @@ void run(const SweepOptions& options) {
     progress->update(done, 0);
   };
   run_options.on_cell = [&](const SweepCell& cell) {
+    if (header_due) {
+      cells_out << nlohmann::json{{"sweep_key", key}, {"spec", options.spec}, {"model", model_path}}.dump() << '\n';
+      header_due = false;
+    }
     cells_out << sweep_cell_to_json(cell) << '\n';
     cells_out.flush();  // a cell measured is a cell kept, whatever happens next
     if (!cells_out) fail("{}: write failed", cells_file.string());
