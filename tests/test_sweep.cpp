@@ -19,6 +19,7 @@
 #include "support/run_process.h"
 #include "support/test_files.h"
 #include "support/tiny_model.h"
+#include "tiller/control_vector.h"
 #include "tiller/engine.h"
 #include "tiller/model.h"
 #include "tiller/steer.h"
@@ -299,6 +300,36 @@ TEST(Sweep, EveryCellEqualsEvaluateOfItsSteeringOnTinyModels) {
     for (size_t i = 0; i < 9; ++i) EXPECT_EQ(sweep_cell_to_json(resumed[i]), sweep_cell_to_json(cells[i])) << i;
     // And a cell survives its JSON line.
     EXPECT_EQ(sweep_cell_to_json(sweep_cell_from_json(sweep_cell_to_json(cells[4]))), sweep_cell_to_json(cells[4]));
+  }
+}
+
+TEST(Sweep, ControlVectorGridCellsEqualEvaluate) {
+  // Control vectors add at hook_resid_post of every block of their range: a row
+  // starts at the range's first block. Random directions at the stream's scale (~1e4).
+  for (const auto& model_spec : tiny_specs()) {
+    SCOPED_TRACE(model_spec.architecture);
+    const auto model = tiny_model(model_spec, fmt::format("sweep-cv-{}.gguf", model_spec.architecture));
+    ControlVector vector;
+    vector.model_hint = model_spec.architecture;
+    vector.n_embd = model_spec.n_embd;
+    std::mt19937 rng(5);
+    std::normal_distribution<float> normal(0.0f, 300.0f);
+    for (int block = 0; block < model_spec.n_layer; ++block) {
+      auto& d = vector.directions[block];
+      for (int64_t i = 0; i < model_spec.n_embd; ++i) d.push_back(normal(rng));
+    }
+    const auto vector_path = testing::scratch_dir() / fmt::format("sweep-cv-{}-vector.gguf", model_spec.architecture);
+    write_control_vector(vector_path.string(), vector);
+    SweepSpec spec = tiny_sweep();
+    spec.actadd.reset();
+    spec.control_vector = SweepSpec::ControlVectorGrid{vector_path.string(), {-1.0f, 2.0f}, {{0, 0}, {1, 2}, {3, 3}}};
+    const auto engine = row_kernel_engine();
+    const auto cells = run_sweep(spec, model, engine);
+    ASSERT_EQ(cells.size(), 6u);
+    EXPECT_EQ(spec.row_label(1), "blocks 1-2");
+    EXPECT_NE(cells[2].halves[0].damage_kl, cells[3].halves[0].damage_kl);
+    EXPECT_GT(*cells[1].halves[0].damage_kl, 0.0);
+    expect_cells_match_evaluate(spec, cells, model, engine, cells.size());
   }
 }
 
