@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "common/fail.h"
@@ -16,8 +17,13 @@ namespace tiller {
 namespace {
 
 // Rows per packed pass: enough for the matmuls to run at full width, few enough
-// that its logits ([rows x n_vocab] floats, 100 MB for SmolLM2) stay modest.
+// that its logits ([rows x n_vocab] floats) stay within 256 MB: 512 rows for
+// SmolLM2's 49k tokens, 256 for Gemma 3's 262k.
 constexpr int kPackRows = 512;
+constexpr int64_t kLogitFloats = int64_t{1} << 26;
+int pack_rows(int64_t n_vocab) {
+  return static_cast<int>(std::clamp<int64_t>(kLogitFloats / std::max<int64_t>(n_vocab, 1), 64, kPackRows));
+}
 
 enum class TextKind { OnTopic, OffTopic, Neutral };
 
@@ -73,7 +79,7 @@ class SweepRunner {
   SweepRunner(const SweepSpec& spec, std::shared_ptr<const Model> model, std::shared_ptr<Engine> engine,
               const SweepRunOptions& options)
       : spec_(spec), model_(std::move(model)), engine_(std::move(engine)), options_(options) {
-    if (options.n_ctx > 0) n_ctx_ = options.n_ctx;
+    n_ctx_ = options.n_ctx > 0 ? options.n_ctx : pack_rows(model_->config().n_vocab);
   }
 
   std::vector<SweepCell> run();
@@ -161,39 +167,42 @@ void SweepRunner::measure_row(int first_layer, const std::vector<std::shared_ptr
   const auto n_vocab = static_cast<size_t>(model_->config().n_vocab);
   const std::vector<float>& residual = captured_.at(first_layer);
   Session session(model_, engine_, {.n_ctx = n_ctx_, .n_batch = std::min(n_ctx_, kPackRows)});
-  for (const Text& text : texts_) {
-    const size_t n = text.tokens.size();
-    const bool neutral = text.kind == TextKind::Neutral;
-    const auto rows = std::span(residual).subspan(text.first_row * width, n * width);
-    // Copies per pass; a neutral text's pass starts with an unsteered copy, the
-    // reference of its KL (keeping every unsteered distribution instead would cost
-    // n_vocab floats per position of every neutral text).
-    const size_t per_pass = std::max<size_t>(neutral ? 2 : 1, static_cast<size_t>(n_ctx_) / n);
-    const size_t steered_per_pass = neutral ? per_pass - 1 : per_pass;
-    for (size_t first = 0; first < steerings.size(); first += steered_per_pass) {
-      const size_t count = std::min(steered_per_pass, steerings.size() - first);
-      std::vector<std::shared_ptr<const Steering>> copies;
-      if (neutral) copies.push_back(nullptr);
-      for (size_t k = 0; k < count; ++k) copies.push_back(steerings[first + k]);
-      std::vector<float> packed;
-      packed.reserve(copies.size() * rows.size());
-      for (size_t k = 0; k < copies.size(); ++k) packed.insert(packed.end(), rows.begin(), rows.end());
-      const std::vector<int> lengths(copies.size(), static_cast<int>(n));
-      const PromptLayout layout{0, static_cast<int>(n), 0};  // a plain prompt that is the whole text
-      PackedSteering steer(session, copies, std::vector<PromptLayout>(copies.size(), layout));
-      const auto logits = session.decode_packed_from(first_layer, packed, lengths, Session::PackedLogits::All);
-      auto row_logits = [&](size_t copy, size_t r) { return logits.subspan((copy * n + r) * n_vocab, n_vocab); };
-      for (size_t k = 0; k < count; ++k) {
-        Sums& s = sums[first + k][static_cast<size_t>(text.half)];
-        const size_t copy = neutral ? k + 1 : k;
+  // Copies of one text for some of the row's columns; a neutral text's group starts
+  // with an unsteered copy, the reference of its KL (keeping every unsteered
+  // distribution instead would cost n_vocab floats per position of every neutral text).
+  struct Group {
+    const Text* text;
+    size_t first, count;  // columns first .. first + count - 1
+    size_t first_seq;     // its first sequence in the pass
+  };
+  std::vector<Group> pass;
+  std::vector<std::shared_ptr<const Steering>> copies;
+  std::vector<PromptLayout> layouts;
+  std::vector<int> lengths;
+  std::vector<size_t> seq_rows;  // each sequence's first row in the pass
+  std::vector<float> packed;
+  size_t pass_rows = 0;
+  auto flush = [&] {
+    if (pass.empty()) return;
+    std::optional<PackedSteering> steer;
+    steer.emplace(session, copies, layouts);
+    const auto logits = session.decode_packed_from(first_layer, packed, lengths, Session::PackedLogits::All);
+    auto row_logits = [&](size_t seq, size_t r) { return logits.subspan((seq_rows[seq] + r) * n_vocab, n_vocab); };
+    for (const Group& g : pass) {
+      const Text& text = *g.text;
+      const size_t n = text.tokens.size();
+      const bool neutral = text.kind == TextKind::Neutral;
+      for (size_t k = 0; k < g.count; ++k) {
+        Sums& s = sums[g.first + k][static_cast<size_t>(text.half)];
+        const size_t seq = g.first_seq + (neutral ? k + 1 : k);
         if (neutral) {
           // Every position of the text, its last (whose next token the text does not give) included, as evaluate() does.
-          for (size_t r = 0; r < n; ++r) s.kl += metrics::kl_divergence(row_logits(0, r), row_logits(copy, r));
+          for (size_t r = 0; r < n; ++r) s.kl += metrics::kl_divergence(row_logits(g.first_seq, r), row_logits(seq, r));
           s.kl_positions += static_cast<int64_t>(n);
           continue;
         }
         double steered = 0;
-        for (size_t r = 0; r + 1 < n; ++r) steered += metrics::log_softmax_at(row_logits(copy, r), text.tokens[r + 1]);
+        for (size_t r = 0; r + 1 < n; ++r) steered += metrics::log_softmax_at(row_logits(seq, r), text.tokens[r + 1]);
         if (text.kind == TextKind::OnTopic) {
           s.on_u += text.unsteered_sum, s.on_s += steered, s.on_tokens += static_cast<int64_t>(n - 1);
         } else {
@@ -201,8 +210,36 @@ void SweepRunner::measure_row(int first_layer, const std::vector<std::shared_ptr
         }
       }
     }
+    steer.reset();
+    pass.clear(), copies.clear(), layouts.clear(), lengths.clear(), seq_rows.clear(), packed.clear();
+    pass_rows = 0;
+  };
+  for (const Text& text : texts_) {
+    const size_t n = text.tokens.size();
+    const bool neutral = text.kind == TextKind::Neutral;
+    const auto rows = std::span(residual).subspan(text.first_row * width, n * width);
+    // As many copies as a pass holds (at least one steered, and the reference).
+    const size_t per_pass = std::max<size_t>(neutral ? 2 : 1, static_cast<size_t>(n_ctx_) / n);
+    const size_t steered_per_pass = neutral ? per_pass - 1 : per_pass;
+    for (size_t first = 0; first < steerings.size(); first += steered_per_pass) {
+      const size_t count = std::min(steered_per_pass, steerings.size() - first);
+      const size_t group_rows = (count + (neutral ? 1 : 0)) * n;
+      if (!pass.empty() && pass_rows + group_rows > static_cast<size_t>(n_ctx_)) flush();
+      pass.push_back({&text, first, count, copies.size()});
+      auto add_copy = [&](std::shared_ptr<const Steering> steering) {
+        copies.push_back(std::move(steering));
+        layouts.push_back({0, static_cast<int>(n), 0});  // a plain prompt that is the whole text
+        lengths.push_back(static_cast<int>(n));
+        seq_rows.push_back(pass_rows);
+        packed.insert(packed.end(), rows.begin(), rows.end());
+        pass_rows += n;
+      };
+      if (neutral) add_copy(nullptr);
+      for (size_t k = 0; k < count; ++k) add_copy(steerings[first + k]);
+    }
     tick();
   }
+  flush();
 }
 
 std::vector<SweepCell> SweepRunner::run() {
