@@ -49,7 +49,28 @@
 // row's first steered block; each row then runs, per text, all its coefficient variants
 // as packed copies of that residual in one Session::decode_packed_from pass from that
 // block (eval/packed_steering.h steers each copy with its own coefficient). Topic
-// words, A/B and fluency go through evaluate() cell by cell.
+// words, A/B and fluency go through evaluate() cell by cell and half (so their
+// unsteered samples are drawn again for every cell: the same seeds, the same figures).
+// Every figure equals evaluate()'s for the cell's steering on that half's texts
+// (tests/test_sweep.cpp: exactly, with the row kernels; on AVX-512's tiled kernels,
+// which round a matmul by its row count, to rounding that later blocks may magnify).
+//
+// Output (`tiller sweep SPEC --out DIR`):
+//   DIR/cells.jsonl  a header line {"sweep_key": HASH, "spec": PATH, "model": PATH},
+//                    then one line per cell as it is measured: {"row", "column",
+//                    "steering": the cell's steering object, "halves": [R0, R1]}, each
+//                    R an EvalResult::to_json object. HASH covers the spec's JSON, every
+//                    text it reads and the model file; a rerun with another refuses DIR.
+//   DIR/sweep.json   {"grid": "actadd" | "control_vector", "rows": [labels],
+//                    "columns": [labels], "select": {"objective", "max_damage_kl",
+//                    "min_fluency_delta"}, "cells": [each cell as above plus "row_label",
+//                    "column_label", "effect_select", "effect_report" (the objective's
+//                    effect on each half, null when not measured), "admissible"],
+//                    "chosen": null | {"cell" (index into cells), "row", "column",
+//                    "row_label", "column_label", "steering", "effect_select",
+//                    "report": R1 of the chosen cell}}
+//   DIR/sweep.csv    row,column,row_label,column_label,half,metric,field,value with half
+//                    "select" or "report" and metric,field,value as EvalResult::to_csv.
 #pragma once
 
 #include <array>
@@ -138,7 +159,8 @@ struct SweepRunOptions {
   std::function<void(const SweepCell&)> on_cell;
   // (work done, work total).
   EvalProgress progress;
-  // Rows per packed pass (the sessions' context); 0: 512. The longest text raises it.
+  // Rows per packed pass (the sessions' context); 0: 512, fewer when a pass's logits
+  // would pass 256 MB (256 for Gemma 3's vocabulary). The longest text raises it.
   int n_ctx = 0;
   // Stops after this many newly measured cells (0: never); for testing resumption.
   size_t stop_after = 0;

@@ -197,7 +197,7 @@ void register_sweep(CLI::App& app) {
   command->add_option("spec", options->spec, "The sweep spec (JSON)")->required();
   add_model_option(command, options->model);
   command->add_option("-t,--threads", options->threads, "Threads")->capture_default_str()->check(CLI::Range(1, 256));
-  command->add_option("-c,--ctx-size", options->n_ctx, "Rows per packed pass (default 512, or the longest text)");
+  command->add_option("-c,--ctx-size", options->n_ctx, "Rows per packed pass (default: 512, fewer for a large vocabulary; at least the longest text)");
   command->add_option("-o,--out", options->out, "The folder for cells.jsonl, sweep.json and sweep.csv")->required();
   command->add_flag("--json", options->json, "Print sweep.json on stdout");
   command->add_option("--stop-after", options->stop_after)->group("");  // tests: an interrupted sweep
