@@ -136,8 +136,10 @@ TEST(Sweep, PackedPassFromACapturedBlockEqualsTheWholePass) {
 
 TEST(Sweep, PackedCopiesSteeredEachWithItsCoefficientMatchTheTextAlone) {
   for (const auto& spec : tiny_specs()) {
+   for (const bool best : {false, true}) {
+    if (best && best_kernel_level() <= KernelLevel::Avx2) continue;  // the same engine as the row kernels
     const auto model = tiny_model(spec, fmt::format("sweep-copies-{}.gguf", spec.architecture));
-    const auto engine = row_kernel_engine();
+    const auto engine = best ? Engine::create({.n_threads = 2, .kernels = best_kernel_level()}) : row_kernel_engine();
     const int64_t n_vocab = spec.n_vocab, width = spec.n_embd;
     const Packed text = random_packed({11}, n_vocab, 9);
     const int n = text.lengths[0];
@@ -176,9 +178,21 @@ TEST(Sweep, PackedCopiesSteeredEachWithItsCoefficientMatchTheTextAlone) {
         // the largest logit for a kernel that sums a row otherwise by its place in
         // the batch; a copy that saw another copy's rows or coefficient would be off
         // by whole units.
-        EXPECT_LE(worst, 1e-5 * scale) << "coefficient " << coefs[k] << ": " << worst << " of " << scale;
+        if (!best) {
+          EXPECT_LE(worst, 1e-5 * scale) << "coefficient " << coefs[k] << ": " << worst << " of " << scale;
+        } else {
+          // The tiled kernels round a 44-row matmul otherwise than an 11-row one, and
+          // an activation's 8-bit quantization may then step: reported, and bounded
+          // only loosely (a tenth of the largest logit: a copy steered with another
+          // coefficient is off by about the whole of it).
+          std::cout << fmt::format("[ figures ] {} block {} coef {} {} kernels: worst |logit diff| {:.3g} of {:.3g}\n",
+                                   spec.architecture, layer, coefs[k], kernel_level_name(best_kernel_level()), worst,
+                                   scale);
+          EXPECT_LE(worst, 0.1 * scale);
+        }
       }
     }
+   }
   }
 }
 
