@@ -45,7 +45,7 @@ struct AbQuestion {
 //                     "frequency_penalty": 1.0, "presence_penalty": 0, "seed": 0},
 //     "damage": {"texts": TEXTS},
 //     "ab": {"questions": [{"question": "...", "a": "...", "b": "...", "matching": "A"}],
-//            "chat": false},
+//            "chat": false, "chat_template": "chatml"},
 //           (or "file": "x.jsonl" instead of "questions": one such object per line)
 //     "fluency": true                                              (needs "topic_words")
 //   }
@@ -87,10 +87,16 @@ struct EvalSpec {
   // "ab": CAA's format. The prompt is "QUESTION\n\nChoices:\n(A) A\n(B) B\nAnswer: ("
   // as plain text with BOS; with `chat`, "QUESTION\n\nChoices:\n(A) A\n(B) B" is a
   // user turn in the model's chat template and the assistant's answer starts with
-  // "(". Either way the figure is P(matching letter) / (P(A) + P(B)) for the next
-  // token, the letters being the tokenizer's single tokens for "A" and "B".
+  // "(" (the steering's layout is then the chat prompt's: ActAdd's rows at the
+  // user's message unless aligned to the context). Either way the figure is
+  // P(matching letter) / (P(A) + P(B)) for the next token, the letters being the
+  // tokenizer's single tokens for "A" and "B" (or the tokens whose text is exactly
+  // the letter, for a tokenizer that spells "A" alone with a space prefix).
   std::vector<AbQuestion> ab;
   bool ab_chat = false;
+  // "chat_template": with `chat`, a built-in format ("chatml", "gemma") or a Jinja
+  // template file (relative to the spec) for a model without one; empty: the model's own.
+  std::string ab_chat_template;
 
   // "fluency": measured on the topic_words samples (needs "topic_words").
   bool fluency = false;
@@ -164,10 +170,13 @@ struct EvalOptions {
 };
 
 // Measures `steering` (null or empty: every "steered" figure equals its unsteered
-// one; null skips the steered runs, empty runs them without hooks). Likelihood,
-// damage and A/B texts are each steered as a plain prompt that is the whole text
-// (PromptLayout{0, n, 0}: ActAdd's rows from the text's first token), several to a
-// packed pass; every text must be at least as long as an ActAdd tensor.
+// one; null skips the steered runs, empty runs them without hooks). Likelihood
+// and damage texts are each steered as a plain prompt that is the whole text
+// (PromptLayout{0, n, 0}: ActAdd's rows from the text's first token), A/B prompts
+// and topic prompts as the prompts they are; teacher-forced texts run several to a
+// packed pass (exactly as each alone). Every text and prompt must be at least as
+// long as an ActAdd tensor (else Steering::check_prompt's error; teacher-forced texts are named).
+// Progress counts one unit per text or sample and side (unsteered, steered).
 EvalResult evaluate(const EvalSpec& spec, const std::shared_ptr<const Model>& model,
                     const std::shared_ptr<Engine>& engine, const std::shared_ptr<const Steering>& steering,
                     const EvalProgress& progress = {}, const EvalOptions& options = {});

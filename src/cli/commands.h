@@ -10,6 +10,7 @@ void register_version(CLI::App& app);
 void register_tokenize(CLI::App& app);
 void register_template(CLI::App& app);
 void register_logits(CLI::App& app);
+void register_eval(CLI::App& app);  // cmd_eval.cpp: measuring a steering (tiller/evaluate.h)
 void register_dump(CLI::App& app);
 void register_run(CLI::App& app);
 void register_vector(CLI::App& app);

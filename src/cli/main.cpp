@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   tiller::cli::register_tokenize(app);
   tiller::cli::register_template(app);
   tiller::cli::register_logits(app);
+  tiller::cli::register_eval(app);
   tiller::cli::register_dump(app);
   tiller::cli::register_run(app);
   tiller::cli::register_vector(app);

@@ -244,9 +244,17 @@ EvalSpec EvalSpec::from_json(std::string_view text, const std::filesystem::path&
     measures = true;
   }
   if (top.has("ab")) {
-    const Object ab(top.at("ab"), "ab", {"questions", "file", "chat"});
+    const Object ab(top.at("ab"), "ab", {"questions", "file", "chat", "chat_template"});
     spec.ab = ab_questions(ab, base_dir);
     spec.ab_chat = ab.boolean("chat");
+    if (ab.has("chat_template")) {
+      if (!spec.ab_chat) fail("eval spec: 'ab.chat_template' needs \"chat\": true");
+      // A file next to the spec, or else a built-in format's name (or a path as given).
+      spec.ab_chat_template = ab.string("chat_template");
+      const auto file = relative_to(base_dir, spec.ab_chat_template);
+      std::error_code ignored;
+      if (std::filesystem::is_regular_file(file, ignored)) spec.ab_chat_template = file.string();
+    }
     measures = true;
   }
   spec.fluency = top.boolean("fluency");

@@ -94,12 +94,16 @@ double sum_logprobs(std::span<const float> rows, std::span<const TokenId> tokens
   return sum;
 }
 
-TokenId single_token(const Tokenizer& tokenizer, const std::string& letter) {
+// The token of the answer letter: what the tokenizer makes of it alone, or else (a
+// SentencePiece tokenizer that adds a space prefix spells "A" as "▁A") the first
+// token whose text is the letter exactly, which is what follows "(".
+TokenId letter_token(const Tokenizer& tokenizer, const std::string& letter, int64_t n_vocab) {
   const auto ids = tokenizer.tokenize(letter, {.add_special = false, .parse_special = false});
-  if (ids.size() != 1) {
-    fail("ab: the tokenizer spells \"{}\" as {} tokens; the A/B measure needs a single token", letter, ids.size());
+  if (ids.size() == 1) return ids[0];
+  for (TokenId id = 0; id < n_vocab; ++id) {
+    if (tokenizer.token_to_piece(id) == letter) return id;
   }
-  return ids[0];
+  fail("ab: the tokenizer has no single token for \"{}\"; the A/B measure needs one", letter);
 }
 
 std::string ab_user_text(const AbQuestion& q) {
@@ -176,9 +180,16 @@ class Evaluation {
     neutral_ = plain_texts(spec_.neutral, "damage", 1);
     if (!spec_.ab.empty()) {
       const Tokenizer& tokenizer = model_->tokenizer();
-      letter_a_ = single_token(tokenizer, "A");
-      letter_b_ = single_token(tokenizer, "B");
-      const PromptFormat format = spec_.ab_chat ? PromptFormat::chat_with(*model_) : PromptFormat::plain();
+      letter_a_ = letter_token(tokenizer, "A", model_->config().n_vocab);
+      letter_b_ = letter_token(tokenizer, "B", model_->config().n_vocab);
+      PromptFormat format = PromptFormat::plain();
+      if (spec_.ab_chat) {
+        try {
+          format = PromptFormat::chat_with(*model_, spec_.ab_chat_template);
+        } catch (const Error& e) {
+          fail("ab: {} (in the eval spec: \"chat_template\" in \"ab\")", e.what());
+        }
+      }
       for (size_t i = 0; i < spec_.ab.size(); ++i) {
         const std::string user = ab_user_text(spec_.ab[i]);
         const Prompt prompt = spec_.ab_chat ? build_prompt(*model_, format, {user, "("})
