@@ -59,6 +59,7 @@ std::optional<EvalSpec> sampled_half(const EvalSpec& spec, int half) {
   if (!spec.topic && spec.ab.empty()) return std::nullopt;
   EvalSpec part;
   part.ab_chat = spec.ab_chat;
+  part.ab_chat_template = spec.ab_chat_template;
   part.fluency = spec.fluency;
   for (size_t i = static_cast<size_t>(half); i < spec.ab.size(); i += 2) part.ab.push_back(spec.ab[i]);
   if (spec.topic) {
