@@ -49,6 +49,10 @@ struct HookRows {
   int64_t width;
   int first_position;
   const int32_t* positions = nullptr;  // packed passes only: [n_rows]
+  // Packed passes only: [n_rows], the index of the packed sequence each row belongs
+  // to (0 for the first of decode_packed's `lengths`), so that one hook can treat
+  // packed copies of a text differently (a sweep's coefficient variants).
+  const int32_t* sequences = nullptr;
 
   int position(int64_t row) const {
     return positions != nullptr ? positions[row] : first_position + static_cast<int>(row);

@@ -96,6 +96,14 @@ class Session {
   enum class PackedLogits { None, LastOfEach, All };
   std::span<const float> decode_packed(std::span<const TokenId> tokens, std::span<const int> lengths,
                                        PackedLogits logits);
+  // decode_packed from block `first_layer` on: `residual` [n_rows x n_embd] is
+  // the stream at blocks.first_layer.hook_resid_pre (before that point's hooks,
+  // which run on it), say captured by an observer during an unsteered packed pass
+  // of the same sequences; the embeddings and the blocks before are skipped. A
+  // block's attention reads only its own K/V, so the result equals decode_packed's
+  // whenever nothing before first_layer would have changed the stream.
+  std::span<const float> decode_packed_from(int first_layer, std::span<const float> residual,
+                                            std::span<const int> lengths, PackedLogits logits);
   int n_past() const { return past_[0]; }
   int n_ctx() const { return n_ctx_; }  // positions per sequence
   // Forgets positions from n onwards (n <= n_past()); the cache before n stays.
@@ -141,11 +149,17 @@ class Session {
     int seq = 0;
     const int* row_seqs = nullptr;
     bool packed = false;  // positions restart per packed sequence (HookRows::positions)
+    const int32_t* sequences = nullptr;  // packed: each row's packed sequence (HookRows::sequences)
   };
   // One chunk. Buffers::positions holds the rows' positions; logits are written
   // for logit_rows, in that order.
+  // With `residual` (n_rows x n_embd, `tokens` then empty), the chunk starts at
+  // block first_layer from those rows instead of the embeddings.
   void forward_chunk(std::span<const TokenId> tokens, const ChunkRows& where, std::span<const int32_t> logit_rows,
-                     float* logits);
+                     float* logits, int first_layer = 0, const float* residual = nullptr, int64_t n_rows = 0);
+  // decode_packed's body: tokens, or residual rows from block first_layer.
+  std::span<const float> run_packed(std::span<const TokenId> tokens, int first_layer, std::span<const float> residual,
+                                    std::span<const int> lengths, PackedLogits which);
   void check_seq(int seq) const;
   void check_tokens(int seq, std::span<const TokenId> tokens) const;
   // decode's chunks of n_batch (tokens already checked), logits written at `logits`.
@@ -164,7 +178,7 @@ class Session {
   // positions fill.
   std::unique_ptr<uint16_t[]> k_cache_, v_cache_;
   std::vector<float> logits_;
-  std::vector<int32_t> packed_positions_, packed_starts_;  // decode_packed's, grown on demand
+  std::vector<int32_t> packed_positions_, packed_starts_, packed_sequences_;  // decode_packed's, grown on demand
   const float* rope_factors_ = nullptr;  // per-pair rope divisors for this context, or nullptr
   int64_t chunk_rows_ = 0;               // rows of the chunk being computed
   const ChunkRows* chunk_where_ = nullptr;  // and where they go

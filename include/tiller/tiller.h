@@ -12,6 +12,7 @@
 #include "tiller/engine.h"
 #include "tiller/error.h"
 #include "tiller/evaluate.h"
+#include "tiller/sweep.h"
 #include "tiller/generate.h"
 #include "tiller/gguf.h"
 #include "tiller/hooks.h"

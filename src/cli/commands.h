@@ -17,6 +17,7 @@ void register_vector(CLI::App& app);
 void register_vector_train(CLI::App* vector);  // `vector train`, from cmd_vector_train.cpp
 void register_vector_distill(CLI::App* vector);  // `vector distill`, from cmd_vector_distill.cpp
 void register_bench(CLI::App& app);
+void register_sweep(CLI::App& app);  // cmd_sweep.cpp: tiller sweep (tiller/sweep.h)
 void register_serve(CLI::App& app);  // cmd_serve.cpp: the HTTP server (src/server)
 
 }  // namespace tiller::cli

@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
   tiller::cli::register_dump(app);
   tiller::cli::register_run(app);
   tiller::cli::register_vector(app);
+  tiller::cli::register_sweep(app);
   tiller::cli::register_bench(app);
   tiller::cli::register_serve(app);
   tiller::cli::register_version(app);

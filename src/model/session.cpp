@@ -218,37 +218,66 @@ std::span<const float> Session::decode_packed(std::span<const TokenId> tokens, s
                                               PackedLogits which) {
   reset();
   check_tokens(0, tokens);
+  return run_packed(tokens, 0, {}, lengths, which);
+}
+
+std::span<const float> Session::decode_packed_from(int first_layer, std::span<const float> residual,
+                                                   std::span<const int> lengths, PackedLogits which) {
+  const ModelConfig& c = model_->config();
+  if (first_layer < 0 || first_layer >= c.n_layer) {
+    fail("decode_packed_from: block {} does not exist (the model has blocks 0 to {})", first_layer, c.n_layer - 1);
+  }
+  if (residual.empty() || residual.size() % static_cast<size_t>(c.n_embd) != 0) {
+    fail("decode_packed_from: {} floats are not rows of the stream's width {}", residual.size(), c.n_embd);
+  }
+  const size_t n_rows = residual.size() / static_cast<size_t>(c.n_embd);
+  if (n_rows > static_cast<size_t>(n_ctx_)) {
+    fail("{} rows do not fit: the context holds {} positions", n_rows, n_ctx_);
+  }
+  return run_packed({}, first_layer, residual, lengths, which);
+}
+
+std::span<const float> Session::run_packed(std::span<const TokenId> tokens, int first_layer,
+                                           std::span<const float> residual, std::span<const int> lengths,
+                                           PackedLogits which) {
+  reset();
+  const int64_t n_embd = model_->config().n_embd;
+  const size_t n_rows = residual.empty() ? tokens.size() : residual.size() / static_cast<size_t>(n_embd);
   int64_t total = 0;
   for (const int length : lengths) {
     if (length <= 0) fail("a packed sequence needs at least one token, not {}", length);
     total += length;
   }
-  if (total != static_cast<int64_t>(tokens.size())) {
-    fail("the packed sequences' lengths add up to {}, but {} tokens are given", total, tokens.size());
+  if (total != static_cast<int64_t>(n_rows)) {
+    fail("the packed sequences' lengths add up to {}, but {} {} are given", total, n_rows,
+         residual.empty() ? "tokens" : "rows");
   }
-  // Every row's position in its sequence and the cache slot its sequence starts at.
-  packed_positions_.resize(tokens.size());
-  packed_starts_.resize(tokens.size());
+  // Every row's position in its sequence, the cache slot its sequence starts at, and the sequence.
+  packed_positions_.resize(n_rows);
+  packed_starts_.resize(n_rows);
+  packed_sequences_.resize(n_rows);
   std::vector<int32_t>& ends = buffers_->sequence_ends;  // the last row of each sequence, as slots
   ends.clear();
   int32_t slot = 0;
-  for (const int length : lengths) {
+  for (size_t s = 0; s < lengths.size(); ++s) {
+    const int length = lengths[s];
     for (int32_t i = 0; i < length; ++i) {
       packed_positions_[static_cast<size_t>(slot + i)] = i;
       packed_starts_[static_cast<size_t>(slot + i)] = slot;
+      packed_sequences_[static_cast<size_t>(slot + i)] = static_cast<int32_t>(s);
     }
     slot += length;
     ends.push_back(slot - 1);
   }
   const int64_t n_vocab = model_->config().n_vocab;
-  const size_t rows = which == PackedLogits::All ? tokens.size() : which == PackedLogits::LastOfEach ? ends.size() : 0;
+  const size_t rows = which == PackedLogits::All ? n_rows : which == PackedLogits::LastOfEach ? ends.size() : 0;
   logits_.resize(rows * static_cast<size_t>(n_vocab));
   Buffers& a = *buffers_;
   size_t next_end = 0;  // the next sequence whose last row's logits are due
   float* out = logits_.data();
-  for (size_t start = 0; start < tokens.size(); start += static_cast<size_t>(n_batch_)) {
-    const auto chunk = tokens.subspan(start, std::min(tokens.size() - start, static_cast<size_t>(n_batch_)));
-    const auto n = static_cast<int32_t>(chunk.size());
+  for (size_t start = 0; start < n_rows; start += static_cast<size_t>(n_batch_)) {
+    const size_t count = std::min(n_rows - start, static_cast<size_t>(n_batch_));
+    const auto n = static_cast<int32_t>(count);
     std::copy_n(packed_positions_.begin() + static_cast<std::ptrdiff_t>(start), n, a.positions.begin());
     int32_t n_out = 0;
     if (which == PackedLogits::All) {
@@ -258,8 +287,17 @@ std::span<const float> Session::decode_packed(std::span<const TokenId> tokens, s
         a.logit_rows[static_cast<size_t>(n_out++)] = ends[next_end++] - static_cast<int32_t>(start);
       }
     }
-    const ChunkRows where{.first_slot = past_[0], .first_visible = packed_starts_.data() + start, .seq = 0, .packed = true};
-    forward_chunk(chunk, where, std::span(a.logit_rows.data(), static_cast<size_t>(n_out)), out);
+    const ChunkRows where{.first_slot = past_[0],
+                          .first_visible = packed_starts_.data() + start,
+                          .seq = 0,
+                          .packed = true,
+                          .sequences = packed_sequences_.data() + start};
+    const std::span<const int32_t> logit_rows(a.logit_rows.data(), static_cast<size_t>(n_out));
+    if (residual.empty()) {
+      forward_chunk(tokens.subspan(start, count), where, logit_rows, out);
+    } else {
+      forward_chunk({}, where, logit_rows, out, first_layer, residual.data() + start * static_cast<size_t>(n_embd), n);
+    }
     past_[0] += n;
     out += static_cast<size_t>(n_out) * static_cast<size_t>(n_vocab);
   }
@@ -268,18 +306,20 @@ std::span<const float> Session::decode_packed(std::span<const TokenId> tokens, s
 }
 
 void Session::forward_chunk(std::span<const TokenId> tokens, const ChunkRows& where,
-                            std::span<const int32_t> logit_rows, float* logits) {
+                            std::span<const int32_t> logit_rows, float* logits, int first_layer,
+                            const float* residual, int64_t n_rows) {
   const ModelConfig& c = model_->config();
   const Family& family = model_->family();
   const ModelWeights& w = model_->weights();
   Activations& a = *buffers_;
-  const int64_t n = static_cast<int64_t>(tokens.size());
+  const int64_t n = residual != nullptr ? n_rows : static_cast<int64_t>(tokens.size());
   const int64_t n_embd = c.n_embd;
 
   const float embedding_scale = std::sqrt(static_cast<float>(n_embd));
   chunk_rows_ = n;
   chunk_where_ = &where;
-  for (int64_t t = 0; t < n; ++t) {
+  if (residual != nullptr) std::copy_n(residual, n * n_embd, a.residual.begin());
+  for (int64_t t = 0; residual == nullptr && t < n; ++t) {
     float* row = a.residual.data() + t * n_embd;
     ops::weight_row(w.token_embd, tokens[static_cast<size_t>(t)], row);
     if (family.traits.scale_embeddings) {
@@ -309,7 +349,7 @@ void Session::forward_chunk(std::span<const TokenId> tokens, const ChunkRows& wh
                            this,
                            where.row_slots,
                            where.row_seqs != nullptr};
-  for (int64_t layer = 0; layer < c.n_layer; ++layer) {
+  for (int64_t layer = first_layer; layer < c.n_layer; ++layer) {
     BlockPass pass(chunk, layer);
     family.block(pass);
   }
@@ -348,7 +388,8 @@ void Session::call_hooks(void* self, int64_t layer, HookPoint point, std::vector
     if (where.row_seqs == nullptr) {  // one sequence's rows: its hooks and the global ones
       if (h.seq != -1 && h.seq != where.seq) continue;
       h.function({static_cast<int>(layer), point, rows.data(), n, n_embd,
-                  where.packed ? first_position : positions[0], where.packed ? positions : nullptr});
+                  where.packed ? first_position : positions[0], where.packed ? positions : nullptr,
+                  where.packed ? where.sequences : nullptr});
     } else if (h.seq == -1) {  // a step: every row, each at its own position
       h.function({static_cast<int>(layer), point, rows.data(), n, n_embd, first_position, positions});
     } else {  // a step: the one row of the hook's sequence, if it has one
