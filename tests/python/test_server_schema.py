@@ -72,3 +72,17 @@ def test_operation_conforms(case, base_url):
     bound_generation(case)
     cases_run[operation] = cases_run.get(operation, 0) + 1
     case.call_and_validate(base_url=base_url, checks=CHECKS, timeout=60)
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "Hi"}], "stream": True, "max_tokens": 4,
+                              "stream_options": {"include_usage": True}}),
+    ("/v1/completions", {"prompt": "Once upon", "stream": True, "max_tokens": 4}),
+])
+def test_stream_conforms(path, body, base_url):
+    """Every streamed event fits the documented event schema (its JSON payload a chunk),
+    whether or not the generated cases above happened to ask for a stream."""
+    case = schema[path]["POST"].Case(body=body, media_type="application/json")
+    response = case.call_and_validate(base_url=base_url, checks=CHECKS, timeout=60)
+    assert response.headers["content-type"][0].startswith("text/event-stream")
+    assert response.text.rstrip().endswith("data: [DONE]")
