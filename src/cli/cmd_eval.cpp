@@ -83,7 +83,7 @@ void run(const EvalCommandOptions& o) {
       spec, model, engine, steering,
       [&shown](size_t done, size_t total) {
         if (!shown) shown.emplace("eval", "steps", total);
-        shown->update(done, 0);
+        shown->update(done);
       },
       eval_options);
   if (shown) shown->finish();

@@ -136,7 +136,7 @@ void run(const SweepOptions& options) {
   std::optional<ProgressBar> progress;
   run_options.progress = [&](size_t done, size_t total) {
     if (!progress) progress.emplace("sweep", "steps", total);
-    progress->update(done, 0);
+    progress->update(done);
   };
   run_options.on_cell = [&](const SweepCell& cell) {
     if (header_due) {

@@ -15,7 +15,7 @@ ProgressBar::ProgressBar(std::string label, std::string unit, size_t total)
       start_(std::chrono::steady_clock::now()),
       last_draw_(start_) {}
 
-void ProgressBar::update(size_t done, size_t tokens) {
+void ProgressBar::update(size_t done, std::optional<size_t> tokens) {
   if (!enabled_) return;
   const auto now = std::chrono::steady_clock::now();
   if (done < total_ && now - last_draw_ < std::chrono::milliseconds(100)) return;
@@ -27,9 +27,10 @@ void ProgressBar::update(size_t done, size_t tokens) {
   const std::string eta = rate > 0 && done < total_
                               ? fmt::format("  {:.0f} s left", static_cast<double>(total_ - done) / rate)
                               : std::string();
-  fmt::print(stderr, "\r{}: [{}{}] {}/{} {}  {:.1f} {}/s  {:.0f} tokens/s{}\x1b[K", label_, std::string(filled, '#'),
-             std::string(kWidth - filled, '.'), done, total_, unit_, rate, unit_,
-             seconds > 0 ? static_cast<double>(tokens) / seconds : 0.0, eta);
+  const std::string token_rate =
+      tokens && seconds > 0 ? fmt::format("  {:.0f} tokens/s", static_cast<double>(*tokens) / seconds) : std::string();
+  fmt::print(stderr, "\r{}: [{}{}] {}/{} {}  {:.1f} {}/s{}{}\x1b[K", label_, std::string(filled, '#'),
+             std::string(kWidth - filled, '.'), done, total_, unit_, rate, unit_, token_rate, eta);
   std::fflush(stderr);
   drawn_ = true;
 }

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <optional>
 #include <string>
 
 namespace tiller::cli {
@@ -12,8 +13,9 @@ class ProgressBar {
  public:
   // `label` starts the line; `unit` names what `done` counts ("pairs").
   ProgressBar(std::string label, std::string unit, size_t total);
-  // Redraws at most ten times a second (and always at the end).
-  void update(size_t done, size_t tokens);
+  // Redraws at most ten times a second (and always at the end). With `tokens`
+  // (tokens processed so far) the line also shows tokens/s.
+  void update(size_t done, std::optional<size_t> tokens = std::nullopt);
   // Ends the line, if one was drawn.
   void finish();
 

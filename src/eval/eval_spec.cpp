@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/fail.h"
+#include "common/json_fields.h"
 #include "common/text_file.h"
 #include "tiller/evaluate.h"
 #include "tiller/printable.h"
@@ -22,13 +23,9 @@ class Object {
   Object(const json& object, std::string path, std::initializer_list<std::string_view> known)
       : object_(object), path_(std::move(path)) {
     if (!object.is_object()) fail("eval spec: '{}' must be an object", path_);
-    for (const auto& [key, value] : object.items()) {
-      if (std::find(known.begin(), known.end(), key) == known.end()) {
-        std::string names;
-        for (const std::string_view k : known) names += fmt::format("{}{}", names.empty() ? "" : ", ", k);
-        fail("eval spec: unknown field '{}' (known in {}: {})", field(printable(key)), path_.empty() ? "the spec" : path_,
-             names);
-      }
+    if (const std::string* key = first_unknown_key(object, known)) {
+      fail("eval spec: unknown field '{}' (known in {}: {})", field(printable(*key)), path_.empty() ? "the spec" : path_,
+           joined_names(known));
     }
   }
   bool has(std::string_view key) const { return object_.contains(key) && !object_.at(key).is_null(); }

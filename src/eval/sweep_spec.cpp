@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include "common/fail.h"
+#include "common/json_fields.h"
+#include "tiller/printable.h"
 #include "tiller/sweep.h"
 
 namespace tiller {
@@ -16,8 +18,8 @@ using nlohmann::json;
 
 void check_fields(const json& object, std::string_view where, std::initializer_list<std::string_view> known) {
   if (!object.is_object()) fail("{}: expected an object", where);
-  for (const auto& [key, value] : object.items()) {
-    if (std::find(known.begin(), known.end(), key) == known.end()) fail("{}.{}: unknown field", where, key);
+  if (const std::string* key = first_unknown_key(object, known)) {
+    fail("{}.{}: unknown field (known: {})", where, printable(*key), joined_names(known));
   }
 }
 

@@ -10,6 +10,7 @@
 
 #include "tiller/printable.h"
 #include "common/fail.h"
+#include "common/json_fields.h"
 
 namespace tiller {
 namespace {
@@ -22,12 +23,8 @@ class Fields {
   Fields(const json& object, std::string where, std::initializer_list<std::string_view> known)
       : object_(object), where_(std::move(where)) {
     if (!object.is_object()) fail("steering JSON: {} must be an object", where_);
-    for (const auto& [key, value] : object.items()) {
-      if (std::find(known.begin(), known.end(), key) == known.end()) {
-        std::string names;
-        for (const std::string_view k : known) names += fmt::format("{}{}", names.empty() ? "" : ", ", k);
-        fail("steering JSON: {}: unknown field '{}' (known: {})", where_, printable(key), names);
-      }
+    if (const std::string* key = first_unknown_key(object, known)) {
+      fail("steering JSON: {}: unknown field '{}' (known: {})", where_, printable(*key), joined_names(known));
     }
   }
   bool has(const char* key) const { return object_.contains(key) && !object_.at(key).is_null(); }
