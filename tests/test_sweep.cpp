@@ -404,11 +404,16 @@ TEST(Sweep, SpecFromJsonAndTheSelectionRule) {
     }
     return c;
   };
-  const std::vector<SweepCell> cells{cell(0.5, 0.0, 0.1), cell(2.0, 0.1, 0.9), cell(1.0, -0.2, 0.2), cell(1.1, 0.0, 0.25)};
+  // The effect is the on-topic gain less any off-topic loss (an off-topic gain is not credited).
+  const std::vector<SweepCell> cells{cell(0.5, 0.0, 0.1), cell(2.0, 0.1, 0.9), cell(1.0, -0.2, 0.2),
+                                     cell(1.1, 0.3, 0.25), cell(0.4, -1.0, 0.1)};
+  EXPECT_NEAR(*sweep_effect(spec, cells[2].halves[0]), 0.8, 1e-12);
+  EXPECT_NEAR(*sweep_effect(spec, cells[3].halves[0]), 1.1, 1e-12);
+  EXPECT_NEAR(*sweep_effect(spec, cells[4].halves[0]), -0.6, 1e-12);  // not on - off = 1.4
   const auto choice = choose_cell(spec, cells);
   ASSERT_TRUE(choice.has_value());
-  EXPECT_EQ(choice->cell, 2u);  // effect 1.2; cell 1's 1.9 has damage 0.9 > 0.25
-  EXPECT_NEAR(choice->effect, 1.2, 1e-12);
+  EXPECT_EQ(choice->cell, 3u);  // effect 1.1; cell 1's 2.0 has damage 0.9 > 0.25
+  EXPECT_NEAR(choice->effect, 1.1, 1e-12);
 }
 
 TEST(Sweep, CommandResumesAnInterruptedSweepToTheSameResult) {

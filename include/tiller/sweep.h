@@ -28,9 +28,11 @@
 // form half 0 ("select"), odd ones half 1 ("report"). Every cell is measured on both.
 //
 // The selection rule. The objective's effect of a cell is
-//   likelihood:  on_topic.delta - off_topic.delta (the mean log-probability change per
-//                token on the topic's texts beyond that on unrelated ones; on_topic.delta
-//                alone when the spec has no off-topic texts),
+//   likelihood:  on_topic.delta + min(off_topic.delta, 0): the mean log-probability gain
+//                per token on the topic's texts, less any loss on unrelated ones (a cell
+//                that hurts unrelated text more than topic text is not "specific": with
+//                on - off, the largest coefficients, which break the model everywhere,
+//                won on Gemma 3); on_topic.delta alone when the spec has no off-topic texts,
 //   topic_words: per100_steered - per100_unsteered,
 //   ab:          p_steered - p_unsteered.
 // A cell is admissible when, on half 0, its damage_kl <= max_damage_kl (when damage is

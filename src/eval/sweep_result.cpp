@@ -1,5 +1,6 @@
 // A sweep's cells as JSON (cells.jsonl, sweep.json) and CSV, and the selection
 // rule of tiller/sweep.h.
+#include <algorithm>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -74,7 +75,9 @@ std::optional<double> sweep_effect(const SweepSpec& spec, const EvalResult& r) {
   switch (spec.select.objective) {
     case SweepSpec::Objective::Likelihood:
       if (!r.on_topic) return std::nullopt;
-      return r.on_topic->delta - (r.off_topic ? r.off_topic->delta : 0.0);
+      // The gain on the topic's texts less any loss on unrelated ones: hurting
+      // unrelated text is never credited as specificity.
+      return r.on_topic->delta + (r.off_topic ? std::min(r.off_topic->delta, 0.0) : 0.0);
     case SweepSpec::Objective::TopicWords:
       if (!r.topic) return std::nullopt;
       return r.topic->per100_steered - r.topic->per100_unsteered;
