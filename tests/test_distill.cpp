@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support/cli_expect.h"
 #include "support/run_process.h"
 #include "support/test_files.h"
 #include "support/tiny_model.h"
@@ -310,12 +311,9 @@ TEST(Distill, CommandGivesOneLineErrors) {
     std::vector<std::string> full = {TILLER_BINARY, "vector", "distill", "-m", model, "-o", out, "--chat-template",
                                      "chatml"};
     full.insert(full.end(), argv.begin(), argv.end());
-    const auto result = testing::run_process(full);
     std::string line;
     for (const auto& a : argv) line += a + " ";
-    EXPECT_NE(result.exit_code, 0) << line;
-    EXPECT_EQ(result.signal, 0) << line;
-    EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << line << "\n" << result.err;
+    testing::expect_one_line_failure(full, line);
   }
 }
 

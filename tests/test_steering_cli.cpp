@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support/cli_expect.h"
 #include "support/run_process.h"
 #include "support/test_files.h"
 #include "support/tiny_model.h"
@@ -64,12 +65,9 @@ TEST(SteeringCommand, BadInputGetsOneLine) {
     std::vector<std::string> full = {TILLER_BINARY};
     full.insert(full.end(), argv.begin(), argv.end());
     full.insert(full.end(), {"-m", model});
-    const auto result = testing::run_process(full);
     std::string line;
     for (const auto& a : argv) line += a + " ";
-    EXPECT_NE(result.exit_code, 0) << line;
-    EXPECT_EQ(result.signal, 0) << line;
-    EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << line << "\n" << result.err;
+    testing::expect_one_line_failure(full, line);
   }
   // And the same flags, well formed, run.
   const auto fine = testing::run_process({TILLER_BINARY, "run", "-m", model, "-p", "hello there", "-n", "4",

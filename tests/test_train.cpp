@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "support/base64.h"
+#include "support/cli_expect.h"
 #include "support/run_process.h"
 #include "support/test_files.h"
 #include "support/tiny_model.h"
@@ -283,12 +284,9 @@ TEST(TrainCommand, BadInputGetsOneLine) {
        }) {
     std::vector<std::string> full = {TILLER_BINARY, "vector", "train", "-m", model, "-o", out};
     full.insert(full.end(), argv.begin(), argv.end());
-    const auto result = testing::run_process(full);
     std::string line;
     for (const auto& a : argv) line += a + " ";
-    EXPECT_NE(result.exit_code, 0) << line;
-    EXPECT_EQ(result.signal, 0) << line;
-    EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << line << "\n" << result.err;
+    testing::expect_one_line_failure(full, line);
   }
   // Well formed, it trains; the file then refuses a model of another width.
   const auto fine = testing::run_process({TILLER_BINARY, "vector", "train", "-m", model, "-o", out, "--positive-file",
