@@ -311,9 +311,7 @@ TEST(Distill, CommandGivesOneLineErrors) {
     std::vector<std::string> full = {TILLER_BINARY, "vector", "distill", "-m", model, "-o", out, "--chat-template",
                                      "chatml"};
     full.insert(full.end(), argv.begin(), argv.end());
-    std::string line;
-    for (const auto& a : argv) line += a + " ";
-    testing::expect_one_line_failure(full, line);
+    testing::expect_one_line_failure(full, argv);
   }
 }
 

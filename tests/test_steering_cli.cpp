@@ -65,9 +65,7 @@ TEST(SteeringCommand, BadInputGetsOneLine) {
     std::vector<std::string> full = {TILLER_BINARY};
     full.insert(full.end(), argv.begin(), argv.end());
     full.insert(full.end(), {"-m", model});
-    std::string line;
-    for (const auto& a : argv) line += a + " ";
-    testing::expect_one_line_failure(full, line);
+    testing::expect_one_line_failure(full, argv);
   }
   // And the same flags, well formed, run.
   const auto fine = testing::run_process({TILLER_BINARY, "run", "-m", model, "-p", "hello there", "-n", "4",

@@ -284,9 +284,7 @@ TEST(TrainCommand, BadInputGetsOneLine) {
        }) {
     std::vector<std::string> full = {TILLER_BINARY, "vector", "train", "-m", model, "-o", out};
     full.insert(full.end(), argv.begin(), argv.end());
-    std::string line;
-    for (const auto& a : argv) line += a + " ";
-    testing::expect_one_line_failure(full, line);
+    testing::expect_one_line_failure(full, argv);
   }
   // Well formed, it trains; the file then refuses a model of another width.
   const auto fine = testing::run_process({TILLER_BINARY, "vector", "train", "-m", model, "-o", out, "--positive-file",

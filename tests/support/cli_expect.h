@@ -12,10 +12,12 @@
 
 namespace tiller::testing {
 
-// Runs `argv` and expects a non-zero exit, no signal and exactly one line on stderr;
-// `shown` names the case in failure messages.
-inline void expect_one_line_failure(const std::vector<std::string>& argv, const std::string& shown) {
-  const ProcessResult result = run_process(argv);
+// Runs `command` and expects a non-zero exit, no signal and exactly one line on
+// stderr; `case_args`, the arguments that make this case bad, name it in failure messages.
+inline void expect_one_line_failure(const std::vector<std::string>& command, const std::vector<std::string>& case_args) {
+  std::string shown;
+  for (const auto& arg : case_args) shown += arg + " ";
+  const ProcessResult result = run_process(command);
   EXPECT_NE(result.exit_code, 0) << shown;
   EXPECT_EQ(result.signal, 0) << shown;
   EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << shown << "\n" << result.err;
