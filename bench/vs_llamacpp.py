@@ -10,7 +10,9 @@ table gives each engine's median tok/s and the ratio of medians Tiller/llama.cpp
 (above 1: Tiller is faster). Both engines: a context of exactly the test's tokens,
 n_batch 512, f16 KV cache, one untimed warm-up run before each timed one.
 ppN is one llama_decode of N tokens in a cleared cache; tgN is N single-token
-decodes, each computing its logits. Progress goes to stderr.
+decodes, each computing its logits; tgNxS (--sequences S) is S sequences decoding
+together, N steps of one llama_decode of S tokens (one per sequence, each computing
+its logits), tok/s counting all S x N. Progress goes to stderr.
 """
 import argparse
 import ctypes
@@ -67,9 +69,10 @@ class LlamaCpp:
             raise SystemExit(f"vs-llamacpp: llama.cpp could not load {path}")
         self.vocab = L.llama_model_get_vocab(self.model)
 
-    def _context(self, n_tokens, threads):
+    def _context(self, n_tokens, threads, n_seq=1):
         params = L.llama_context_default_params()
-        params.n_ctx = n_tokens
+        params.n_ctx = n_tokens * n_seq
+        params.n_seq_max = n_seq
         params.n_batch = N_BATCH
         params.n_ubatch = N_BATCH
         params.n_threads = threads
@@ -117,16 +120,48 @@ class LlamaCpp:
             L.llama_batch_free(batch)
             L.llama_free(context)
 
+    def batched_tok_s(self, tokens, n_gen, n_seq, threads):
+        """tg with n_seq sequences in one batch per step: one warm-up run, one timed run."""
+        context = self._context(n_gen, threads, n_seq)
+        batch = L.llama_batch_init(n_seq, 0, n_seq)
+        try:
+            def one_run():
+                L.llama_memory_clear(L.llama_get_memory(context), True)
+                start = time.perf_counter()
+                for i in range(n_gen):
+                    batch.n_tokens = n_seq
+                    for s in range(n_seq):
+                        batch.token[s] = tokens[i + s]
+                        batch.pos[s] = i
+                        batch.n_seq_id[s] = 1
+                        batch.seq_id[s][0] = s
+                        batch.logits[s] = True
+                    if L.llama_decode(context, batch) != 0:
+                        raise SystemExit("vs-llamacpp: llama_decode failed")
+                L.llama_synchronize(context)
+                return n_seq * n_gen / (time.perf_counter() - start)
+            one_run()
+            return one_run()
+        finally:
+            L.llama_batch_free(batch)
+            L.llama_free(context)
+
     def close(self):
         L.llama_model_free(self.model)
 
 
-def tiller_rep(model_path, n_prompt, n_gen, threads):
+def tiller_rep(model_path, n_prompt, n_gen, threads, sequences):
     """One `tiller bench -r 1` (which runs its own warm-up): {test name: entry}."""
     out = subprocess.run([str(TILLER), "bench", "-m", str(model_path), "--json", "-p", str(n_prompt),
-                          "-n", str(n_gen), "-t", str(threads), "-r", "1", "-b", str(N_BATCH)],
+                          "-n", str(n_gen), "-t", str(threads), "-r", "1", "-b", str(N_BATCH),
+                          "-s", ",".join(map(str, sequences))],
                          check=True, capture_output=True, text=True).stdout
     return {entry["test"]: entry for entry in json.loads(out)}
+
+
+def spread(samples):
+    """(max - min) / median of a cell's samples: how far apart the reps landed."""
+    return (max(samples) - min(samples)) / statistics.median(samples)
 
 
 def stream_bandwidth(threads):
@@ -141,25 +176,32 @@ def measure(args):
         path = Path(model) if model.endswith(".gguf") else args.model_dir / f"{model}.gguf"
         progress(f"vs-llamacpp: {model}")
         llama = LlamaCpp(path)
-        tokens = bench_tokens(llama.vocab, max(args.n_prompt, args.n_gen))
+        tokens = bench_tokens(llama.vocab, max(args.n_prompt, args.n_gen + max(args.sequences) - 1))
+        tests = [f"pp{args.n_prompt}"] + [f"tg{args.n_gen}" + (f"x{s}" if s > 1 else "") for s in args.sequences]
         for threads in args.threads:
-            samples = {"tiller": {"pp": [], "tg": []}, "llama.cpp": {"pp": [], "tg": []}}
+            samples = {"tiller": {t: [] for t in tests}, "llama.cpp": {t: [] for t in tests}}
             bytes_per_token = None
             for rep in range(args.reps):
                 progress(f"  {threads} threads, rep {rep + 1}/{args.reps}")
-                tiller = tiller_rep(path, args.n_prompt, args.n_gen, threads)
-                samples["tiller"]["pp"].append(tiller[f"pp{args.n_prompt}"]["tok_s"])
-                samples["tiller"]["tg"].append(tiller[f"tg{args.n_gen}"]["tok_s"])
-                bytes_per_token = tiller[f"tg{args.n_gen}"]["weight_bytes_per_token"]
-                samples["llama.cpp"]["pp"].append(llama.tok_s(tokens, args.n_prompt, 0, threads))
-                samples["llama.cpp"]["tg"].append(llama.tok_s(tokens, 0, args.n_gen, threads))
-            for kind, n in (("pp", args.n_prompt), ("tg", args.n_gen)):
-                ours = statistics.median(samples["tiller"][kind])
-                theirs = statistics.median(samples["llama.cpp"][kind])
-                cell = {"model": model, "threads": threads, "test": f"{kind}{n}",
+                tiller = tiller_rep(path, args.n_prompt, args.n_gen, threads, args.sequences)
+                for test in tests:
+                    samples["tiller"][test].append(tiller[test]["tok_s"])
+                bytes_per_token = tiller[tests[1]]["weight_bytes_per_token"]
+                samples["llama.cpp"][tests[0]].append(llama.tok_s(tokens, args.n_prompt, 0, threads))
+                for test, n_seq in zip(tests[1:], args.sequences):
+                    samples["llama.cpp"][test].append(
+                        llama.tok_s(tokens, 0, args.n_gen, threads) if n_seq == 1
+                        else llama.batched_tok_s(tokens, args.n_gen, n_seq, threads))
+            for test, n_seq in zip(tests, [0] + args.sequences):
+                kind = "pp" if n_seq == 0 else "tg"
+                ours = statistics.median(samples["tiller"][test])
+                theirs = statistics.median(samples["llama.cpp"][test])
+                cell = {"model": model, "threads": threads, "test": test,
                         "tiller_tok_s": ours, "llamacpp_tok_s": theirs, "ratio": ours / theirs,
-                        "tiller_samples": samples["tiller"][kind], "llamacpp_samples": samples["llama.cpp"][kind]}
-                if kind == "tg":
+                        "tiller_samples": samples["tiller"][test], "llamacpp_samples": samples["llama.cpp"][test],
+                        "tiller_spread": spread(samples["tiller"][test]),
+                        "llamacpp_spread": spread(samples["llama.cpp"][test])}
+                if n_seq == 1:  # every sequence reads the weights once per step: GB/s only alone
                     cell["weight_bytes_per_token"] = bytes_per_token
                     cell["tiller_gb_s"] = bytes_per_token * ours / 1e9
                     cell["llamacpp_gb_s"] = bytes_per_token * theirs / 1e9
@@ -170,10 +212,11 @@ def measure(args):
 
 def print_table(cells, stream, markdown):
     header = ["model", "threads", "test", "Tiller tok/s", "llama.cpp tok/s", "Tiller/llama.cpp",
-              "tg GB/s Tiller", "tg GB/s llama.cpp"]
+              "tg GB/s Tiller", "tg GB/s llama.cpp", "spread Tiller", "spread llama.cpp"]
     rows = [[c["model"], str(c["threads"]), c["test"], f"{c['tiller_tok_s']:.2f}", f"{c['llamacpp_tok_s']:.2f}",
              f"{c['ratio']:.2f}", f"{c['tiller_gb_s']:.2f}" if "tiller_gb_s" in c else "",
-             f"{c['llamacpp_gb_s']:.2f}" if "llamacpp_gb_s" in c else ""] for c in cells]
+             f"{c['llamacpp_gb_s']:.2f}" if "llamacpp_gb_s" in c else "",
+             f"{100 * c['tiller_spread']:.0f}%", f"{100 * c['llamacpp_spread']:.0f}%"] for c in cells]
     if markdown:
         print("| " + " | ".join(header) + " |")
         print("|" + "---|" * len(header))
@@ -201,6 +244,8 @@ def main():
     parser.add_argument("-p", "--n-prompt", type=int, default=512)
     parser.add_argument("-n", "--n-gen", type=int, default=128)
     parser.add_argument("--reps", "-r", type=int, default=5)
+    parser.add_argument("--sequences", "-s", type=int_list, default=[1],
+                        help="generation tests with this many sequences decoding together (tgNxS), comma-separated")
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true")
     output.add_argument("--markdown", action="store_true")
@@ -218,7 +263,7 @@ def main():
         print(json.dumps({"llamacpp_system_info": system_info, "stream": stream, "cells": cells}, indent=2))
     else:
         print(f"llama.cpp system info: {system_info}")
-        print(f"reps: {args.reps}, interleaved; medians shown\n")
+        print(f"reps: {args.reps}, interleaved; medians shown; spread = (max - min) / median of the reps\n")
         print_table(cells, stream, args.markdown)
 
 

@@ -62,6 +62,30 @@ TEST(BenchCommand, ListsMakeOneTestPerCombination) {
   EXPECT_EQ(tests[5]["samples"].size(), 2u);
 }
 
+// -s: a tg test per sequence count; tgNxS counts every sequence's tokens, its cache
+// holds S sequences, and its bandwidth is per step (the sequences share each read).
+TEST(BenchCommand, SequencesMakeBatchedGenerationTests) {
+  const std::string path = (testing::scratch_dir() / "bench-sequences.gguf").string();
+  testing::make_tiny_model({}).write(path);
+  const auto result = testing::run_process(
+      {TILLER_BINARY, "bench", "-m", path, "--json", "-p", "0", "-n", "6", "-s", "1,3", "-r", "1", "-t", "1"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const auto tests = nlohmann::json::parse(result.out);
+  ASSERT_EQ(tests.size(), 2u);
+  EXPECT_EQ(tests[0]["test"], "tg6");
+  EXPECT_EQ(tests[0]["n_seq"], 1);
+  EXPECT_EQ(tests[1]["test"], "tg6x3");
+  EXPECT_EQ(tests[1]["n_seq"], 3);
+  EXPECT_EQ(tests[1]["kv_cache_bytes"].get<uint64_t>(), 3 * tests[0]["kv_cache_bytes"].get<uint64_t>());
+  const double per_step = tests[1]["tok_s"].get<double>() / 3;
+  EXPECT_NEAR(tests[1]["bandwidth_gb_s"].get<double>(),
+              static_cast<double>(tests[1]["weight_bytes_per_token"].get<uint64_t>()) * per_step / 1e9,
+              1e-9 * tests[1]["bandwidth_gb_s"].get<double>());
+  const auto bad = testing::run_process({TILLER_BINARY, "bench", "-m", path, "-s", "0"});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("--sequences"), std::string::npos) << bad.err;
+}
+
 // A length of 0 leaves its kind out (as llama-bench's -p 0 / -n 0).
 TEST(BenchCommand, ZeroLengthsLeaveTheirKindOut) {
   const std::string path = (testing::scratch_dir() / "bench-zero.gguf").string();

@@ -13,7 +13,8 @@
 namespace tiller::cli {
 
 std::string BenchTest::name() const {
-  return n_prompt > 0 ? fmt::format("pp{}", n_prompt) : fmt::format("tg{}", n_gen);
+  if (n_prompt > 0) return fmt::format("pp{}", n_prompt);
+  return n_seq > 1 ? fmt::format("tg{}x{}", n_gen, n_seq) : fmt::format("tg{}", n_gen);
 }
 
 double BenchResult::mean() const {
@@ -56,23 +57,35 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 // Tokens per second of one run from a reset session.
 double time_one_run(Session& session, const BenchTest& test, std::span<const TokenId> tokens) {
-  session.reset();
+  for (int seq = 0; seq < session.n_seq(); ++seq) session.rewind(seq, 0);
+  std::vector<int> seqs(static_cast<size_t>(test.n_seq));
+  std::iota(seqs.begin(), seqs.end(), 0);
+  std::vector<TokenId> step(seqs.size());
   const auto start = std::chrono::steady_clock::now();
-  if (test.n_prompt > 0) {
+  if (test.n_seq > 1) {
+    // Every sequence one token per step, all in one forward pass, as a server batches them.
+    for (int i = 0; i < test.n_gen; ++i) {
+      for (size_t s = 0; s < seqs.size(); ++s) step[s] = tokens[static_cast<size_t>(i) + s];
+      session.decode_step(seqs, step);
+    }
+  } else if (test.n_prompt > 0) {
     session.decode(tokens.first(static_cast<size_t>(test.n_prompt)), false);
   } else {
     // One token at a time, each producing its logits, as generation does.
     for (int i = 0; i < test.n_gen; ++i) session.decode(tokens.subspan(static_cast<size_t>(i), 1), false);
   }
   const double seconds = seconds_since(start);
-  return seconds > 0 ? test.n_tokens() / seconds : 0.0;
+  return seconds > 0 ? static_cast<double>(test.n_tokens()) * test.n_seq / seconds : 0.0;
 }
 
 }  // namespace
 
 BenchResult run_bench_test(Session& session, const BenchTest& test, int reps, std::span<const TokenId> tokens) {
-  if (static_cast<int>(tokens.size()) < test.n_tokens()) fail("bench: {} needs {} tokens", test.name(), test.n_tokens());
+  const int needed = test.n_tokens() + test.n_seq - 1;
+  if (static_cast<int>(tokens.size()) < needed) fail("bench: {} needs {} tokens", test.name(), needed);
   if (session.n_ctx() < test.n_tokens()) fail("bench: {} needs a context of {} positions", test.name(), test.n_tokens());
+  if (session.n_seq() < test.n_seq) fail("bench: {} needs {} sequences", test.name(), test.n_seq);
+  if (test.n_seq > 1 && test.n_prompt > 0) fail("bench: {}: only generation runs several sequences", test.name());
   BenchResult result{test, {}};
   time_one_run(session, test, tokens);  // warm-up: caches, page faults, thread start-up
   for (int rep = 0; rep < reps; ++rep) result.samples.push_back(time_one_run(session, test, tokens));

@@ -17,13 +17,14 @@ struct BenchTest {
   int n_prompt = 0;  // > 0 for a pp test
   int n_gen = 0;     // > 0 for a tg test
   int threads = 1;
-  std::string name() const;  // "pp512", "tg128"
-  int n_tokens() const { return n_prompt + n_gen; }
+  int n_seq = 1;     // tg: sequences decoding together, one token each per step (Session::decode_step)
+  std::string name() const;  // "pp512", "tg128", "tg128x4" (4 sequences)
+  int n_tokens() const { return n_prompt + n_gen; }  // per sequence
 };
 
 struct BenchResult {
   BenchTest test;
-  std::vector<double> samples;  // tokens/s of each timed rep
+  std::vector<double> samples;  // tokens/s of each timed rep (all sequences together)
   double mean() const;
   double sd() const;  // sample standard deviation; 0 for a single rep
 };
@@ -33,7 +34,8 @@ struct BenchResult {
 std::vector<TokenId> bench_tokens(const Tokenizer& tokenizer, int count);
 
 // One warm-up run (not counted), then `reps` timed runs, each from a reset session.
-// The session must hold at least test.n_tokens() positions.
+// The session must hold at least test.n_tokens() positions in test.n_seq sequences;
+// `tokens` needs test.n_tokens() + test.n_seq - 1 ids (sequence s starts at id s).
 BenchResult run_bench_test(Session& session, const BenchTest& test, int reps, std::span<const TokenId> tokens);
 
 // What the model costs in memory and bandwidth.

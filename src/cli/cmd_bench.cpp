@@ -27,6 +27,7 @@ struct BenchOptions {
   std::vector<int> n_prompt{512};
   std::vector<int> n_gen{128};
   std::vector<int> threads;
+  std::vector<int> sequences{1};
   int reps = 5;
   int batch = 512;
   bool json = false;
@@ -50,7 +51,9 @@ std::vector<BenchTest> planned_tests(const BenchOptions& options) {
       if (n > 0) tests.push_back({.n_prompt = n, .n_gen = 0, .threads = threads});
     }
     for (const int n : options.n_gen) {
-      if (n > 0) tests.push_back({.n_prompt = 0, .n_gen = n, .threads = threads});
+      for (const int n_seq : options.sequences) {
+        if (n > 0) tests.push_back({.n_prompt = 0, .n_gen = n, .threads = threads, .n_seq = n_seq});
+      }
     }
   }
   if (tests.empty()) fail("bench: nothing to measure: every -p and -n length is 0");
@@ -68,7 +71,7 @@ BenchRun run_benchmarks(const BenchOptions& options) {
   run.footprint = model_footprint(*model);
 
   int longest = 0;
-  for (const BenchTest& test : tests) longest = std::max(longest, test.n_tokens());
+  for (const BenchTest& test : tests) longest = std::max(longest, test.n_tokens() + test.n_seq - 1);
   const std::vector<TokenId> tokens = bench_tokens(model->tokenizer(), longest);
   // Steering flags measure the cost of steering: the same interventions in every
   // test, the bench's tokens standing for the prompt.
@@ -80,11 +83,12 @@ BenchRun run_benchmarks(const BenchOptions& options) {
     run.kernels = engine->kernel_level();
     if (!options.json) fmt::print(stderr, "bench: {} at {} threads...\n", test.name(), test.threads);
     // A session sized to the test, as llama-bench sizes its context.
-    Session session(model, engine, {.n_ctx = test.n_tokens(), .n_batch = options.batch});
+    Session session(model, engine,
+                    {.n_ctx = test.n_tokens(), .n_batch = std::max(options.batch, test.n_seq), .n_seq = test.n_seq});
     std::optional<SteeringBinding> binding;
     if (steering) binding.emplace(steering, session, PromptLayout{0, test.n_tokens(), 0});
     run.results.push_back(run_bench_test(session, test, options.reps, tokens));
-    run.kv_bytes.push_back(kv_cache_bytes(model->config(), session.n_ctx()));
+    run.kv_bytes.push_back(kv_cache_bytes(model->config(), session.n_ctx() * session.n_seq()));
   }
   return run;
 }
@@ -112,9 +116,11 @@ void print_table(const BenchRun& run) {
              static_cast<double>(run.footprint.file_bytes) / 1048576.0, static_cast<double>(kv_max) / 1048576.0);
   for (const BenchResult& r : run.results) {
     if (r.test.n_gen == 0) continue;
-    fmt::print(stderr, "{} at {} threads: {:.1f} MB of weights per token x {:.2f} tok/s = {:.2f} GB/s\n",
+    // Sequences decoding together share each step's read of the weights.
+    const double steps_per_second = r.mean() / r.test.n_seq;
+    fmt::print(stderr, "{} at {} threads: {:.1f} MB of weights per step x {:.2f} steps/s = {:.2f} GB/s\n",
                r.test.name(), r.test.threads, static_cast<double>(run.footprint.weight_bytes_per_token) / 1e6,
-               r.mean(), gigabytes_per_second(run.footprint.weight_bytes_per_token, r.mean()));
+               steps_per_second, gigabytes_per_second(run.footprint.weight_bytes_per_token, steps_per_second));
   }
 }
 
@@ -129,6 +135,7 @@ void print_json(const BenchRun& run) {
         {"n_prompt", r.test.n_prompt},
         {"n_gen", r.test.n_gen},
         {"threads", r.test.threads},
+        {"n_seq", r.test.n_seq},
         {"reps", r.samples.size()},
         {"tok_s", r.mean()},
         {"tok_s_sd", r.sd()},
@@ -143,7 +150,8 @@ void print_json(const BenchRun& run) {
         {"kernels", kernel_level_name(run.kernels)},
     };
     entry["bandwidth_gb_s"] = r.test.n_gen > 0
-                                  ? nlohmann::json(gigabytes_per_second(run.footprint.weight_bytes_per_token, r.mean()))
+                                  ? nlohmann::json(gigabytes_per_second(run.footprint.weight_bytes_per_token,
+                                                                        r.mean() / r.test.n_seq))
                                   : nlohmann::json(nullptr);
     tests.push_back(std::move(entry));
   }
@@ -163,6 +171,10 @@ void register_bench(CLI::App& app) {
       ->delimiter(',')->capture_default_str()->check(lengths);
   options->threads = {default_thread_count()};
   command->add_option("-t,--threads", options->threads, "Thread counts to test, comma-separated")
+      ->delimiter(',')->capture_default_str()->check(CLI::Range(1, 256));
+  command->add_option("-s,--sequences", options->sequences,
+                      "Sequences decoding together in each tg test (tgNxS: S tokens per step, one per "
+                      "sequence; tok/s counts them all), comma-separated")
       ->delimiter(',')->capture_default_str()->check(CLI::Range(1, 256));
   command->add_option("-r,--repetitions", options->reps, "Timed runs per test (after one warm-up run)")
       ->capture_default_str()->check(CLI::Range(1, 1000));
