@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "ops/k_scales.h"
 #include "ops/ops.h"
 #include "ops/matmul.h"
 #include "ops/tiled_matmul.h"
@@ -106,6 +107,28 @@ TEST(QuantizedDot, HalfConversionMatchesTheReferenceForEveryPattern) {
       EXPECT_TRUE(std::isnan(got)) << bits;
     } else {
       ASSERT_EQ(std::bit_cast<uint32_t>(got), std::bit_cast<uint32_t>(expected)) << std::hex << bits;
+    }
+  }
+}
+
+// The word-wise unpacking of the K-quants' packed scales and mins gives the byte
+// loop's values: every bit of each of the 12 bytes set alone, then random bytes.
+TEST(QuantizedDot, KScalesUnpackedByWordsEqualTheByteLoop) {
+  std::mt19937 rng(31);
+  for (int trial = 0; trial < 96 + 20000; ++trial) {
+    std::array<uint8_t, 12> packed{};
+    if (trial < 96) {
+      packed[size_t(trial / 8)] = static_cast<uint8_t>(1u << (trial % 8));
+    } else {
+      for (uint8_t& byte : packed) byte = static_cast<uint8_t>(rng());
+    }
+    uint8_t scale[8], min[8];
+    ops::unpack_k_scales(packed.data(), scale, min);
+    uint64_t scales = 0, mins = 0;
+    ops::unpack_k_scales_words(packed.data(), scales, mins);
+    for (int j = 0; j < 8; ++j) {
+      ASSERT_EQ(static_cast<uint8_t>(scales >> (8 * j)), scale[j]) << "trial " << trial << " scale " << j;
+      ASSERT_EQ(static_cast<uint8_t>(mins >> (8 * j)), min[j]) << "trial " << trial << " min " << j;
     }
   }
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 namespace tiller::ops {
 
@@ -18,6 +19,21 @@ inline void unpack_k_scales(const uint8_t* s, uint8_t* scale, uint8_t* min) {
     scale[j] = static_cast<uint8_t>((s[j + 4] & 0x0f) | ((s[j - 4] >> 6) << 4));
     min[j] = static_cast<uint8_t>((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
   }
+}
+
+// The same eight scales and eight mins as unpack_k_scales, one per byte of two
+// 64-bit words (scale j in byte j), from three 32-bit loads and no byte loop: each
+// byte's transformation above done on four bytes at once, with masks that keep
+// every shifted bit inside its own byte.
+inline void unpack_k_scales_words(const uint8_t* s, uint64_t& scales, uint64_t& mins) {
+  uint32_t w[3];
+  std::memcpy(w, s, 12);
+  const uint32_t low6 = 0x3f3f3f3fu, low4 = 0x0f0f0f0fu, bits45 = 0x30303030u;
+  const uint32_t scales_low = w[0] & low6, mins_low = w[1] & low6;
+  const uint32_t scales_high = (w[2] & low4) | ((w[0] >> 2) & bits45);  // (b >> 6) << 4 is (b >> 2) & 0x30
+  const uint32_t mins_high = ((w[2] >> 4) & low4) | ((w[1] >> 2) & bits45);
+  scales = scales_low | static_cast<uint64_t>(scales_high) << 32;
+  mins = mins_low | static_cast<uint64_t>(mins_high) << 32;
 }
 
 // Q3_K: sixteen 6-bit scales in 12 bytes, stored with an offset of 32; returned
