@@ -263,6 +263,23 @@ TILLER_VNNI inline __m512i scale_pair_index(int a, int b) {
   return _mm512_inserti64x4(_mm512_set1_epi16(static_cast<int16_t>(a)), _mm256_set1_epi16(static_cast<int16_t>(b)), 1);
 }
 
+// A Q4_K block's 256 quants (0..15), 64 per vector in activation order (sub-blocks
+// 2c and 2c+1 in vector c), each 64's two 6-bit scales as int16 lanes (a in the
+// low 256 bits, b in the high), and the eight mins as int16. Shared by rows_q4_k
+// and rows_q4_k_by, so both do the same integer work.
+TILLER_VNNI inline void unpack_q4_k(const uint8_t* wb, __m512i q[4], __m512i sc[4], __m128i& mins) {
+  uint64_t packed_scales, packed_mins;
+  unpack_k_scales_words(wb + 4, packed_scales, packed_mins);
+  const __m512i scales = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(packed_scales))));
+  mins = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(packed_mins)));
+  const __m512i nibble_shift = _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4);
+  for (int c = 0; c < 4; ++c) {
+    const __m512i raw = _mm512_broadcast_i64x4(load256(wb + 16 + 32 * c));
+    q[c] = _mm512_and_si512(_mm512_srlv_epi64(raw, nibble_shift), _mm512_set1_epi8(0x0f));
+    sc[c] = _mm512_permutexvar_epi16(scale_pair_index(2 * c, 2 * c + 1), scales);
+  }
+}
+
 // Q4_K: f16 d, f16 dmin, 12 bytes of scales and mins, 128 bytes of nibbles; each
 // 32 bytes hold sub-block 2c in their low nibbles and 2c+1 in their high ones.
 // Per block: d x sum_j(scale_j x sum_j) - dmin x sum_j(min_j x (activation sum_j)).
@@ -275,10 +292,6 @@ TILLER_VNNI void rows_q4_k(const uint8_t* w, uint64_t row_bytes, const uint8_t* 
     acc[r] = _mm512_setzero_ps();
     minimums[r] = _mm_setzero_ps();
   }
-  const __m512i scale_index[4] = {scale_pair_index(0, 1), scale_pair_index(2, 3), scale_pair_index(4, 5),
-                                  scale_pair_index(6, 7)};
-  const __m512i nibble_shift = _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4);
-  const __m512i low_mask = _mm512_set1_epi8(0x0f);
   for (int64_t b = 0; b < n / 256; ++b) {
     const uint8_t* xb = x + static_cast<uint64_t>(b) * kQ8_KActBytes;
     const float dx = load_f32(xb);
@@ -289,18 +302,12 @@ TILLER_VNNI void rows_q4_k(const uint8_t* w, uint64_t row_bytes, const uint8_t* 
     for (int r = 0; r < R; ++r) {
       const uint8_t* wb = w + static_cast<uint64_t>(r) * row_bytes + static_cast<uint64_t>(b) * kBytes;
       for (uint64_t line = 0; line < kBytes; line += 64) prefetch(wb + line);
-      uint64_t packed_scales, packed_mins;
-      unpack_k_scales_words(wb + 4, packed_scales, packed_mins);
-      const __m512i scales = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(packed_scales))));
+      __m512i q[4], sc[4];
+      __m128i mins;
+      unpack_q4_k(wb, q, sc, mins);
       __m512i sumi = _mm512_setzero_si512();
-      for (int c = 0; c < 4; ++c) {
-        const __m512i raw = _mm512_broadcast_i64x4(load256(wb + 16 + 32 * c));
-        const __m512i q = _mm512_and_si512(_mm512_srlv_epi64(raw, nibble_shift), low_mask);
-        sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(q, y[c]),
-                                   _mm512_permutexvar_epi16(scale_index[c], scales));
-      }
+      for (int c = 0; c < 4; ++c) sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(q[c], y[c]), sc[c]);
       acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_set1_ps(half(wb) * dx), acc[r]);
-      const __m128i mins = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(packed_mins)));
       minimums[r] = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_madd_epi16(mins, sub_sums)), _mm_set1_ps(half(wb + 2) * dx),
                                  minimums[r]);
     }
@@ -329,10 +336,6 @@ TILLER_VNNI void rows_q4_k_by(const uint8_t* w, uint64_t row_bytes, const uint8_
       minimums[r][t] = _mm_setzero_ps();
     }
   }
-  const __m512i scale_index[4] = {scale_pair_index(0, 1), scale_pair_index(2, 3), scale_pair_index(4, 5),
-                                  scale_pair_index(6, 7)};
-  const __m512i nibble_shift = _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4);
-  const __m512i low_mask = _mm512_set1_epi8(0x0f);
   for (int64_t b = 0; b < n / 256; ++b) {
     const uint8_t* xb[T];
     float dx[T];
@@ -345,16 +348,9 @@ TILLER_VNNI void rows_q4_k_by(const uint8_t* w, uint64_t row_bytes, const uint8_
     for (int r = 0; r < R; ++r) {
       const uint8_t* wb = w + static_cast<uint64_t>(r) * row_bytes + static_cast<uint64_t>(b) * kBytes;
       for (uint64_t line = 0; line < kBytes; line += 64) prefetch(wb + line);
-      uint64_t packed_scales, packed_mins;
-      unpack_k_scales_words(wb + 4, packed_scales, packed_mins);
-      const __m512i scales = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(packed_scales))));
-      const __m128i mins = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(packed_mins)));
       __m512i q[4], sc[4];
-      for (int c = 0; c < 4; ++c) {
-        const __m512i raw = _mm512_broadcast_i64x4(load256(wb + 16 + 32 * c));
-        q[c] = _mm512_and_si512(_mm512_srlv_epi64(raw, nibble_shift), low_mask);
-        sc[c] = _mm512_permutexvar_epi16(scale_index[c], scales);
-      }
+      __m128i mins;
+      unpack_q4_k(wb, q, sc, mins);
       const float d = half(wb), dmin = half(wb + 2);
       for (int t = 0; t < T; ++t) {
         __m512i sumi = _mm512_setzero_si512();
@@ -376,6 +372,34 @@ TILLER_VNNI void rows_q4_k_by(const uint8_t* w, uint64_t row_bytes, const uint8_
   }
 }
 
+// A Q6_K block's 256 quants, unsigned (0..63), 64 per vector in activation order,
+// and each 64's four scales as int16 lanes (scale 4k + i in 128-bit lane i of
+// vector k). Shared by rows_q6_k and rows_q6_k_by.
+TILLER_VNNI inline void unpack_q6_k(const uint8_t* wb, __m512i q[4], __m512i sc[4]) {
+  const __m512i low_mask = _mm512_set1_epi8(0x0f), high_mask = _mm512_set1_epi8(0x30);
+  // qh's 2-bit parts for the quants of ql's first and second 32 bytes (low nibbles),
+  // shifted into bits 4..5; the high nibbles take them from 2 bits further up.
+  const __m512i low_shift = _mm512_setr_epi64(4, 4, 4, 4, 2, 2, 2, 2);
+  const __m512i high_shift = _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2);
+  for (int half_block = 0; half_block < 2; ++half_block) {
+    const __m512i ql = load512(wb + 64 * half_block);
+    const __m512i qh = _mm512_broadcast_i64x4(load256(wb + 128 + 32 * half_block));
+    q[2 * half_block] =
+        _mm512_or_si512(_mm512_and_si512(ql, low_mask), _mm512_and_si512(_mm512_sllv_epi64(qh, low_shift), high_mask));
+    q[2 * half_block + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), low_mask),
+                                            _mm512_and_si512(_mm512_srlv_epi64(qh, high_shift), high_mask));
+  }
+  const __m512i scales = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(load128(wb + 192)));
+  for (int k = 0; k < 4; ++k) {
+    const __m512i index = _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(4 * k + 1)),
+                                                _mm_set1_epi16(static_cast<int16_t>(4 * k)))),
+        _mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(4 * k + 3)), _mm_set1_epi16(static_cast<int16_t>(4 * k + 2))),
+        1);
+    sc[k] = _mm512_permutexvar_epi16(index, scales);
+  }
+}
+
 // Q6_K: 128 bytes of low nibbles, 64 of 2-bit high parts, 16 int8 scales (one per
 // 16 weights), f16 d. The quants are taken unsigned (0..63) and 32 x (pair sums of
 // the activations) comes off each int16 pair product before the scales, as in the
@@ -385,20 +409,6 @@ TILLER_VNNI void rows_q6_k(const uint8_t* w, uint64_t row_bytes, const uint8_t* 
   constexpr uint64_t kBytes = kQ6_KBytes;
   __m512 acc[R];
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
-  // vpermw indices for the 4 scales of 64 weights: scale 4k + i in 128-bit lane i.
-  __m512i scale_index[4];
-  for (int k = 0; k < 4; ++k) {
-    scale_index[k] = _mm512_inserti64x4(
-        _mm512_castsi256_si512(_mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(4 * k + 1)),
-                                                _mm_set1_epi16(static_cast<int16_t>(4 * k)))),
-        _mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(4 * k + 3)), _mm_set1_epi16(static_cast<int16_t>(4 * k + 2))),
-        1);
-  }
-  const __m512i low_mask = _mm512_set1_epi8(0x0f), high_mask = _mm512_set1_epi8(0x30);
-  // qh's 2-bit parts for the quants of ql's first and second 32 bytes (low nibbles),
-  // shifted into bits 4..5; the high nibbles take them from 2 bits further up.
-  const __m512i low_shift = _mm512_setr_epi64(4, 4, 4, 4, 2, 2, 2, 2);
-  const __m512i high_shift = _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2);
   for (int64_t b = 0; b < n / 256; ++b) {
     const uint8_t* xb = x + static_cast<uint64_t>(b) * kQ8_KActBytes;
     const float dx = load_f32(xb);
@@ -410,21 +420,11 @@ TILLER_VNNI void rows_q6_k(const uint8_t* w, uint64_t row_bytes, const uint8_t* 
     for (int r = 0; r < R; ++r) {
       const uint8_t* wb = w + static_cast<uint64_t>(r) * row_bytes + static_cast<uint64_t>(b) * kBytes;
       for (uint64_t line = 0; line < kBytes; line += 64) prefetch(wb + line);
-      const __m512i scales = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(load128(wb + 192)));
+      __m512i q[4], sc[4];
+      unpack_q6_k(wb, q, sc);
       __m512i sumi = _mm512_setzero_si512();
-      for (int half_block = 0; half_block < 2; ++half_block) {
-        const __m512i ql = load512(wb + 64 * half_block);
-        const __m512i qh = _mm512_broadcast_i64x4(load256(wb + 128 + 32 * half_block));
-        const __m512i q[2] = {
-            _mm512_or_si512(_mm512_and_si512(ql, low_mask), _mm512_and_si512(_mm512_sllv_epi64(qh, low_shift), high_mask)),
-            _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), low_mask),
-                            _mm512_and_si512(_mm512_srlv_epi64(qh, high_shift), high_mask)),
-        };
-        for (int i = 0; i < 2; ++i) {
-          const int k = 2 * half_block + i;
-          const __m512i products = _mm512_sub_epi16(_mm512_maddubs_epi16(q[i], y[k]), offsets[k]);
-          sumi = _mm512_dpwssd_epi32(sumi, products, _mm512_permutexvar_epi16(scale_index[k], scales));
-        }
+      for (int k = 0; k < 4; ++k) {
+        sumi = _mm512_dpwssd_epi32(sumi, _mm512_sub_epi16(_mm512_maddubs_epi16(q[k], y[k]), offsets[k]), sc[k]);
       }
       acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_set1_ps(half(wb + 208) * dx), acc[r]);
     }
@@ -443,17 +443,6 @@ TILLER_VNNI void rows_q6_k_by(const uint8_t* w, uint64_t row_bytes, const uint8_
   for (int r = 0; r < R; ++r) {
     for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
   }
-  __m512i scale_index[4];
-  for (int k = 0; k < 4; ++k) {
-    scale_index[k] = _mm512_inserti64x4(
-        _mm512_castsi256_si512(_mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(4 * k + 1)),
-                                                _mm_set1_epi16(static_cast<int16_t>(4 * k)))),
-        _mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(4 * k + 3)), _mm_set1_epi16(static_cast<int16_t>(4 * k + 2))),
-        1);
-  }
-  const __m512i low_mask = _mm512_set1_epi8(0x0f), high_mask = _mm512_set1_epi8(0x30);
-  const __m512i low_shift = _mm512_setr_epi64(4, 4, 4, 4, 2, 2, 2, 2);
-  const __m512i high_shift = _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2);
   for (int64_t b = 0; b < n / 256; ++b) {
     const uint8_t* xb[T];
     float dx[T];
@@ -466,17 +455,8 @@ TILLER_VNNI void rows_q6_k_by(const uint8_t* w, uint64_t row_bytes, const uint8_
     for (int r = 0; r < R; ++r) {
       const uint8_t* wb = w + static_cast<uint64_t>(r) * row_bytes + static_cast<uint64_t>(b) * kBytes;
       for (uint64_t line = 0; line < kBytes; line += 64) prefetch(wb + line);
-      const __m512i scales = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(load128(wb + 192)));
       __m512i q[4], sc[4];
-      for (int half_block = 0; half_block < 2; ++half_block) {
-        const __m512i ql = load512(wb + 64 * half_block);
-        const __m512i qh = _mm512_broadcast_i64x4(load256(wb + 128 + 32 * half_block));
-        q[2 * half_block] =
-            _mm512_or_si512(_mm512_and_si512(ql, low_mask), _mm512_and_si512(_mm512_sllv_epi64(qh, low_shift), high_mask));
-        q[2 * half_block + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), low_mask),
-                                                _mm512_and_si512(_mm512_srlv_epi64(qh, high_shift), high_mask));
-      }
-      for (int k = 0; k < 4; ++k) sc[k] = _mm512_permutexvar_epi16(scale_index[k], scales);
+      unpack_q6_k(wb, q, sc);
       const float d = half(wb + 208);
       for (int t = 0; t < T; ++t) {
         __m512i sumi = _mm512_setzero_si512();
@@ -578,17 +558,22 @@ TILLER_VNNI float one_row(const uint8_t* w, const uint8_t* x, int64_t n) {
   return out;
 }
 
-// No `four` kernels: generation reads the weights one row at a time (RowKernels
-// falls back to `one` row by row), as one linear stream that the prefetchers
-// follow. Four rows read side by side, each block of one then the same block of
-// the next, drew half the bandwidth on a Zen 5 (one activation row against a
-// 1536 x 65536 matrix, 1 thread: Q8_0 9.3 against 19.6 GB/s, Q4_K 10.9 against
-// 15.7, Q6_K 8.9 against 14.2), and a Llama-3.2-1B-shaped Q4_K_M model generated
-// 14 tokens/s against 22. The kernels keep their row count R, and the _by kernels
-// their four rows: several activation rows make those compute-bound instead.
+// kRowKernelRows weight rows one after the other, each read whole before the next:
+// generation reads the weights as one linear stream, which the prefetchers follow.
+// Four rows read side by side (each block of one, then the same block of the next)
+// drew half the bandwidth on a Zen 5 (one activation row against a 1536 x 65536
+// matrix, 1 thread: Q8_0 9.3 against 19.6 GB/s, Q4_K 10.9 against 15.7, Q6_K 8.9
+// against 14.2), and a Llama-3.2-1B-shaped Q4_K_M model generated 14 tokens/s
+// against 22. Every row's arithmetic is the single row's. The _by kernels keep four
+// rows side by side: several activation rows make them compute-bound instead.
+template <QuantizedRows rows>
+TILLER_VNNI void rows_in_turn(const uint8_t* w, uint64_t row_bytes, const uint8_t* x, int64_t n, float* out) {
+  for (int r = 0; r < kRowKernelRows; ++r) rows(w + static_cast<uint64_t>(r) * row_bytes, 0, x, n, out + r);
+}
+
 template <class F>
 constexpr RowKernels kernels_32() {
-  return {one_row<rows_32<F, 1>>, nullptr, rows_32_by_any<F>};
+  return {one_row<rows_32<F, 1>>, rows_in_turn<rows_32<F, 1>>, rows_32_by_any<F>};
 }
 
 }  // namespace
@@ -603,9 +588,9 @@ RowKernels vnni_row_kernels(TensorType weight_type) {
     case TensorType::Q5_1: return kernels_32<Q5_1>();
     case TensorType::Q8_0: return kernels_32<Q8_0>();
     case TensorType::IQ4_NL: return kernels_32<IQ4_NL>();
-    case TensorType::IQ4_XS: return {one_row<rows_iq4_xs<1>>, nullptr};
-    case TensorType::Q4_K: return {one_row<rows_q4_k<1>>, nullptr, rows_k_by_any<Q4_KBy>};
-    case TensorType::Q6_K: return {one_row<rows_q6_k<1>>, nullptr, rows_k_by_any<Q6_KBy>};
+    case TensorType::IQ4_XS: return {one_row<rows_iq4_xs<1>>, rows_in_turn<rows_iq4_xs<1>>};
+    case TensorType::Q4_K: return {one_row<rows_q4_k<1>>, rows_in_turn<rows_q4_k<1>>, rows_k_by_any<Q4_KBy>};
+    case TensorType::Q6_K: return {one_row<rows_q6_k<1>>, rows_in_turn<rows_q6_k<1>>, rows_k_by_any<Q6_KBy>};
     default: return {};  // Q5_K, Q2_K, Q3_K, F16, BF16: the AVX2 kernels
   }
 #else
