@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -47,6 +48,12 @@ TEST(Attention, MatchesAPlainReference) {
       ops::causal_attention(q.data(), c.n_tokens, c.first_position, {keys.data(), values.data()},
                             {c.n_head, c.n_head_kv, c.head_dim}, c.window, scale, out.data(), scores.data(), n_ctx,
                             pool, level);
+      // In place (the block pass writes the heads' outputs over their queries): the same bits.
+      std::vector<float> in_place = q;
+      ops::causal_attention(in_place.data(), c.n_tokens, c.first_position, {keys.data(), values.data()},
+                            {c.n_head, c.n_head_kv, c.head_dim}, c.window, scale, in_place.data(), scores.data(), n_ctx,
+                            pool, level);
+      EXPECT_EQ(0, std::memcmp(in_place.data(), out.data(), out.size() * sizeof(float))) << "in place";
       const int64_t group = c.n_head / c.n_head_kv;
       double worst = 0;
       for (int64_t t = 0; t < c.n_tokens; ++t) {

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <iostream>
 #include <map>
 #include <random>
@@ -19,6 +20,8 @@
 #include "tiller/engine.h"
 #include "tiller/model.h"
 #include "tiller/steer.h"
+#include "model/block_pass.h"
+#include "model/model_weights.h"
 
 namespace tiller {
 namespace {
@@ -258,6 +261,35 @@ TEST_P(PackingRealModel, EachPromptEqualsDecodingItAlone) {
                              100 * best.top1(), best.logits);
     EXPECT_LE(best.mean_kl(), 0.005);
     EXPECT_GE(best.top1(), 0.95);
+  }
+}
+
+// A prompt chunk of more than kFfnBlockMinRows rows goes through the FFN a block
+// of hidden units at a time (model/block_pass.h); shorter chunks in one pass. Both
+// must give the same bits: a 100-token prompt in one chunk (blocks) against the
+// same prompt in chunks of 50 (one pass each), at the row kernels' level and at the
+// best (tiled kernels, whose results do not depend on the number of rows either).
+TEST_P(PackingRealModel, FfnInBlocksGivesTheBitsOfOnePass) {
+  TILLER_REQUIRE_MODEL(path, GetParam());
+  const auto model = Model::load(path);
+  const LayerWeights& layer = model->weights().layers[0];
+  ASSERT_TRUE(ffn_in_blocks(model->config(), layer, 100)) << "the case must take the blocks";
+  ASSERT_FALSE(ffn_in_blocks(model->config(), layer, 50));
+  std::vector<TokenId> tokens;
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<TokenId> pick(100, 5000);
+  for (int i = 0; i < 100; ++i) tokens.push_back(pick(rng));
+  for (const KernelLevel level : {row_kernel_level(), best_kernel_level()}) {
+    SCOPED_TRACE(kernel_level_name(level));
+    const Pass blocks = alone(model, engine_at(level), tokens, {.n_ctx = 128, .n_batch = 512});
+    const Pass whole = alone(model, engine_at(level), tokens, {.n_ctx = 128, .n_batch = 50});
+    ASSERT_EQ(blocks.logits.size(), whole.logits.size());
+    EXPECT_EQ(0, std::memcmp(blocks.logits.data(), whole.logits.data(), blocks.logits.size() * sizeof(float)));
+    for (size_t l = 0; l < blocks.hidden.size(); ++l) {
+      ASSERT_EQ(blocks.hidden[l].size(), whole.hidden[l].size());
+      EXPECT_EQ(0, std::memcmp(blocks.hidden[l].data(), whole.hidden[l].data(), blocks.hidden[l].size() * sizeof(float)))
+          << "block " << l;
+    }
   }
 }
 

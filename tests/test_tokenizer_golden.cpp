@@ -6,11 +6,13 @@
 
 #include <map>
 #include <set>
+#include <stdexcept>
 
 #include "support/sha256.h"
 #include "support/test_files.h"
 #include "support/tokenizer_goldens.h"
 #include "tiller/gguf.h"
+#include "tiller/model.h"
 #include "tiller/tokenizer.h"
 
 namespace tiller {
@@ -30,6 +32,30 @@ class TokenizerGolden : public ::testing::TestWithParam<std::string> {
   std::unique_ptr<Tokenizer> tokenizer_;
   json golden_;
 };
+
+// Every token's text finds its id again (the open-addressing index over the texts
+// kept in one string), and a loaded model's file no longer holds the tokenizer's
+// arrays, which the tokenizer has taken over.
+TEST_P(TokenizerGolden, EveryTextFindsItsTokenAndTheModelFileLetsTheArraysGo) {
+  const auto& texts = *file_->get_array("tokenizer.ggml.tokens")->as<std::string>();
+  ASSERT_EQ(static_cast<size_t>(tokenizer_->n_vocab()), texts.size());
+  for (TokenId t = 0; t < tokenizer_->n_vocab(); ++t) {
+    if (texts[static_cast<size_t>(t)].empty()) continue;  // renamed [EMPTY_t]
+    ASSERT_EQ(tokenizer_->token_text(t), texts[static_cast<size_t>(t)]) << t;
+    ASSERT_EQ(tokenizer_->find_token(tokenizer_->token_text(t)), t) << t;
+  }
+  EXPECT_EQ(tokenizer_->find_token("no token has this text \x01"), kNoToken);
+  EXPECT_THROW(tokenizer_->token_text(tokenizer_->n_vocab()), std::out_of_range);
+
+  const auto model = Model::load(testing::real_model_path(GetParam()));  // SetUp found it
+  for (const char* key : {"tokenizer.ggml.tokens", "tokenizer.ggml.merges", "tokenizer.ggml.scores"}) {
+    if (const gguf::Array* array = model->file().get_array(key)) {
+      EXPECT_EQ(array->size(), 0u) << key;
+    }
+  }
+  EXPECT_EQ(model->tokenizer().n_vocab(), tokenizer_->n_vocab());
+  EXPECT_EQ(model->tokenizer().tokenize("Hello world"), tokenizer_->tokenize("Hello world"));
+}
 
 TEST_P(TokenizerGolden, IdsMatchLlamaCppInAllFourModes) {
   const auto corpus = testing::load_tokenizer_corpus();

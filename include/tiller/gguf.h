@@ -100,6 +100,10 @@ class File {
   std::optional<double> get_float(std::string_view key) const;
   std::optional<bool> get_bool(std::string_view key) const;
   const Array* get_array(std::string_view key) const;
+  // Frees a value that has been read into something else (a model's tokenizer
+  // arrays: 128k-token vocabularies and their merges take tens of MiB as strings);
+  // the key stays, holding an empty array of its element type.
+  void release_array(std::string_view key);
 
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
   const TensorInfo* find_tensor(std::string_view name) const;

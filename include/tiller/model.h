@@ -33,6 +33,8 @@ class Model {
   std::string_view family_models() const;
   const Family& family() const { return *family_; }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
+  // The file, its metadata read; the tokenizer's arrays (tokens, scores, types,
+  // merges) are left empty, held by tokenizer() instead.
   const gguf::File& file() const { return file_; }
   const ModelWeights& weights() const { return *weights_; }
 

@@ -214,4 +214,12 @@ std::span<const uint8_t> File::row_data(const TensorInfo& tensor, int64_t row) c
   return tensor_data(tensor).subspan(static_cast<uint64_t>(row) * row_bytes, row_bytes);
 }
 
+void File::release_array(std::string_view key) {
+  const auto it = metadata_index_.find(std::string(key));
+  if (it == metadata_index_.end()) return;
+  if (auto* array = std::get_if<Array>(&metadata_[it->second].second.data)) {
+    std::visit([](auto& items) { std::remove_reference_t<decltype(items)>().swap(items); }, array->items);
+  }
+}
+
 }  // namespace tiller::gguf

@@ -18,7 +18,8 @@ namespace tiller {
 
 // The named activations of one chunk, [n_batch x width] each, allocated once per session.
 struct Activations {
-  std::vector<float> residual, normed, q, k, v, attention, projected, gate, up;
+  std::vector<float> residual, normed, q, k, v, projected, gate, up;  // q: then the attention's output
+  std::vector<uint8_t> hidden_quantized;  // a prompt's FFN hidden rows for the down projection
   std::vector<float> scores;           // attention scores, n_ctx per thread
   std::vector<int32_t> positions;      // each row's position (RoPE, learned positions, hooks)
   std::vector<int32_t> logit_rows;     // rows of the chunk whose logits are wanted
@@ -50,6 +51,19 @@ struct ChunkContext {
   bool independent_rows = false;       // decode_step: matmuls compute each row as if alone (ops/matmul.h)
 };
 
+// A prompt chunk's FFN goes kFfnBlockColumns hidden units at a time
+// (BlockPass::feed_forward), with the same results as in one pass, when the chunk
+// has more than kFfnBlockMinRows rows, n_ff is a whole number of 256-unit
+// quantization blocks (the last FFN block may be shorter) and the down projection
+// has integer kernels.
+inline constexpr int64_t kFfnBlockColumns = 1024;
+inline constexpr int64_t kFfnBlockMinRows = 64;
+bool ffn_in_blocks(const ModelConfig& config, const LayerWeights& weights, int64_t n_rows);
+// What a session's Activations need for chunks of up to n_batch rows: floats in
+// each of gate and up, bytes in hidden_quantized.
+size_t ffn_buffer_floats(const ModelConfig& config, const ModelWeights& weights, int64_t n_batch);
+size_t ffn_quantized_bytes(const ModelConfig& config, const ModelWeights& weights, int64_t n_batch);
+
 class BlockPass {
  public:
   BlockPass(const ChunkContext& chunk, int64_t layer);
@@ -75,6 +89,9 @@ class BlockPass {
  private:
   template <typename Body>
   void for_rows(Body&& body);
+  // Hidden units [first, first + columns) of normed() into gate: the gate and up
+  // rows given (those units' rows of the layer's), the activation.
+  void hidden_units(const ops::WeightMatrix& gate, const ops::WeightMatrix& up, int64_t first, int64_t columns);
   void add_bias(std::vector<float>& rows, const std::vector<float>& bias, int64_t width);
   const ChunkContext& c_;
   const ModelConfig& config_;

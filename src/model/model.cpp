@@ -51,6 +51,11 @@ std::shared_ptr<const Model> Model::load(const std::string& path) {
   model->family_ = &family_of(model->config_, file.name());
   check_config(model->config_, file.name());
   model->tokenizer_ = Tokenizer::from_gguf(file);
+  // The tokenizer holds its own copies; the file's would stay resident for nothing.
+  for (const char* key : {"tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type",
+                          "tokenizer.ggml.merges"}) {
+    model->file_.release_array(key);
+  }
   auto weights = std::make_unique<ModelWeights>();
   model->family_->bind(WeightBinder(file), model->config_, *weights);
   model->weights_ = std::move(weights);

@@ -68,11 +68,11 @@ Session::Session(std::shared_ptr<const Model> model, std::shared_ptr<Engine> eng
   b.normed.resize(b.residual.size());
   b.projected.resize(b.residual.size());
   b.q.resize(rows * static_cast<size_t>(c.n_head * c.head_dim));
-  b.attention.resize(b.q.size());
   b.k.resize(rows * static_cast<size_t>(c.n_head_kv * c.head_dim));
   b.v.resize(b.k.size());
-  b.gate.resize(rows * static_cast<size_t>(c.n_ff));
+  b.gate.resize(ffn_buffer_floats(c, w, n_batch_));
   b.up.resize(b.gate.size());
+  b.hidden_quantized.resize(ffn_quantized_bytes(c, w, n_batch_));
   b.positions.resize(rows);
   b.logit_rows.resize(rows);
   b.slots.resize(rows);

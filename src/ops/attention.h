@@ -44,6 +44,8 @@ struct KvCacheView {
 // (F16C), with the portable softmax; Avx512Vnni 16, with exp_avx512's e^x. Head
 // sizes a kernel does not take (not a multiple of its width, or above 256) go to the
 // level below's.
+// out may be q itself: each kernel reads its query heads before it writes their
+// outputs, and no head reads another's query.
 inline constexpr int64_t kAttentionScoreRows = 4;
 void causal_attention(const float* q, int64_t n_tokens, int64_t first_position, KvCacheView cache,
                       const AttentionShape& shape, int64_t window, float scale, float* out, float* scores,

@@ -112,12 +112,23 @@ void quantized_matmul(const WeightMatrix& w, const float* x, int64_t n_rows, flo
   thread_local std::vector<uint8_t> activations;
   activations.resize(static_cast<size_t>(n_rows) * row_bytes);
   quantize_rows(format, x, n_rows, w.n_in, activations.data(), row_bytes, pool, level);
-  MatmulJob job{&w, activations.data(), row_bytes, n_rows, out, kernels.one, kernels.four, kernels.four_by};
+  quantized_matmul_quantized(w, activations.data(), n_rows, out, pool, level, independent_rows);
+}
+
+bool takes_quantized_activations(TensorType weight_type) { return has_kernels(weight_type); }
+
+void quantized_matmul_quantized(const WeightMatrix& w, const uint8_t* x, int64_t n_rows, float* out, ThreadPool& pool,
+                                KernelLevel level, bool independent_rows) {
+  const RowKernels kernels = row_kernels(w.type, level);
+  if (kernels.one == nullptr) fail("matmul: {} ({}) has no integer kernels", w.name, tensor_type_name(w.type));
+  const ActivationFormat format = activation_format(w.type);
+  const uint64_t row_bytes = activation_row_bytes(format, w.n_in);
+  MatmulJob job{&w, x, row_bytes, n_rows, out, kernels.one, kernels.four, kernels.four_by};
   thread_local TiledActivationBuffers tiled_buffers;
   TiledActivations tiled_x;
   job.tiled = independent_rows ? nullptr : tiled_for(w.type, n_rows, level);
   if (job.tiled != nullptr) {
-    tiled_x = prepare_tiled_activations(format, activations.data(), n_rows, w.n_in, tiled_buffers);
+    tiled_x = prepare_tiled_activations(format, x, n_rows, w.n_in, tiled_buffers);
     job.tiled_x = &tiled_x;
     job.group = kPanelRows;
   }

@@ -54,6 +54,15 @@ QuantizedDot quantized_dot(TensorType weight_type, KernelLevel level);
 void quantized_matmul(const WeightMatrix& w, const float* x, int64_t n_rows, float* out, ThreadPool& pool,
                       KernelLevel level, bool independent_rows = false);
 
+// quantized_matmul on activations quantized already: n_rows rows of
+// activation_row_bytes(activation_format(w.type), w.n_in) bytes, as quantize_rows
+// writes them. Each activation block is quantized on its own, so a caller may fill
+// the rows a range of whole blocks at a time (BlockPass's FFN does) and get the
+// bits of quantized_matmul on the whole rows. For types with integer kernels only.
+bool takes_quantized_activations(TensorType weight_type);
+void quantized_matmul_quantized(const WeightMatrix& w, const uint8_t* x, int64_t n_rows, float* out, ThreadPool& pool,
+                                KernelLevel level, bool independent_rows = false);
+
 // Several matrices reading the same input x (Q, K and V; gate and up) in one
 // parallel region: one fork-join instead of one per matrix, and the activations
 // quantized once per format. Results equal separate quantized_matmul calls.

@@ -55,6 +55,14 @@ float dot(const float* a, const float* b, int64_t n, KernelLevel level) {
   return dot_portable(a, b, n);
 }
 
+WeightMatrix output_rows(const WeightMatrix& w, int64_t first, int64_t count) {
+  if (first < 0 || count < 0 || first + count > w.n_out) fail("{}: rows {}..{} of {}", w.name, first, first + count, w.n_out);
+  WeightMatrix part = w;
+  part.data = w.data + static_cast<uint64_t>(first) * w.row_bytes;
+  part.n_out = count;
+  return part;
+}
+
 void weight_row(const WeightMatrix& w, int64_t row, float* out) {
   dequantize_row(w.type, {w.data + static_cast<uint64_t>(row) * w.row_bytes, w.row_bytes},
                  {out, static_cast<size_t>(w.n_in)});

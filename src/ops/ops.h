@@ -69,6 +69,9 @@ void matmul(const WeightMatrix& w, const float* x, int64_t n_rows, float* out, T
 void matmul_reference(const WeightMatrix& w, const float* x, int64_t n_rows, float* out, ThreadPool& pool,
                       KernelLevel level);
 
+// The weight rows [first, first + count) as a matrix of their own, in place.
+WeightMatrix output_rows(const WeightMatrix& w, int64_t first, int64_t count);
+
 // One row of a weight matrix as floats (embedding look-up).
 void weight_row(const WeightMatrix& w, int64_t row, float* out);
 

@@ -55,7 +55,7 @@ class ByteLevelBpe final : public Tokenizer {
   }
 
   std::string normal_piece(TokenId token) const override {
-    const std::string& text = token_text(token);
+    const std::string_view text = token_text(token);
     std::string bytes;
     size_t i = 0;
     while (i < text.size()) {
@@ -66,7 +66,8 @@ class ByteLevelBpe final : public Tokenizer {
       } else {
         bytes += "[UNK_BYTE_0x";  // what llama.cpp writes for a character outside the alphabet
         for (size_t k = 0; k < length; ++k) bytes += fmt::format("{:02x}", static_cast<unsigned char>(text[i + k]));
-        bytes += text + "]";
+        bytes += text;
+        bytes += "]";
       }
       i += length;
     }

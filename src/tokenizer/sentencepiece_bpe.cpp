@@ -52,7 +52,7 @@ class SentencePieceBpe final : public Tokenizer {
   }
 
   std::string normal_piece(TokenId token) const override {
-    const std::string& text = token_text(token);
+    const std::string_view text = token_text(token);
     std::string out;
     for (size_t i = 0; i < text.size();) {
       if (text.compare(i, kSpaceMark.size(), kSpaceMark) == 0) {

@@ -9,6 +9,7 @@
 #include <set>
 #include <unordered_map>
 #include <unordered_set>
+#include <stdexcept>
 #include <utility>
 
 #include "tiller/printable.h"
@@ -19,7 +20,27 @@
 namespace tiller {
 
 struct Tokenizer::TextIndex {
-  std::unordered_map<std::string_view, TokenId> ids;
+  // Token ids by text: open addressing over a power-of-two table of ids, at most
+  // half full, the texts themselves compared in the tokenizer's list. A 128k-token
+  // vocabulary takes 1 MiB here, where a node-based map took 7.
+  std::vector<TokenId> slots;
+
+  static size_t hash(std::string_view text) { return std::hash<std::string_view>{}(text); }
+  void reserve(size_t n) {
+    size_t size = 16;
+    while (size < 2 * n) size *= 2;
+    slots.assign(size, kNoToken);
+  }
+  // The slot holding `text`, or the empty slot where it would go.
+  size_t slot_of(std::string_view text, const Texts& texts) const {
+    const size_t mask = slots.size() - 1;
+    size_t i = hash(text) & mask;
+    while (slots[i] != kNoToken && texts[static_cast<size_t>(slots[i])] != text) i = (i + 1) & mask;
+    return i;
+  }
+  TokenId find(std::string_view text, const Texts& texts) const {
+    return slots.empty() ? kNoToken : slots[slot_of(text, texts)];
+  }
   // A byte trie over the special tokens' texts, to find every occurrence in one pass.
   struct Node {
     std::vector<std::pair<unsigned char, int32_t>> children;  // sorted by byte
@@ -96,13 +117,32 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const gguf::File& file) {
   fail("{}: tokenizer model '{}' is not supported (supported: gpt2, llama)", file.name(), printable(model));
 }
 
+void Tokenizer::Texts::assign(const std::vector<std::string>& texts) {
+  size_t total = 0;
+  for (const std::string& text : texts) total += text.size();
+  chars_.clear();
+  chars_.reserve(total);
+  starts_.assign(1, 0);
+  starts_.reserve(texts.size() + 1);
+  for (size_t t = 0; t < texts.size(); ++t) {
+    // An empty text is named as llama.cpp names it.
+    chars_ += texts[t].empty() ? "[EMPTY_" + std::to_string(t) + "]" : texts[t];
+    starts_.push_back(chars_.size());
+  }
+}
+
+std::string_view Tokenizer::Texts::at(size_t i) const {
+  if (i >= size()) throw std::out_of_range("token id outside the vocabulary");
+  return (*this)[i];
+}
+
 void Tokenizer::load_vocabulary(const gguf::File& file) {
   const gguf::Array* tokens = file.get_array("tokenizer.ggml.tokens");
   if (tokens == nullptr || tokens->as<std::string>() == nullptr) {
     fail("{}: tokenizer.ggml.tokens is missing or not an array of strings", file.name());
   }
-  texts_ = *tokens->as<std::string>();
-  const size_t n = texts_.size();
+  const std::vector<std::string>& texts = *tokens->as<std::string>();
+  const size_t n = texts.size();
   if (n == 0 || n > static_cast<size_t>(INT32_MAX)) fail("{}: vocabulary of {} tokens", file.name(), n);
 
   scores_.assign(n, 0.0f);
@@ -126,14 +166,12 @@ void Tokenizer::load_vocabulary(const gguf::File& file) {
   }
 
   auto index = std::make_shared<TextIndex>();
-  index->ids.reserve(n);
+  index->reserve(n);
+  texts_.assign(texts);
   for (size_t t = 0; t < n; ++t) {
-    if (texts_[t].empty()) texts_[t] = "[EMPTY_" + std::to_string(t) + "]";  // as llama.cpp names them
-  }
-  for (size_t t = 0; t < n; ++t) {
-    if (!index->ids.emplace(texts_[t], static_cast<TokenId>(t)).second) {
-      fail("{}: token {} repeats the text of token {}", file.name(), t, index->ids[texts_[t]]);
-    }
+    TokenId& slot = index->slots[index->slot_of(texts_[t], texts_)];
+    if (slot != kNoToken) fail("{}: token {} repeats the text of token {}", file.name(), t, slot);
+    slot = static_cast<TokenId>(t);
   }
   index_ = index;
 
@@ -207,8 +245,7 @@ void Tokenizer::assign_roles_by_text() {
 }
 
 TokenId Tokenizer::find_token(std::string_view text) const {
-  const auto it = index_->ids.find(text);
-  return it == index_->ids.end() ? kNoToken : it->second;
+  return index_ ? index_->find(text, texts_) : kNoToken;
 }
 
 bool Tokenizer::is_end_of_generation(TokenId token) const {
@@ -236,7 +273,7 @@ std::vector<Tokenizer::Fragment> Tokenizer::split_special(std::string_view text,
     if (present.empty()) break;
     if (present.erase(token) == 0) continue;
     if (!parse_special && (attrs_[static_cast<size_t>(token)] & (kAttrControl | kAttrUnknown))) continue;
-    const std::string& special = texts_[static_cast<size_t>(token)];
+    const std::string_view special = texts_[static_cast<size_t>(token)];
     // The uncut stretches of text, each searched left to right.
     std::vector<std::pair<size_t, size_t>> gaps;
     size_t position = 0;
@@ -285,14 +322,14 @@ std::string Tokenizer::token_to_piece(TokenId token, bool render_special) const 
   if (token < 0 || token >= n_vocab()) fail("token id {} is outside the vocabulary of {}", token, n_vocab());
   const uint32_t attr = attrs_[static_cast<size_t>(token)];
   if (!render_special && (attr & (kAttrControl | kAttrUnknown))) return {};
-  const std::string& text = texts_[static_cast<size_t>(token)];
-  if (attr & (kAttrControl | kAttrUnknown | kAttrUserDefined)) return text;
+  const std::string_view text = texts_[static_cast<size_t>(token)];
+  if (attr & (kAttrControl | kAttrUnknown | kAttrUserDefined)) return std::string(text);
   if (attr & kAttrNormal) return normal_piece(token);
   if (attr & kAttrByte) {
     // "<0xAB>" in SentencePiece vocabularies; byte-level ones hold the mapped character.
     if (text.size() == 6 && text.starts_with("<0x")) {
       // strtol, as llama.cpp reads it: malformed digits give 0 rather than an error.
-      const std::string digits = text.substr(3, 2);
+      const std::string digits(text.substr(3, 2));
       return std::string(1, static_cast<char>(std::strtol(digits.c_str(), nullptr, 16)));
     }
     uint8_t byte = 0;
