@@ -305,8 +305,13 @@ TILLER_VNNI void rows_q4_k(const uint8_t* w, uint64_t row_bytes, const uint8_t* 
       __m512i q[4], sc[4];
       __m128i mins;
       unpack_q4_k(wb, q, sc, mins);
-      __m512i sumi = _mm512_setzero_si512();
-      for (int c = 0; c < 4; ++c) sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(q[c], y[c]), sc[c]);
+      // Two chains of two vpdpwssd each instead of one of four: the block's latency
+      // bounds a single row's throughput. Integer sums, so the same bits either way.
+      __m512i even = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_maddubs_epi16(q[0], y[0]), sc[0]);
+      __m512i odd = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_maddubs_epi16(q[1], y[1]), sc[1]);
+      even = _mm512_dpwssd_epi32(even, _mm512_maddubs_epi16(q[2], y[2]), sc[2]);
+      odd = _mm512_dpwssd_epi32(odd, _mm512_maddubs_epi16(q[3], y[3]), sc[3]);
+      const __m512i sumi = _mm512_add_epi32(even, odd);
       acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_set1_ps(half(wb) * dx), acc[r]);
       minimums[r] = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_madd_epi16(mins, sub_sums)), _mm_set1_ps(half(wb + 2) * dx),
                                  minimums[r]);
@@ -422,10 +427,12 @@ TILLER_VNNI void rows_q6_k(const uint8_t* w, uint64_t row_bytes, const uint8_t* 
       for (uint64_t line = 0; line < kBytes; line += 64) prefetch(wb + line);
       __m512i q[4], sc[4];
       unpack_q6_k(wb, q, sc);
-      __m512i sumi = _mm512_setzero_si512();
+      __m512i chains[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};  // as in rows_q4_k
       for (int k = 0; k < 4; ++k) {
-        sumi = _mm512_dpwssd_epi32(sumi, _mm512_sub_epi16(_mm512_maddubs_epi16(q[k], y[k]), offsets[k]), sc[k]);
+        chains[k % 2] =
+            _mm512_dpwssd_epi32(chains[k % 2], _mm512_sub_epi16(_mm512_maddubs_epi16(q[k], y[k]), offsets[k]), sc[k]);
       }
+      const __m512i sumi = _mm512_add_epi32(chains[0], chains[1]);
       acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_set1_ps(half(wb + 208) * dx), acc[r]);
     }
   }
