@@ -1,6 +1,7 @@
 // The writer's output read back: every key, every tensor, identical.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <random>
 
 #include "support/bad_gguf_corpus.h"
@@ -213,6 +214,24 @@ TEST(Reader, TinyModelHyperParameters) {
   EXPECT_EQ(config.n_vocab, 300);
   EXPECT_TRUE(config.has_output_weight);
   EXPECT_EQ(file.tensors().size(), 3u + 9u * 3u);
+}
+
+// Read into memory, with two tensors left mapped from the file in place (their
+// whole pages), a model's every tensor has the bytes of the plain mapping.
+TEST(GgufResidence, ReadWithATensorLeftMappedGivesTheMappedBytes) {
+  TILLER_REQUIRE_MODEL(path, "smollm2-135m-instruct");
+  const gguf::File mapped = gguf::File::open(path);
+  const gguf::File read = gguf::File::open(path, gguf::Residence::Read, [](const gguf::File&, const gguf::TensorInfo& t) {
+    return t.name == "token_embd.weight" || t.name == "blk.3.ffn_up.weight";
+  });
+  ASSERT_EQ(mapped.tensors().size(), read.tensors().size());
+  for (const gguf::TensorInfo& tensor : mapped.tensors()) {
+    const auto a = mapped.tensor_data(tensor);
+    const auto b = read.tensor_data(*read.find_tensor(tensor.name));
+    ASSERT_EQ(a.size(), b.size()) << tensor.name;
+    ASSERT_EQ(0, std::memcmp(a.data(), b.data(), a.size())) << tensor.name;
+  }
+  EXPECT_EQ(mapped.metadata(), read.metadata());
 }
 
 }  // namespace

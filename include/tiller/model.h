@@ -23,8 +23,16 @@ struct Family;  // an architecture family (src/model/family.h)
 
 class Model {
  public:
-  // Maps the file and binds every weight, checking names, shapes and types.
-  static std::shared_ptr<const Model> load(const std::string& path);
+  // Reads the file (or, with mmap, maps it) and binds every weight, checking names,
+  // shapes and types. The default reads the weights into memory, huge pages where
+  // the kernel allows (gguf::Residence says why); mmap maps the file instead, as
+  // llama.cpp does by default: a faster load, pages shared between processes,
+  // slower generation.
+  struct LoadOptions {
+    bool mmap = false;
+  };
+  static std::shared_ptr<const Model> load(const std::string& path, const LoadOptions& options);
+  static std::shared_ptr<const Model> load(const std::string& path) { return load(path, LoadOptions{}); }
   ~Model();
 
   const ModelConfig& config() const { return config_; }

@@ -66,7 +66,7 @@ BenchRun run_benchmarks(const BenchOptions& options) {
   const std::string path = resolve_model(options.model);
   run.model_name = std::filesystem::path(path).stem().string();
   const auto start = std::chrono::steady_clock::now();
-  const auto model = Model::load(path);
+  const auto model = load_model(path);
   run.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   run.footprint = model_footprint(*model);
 

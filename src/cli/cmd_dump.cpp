@@ -31,7 +31,7 @@ struct DumpOptions {
 
 void run(const DumpOptions& options) {
   const std::string text = options.input.read();
-  const auto model = Model::load(resolve_model(options.model));
+  const auto model = load_model(resolve_model(options.model));
   std::map<std::string, std::vector<float>> wanted;
   for (const std::string& request : options.hooks) {
     for (const HookLocation& at : parse_hook_request(request, model->config().n_layer)) {

@@ -66,7 +66,7 @@ void print_table(const EvalResult& r) {
 
 void run(const EvalCommandOptions& o) {
   const EvalSpec spec = EvalSpec::load(o.spec);
-  const auto model = Model::load(resolve_model(o.model));
+  const auto model = load_model(resolve_model(o.model));
   const auto engine = make_engine(o.threads);
   const std::optional<SteeringSpec> steering_spec = chosen_steering(o, spec);
   std::shared_ptr<const Steering> steering;

@@ -37,7 +37,7 @@ struct LogitsOptions {
 
 void run(const LogitsOptions& options) {
   const std::string text = options.input.read();
-  const auto model = Model::load(resolve_model(options.model));
+  const auto model = load_model(resolve_model(options.model));
   const auto ids = model->tokenizer().tokenize(text, {true, false});
   if (ids.empty()) fail("the text has no tokens");
   const int n_ctx = options.n_ctx > 0 ? options.n_ctx : static_cast<int>(ids.size());

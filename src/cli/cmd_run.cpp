@@ -87,7 +87,7 @@ void run_compare(const RunOptions& options, const std::shared_ptr<const Model>& 
 
 void run(const RunOptions& options) {
   const std::string text = options.prompt.read();
-  const auto model = Model::load(resolve_model(options.model));
+  const auto model = load_model(resolve_model(options.model));
   if (!options.chat && !options.system.empty()) fail("--system needs --chat");
   const PromptFormat format =
       options.chat ? PromptFormat::chat_with(*model, options.chat_template, options.system) : PromptFormat::plain();

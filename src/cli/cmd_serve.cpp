@@ -29,6 +29,7 @@ struct ServeOptions {
 void serve(ServeOptions& options) {
   server::ServerOptions config = options.server;
   config.model_path = resolve_model(options.model);
+  config.mmap = mmap_requested();
   config.engine = {.n_threads = options.threads, .kernels = kernels_from_environment()};
 
   // A client that disconnects turns the next write into SIGPIPE, which would end

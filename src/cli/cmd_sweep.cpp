@@ -131,7 +131,7 @@ void run(const SweepOptions& options) {
   // measuring anything (a bad block, a missing file) leaves no claim on DIR.
   bool header_due = fresh;
 
-  const auto model = Model::load(model_path);
+  const auto model = load_model(model_path);
   const auto engine = make_engine(options.threads);
   std::optional<ProgressBar> progress;
   run_options.progress = [&](size_t done, size_t total) {

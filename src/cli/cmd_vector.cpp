@@ -46,7 +46,7 @@ struct InspectOptions {
 };
 
 void run_actadd(const ActAddOptions& o) {
-  const auto model = Model::load(resolve_model(o.model));
+  const auto model = load_model(resolve_model(o.model));
   const ActAddTensor tensor = make_actadd_tensor(model, {o.positive, o.negative, o.layer}, make_engine(o.threads));
   write_actadd_tensor(o.out, tensor, model->config().architecture);
   fmt::print("{}: ActAdd tensor of {} rows x {} at blocks.{}.hook_resid_pre\n", o.out, tensor.n_rows, tensor.width,

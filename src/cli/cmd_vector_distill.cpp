@@ -150,7 +150,7 @@ void run(const DistillCommandOptions& o) {
   const std::vector<std::string> train_text = read_prompts(o.prompts);
   const std::vector<std::string> eval_text = read_prompts(o.eval_prompts);
 
-  const auto model = Model::load(resolve_model(o.model));
+  const auto model = load_model(resolve_model(o.model));
   options.ranges = parse_ranges(o.ranges, model->config().n_layer);
   const auto train = render(*model, o.chat_template, o.system, train_text);
   const auto eval = render(*model, o.chat_template, o.system, eval_text);

@@ -70,7 +70,7 @@ void run(const TrainCommandOptions& o) {
   train.n_batch = o.batch;
   if (!o.chat && (!o.system.empty() || !o.chat_template.empty())) fail("--system and --chat-template need --chat");
 
-  const auto model = Model::load(resolve_model(o.model));
+  const auto model = load_model(resolve_model(o.model));
   const ModelConfig& config = model->config();
   train.layers = parse_block_range(o.layers, config.n_layer);
   const PromptFormat format = o.chat ? PromptFormat::chat_with(*model, o.chat_template, o.system) : PromptFormat::plain();

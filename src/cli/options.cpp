@@ -11,9 +11,20 @@
 
 namespace tiller::cli {
 
+namespace {
+bool g_mmap = false;  // one command line per process
+}
+
 void add_model_option(CLI::App* command, std::string& model) {
   command->add_option("-m,--model", model, "Model name or .gguf path")->capture_default_str();
+  command->add_flag("--mmap", g_mmap,
+                    "Map the model file instead of reading it into memory: a faster load, pages shared between "
+                    "processes, slower generation (4 KiB pages instead of huge ones)");
 }
+
+bool mmap_requested() { return g_mmap; }
+
+std::shared_ptr<const Model> load_model(const std::string& path) { return Model::load(path, {.mmap = g_mmap}); }
 
 int default_thread_count() {
   const unsigned n = std::thread::hardware_concurrency();

@@ -9,12 +9,17 @@
 #include <string>
 
 #include "tiller/engine.h"
+#include "tiller/model.h"
 #include "tiller/sampler.h"
 
 namespace tiller::cli {
 
-// -m/--model: a model name from the cache or a .gguf path.
+// -m/--model: a model name from the cache or a .gguf path; with it --mmap, which
+// load_model follows (Model::LoadOptions).
 void add_model_option(CLI::App* command, std::string& model);
+// Model::load with the --mmap the command line gave.
+std::shared_ptr<const Model> load_model(const std::string& path);
+bool mmap_requested();
 
 // -t/--threads, default: the machine's hardware threads.
 int default_thread_count();

@@ -324,10 +324,23 @@ File File::parse(std::span<const uint8_t> bytes, std::string name) {
   return file;
 }
 
-File File::open(const std::string& path) {
+File File::open(const std::string& path, Residence residence,
+                const std::function<bool(const File&, const TensorInfo&)>& leave_mapped) {
+  // Parsed from a mapping first (only the header's pages are touched), so that the
+  // tensors to leave mapped are known before the file is read.
   auto mapping = std::make_shared<MappedFile>(path);
   File file = parse(mapping->bytes(), path);
   file.mapping_ = std::move(mapping);
+  if (residence == Residence::Read) {
+    std::vector<MappedFile::Range> ranges;
+    for (const TensorInfo& tensor : file.tensors_) {
+      if (leave_mapped && leave_mapped(file, tensor)) ranges.push_back({file.data_offset_ + tensor.offset, tensor.n_bytes});
+    }
+    auto read = std::make_shared<MappedFile>(path, true, ranges);
+    if (read->bytes().size() != file.bytes_.size()) fail("{}: the file changed while it was being opened", path);
+    file.bytes_ = read->bytes();
+    file.mapping_ = std::move(read);
+  }
   return file;
 }
 

@@ -76,7 +76,7 @@ void Server::serve(const std::function<void(const std::string&)>& log) {
   std::exception_ptr load_error;
   std::thread loader([&] {
     try {
-      state.model = Model::load(state.options.model_path);
+      state.model = Model::load(state.options.model_path, {.mmap = state.options.mmap});
       state.n_ctx = state.options.n_ctx > 0 ? state.options.n_ctx : default_context_size(state.model->config());
       try {
         state.chat_format = PromptFormat::chat_with(*state.model).format;

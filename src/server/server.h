@@ -20,6 +20,7 @@ namespace tiller::server {
 
 struct ServerOptions {
   std::string model_path;
+  bool mmap = false;     // map the model file instead of reading it (Model::LoadOptions)
   std::string model_id;  // the name /v1/models lists and responses carry; empty: the file's stem
   std::string host = "127.0.0.1";
   int port = 8080;  // 0: a free port, chosen at bind()
