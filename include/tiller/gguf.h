@@ -85,10 +85,12 @@ class MappedFile;
 // TLB miss per page (a 1B model generated 20-25% faster read than mapped, Zen 5).
 enum class Residence { Mapped, Read };
 
-// A parsed GGUF file. Tensor data stays in the file's mapping; nothing is copied.
+// A parsed GGUF file. Tensor data stays where open() put the file's bytes (its
+// mapping, or the memory it was read into); nothing is copied out of them.
 class File {
  public:
-  // Maps and parses a file; throws tiller::Error naming the file, what was wrong and where.
+  // Maps (or reads, as residence says) and parses a file; throws tiller::Error naming
+  // the file, what was wrong and where.
   // With Residence::Read, the tensors leave_mapped picks stay mapped instead (their
   // whole pages): a token embedding only has its rows looked up.
   static File open(const std::string& path, Residence residence = Residence::Mapped,

@@ -59,12 +59,12 @@ void BlockPass::norm(const NormWeights& weights, std::vector<float>& in, std::ve
   });
 }
 
-void BlockPass::add_bias(std::vector<float>& rows, const std::vector<float>& bias, int64_t width) {
+void BlockPass::add_bias(float* rows, const std::vector<float>& bias, int64_t width, int64_t first) {
   if (bias.empty()) return;
   for_rows([&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
-      float* row = rows.data() + t * width;
-      for (int64_t i = 0; i < width; ++i) row[i] += bias[static_cast<size_t>(i)];
+      float* row = rows + t * width;
+      for (int64_t i = 0; i < width; ++i) row[i] += bias[static_cast<size_t>(first + i)];
     }
   });
 }
@@ -100,9 +100,9 @@ void BlockPass::attention() {
     const std::array<float*, 3> outs{a.q.data(), a.k.data(), a.v.data()};
     ops::quantized_matmul_shared(qkv, a.normed.data(), c_.n_rows, outs, c_.pool, c_.level, c_.independent_rows);
   }
-  add_bias(a.q, w_.bias_q, q_width);
-  add_bias(a.k, w_.bias_k, kv_width);
-  add_bias(a.v, w_.bias_v, kv_width);
+  add_bias(a.q.data(), w_.bias_q, q_width);
+  add_bias(a.k.data(), w_.bias_k, kv_width);
+  add_bias(a.v.data(), w_.bias_v, kv_width);
 
   uint16_t* k_layer = c_.k_cache + layer_ * c_.n_ctx * kv_width;
   uint16_t* v_layer = c_.v_cache + layer_ * c_.n_ctx * kv_width;
@@ -141,7 +141,7 @@ void BlockPass::attention() {
                         traits.scale_queries ? 1.0f : scale, a.q.data(), a.scores.data(), c_.n_ctx, c_.pool, c_.level,
                         c_.first_visible, c_.row_slots);
   ops::matmul(w_.attn_output, a.q.data(), c_.n_rows, a.projected.data(), c_.pool, c_.level, c_.independent_rows);
-  add_bias(a.projected, w_.bias_output, c.n_embd);
+  add_bias(a.projected.data(), w_.bias_output, c.n_embd);
 }
 
 // A prompt's FFN goes through the hidden units kFfnBlockColumns at a time: gate
@@ -163,8 +163,7 @@ void BlockPass::feed_forward() {
     const uint64_t row_bytes = ops::activation_row_bytes(format, c.n_ff);
     for (int64_t first = 0; first < c.n_ff; first += kFfnBlockColumns) {
       const int64_t columns = std::min(kFfnBlockColumns, c.n_ff - first);  // the last may be shorter
-      const bool gated = c_.traits.gated_ffn;
-      hidden_units(gated ? ops::output_rows(w_.ffn_gate, first, columns) : w_.ffn_gate,
+      hidden_units(c_.traits.gated_ffn ? ops::output_rows(w_.ffn_gate, first, columns) : w_.ffn_gate,
                    ops::output_rows(w_.ffn_up, first, columns), first, columns);
       uint8_t* into = a.hidden_quantized.data() + ops::activation_row_bytes(format, first);
       ops::quantize_rows(format, a.gate.data(), n, columns, into, row_bytes, c_.pool, c_.level);
@@ -172,7 +171,7 @@ void BlockPass::feed_forward() {
     ops::quantized_matmul_quantized(w_.ffn_down, a.hidden_quantized.data(), n, a.projected.data(), c_.pool, c_.level,
                                     c_.independent_rows);
   }
-  add_bias(a.projected, w_.bias_down, c.n_embd);
+  add_bias(a.projected.data(), w_.bias_down, c.n_embd);
 }
 
 void BlockPass::hidden_units(const ops::WeightMatrix& gate, const ops::WeightMatrix& up, int64_t first,
@@ -185,14 +184,7 @@ void BlockPass::hidden_units(const ops::WeightMatrix& gate, const ops::WeightMat
     ops::quantized_matmul_shared(gate_up, a.normed.data(), n, outs, c_.pool, c_.level, c_.independent_rows);
   } else {
     ops::matmul(up, a.normed.data(), n, a.gate.data(), c_.pool, c_.level, c_.independent_rows);
-    if (!w_.bias_up.empty()) {
-      for_rows([&](int64_t begin, int64_t end) {
-        for (int64_t t = begin; t < end; ++t) {
-          float* row = a.gate.data() + t * columns;
-          for (int64_t i = 0; i < columns; ++i) row[i] += w_.bias_up[static_cast<size_t>(first + i)];
-        }
-      });
-    }
+    add_bias(a.gate.data(), w_.bias_up, columns, first);
   }
   // Element by element, so split across the threads for prompts (one row is too
   // little work to be worth waking them).

@@ -92,7 +92,8 @@ class BlockPass {
   // Hidden units [first, first + columns) of normed() into gate: the gate and up
   // rows given (those units' rows of the layer's), the activation.
   void hidden_units(const ops::WeightMatrix& gate, const ops::WeightMatrix& up, int64_t first, int64_t columns);
-  void add_bias(std::vector<float>& rows, const std::vector<float>& bias, int64_t width);
+  // Each row of `width` (of the chunk's rows, `width` apart) plus bias[first .. first + width).
+  void add_bias(float* rows, const std::vector<float>& bias, int64_t width, int64_t first = 0);
   const ChunkContext& c_;
   const ModelConfig& config_;
   const LayerWeights& w_;

@@ -125,8 +125,11 @@ void Tokenizer::Texts::assign(const std::vector<std::string>& texts) {
   starts_.assign(1, 0);
   starts_.reserve(texts.size() + 1);
   for (size_t t = 0; t < texts.size(); ++t) {
-    // An empty text is named as llama.cpp names it.
-    chars_ += texts[t].empty() ? "[EMPTY_" + std::to_string(t) + "]" : texts[t];
+    if (texts[t].empty()) {
+      chars_ += "[EMPTY_" + std::to_string(t) + "]";  // as llama.cpp names it
+    } else {
+      chars_ += texts[t];  // appended in place (a conditional expression would copy it first)
+    }
     starts_.push_back(chars_.size());
   }
 }
