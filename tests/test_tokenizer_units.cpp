@@ -8,11 +8,46 @@
 #include "support/test_files.h"
 #include "common/fail.h"
 #include "tiller/tokenizer.h"
+#include "tokenizer/merge_ranks.h"
 #include "tokenizer/pre_tokenizer.h"
 #include "tokenizer/unicode_text.h"
 
 namespace tiller {
 namespace {
+
+TEST(MergeRanks, FindsEachPairByItsHalvesAndTheFirstRankOfARepeatWins) {
+  // Rank 4 repeats rank 1's pair; rank 5 has no separating space; rank 6's left half
+  // is a space (the split is at the first space after the first byte).
+  const MergeRanks ranks({"a b", "ab c", "Ġ t", "Ġt he", "ab c", "nospace", "  x", "abc d"});
+  EXPECT_EQ(ranks.find("a", "b"), 0);
+  EXPECT_EQ(ranks.find("ab", "c"), 1);
+  EXPECT_EQ(ranks.find("Ġ", "t"), 2);
+  EXPECT_EQ(ranks.find("Ġt", "he"), 3);
+  EXPECT_EQ(ranks.find(" ", "x"), 6);
+  EXPECT_EQ(ranks.find("abc", "d"), 7);
+  // The halves matter, not their concatenation; order matters; nothing else matches.
+  EXPECT_EQ(ranks.find("a", "bc"), -1);
+  EXPECT_EQ(ranks.find("b", "a"), -1);
+  EXPECT_EQ(ranks.find("nospace", ""), -1);
+  EXPECT_EQ(ranks.find("", ""), -1);
+  EXPECT_EQ(ranks.find("x", "y"), -1);
+  EXPECT_EQ(MergeRanks({}).find("a", "b"), -1);
+}
+
+TEST(MergeRanks, ThousandsOfMergesEachFindTheirOwnRank) {
+  // Enough pairs to make the probe sequences collide and wrap around the table.
+  std::vector<std::string> merges;
+  for (int i = 0; i < 5000; ++i) merges.push_back(fmt::format("{} {}", i % 97, i));
+  const MergeRanks ranks(merges);
+  for (int i = 0; i < 5000; ++i) {
+    ASSERT_EQ(ranks.find(std::to_string(i % 97), std::to_string(i)), i) << merges[static_cast<size_t>(i)];
+    ASSERT_EQ(ranks.find(std::to_string(i), std::to_string(i % 97)), i == i % 97 ? i : -1) << i;
+  }
+}
+
+TEST(MergeRanks, ALeftHalfTooLongForItsLengthIsAnError) {
+  EXPECT_THROW(MergeRanks({std::string(70000, 'a') + " b"}), Error);
+}
 
 // A SentencePiece vocabulary: <unk> <s> </s>, 256 byte tokens, then `extra`.
 gguf::Writer spm_vocabulary(const std::vector<std::pair<std::string, int32_t>>& extra) {

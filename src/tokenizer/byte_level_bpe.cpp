@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "common/fail.h"
+#include "tokenizer/merge_ranks.h"
 #include "tokenizer/pre_tokenizer.h"
 #include "tokenizer/symbols.h"
 #include "tokenizer/tokenizer_kinds.h"
@@ -30,15 +31,7 @@ class ByteLevelBpe final : public Tokenizer {
     if (merges == nullptr || merges->as<std::string>() == nullptr) {
       fail("{}: tokenizer.ggml.merges is missing or not an array of strings", file.name());
     }
-    const auto& list = *merges->as<std::string>();
-    ranks_.reserve(list.size());
-    for (size_t rank = 0; rank < list.size(); ++rank) {
-      const std::string& merge = list[rank];
-      const size_t space = merge.find(' ', 1);
-      std::string key = space == std::string::npos ? std::string(1, '\0')
-                                                   : merge.substr(0, space) + '\0' + merge.substr(space + 1);
-      ranks_.emplace(std::move(key), static_cast<int32_t>(rank));  // the first rank of a pair wins
-    }
+    ranks_ = std::make_unique<MergeRanks>(*merges->as<std::string>());
   }
 
  protected:
@@ -87,15 +80,6 @@ class ByteLevelBpe final : public Tokenizer {
     }
   };
 
-  int32_t rank_of(std::string_view left, std::string_view right) const {
-    std::string key;
-    key.reserve(left.size() + right.size() + 1);
-    key.append(left).push_back('\0');
-    key.append(right);
-    const auto it = ranks_.find(key);
-    return it == ranks_.end() ? -1 : it->second;
-  }
-
   // Words repeat in real text, and a word always merges the same way, so its
   // tokens are remembered (up to a bound; then the memory starts over).
   void merge_word(const std::string& word, std::vector<TokenId>& out) const {
@@ -127,7 +111,7 @@ class ByteLevelBpe final : public Tokenizer {
       if (left < 0 || right < 0) return;
       const auto l = view(symbols[static_cast<size_t>(left)]);
       const auto r = view(symbols[static_cast<size_t>(right)]);
-      const int32_t rank = rank_of(l, r);
+      const int32_t rank = ranks_->find(l, r);
       if (rank < 0) return;
       queue.push({left, right, rank, std::string(l) + std::string(r)});
     };
@@ -164,7 +148,7 @@ class ByteLevelBpe final : public Tokenizer {
 
   static constexpr size_t kCacheWords = 1 << 16;
   std::unique_ptr<PreTokenizer> pre_tokenizer_;
-  std::unordered_map<std::string, int32_t> ranks_;
+  std::unique_ptr<MergeRanks> ranks_;
   mutable std::shared_mutex cache_mutex_;
   mutable std::unordered_map<std::string, std::vector<TokenId>> cache_;
 };
