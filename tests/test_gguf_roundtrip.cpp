@@ -224,6 +224,8 @@ TEST(GgufResidence, ReadWithATensorLeftMappedGivesTheMappedBytes) {
   const gguf::File read = gguf::File::open(path, gguf::Residence::Read, [](const gguf::File&, const gguf::TensorInfo& t) {
     return t.name == "token_embd.weight" || t.name == "blk.3.ffn_up.weight";
   });
+  EXPECT_EQ(mapped.residence(), gguf::Residence::Mapped);
+  EXPECT_EQ(read.residence(), gguf::Residence::Read);
   ASSERT_EQ(mapped.tensors().size(), read.tensors().size());
   for (const gguf::TensorInfo& tensor : mapped.tensors()) {
     const auto a = mapped.tensor_data(tensor);

@@ -103,6 +103,8 @@ class File {
   uint64_t alignment() const { return alignment_; }
   uint64_t data_offset() const { return data_offset_; }
   uint64_t size() const { return bytes_.size(); }
+  // How open() holds the bytes; Mapped also for parse(), whose bytes the caller holds.
+  Residence residence() const { return residence_; }
 
   // Metadata in file order.
   const std::vector<std::pair<std::string, Value>>& metadata() const { return metadata_; }
@@ -128,6 +130,7 @@ class File {
   friend class Reader;
   std::shared_ptr<MappedFile> mapping_;
   std::span<const uint8_t> bytes_;
+  Residence residence_ = Residence::Mapped;
   std::string name_;
   uint32_t version_ = 0;
   uint64_t alignment_ = 32;

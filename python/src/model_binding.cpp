@@ -118,7 +118,7 @@ nb::dict PyStream::result() const { return result_dict(generator_.result(), seed
 
 class PyModel {
  public:
-  PyModel(const std::string& path, int n_ctx, int threads, std::optional<std::string> kernels, int n_batch)
+  PyModel(const std::string& path, int n_ctx, int threads, std::optional<std::string> kernels, int n_batch, bool mmap)
       : state_(std::make_shared<ModelState>()) {
     if (threads < 1) throw Error("threads must be at least 1, not " + std::to_string(threads));
     if (n_batch < 1) throw Error("n_batch must be at least 1, not " + std::to_string(n_batch));
@@ -128,7 +128,7 @@ class PyModel {
     if (kernels && !kernels->empty()) engine.kernels = parse_kernel_level(*kernels);
     {
       nb::gil_scoped_release release;
-      state_->model = Model::load(path);
+      state_->model = Model::load(path, Model::LoadOptions{.mmap = mmap});
       state_->engine = Engine::create(engine);
     }
     const int context = n_ctx > 0 ? n_ctx : default_context_size(state_->model->config());
@@ -156,6 +156,7 @@ class PyModel {
     d["threads"] = state_->engine->n_threads();
     d["kernels"] = std::string(kernel_level_name(state_->engine->kernel_level()));
     d["file"] = model().file().name();
+    d["weights"] = model().file().residence() == gguf::Residence::Read ? "read" : "mapped";
     return d;
   }
 
@@ -423,8 +424,8 @@ void bind_model(nb::module_& m) {
                    [](GenerationOptions& o, uint64_t v) { o.sampling.seed = v; });
 
   nb::class_<PyModel>(m, "Model")
-      .def(nb::init<const std::string&, int, int, std::optional<std::string>, int>(), nb::arg("path"),
-           nb::arg("n_ctx"), nb::arg("threads"), nb::arg("kernels").none(), nb::arg("n_batch"))
+      .def(nb::init<const std::string&, int, int, std::optional<std::string>, int, bool>(), nb::arg("path"),
+           nb::arg("n_ctx"), nb::arg("threads"), nb::arg("kernels").none(), nb::arg("n_batch"), nb::arg("mmap"))
       .def_prop_ro("config", &PyModel::config)
       .def("tokenize", &PyModel::tokenize, nb::arg("text"), nb::arg("add_special"), nb::arg("special"))
       .def("detokenize", &PyModel::detokenize, nb::arg("ids"), nb::arg("special"))

@@ -351,7 +351,9 @@ class Model:
     n_ctx: positions one pass or generation may hold (None: the model's training
     context, at most 4096). threads: None uses every hardware thread. kernels: a level
     from ``available_kernel_levels()`` (None: ``$TILLER_KERNELS``, else the best).
-    n_batch: tokens per forward pass.
+    n_batch: tokens per forward pass. mmap: map the file instead of reading the weights
+    into memory (a faster load and pages shared between processes, slower generation;
+    ``config["weights"]`` says which).
 
     Text arguments (``text_or_ids``) are tokenized as a plain text, BOS added where the
     model adds one, special tokens not parsed: what ``tiller logits`` and ``tiller dump``
@@ -361,19 +363,20 @@ class Model:
 
     def __init__(self, name_or_path: Union[str, os.PathLike] = "smollm2-135m-instruct",
                  n_ctx: Optional[int] = None, threads: Optional[int] = None,
-                 kernels: Optional[str] = None, n_batch: int = 512) -> None:
+                 kernels: Optional[str] = None, n_batch: int = 512, mmap: bool = False) -> None:
         path = _tiller.resolve_model_path(os.fspath(name_or_path), os.fspath(models_dir()))
         if threads is None:
             threads = max(1, min(os.cpu_count() or 1, 64))
         if kernels is None:
             kernels = os.environ.get("TILLER_KERNELS") or None
-        self._core = _tiller.Model(path, int(n_ctx or 0), int(threads), kernels, int(n_batch))
+        self._core = _tiller.Model(path, int(n_ctx or 0), int(threads), kernels, int(n_batch), bool(mmap))
         self.path = path
 
     @property
     def config(self) -> Dict[str, Any]:
         """architecture, n_layer, n_embd, n_head, n_head_kv, n_vocab, head_dim, n_ff,
-        n_ctx_train, and this Model's n_ctx, n_batch, threads and kernels."""
+        n_ctx_train, and this Model's n_ctx, n_batch, threads, kernels, file and weights
+        ("read" into memory or "mapped")."""
         return dict(self._core.config)
 
     @property

@@ -340,6 +340,7 @@ File File::open(const std::string& path, Residence residence,
     if (read->bytes().size() != file.bytes_.size()) fail("{}: the file changed while it was being opened", path);
     file.bytes_ = read->bytes();
     file.mapping_ = std::move(read);
+    file.residence_ = Residence::Read;
   }
   return file;
 }

@@ -276,3 +276,13 @@ def test_kernel_levels(smol):
     assert portable.config["kernels"] == "portable"
     a, b = portable.logits("Hello world"), smol.logits("Hello world")
     assert (a.argmax(1) == b.argmax(1)).all()
+
+
+def test_mmap_maps_the_file_and_gives_the_same_logits(smol):
+    # The default reads the weights into memory; mmap=True maps the file as llama.cpp
+    # does. The bytes are the file's either way, so the logits are the same bits.
+    assert smol.config["weights"] == "read"
+    mapped = tiller.Model(smol.path, threads=smol.config["threads"], kernels=smol.config["kernels"], mmap=True)
+    assert mapped.config["weights"] == "mapped"
+    ids = smol.tokenize("The weights are the file's bytes either way.")
+    assert np.array_equal(mapped.logits(ids), smol.logits(ids))
