@@ -67,7 +67,7 @@ struct Setup {
   std::vector<float> x, out;
 };
 
-Setup make_setup(TensorType type, int64_t rows, bool big) {
+Setup make_setup(TensorType type, int64_t rows, bool big, bool interleaved) {
   const bool k_quant = tiller::tensor_type_info(type).block_size == 256;
   Setup s;
   s.w.type = type;
@@ -75,6 +75,10 @@ Setup make_setup(TensorType type, int64_t rows, bool big) {
   s.w.n_out = big ? 65536 : k_quant ? 576 : 1536;
   std::mt19937 rng(42);
   s.bytes = random_weights(type, s.w.n_in * s.w.n_out, rng);
+  if (interleaved) {  // as the model does at load (ops/q4_k_interleaved.h)
+    tiller::ops::interleave_q4_k_blocks(s.bytes.data(), s.bytes.size() / tiller::tensor_type_info(type).block_bytes);
+    s.w.layout = tiller::ops::WeightLayout::Q4_KInterleaved;
+  }
   s.w.data = s.bytes.data();
   s.w.row_bytes = *tiller::tensor_bytes(type, s.w.n_in);
   s.w.name = "bench";
@@ -86,10 +90,10 @@ Setup make_setup(TensorType type, int64_t rows, bool big) {
 }
 
 // level < 0: matmul_reference.
-void run(benchmark::State& state, TensorType type, int level, bool big) {
+void run(benchmark::State& state, TensorType type, int level, bool big, bool interleaved = false) {
   const int64_t rows = state.range(0);
   tiller::ThreadPool pool(static_cast<int>(state.range(1)));
-  Setup s = make_setup(type, rows, big);
+  Setup s = make_setup(type, rows, big, interleaved);
   for (auto _ : state) {
     if (level < 0) {
       tiller::ops::matmul_reference(s.w, s.x.data(), rows, s.out.data(), pool, tiller::best_kernel_level());
@@ -141,6 +145,18 @@ int main(int argc, char** argv) {
           ->Args({1, 2})
           ->Unit(benchmark::kMicrosecond)
           ->UseRealTime();
+    }
+  }
+  // Q4_K as the model holds it where Avx512Vnni runs: interleaved at load.
+  for (const auto level : tiller::available_kernel_levels()) {
+    if (level != tiller::KernelLevel::Avx512Vnni) continue;
+    for (const bool big : {false, true}) {
+      auto* bench = benchmark::RegisterBenchmark(big ? "Q4_K-interleaved/avx512vnni/big" : "Q4_K-interleaved/avx512vnni",
+                                                 [level, big](benchmark::State& state) {
+                                                   run(state, TensorType::Q4_K, static_cast<int>(level), big, true);
+                                                 });
+      bench->ArgNames({"rows", "threads"})->Args({1, 1})->Args({1, 2})->Unit(benchmark::kMicrosecond)->UseRealTime();
+      if (!big) bench->Args({4, 1})->Args({64, 1})->Args({256, 1});
     }
   }
   benchmark::Initialize(&argc, argv);

@@ -76,6 +76,14 @@ inline simde__m512i mm512_cvtepu16_epi32(simde__m256i a) {
   return vector(out);
 }
 
+inline simde__m512i mm512_cvtepu8_epi32(simde__m128i a) {
+  uint8_t in[16];
+  simde_mm_storeu_si128(in, a);
+  Ints16 out;
+  for (int i = 0; i < 16; ++i) out.v[i] = in[i];
+  return vector(out);
+}
+
 // vpmovdw: the low 16 bits of each 32-bit lane.
 inline simde__m256i mm512_cvtepi32_epi16(simde__m512i a) {
   const Ints16 in = ints(a);
@@ -188,6 +196,8 @@ inline float mm512_reduce_max_ps(simde__m512 a) {
 #define _mm512_cvtepi32_ps tiller::ops::emulated::mm512_cvtepi32_ps
 #undef _mm512_cvtepu16_epi32
 #define _mm512_cvtepu16_epi32 tiller::ops::emulated::mm512_cvtepu16_epi32
+#undef _mm512_cvtepu8_epi32
+#define _mm512_cvtepu8_epi32 tiller::ops::emulated::mm512_cvtepu8_epi32
 #undef _mm512_cvtepi32_epi16
 #define _mm512_cvtepi32_epi16 tiller::ops::emulated::mm512_cvtepi32_epi16
 #undef _mm512_cvtph_ps

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "ops/block_layout.h"
+#include "ops/q4_k_interleaved.h"
 #include "ops/tiled_matmul.h"
 #include "ops/vnni_row_kernels.h"
 #include "common/fail.h"
@@ -28,15 +29,39 @@ RowKernels row_kernels(TensorType type, KernelLevel level) {
   return portable_row_kernels(type);
 }
 
+// Interleaved Q4_K below Avx512Vnni: each row put back in the GGUF layout, then the
+// level's own Q4_K kernel. Only tests and --kernels below the best level run it.
+template <KernelLevel L>
+float deinterleaved_q4_k_dot(const uint8_t* weights, const uint8_t* activations, int64_t n) {
+  thread_local std::vector<uint8_t> row;
+  const uint64_t row_bytes = static_cast<uint64_t>(n / kQK_K) * kQ4_KBytes;
+  row.resize(row_bytes);
+  for (uint64_t at = 0; at < row_bytes; at += kQ4_KBytes) deinterleave_q4_k_block(weights + at, row.data() + at);
+  return row_kernels(TensorType::Q4_K, L).one(row.data(), activations, n);
+}
+
+RowKernels row_kernels(const WeightMatrix& w, KernelLevel level) {
+  if (w.layout != WeightLayout::Q4_KInterleaved) return row_kernels(w.type, level);
+  if (w.type != TensorType::Q4_K) fail("matmul: {} is interleaved but {}, not Q4_K", w.name, tensor_type_name(w.type));
+  if (level >= KernelLevel::Avx512Vnni) {
+    if (const RowKernels vnni = vnni_q4_k_interleaved_row_kernels(); vnni.one != nullptr) return vnni;
+  }
+  switch (level) {
+    case KernelLevel::Portable: return {deinterleaved_q4_k_dot<KernelLevel::Portable>};
+    case KernelLevel::Avx2: return {deinterleaved_q4_k_dot<KernelLevel::Avx2>};
+    default: return {deinterleaved_q4_k_dot<KernelLevel::Avx2Tiled>};
+  }
+}
+
 bool has_kernels(TensorType type) { return portable_row_kernels(type).one != nullptr; }
 
 // The tiled kernel when it applies: from level Avx2Tiled, with enough rows; the
 // best tiled level at or below `level` that has one for the type.
-TiledKernel tiled_for(TensorType type, int64_t n_rows, KernelLevel level) {
+TiledKernel tiled_for(const WeightMatrix& w, int64_t n_rows, KernelLevel level) {
   if (n_rows < kTiledMinRows) return nullptr;
   for (const KernelLevel tiled : {KernelLevel::Avx512Vnni, KernelLevel::Avx2Tiled}) {
     if (level < tiled) continue;
-    if (TiledKernel kernel = tiled_kernel(type, tiled)) return kernel;
+    if (TiledKernel kernel = tiled_kernel(w.type, tiled, w.layout)) return kernel;
   }
   return nullptr;
 }
@@ -97,7 +122,7 @@ QuantizedDot quantized_dot(TensorType weight_type, KernelLevel level) {
 
 void quantized_matmul(const WeightMatrix& w, const float* x, int64_t n_rows, float* out, ThreadPool& pool,
                       KernelLevel level, bool independent_rows) {
-  const RowKernels kernels = row_kernels(w.type, level);
+  const RowKernels kernels = row_kernels(w, level);
   if (kernels.one == nullptr) {
     matmul_reference(w, x, n_rows, out, pool, level);
     return;
@@ -119,18 +144,23 @@ bool takes_quantized_activations(TensorType weight_type) { return has_kernels(we
 
 void quantized_matmul_quantized(const WeightMatrix& w, const uint8_t* x, int64_t n_rows, float* out, ThreadPool& pool,
                                 KernelLevel level, bool independent_rows) {
-  const RowKernels kernels = row_kernels(w.type, level);
+  const RowKernels kernels = row_kernels(w, level);
   if (kernels.one == nullptr) fail("matmul: {} ({}) has no integer kernels", w.name, tensor_type_name(w.type));
   const ActivationFormat format = activation_format(w.type);
   const uint64_t row_bytes = activation_row_bytes(format, w.n_in);
   MatmulJob job{&w, x, row_bytes, n_rows, out, kernels.one, kernels.four, kernels.four_by};
   thread_local TiledActivationBuffers tiled_buffers;
   TiledActivations tiled_x;
-  job.tiled = independent_rows ? nullptr : tiled_for(w.type, n_rows, level);
+  job.tiled = independent_rows ? nullptr : tiled_for(w, n_rows, level);
   if (job.tiled != nullptr) {
     tiled_x = prepare_tiled_activations(format, x, n_rows, w.n_in, tiled_buffers);
     job.tiled_x = &tiled_x;
     job.group = kPanelRows;
+  } else if (kernels.interleaved_activations) {
+    thread_local std::vector<uint8_t> interleaved;
+    interleaved.resize(static_cast<size_t>(n_rows) * row_bytes);
+    interleave_q8_k_rows(x, n_rows, w.n_in, row_bytes, interleaved.data());
+    job.activations = interleaved.data();
   }
   // Chunks of whole groups, so that every row takes the same path whatever the
   // thread count (the results do not depend on it either way).
@@ -157,8 +187,9 @@ void quantized_matmul_shared(std::span<const WeightMatrix* const> ws, const floa
   // One quantized copy of x per activation format, reused by every matrix that reads it.
   thread_local std::array<std::vector<uint8_t>, kMaxShared> buffers;
   thread_local std::array<TiledActivationBuffers, kMaxShared> tiled_buffers;
+  thread_local std::array<std::vector<uint8_t>, kMaxShared> interleaved_buffers;
   std::array<TiledActivations, kMaxShared> tiled_x{};
-  std::array<bool, kMaxShared> tiled_ready{};
+  std::array<bool, kMaxShared> tiled_ready{}, interleaved_ready{};
   std::array<ActivationFormat, kMaxShared> formats{};
   std::array<MatmulJob, kMaxShared> jobs{};
   std::array<int64_t, kMaxShared + 1> first_group{};  // jobs' group ranges, back to back
@@ -175,14 +206,21 @@ void quantized_matmul_shared(std::span<const WeightMatrix* const> ws, const floa
       buffers[f].resize(static_cast<size_t>(n_rows) * row_bytes);
       quantize_rows(format, x, n_rows, n_in, buffers[f].data(), row_bytes, pool, level);
     }
-    const RowKernels kernels = row_kernels(w.type, level);
+    const RowKernels kernels = row_kernels(w, level);
     jobs[m] = MatmulJob{&w, buffers[f].data(), row_bytes, n_rows, outs[m], kernels.one, kernels.four, kernels.four_by};
-    jobs[m].tiled = independent_rows ? nullptr : tiled_for(w.type, n_rows, level);
+    jobs[m].tiled = independent_rows ? nullptr : tiled_for(w, n_rows, level);
     if (jobs[m].tiled != nullptr) {
       if (!tiled_ready[f]) tiled_x[f] = prepare_tiled_activations(format, buffers[f].data(), n_rows, n_in, tiled_buffers[f]);
       tiled_ready[f] = true;
       jobs[m].tiled_x = &tiled_x[f];
       jobs[m].group = kPanelRows;
+    } else if (kernels.interleaved_activations) {
+      if (!interleaved_ready[f]) {
+        interleaved_buffers[f].resize(static_cast<size_t>(n_rows) * row_bytes);
+        interleave_q8_k_rows(buffers[f].data(), n_rows, n_in, row_bytes, interleaved_buffers[f].data());
+      }
+      interleaved_ready[f] = true;
+      jobs[m].activations = interleaved_buffers[f].data();
     }
     first_group[m + 1] = first_group[m] + (w.n_out + jobs[m].group - 1) / jobs[m].group;
   }

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <vector>
 
+#include "ops/block_layout.h"
 #include "ops/exp_avx512.h"
 #include "ops/matmul.h"
 #include "tiller/dequantize.h"
@@ -64,8 +65,16 @@ WeightMatrix output_rows(const WeightMatrix& w, int64_t first, int64_t count) {
 }
 
 void weight_row(const WeightMatrix& w, int64_t row, float* out) {
-  dequantize_row(w.type, {w.data + static_cast<uint64_t>(row) * w.row_bytes, w.row_bytes},
-                 {out, static_cast<size_t>(w.n_in)});
+  const uint8_t* bytes = w.data + static_cast<uint64_t>(row) * w.row_bytes;
+  if (w.layout == WeightLayout::Q4_KInterleaved) {
+    thread_local std::vector<uint8_t> gguf;
+    gguf.resize(w.row_bytes);
+    for (uint64_t at = 0; at + kQ4_KBytes <= w.row_bytes; at += kQ4_KBytes) {
+      deinterleave_q4_k_block(bytes + at, gguf.data() + at);
+    }
+    bytes = gguf.data();
+  }
+  dequantize_row(w.type, {bytes, w.row_bytes}, {out, static_cast<size_t>(w.n_in)});
 }
 
 namespace {

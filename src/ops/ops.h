@@ -13,6 +13,7 @@
 #include <span>
 #include <string>
 
+#include "ops/q4_k_interleaved.h"
 #include "tiller/engine.h"
 #include "tiller/tensor_type.h"
 #include "tiller/thread_pool.h"
@@ -27,6 +28,9 @@ struct WeightMatrix {
   const uint8_t* data = nullptr;
   uint64_t row_bytes = 0;
   std::string name;
+  // Q4_K matrices the model interleaved at load (q4_k_interleaved.h); every
+  // function here reads either layout.
+  WeightLayout layout = WeightLayout::Gguf;
 };
 
 // Float dot product, vectorized at the level's width (Portable: baseline SSE2;

@@ -78,6 +78,24 @@ struct Q4_K {
   }
 };
 
+// Interleaved Q4_K (q4_k_interleaved.h): the same values as the GGUF block's.
+struct Q4_KInterleaved {
+  static constexpr uint64_t kBytes = kQ4_KBytes;
+  static constexpr int kSub = 32;
+  static constexpr bool kMinimum = true;
+  static void unpack(const uint8_t* wb, int8_t* q, int32_t* scale, int16_t* min, float& d, float& dmin) {
+    d = load_half(wb);
+    dmin = load_half(wb + 2);
+    uint8_t scale8[8], min8[8];
+    interleaved_q4_k_scales(wb, scale8, min8);
+    for (int j = 0; j < 8; ++j) {
+      scale[j] = scale8[j];
+      min[j] = min8[j];
+    }
+    interleaved_q4_k_quants(wb, reinterpret_cast<uint8_t*>(q));  // 0..15: the same bits as int8
+  }
+};
+
 // Q5_K: as Q4_K, with bits 2c and 2c+1 of qh[l] on top for chunk c.
 struct Q5_K {
   static constexpr uint64_t kBytes = kQ5_KBytes;
@@ -723,8 +741,14 @@ TiledActivations prepare_tiled_activations(ActivationFormat format, const uint8_
           q8_k ? buffers.sums32.data() : nullptr};
 }
 
-TiledKernel tiled_kernel(TensorType weight_type, KernelLevel level) {
+TiledKernel tiled_kernel(TensorType weight_type, KernelLevel level, WeightLayout layout) {
 #if TILLER_TILED_KERNELS
+  if (layout == WeightLayout::Q4_KInterleaved) {
+    if (weight_type != TensorType::Q4_K) return nullptr;
+    if (level == KernelLevel::Avx512Vnni) return tiled_k<Q4_KInterleaved>;
+    if (level == KernelLevel::Avx2Tiled) return tiled_k_avx2<Q4_KInterleaved>;
+    return nullptr;
+  }
   if (level == KernelLevel::Avx512Vnni) {
     switch (weight_type) {
       case TensorType::Q4_0: return tiled_32<Q4_0>;
@@ -755,6 +779,7 @@ TiledKernel tiled_kernel(TensorType weight_type, KernelLevel level) {
 #else
   (void)weight_type;
   (void)level;
+  (void)layout;
   return nullptr;
 #endif
 }

@@ -57,7 +57,9 @@ using TiledKernel = void (*)(const WeightMatrix& w, int64_t row_begin, int64_t r
 // The tiled kernel of a level (Avx512Vnni, or Avx2Tiled: the same panels with
 // AVX2); nullptr when the type has none there or the level has no tiled kernels.
 // The caller makes sure the CPU runs the level (tiller::Engine does).
-TiledKernel tiled_kernel(TensorType weight_type, KernelLevel level);
+// Interleaved Q4_K (q4_k_interleaved.h) has both levels' Q4_K kernels, its blocks
+// unpacked to the same values.
+TiledKernel tiled_kernel(TensorType weight_type, KernelLevel level, WeightLayout layout = WeightLayout::Gguf);
 
 // The fewest activation rows for which the tiled path beats the row kernels
 // (packing a panel costs about as much as a few rows of row-kernel products).

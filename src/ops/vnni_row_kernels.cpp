@@ -15,6 +15,8 @@
 #define TILLER_VNNI_ROWS 0
 #endif
 
+
+
 namespace tiller::ops {
 
 #if TILLER_VNNI_ROWS
@@ -480,6 +482,122 @@ TILLER_VNNI void rows_q6_k_by(const uint8_t* w, uint64_t row_bytes, const uint8_
   }
 }
 
+// Interleaved Q4_K (q4_k_interleaved.h) against Q8_K activations interleaved
+// alike: lane i of every 64-weight vector belongs to sub-block i % 8, so the
+// products of a whole block sum in their lanes with one vpdpbusd per 64 weights
+// (weights 0..15, activations -128..127: at most 16 x 15 x 128 per lane) and one
+// multiply by the lanes' scales finishes the block. The GGUF layout's kernel above
+// needs a vpmaddubsw, a vpdpwssd and a vpermw of the scales per 64 weights.
+struct Q4_KInterleavedBlock {
+  __m512i q[4];  // vector v's 64 quants (0..15)
+  __m512i scales;  // lane i: scale of sub-block i % 8
+  __m128i mins;    // the eight 6-bit mins as int16
+  float d, dmin;
+};
+
+TILLER_VNNI inline void unpack_q4_k_interleaved(const uint8_t* wb, Q4_KInterleavedBlock& block) {
+  const __m512i low = _mm512_set1_epi8(0x0f);
+  __m512i first = load512(wb + 16), second = load512(wb + 80);
+#if !defined(TILLER_EMULATE_AVX512)  // SIMDe's vectors are structs, not registers
+  // One load each: folded into both of its uses, each line-crossing load would be
+  // made twice (the kernel ran 20% slower from L2).
+  asm("" : "+v"(first), "+v"(second));
+#endif
+  block.q[0] = _mm512_and_si512(first, low);
+  block.q[1] = _mm512_and_si512(_mm512_srli_epi16(first, 4), low);
+  block.q[2] = _mm512_and_si512(second, low);
+  block.q[3] = _mm512_and_si512(_mm512_srli_epi16(second, 4), low);
+  uint64_t scale_bytes;
+  std::memcpy(&scale_bytes, wb + 4, 8);
+  const uint64_t min_nibbles = load_u32(wb + 12);
+  block.scales = _mm512_and_si512(_mm512_cvtepu8_epi32(_mm_set1_epi64x(static_cast<int64_t>(scale_bytes))),
+                                  _mm512_set1_epi32(63));
+  // Each min's top two bits sit in bits 6..7 of its scale's byte.
+  const uint64_t mins = ((scale_bytes >> 2) & 0x3030303030303030ull) | (min_nibbles & 0x0f0f0f0fu) |
+                        ((min_nibbles >> 4) & 0x0f0f0f0fu) << 32;
+  block.mins = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(mins)));
+  block.d = half(wb);
+  block.dmin = half(wb + 2);
+}
+
+// The block's scaled integer sums per lane against 256 interleaved activation quants.
+TILLER_VNNI inline __m512i q4_k_interleaved_sums(const Q4_KInterleavedBlock& block, const uint8_t* xq) {
+  __m512i even = _mm512_dpbusd_epi32(_mm512_setzero_si512(), block.q[0], load512(xq));
+  __m512i odd = _mm512_dpbusd_epi32(_mm512_setzero_si512(), block.q[1], load512(xq + 64));
+  even = _mm512_dpbusd_epi32(even, block.q[2], load512(xq + 128));
+  odd = _mm512_dpbusd_epi32(odd, block.q[3], load512(xq + 192));
+  return _mm512_mullo_epi32(_mm512_add_epi32(even, odd), block.scales);
+}
+
+// One weight row: d x sum_j(scale_j x sum_j) - dmin x sum_j(min_j x activation sum_j)
+// per block, as rows_q4_k.
+TILLER_VNNI void row_q4_k_interleaved(const uint8_t* w, uint64_t, const uint8_t* x, int64_t n, float* out) {
+  __m512 acc = _mm512_setzero_ps();
+  __m128 minimums = _mm_setzero_ps();
+  for (int64_t b = 0; b < n / 256; ++b) {
+    const uint8_t* xb = x + static_cast<uint64_t>(b) * kQ8_KActBytes;
+    const float dx = load_f32(xb);
+    const __m128i sub_sums = _mm_hadd_epi16(load128(xb + kQ8_KBsums), load128(xb + kQ8_KBsums + 16));
+    const uint8_t* wb = w + static_cast<uint64_t>(b) * kQ4_KBytes;
+    for (uint64_t line = 0; line < kQ4_KBytes; line += 64) prefetch(wb + line);
+    Q4_KInterleavedBlock block;
+    unpack_q4_k_interleaved(wb, block);
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(q4_k_interleaved_sums(block, xb + 4)), _mm512_set1_ps(block.d * dx), acc);
+    minimums = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_madd_epi16(block.mins, sub_sums)), _mm_set1_ps(block.dmin * dx),
+                            minimums);
+  }
+  __m128 m = _mm_add_ps(minimums, _mm_movehl_ps(minimums, minimums));
+  m = _mm_add_ss(m, _mm_movehdup_ps(m));
+  *out = _mm512_reduce_add_ps(acc) - _mm_cvtss_f32(m);
+}
+
+// kRowKernelRows interleaved weight rows by T activation rows: each block unpacked
+// once; per (weight row, activation row) the float operations of
+// row_q4_k_interleaved in its order (the integer sums are exact in any order), so
+// the same bits.
+template <int T>
+TILLER_VNNI void rows_q4_k_interleaved_by(const uint8_t* w, uint64_t row_bytes, const uint8_t* x, uint64_t x_row_bytes,
+                                          int64_t n, float* out, int64_t out_stride) {
+  constexpr int R = kRowKernelRows;
+  __m512 acc[R][T];
+  __m128 minimums[R][T];
+  for (int r = 0; r < R; ++r) {
+    for (int t = 0; t < T; ++t) {
+      acc[r][t] = _mm512_setzero_ps();
+      minimums[r][t] = _mm_setzero_ps();
+    }
+  }
+  for (int64_t b = 0; b < n / 256; ++b) {
+    const uint8_t* xb[T];
+    float dx[T];
+    __m128i sub_sums[T];
+    for (int t = 0; t < T; ++t) {
+      xb[t] = x + t * x_row_bytes + static_cast<uint64_t>(b) * kQ8_KActBytes;
+      dx[t] = load_f32(xb[t]);
+      sub_sums[t] = _mm_hadd_epi16(load128(xb[t] + kQ8_KBsums), load128(xb[t] + kQ8_KBsums + 16));
+    }
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* wb = w + static_cast<uint64_t>(r) * row_bytes + static_cast<uint64_t>(b) * kQ4_KBytes;
+      for (uint64_t line = 0; line < kQ4_KBytes; line += 64) prefetch(wb + line);
+      Q4_KInterleavedBlock block;
+      unpack_q4_k_interleaved(wb, block);
+      for (int t = 0; t < T; ++t) {
+        acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(q4_k_interleaved_sums(block, xb[t] + 4)),
+                                    _mm512_set1_ps(block.d * dx[t]), acc[r][t]);
+        minimums[r][t] = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_madd_epi16(block.mins, sub_sums[t])),
+                                      _mm_set1_ps(block.dmin * dx[t]), minimums[r][t]);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int t = 0; t < T; ++t) {
+      __m128 m = _mm_add_ps(minimums[r][t], _mm_movehl_ps(minimums[r][t], minimums[r][t]));
+      m = _mm_add_ss(m, _mm_movehdup_ps(m));
+      out[t * out_stride + r] = _mm512_reduce_add_ps(acc[r][t]) - _mm_cvtss_f32(m);
+    }
+  }
+}
+
 // The _by kernels for any number of activation rows up to kRowKernelRows.
 template <template <int> class Kernel>
 TILLER_VNNI void rows_k_by_any(const uint8_t* w, uint64_t row_bytes, const uint8_t* x, uint64_t x_row_bytes, int n_x,
@@ -496,6 +614,13 @@ struct Q4_KBy {
   TILLER_VNNI static void run(const uint8_t* w, uint64_t rb, const uint8_t* x, uint64_t xrb, int64_t n, float* out,
                               int64_t stride) {
     rows_q4_k_by<T>(w, rb, x, xrb, n, out, stride);
+  }
+};
+template <int T>
+struct Q4_KInterleavedBy {
+  TILLER_VNNI static void run(const uint8_t* w, uint64_t rb, const uint8_t* x, uint64_t xrb, int64_t n, float* out,
+                              int64_t stride) {
+    rows_q4_k_interleaved_by<T>(w, rb, x, xrb, n, out, stride);
   }
 };
 template <int T>
@@ -602,6 +727,17 @@ RowKernels vnni_row_kernels(TensorType weight_type) {
   }
 #else
   (void)weight_type;
+  return {};
+#endif
+}
+
+RowKernels vnni_q4_k_interleaved_row_kernels() {
+#if TILLER_VNNI_ROWS
+  RowKernels kernels{one_row<row_q4_k_interleaved>, rows_in_turn<row_q4_k_interleaved>,
+                     rows_k_by_any<Q4_KInterleavedBy>};
+  kernels.interleaved_activations = true;
+  return kernels;
+#else
   return {};
 #endif
 }
