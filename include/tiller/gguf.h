@@ -125,6 +125,10 @@ class File {
   const TensorInfo* find_tensor(std::string_view name) const;
   std::span<const uint8_t> tensor_data(const TensorInfo& tensor) const;
   std::span<const uint8_t> row_data(const TensorInfo& tensor, int64_t row) const;
+  // Read residence only, and not a tensor left mapped: `edit` changes the tensor's
+  // bytes in memory (a model rearranging its weights for its kernels; the file on
+  // disk stays as it is).
+  void rewrite_tensor(const TensorInfo& tensor, const std::function<void(std::span<uint8_t>)>& edit);
 
  private:
   friend class Reader;

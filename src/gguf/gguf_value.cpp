@@ -4,6 +4,7 @@
 #include "tiller/printable.h"
 #include "common/fail.h"
 #include "tiller/gguf.h"
+#include "gguf/mapped_file.h"
 
 namespace tiller {
 
@@ -212,6 +213,12 @@ std::span<const uint8_t> File::row_data(const TensorInfo& tensor, int64_t row) c
   }
   const uint64_t row_bytes = tensor.row_bytes();
   return tensor_data(tensor).subspan(static_cast<uint64_t>(row) * row_bytes, row_bytes);
+}
+
+void File::rewrite_tensor(const TensorInfo& tensor, const std::function<void(std::span<uint8_t>)>& edit) {
+  const std::span<const uint8_t> data = tensor_data(tensor);
+  if (residence_ != Residence::Read || mapping_ == nullptr) fail("{}: its tensors are mapped, not read", name_);
+  mapping_->rewrite(static_cast<uint64_t>(data.data() - mapping_->bytes().data()), data.size(), edit);
 }
 
 void File::release_array(std::string_view key) {

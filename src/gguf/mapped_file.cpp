@@ -54,7 +54,7 @@ MappedFile::MappedFile(const std::string& path, bool read_into_memory, std::span
   auto* bytes = static_cast<uint8_t*>(memory);
   // The whole 4 KiB pages of the ranges to leave mapped, in file order.
   constexpr uint64_t kPage = 4096;
-  std::vector<Range> holes;
+  std::vector<Range>& holes = holes_;
   for (const Range& range : leave_mapped) {
     const uint64_t begin = (range.offset + kPage - 1) / kPage * kPage;
     const uint64_t end = std::min<uint64_t>(range.offset + range.size, size_) / kPage * kPage;
@@ -88,6 +88,23 @@ MappedFile::MappedFile(const std::string& path, bool read_into_memory, std::span
   ::close(fd);
   ::mprotect(memory, reserved_, PROT_READ);  // as read-only as a mapping
   data_ = bytes;
+  read_ = true;
+}
+
+void MappedFile::rewrite(uint64_t offset, uint64_t size, const std::function<void(std::span<uint8_t>)>& edit) {
+  if (!read_) fail("cannot rewrite bytes of a mapped file");
+  if (offset > size_ || size > size_ - offset) fail("cannot rewrite bytes {} to {} of {}", offset, offset + size, size_);
+  for (const Range& hole : holes_) {
+    if (offset < hole.offset + hole.size && hole.offset < offset + size) fail("cannot rewrite bytes left mapped");
+  }
+  // The whole mapping changes protection: changing part of it would split the huge
+  // pages at the part's edges into 4 KiB ones (measured: generation 8% slower).
+  auto* bytes = const_cast<uint8_t*>(data_);
+  if (::mprotect(bytes, reserved_, PROT_READ | PROT_WRITE) != 0) {
+    fail("cannot make bytes {} to {} writable: {}", offset, offset + size, std::strerror(errno));
+  }
+  edit({bytes + offset, size});
+  ::mprotect(bytes, reserved_, PROT_READ);
 }
 
 MappedFile::~MappedFile() {

@@ -5,8 +5,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
+#include <vector>
 
 namespace tiller::gguf {
 
@@ -26,10 +28,17 @@ class MappedFile {
 
   std::span<const uint8_t> bytes() const { return {data_, size_}; }
 
+  // Read into memory only: lets `edit` change bytes [offset, offset + size), which
+  // must lie outside the ranges left mapped. Their pages are writable for the edit
+  // and read-only again after it.
+  void rewrite(uint64_t offset, uint64_t size, const std::function<void(std::span<uint8_t>)>& edit);
+
  private:
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
   size_t reserved_ = 0;  // bytes of the mapping (read_into_memory rounds up to 2 MiB)
+  bool read_ = false;     // read into memory (else mapped)
+  std::vector<Range> holes_;  // read: the pages left mapped from the file
 };
 
 }  // namespace tiller::gguf

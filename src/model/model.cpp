@@ -4,6 +4,7 @@
 #include "common/fail.h"
 #include "model/family.h"
 #include "model/model_weights.h"
+#include "model/interleave_weights.h"
 #include "model/weight_binder.h"
 #include "tiller/printable.h"
 
@@ -64,6 +65,7 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
   }
   auto weights = std::make_unique<ModelWeights>();
   model->family_->bind(WeightBinder(file), model->config_, *weights);
+  interleave_q4_k_matrices(model->file_, *weights);
   model->weights_ = std::move(weights);
   return model;
 }
