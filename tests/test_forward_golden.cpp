@@ -58,9 +58,13 @@ size_t entries_to_check(size_t available, size_t sanitizer_default) {
 // cache against the goldens' F16 one, on the same texts and prompts:
 // tests/support/self_agreement.h says how, docs/forward-pass.md shows the figures).
 // Besides: where a greedy continuation parts from llama.cpp's, llama.cpp itself had
-// two nearly equal candidates (measured at most 0.31, SmolLM2, and 0.52, Gemma, over
-// all 50 prompts).
-constexpr double kGreedyGap = 0.75;
+// two nearly equal candidates. Measured over all 50 prompts: at most 0.31 on
+// SmolLM2; on Gemma 0.54 with the GGUF layout's Q4_K kernel and 0.91 with the
+// interleaved one (code_rust_struct, token 18), whose one-token passes agree with
+// llama.cpp as closely (OneTokenPassesMatchLlamaCppsDistributions): 64 greedy
+// tokens carry each rounding into every later step, so which near-tie tips over
+// is down to rounding, and the bound sits above the widest seen.
+constexpr double kGreedyGap = 1.0;
 
 class ForwardGolden : public ::testing::TestWithParam<std::string> {};
 
@@ -97,6 +101,39 @@ TEST_P(ForwardGolden, NextTokenDistributionsMatchLlamaCpp) {
                            100 * bounds.min_top1, bounds.why);
   EXPECT_LE(mean_kl, bounds.max_mean_kl);
   EXPECT_GE(top1, bounds.min_top1);
+}
+
+// Generation's path: the texts decoded one token per forward pass, so that every
+// product runs the row kernels (the test above feeds whole texts to the tiled
+// ones), against the same goldens and llama.cpp's same spread. The first 8 texts
+// (about 1900 positions, 10 to 20 s a model; one under the sanitizers). Measured
+// over the first 20 on a Zen 4: Gemma mean KL 0.00627 with Q4_K interleaved at
+// load (the default there), 0.00637 mapped (the GGUF layout's kernel); llama.cpp
+// against itself 0.00690.
+TEST_P(ForwardGolden, OneTokenPassesMatchLlamaCppsDistributions) {
+  TILLER_REQUIRE_MODEL(path, GetParam());
+  const json golden = load_golden(GetParam());
+  const auto model = Model::load(path);
+  const auto n_vocab = static_cast<size_t>(model->config().n_vocab);
+  const int top_k = golden["header"]["top_k"].get<int>();
+  Session session(model, {.n_ctx = golden["header"]["context"]["n_ctx"].get<int>(), .n_threads = 2, .n_batch = 1});
+  const auto& texts = golden["texts"];
+  const size_t n_texts = std::min<size_t>(8, entries_to_check(texts.size(), 1));
+  testing::LogitAgreement agreement;
+  for (size_t e = 0; e < n_texts; ++e) {
+    testing::add_golden_entry(session, texts[e]["ids"].get<std::vector<TokenId>>(), texts[e], n_vocab,
+                              static_cast<size_t>(top_k), {&agreement});
+  }
+  const auto self = testing::llama_self_agreement(GetParam(), n_texts, 0);
+  ASSERT_EQ(self.texts, n_texts) << "the self-agreement file covers fewer texts";
+  ASSERT_EQ(self.positions, agreement.positions) << "the self-agreement file counts other texts";
+  const auto bounds = testing::bounds_from(self, self, agreement.positions);
+  std::cout << fmt::format("[ figures ] {}: one token per pass, {} texts, {} positions: mean KL {:.5f} nats (max "
+                           "{:.4f}, bound {:.5f}), top-1 agreement {:.2f}% (bound {:.2f}%); {}\n",
+                           GetParam(), n_texts, agreement.positions, agreement.mean_kl(), agreement.kl_worst,
+                           bounds.max_mean_kl, 100 * agreement.top1(), 100 * bounds.min_top1, bounds.why);
+  EXPECT_LE(agreement.mean_kl(), bounds.max_mean_kl);
+  EXPECT_GE(agreement.top1(), bounds.min_top1);
 }
 
 TEST_P(ForwardGolden, GreedyContinuationsMatchLlamaCpp) {
