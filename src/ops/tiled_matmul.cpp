@@ -50,13 +50,16 @@ inline uint32_t load_u32(const uint8_t* p) {
 
 // The eight 6-bit (scale, min) pairs of a Q4_K / Q5_K block (k_scales.h), widened
 // to the packed layout's lane types.
-inline void unpack_k_scales_wide(const uint8_t* s, int32_t* scale, int16_t* min) {
-  uint8_t scale8[8], min8[8];
-  unpack_k_scales(s, scale8, min8);
+inline void widen_k_scales(const uint8_t* scale8, const uint8_t* min8, int32_t* scale, int16_t* min) {
   for (int j = 0; j < 8; ++j) {
     scale[j] = scale8[j];
     min[j] = min8[j];
   }
+}
+inline void unpack_k_scales_wide(const uint8_t* s, int32_t* scale, int16_t* min) {
+  uint8_t scale8[8], min8[8];
+  unpack_k_scales(s, scale8, min8);
+  widen_k_scales(scale8, min8, scale, min);
 }
 
 // Q4_K: each 64-weight chunk takes the low nibbles of 32 bytes, then their high nibbles.
@@ -78,20 +81,15 @@ struct Q4_K {
   }
 };
 
-// Interleaved Q4_K (q4_k_interleaved.h): the same values as the GGUF block's.
-struct Q4_KInterleaved {
-  static constexpr uint64_t kBytes = kQ4_KBytes;
-  static constexpr int kSub = 32;
-  static constexpr bool kMinimum = true;
+// Interleaved Q4_K (q4_k_interleaved.h): Q4_K's geometry, and the same values
+// unpacked from the other layout.
+struct Q4_KInterleaved : Q4_K {
   static void unpack(const uint8_t* wb, int8_t* q, int32_t* scale, int16_t* min, float& d, float& dmin) {
     d = load_half(wb);
     dmin = load_half(wb + 2);
     uint8_t scale8[8], min8[8];
     interleaved_q4_k_scales(wb, scale8, min8);
-    for (int j = 0; j < 8; ++j) {
-      scale[j] = scale8[j];
-      min[j] = min8[j];
-    }
+    widen_k_scales(scale8, min8, scale, min);
     interleaved_q4_k_quants(wb, reinterpret_cast<uint8_t*>(q));  // 0..15: the same bits as int8
   }
 };

@@ -265,76 +265,138 @@ TILLER_VNNI inline __m512i scale_pair_index(int a, int b) {
   return _mm512_inserti64x4(_mm512_set1_epi16(static_cast<int16_t>(a)), _mm256_set1_epi16(static_cast<int16_t>(b)), 1);
 }
 
-// A Q4_K block's 256 quants (0..15), 64 per vector in activation order (sub-blocks
-// 2c and 2c+1 in vector c), each 64's two 6-bit scales as int16 lanes (a in the
-// low 256 bits, b in the high), and the eight mins as int16. Shared by rows_q4_k
-// and rows_q4_k_by, so both do the same integer work.
-TILLER_VNNI inline void unpack_q4_k(const uint8_t* wb, __m512i q[4], __m512i sc[4], __m128i& mins) {
-  uint64_t packed_scales, packed_mins;
-  unpack_k_scales_words(wb + 4, packed_scales, packed_mins);
-  const __m512i scales = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(packed_scales))));
-  mins = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(packed_mins)));
-  const __m512i nibble_shift = _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4);
-  for (int c = 0; c < 4; ++c) {
-    const __m512i raw = _mm512_broadcast_i64x4(load256(wb + 16 + 32 * c));
-    q[c] = _mm512_and_si512(_mm512_srlv_epi64(raw, nibble_shift), _mm512_set1_epi8(0x0f));
-    sc[c] = _mm512_permutexvar_epi16(scale_pair_index(2 * c, 2 * c + 1), scales);
+// ---------------------------------------------------------------------------
+// Q4_K: f16 d, f16 dmin, 12 bytes of scales and mins, 128 bytes of nibbles. Per
+// block: d x sum_j(scale_j x sum_j) - dmin x sum_j(min_j x (activation sum_j)).
+// Two layouts, each a Block type with unpack() and sums(): the GGUF file's, and
+// the one Q4_K read into memory is interleaved to at load (q4_k_interleaved.h).
+// Both share the float steps below, so a row's bits do not depend on whether it is
+// computed alone, among four, or by several activation rows.
+
+// The GGUF layout: each 32 bytes of nibbles hold sub-block 2c in their low nibbles
+// and 2c+1 in their high ones; every 64 weights need their own two scales.
+struct Q4_KGgufBlock {
+  __m512i q[4];   // 64 quants (0..15) per vector in activation order: sub-blocks 2c, 2c+1
+  __m512i sc[4];  // vector c's two 6-bit scales as int16 lanes (2c low 256 bits, 2c+1 high)
+  __m128i mins;   // the eight mins as int16
+  float d, dmin;
+
+  TILLER_VNNI void unpack(const uint8_t* wb) {
+    uint64_t packed_scales, packed_mins;
+    unpack_k_scales_words(wb + 4, packed_scales, packed_mins);
+    const __m512i scales =
+        _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(packed_scales))));
+    mins = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(packed_mins)));
+    const __m512i nibble_shift = _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4);
+    for (int c = 0; c < 4; ++c) {
+      const __m512i raw = _mm512_broadcast_i64x4(load256(wb + 16 + 32 * c));
+      q[c] = _mm512_and_si512(_mm512_srlv_epi64(raw, nibble_shift), _mm512_set1_epi8(0x0f));
+      sc[c] = _mm512_permutexvar_epi16(scale_pair_index(2 * c, 2 * c + 1), scales);
+    }
+    d = half(wb);
+    dmin = half(wb + 2);
   }
+  // The scaled integer sums per lane against a Q8_K block's 256 quants. Two chains
+  // of two vpdpwssd each instead of one of four: the block's latency bounds a
+  // single row's throughput (integer sums: the same bits either way).
+  TILLER_VNNI __m512i sums(const uint8_t* xq) const {
+    __m512i even = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_maddubs_epi16(q[0], load512(xq)), sc[0]);
+    __m512i odd = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_maddubs_epi16(q[1], load512(xq + 64)), sc[1]);
+    even = _mm512_dpwssd_epi32(even, _mm512_maddubs_epi16(q[2], load512(xq + 128)), sc[2]);
+    odd = _mm512_dpwssd_epi32(odd, _mm512_maddubs_epi16(q[3], load512(xq + 192)), sc[3]);
+    return _mm512_add_epi32(even, odd);
+  }
+  static constexpr bool kInterleavedActivations = false;
+};
+
+// The interleaved layout: lane i of every 64-weight vector belongs to sub-block
+// i % 8, so the products of a whole block sum in their lanes with one vpdpbusd per
+// 64 weights (weights 0..15, activations -128..127: at most 16 x 15 x 128 per lane)
+// and one multiply by the lanes' scales finishes the block, where the GGUF layout
+// needs a vpmaddubsw, a vpdpwssd and a vpermw of the scales per 64 weights. The
+// activations come interleaved alike.
+struct Q4_KInterleavedBlock {
+  __m512i q[4];    // vector v's 64 quants (0..15)
+  __m512i scales;  // lane i: scale of sub-block i % 8
+  __m128i mins;    // the eight 6-bit mins as int16
+  float d, dmin;
+
+  TILLER_VNNI void unpack(const uint8_t* wb) {
+    const __m512i low = _mm512_set1_epi8(0x0f);
+    __m512i first = load512(wb + 16), second = load512(wb + 80);
+#if !defined(TILLER_EMULATE_AVX512)  // SIMDe's vectors are structs, not registers
+    // One load each: folded into both of its uses, each line-crossing load would be
+    // made twice (the kernel ran 20% slower from L2).
+    asm("" : "+v"(first), "+v"(second));
+#endif
+    q[0] = _mm512_and_si512(first, low);
+    q[1] = _mm512_and_si512(_mm512_srli_epi16(first, 4), low);
+    q[2] = _mm512_and_si512(second, low);
+    q[3] = _mm512_and_si512(_mm512_srli_epi16(second, 4), low);
+    uint64_t scale_bytes;
+    std::memcpy(&scale_bytes, wb + 4, 8);
+    const uint64_t min_nibbles = load_u32(wb + 12);
+    scales = _mm512_and_si512(_mm512_cvtepu8_epi32(_mm_set1_epi64x(static_cast<int64_t>(scale_bytes))),
+                              _mm512_set1_epi32(63));
+    // Each min's top two bits sit in bits 6..7 of its scale's byte.
+    const uint64_t packed_mins = ((scale_bytes >> 2) & 0x3030303030303030ull) | (min_nibbles & 0x0f0f0f0fu) |
+                                 ((min_nibbles >> 4) & 0x0f0f0f0fu) << 32;
+    mins = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(packed_mins)));
+    d = half(wb);
+    dmin = half(wb + 2);
+  }
+  TILLER_VNNI __m512i sums(const uint8_t* xq) const {
+    __m512i even = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[0], load512(xq));
+    __m512i odd = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[1], load512(xq + 64));
+    even = _mm512_dpbusd_epi32(even, q[2], load512(xq + 128));
+    odd = _mm512_dpbusd_epi32(odd, q[3], load512(xq + 192));
+    return _mm512_mullo_epi32(_mm512_add_epi32(even, odd), scales);
+  }
+  static constexpr bool kInterleavedActivations = true;
+};
+
+// One Q4_K block's float steps for one (weight row, activation row): the scaled
+// sums times d x d_x into 16 lanes, the mins' term into 4.
+template <class Block>
+TILLER_VNNI inline void add_q4_k_block(const Block& block, const uint8_t* xb, __m128i sub_sums, __m512& acc,
+                                       __m128& minimums) {
+  const float dx = load_f32(xb);
+  acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(block.sums(xb + 4)), _mm512_set1_ps(block.d * dx), acc);
+  minimums = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_madd_epi16(block.mins, sub_sums)), _mm_set1_ps(block.dmin * dx),
+                          minimums);
+}
+// The activations' sums over each sub-block of 32, from the stored sums of 16.
+TILLER_VNNI inline __m128i q8_k_sums_of_32(const uint8_t* xb) {
+  return _mm_hadd_epi16(load128(xb + kQ8_KBsums), load128(xb + kQ8_KBsums + 16));
+}
+TILLER_VNNI inline float finish_q4_k(__m512 acc, __m128 minimums) {
+  __m128 m = _mm_add_ps(minimums, _mm_movehl_ps(minimums, minimums));
+  m = _mm_add_ss(m, _mm_movehdup_ps(m));
+  return _mm512_reduce_add_ps(acc) - _mm_cvtss_f32(m);
 }
 
-// Q4_K: f16 d, f16 dmin, 12 bytes of scales and mins, 128 bytes of nibbles; each
-// 32 bytes hold sub-block 2c in their low nibbles and 2c+1 in their high ones.
-// Per block: d x sum_j(scale_j x sum_j) - dmin x sum_j(min_j x (activation sum_j)).
-template <int R>
-TILLER_VNNI void rows_q4_k(const uint8_t* w, uint64_t row_bytes, const uint8_t* x, int64_t n, float* out) {
-  constexpr uint64_t kBytes = kQ4_KBytes;
-  __m512 acc[R];
-  __m128 minimums[R];
-  for (int r = 0; r < R; ++r) {
-    acc[r] = _mm512_setzero_ps();
-    minimums[r] = _mm_setzero_ps();
-  }
+template <class Block>
+TILLER_VNNI void row_q4_k(const uint8_t* w, uint64_t, const uint8_t* x, int64_t n, float* out) {
+  __m512 acc = _mm512_setzero_ps();
+  __m128 minimums = _mm_setzero_ps();
   for (int64_t b = 0; b < n / 256; ++b) {
     const uint8_t* xb = x + static_cast<uint64_t>(b) * kQ8_KActBytes;
-    const float dx = load_f32(xb);
-    __m512i y[4];
-    for (int c = 0; c < 4; ++c) y[c] = load512(xb + 4 + 64 * c);
-    // The activations' sums over each sub-block of 32, from the sums of 16.
-    const __m128i sub_sums = _mm_hadd_epi16(load128(xb + kQ8_KBsums), load128(xb + kQ8_KBsums + 16));
-    for (int r = 0; r < R; ++r) {
-      const uint8_t* wb = w + static_cast<uint64_t>(r) * row_bytes + static_cast<uint64_t>(b) * kBytes;
-      for (uint64_t line = 0; line < kBytes; line += 64) prefetch(wb + line);
-      __m512i q[4], sc[4];
-      __m128i mins;
-      unpack_q4_k(wb, q, sc, mins);
-      // Two chains of two vpdpwssd each instead of one of four: the block's latency
-      // bounds a single row's throughput. Integer sums, so the same bits either way.
-      __m512i even = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_maddubs_epi16(q[0], y[0]), sc[0]);
-      __m512i odd = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_maddubs_epi16(q[1], y[1]), sc[1]);
-      even = _mm512_dpwssd_epi32(even, _mm512_maddubs_epi16(q[2], y[2]), sc[2]);
-      odd = _mm512_dpwssd_epi32(odd, _mm512_maddubs_epi16(q[3], y[3]), sc[3]);
-      const __m512i sumi = _mm512_add_epi32(even, odd);
-      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_set1_ps(half(wb) * dx), acc[r]);
-      minimums[r] = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_madd_epi16(mins, sub_sums)), _mm_set1_ps(half(wb + 2) * dx),
-                                 minimums[r]);
-    }
+    const uint8_t* wb = w + static_cast<uint64_t>(b) * kQ4_KBytes;
+    for (uint64_t line = 0; line < kQ4_KBytes; line += 64) prefetch(wb + line);
+    Block block;
+    block.unpack(wb);
+    add_q4_k_block(block, xb, q8_k_sums_of_32(xb), acc, minimums);
   }
-  for (int r = 0; r < R; ++r) {
-    __m128 m = _mm_add_ps(minimums[r], _mm_movehl_ps(minimums[r], minimums[r]));
-    m = _mm_add_ss(m, _mm_movehdup_ps(m));
-    out[r] = _mm512_reduce_add_ps(acc[r]) - _mm_cvtss_f32(m);
-  }
+  *out = finish_q4_k(acc, minimums);
 }
 
-// rows_q4_k<kRowKernelRows> for T activation rows at once: each weight block's
-// nibbles, scales and mins are unpacked once and meet the T rows; per (weight row,
-// activation row) every operation is rows_q4_k's, in its order, so each output is
-// the bits rows_q4_k gives (a sequence's logits do not depend on its neighbours).
-template <int T>
+// kRowKernelRows weight rows by T activation rows: each weight block unpacked once
+// and met by the T rows, each (weight row, activation row) through row_q4_k's steps,
+// so the bits row_q4_k gives (a sequence's logits do not depend on its neighbours).
+template <class Block, int T>
 TILLER_VNNI void rows_q4_k_by(const uint8_t* w, uint64_t row_bytes, const uint8_t* x, uint64_t x_row_bytes, int64_t n,
                               float* out, int64_t out_stride) {
   constexpr int R = kRowKernelRows;
-  constexpr uint64_t kBytes = kQ4_KBytes;
   __m512 acc[R][T];
   __m128 minimums[R][T];
   for (int r = 0; r < R; ++r) {
@@ -345,37 +407,21 @@ TILLER_VNNI void rows_q4_k_by(const uint8_t* w, uint64_t row_bytes, const uint8_
   }
   for (int64_t b = 0; b < n / 256; ++b) {
     const uint8_t* xb[T];
-    float dx[T];
     __m128i sub_sums[T];
     for (int t = 0; t < T; ++t) {
       xb[t] = x + t * x_row_bytes + static_cast<uint64_t>(b) * kQ8_KActBytes;
-      dx[t] = load_f32(xb[t]);
-      sub_sums[t] = _mm_hadd_epi16(load128(xb[t] + kQ8_KBsums), load128(xb[t] + kQ8_KBsums + 16));
+      sub_sums[t] = q8_k_sums_of_32(xb[t]);
     }
     for (int r = 0; r < R; ++r) {
-      const uint8_t* wb = w + static_cast<uint64_t>(r) * row_bytes + static_cast<uint64_t>(b) * kBytes;
-      for (uint64_t line = 0; line < kBytes; line += 64) prefetch(wb + line);
-      __m512i q[4], sc[4];
-      __m128i mins;
-      unpack_q4_k(wb, q, sc, mins);
-      const float d = half(wb), dmin = half(wb + 2);
-      for (int t = 0; t < T; ++t) {
-        __m512i sumi = _mm512_setzero_si512();
-        for (int c = 0; c < 4; ++c) {
-          sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(q[c], load512(xb[t] + 4 + 64 * c)), sc[c]);
-        }
-        acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_set1_ps(d * dx[t]), acc[r][t]);
-        minimums[r][t] = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_madd_epi16(mins, sub_sums[t])), _mm_set1_ps(dmin * dx[t]),
-                                      minimums[r][t]);
-      }
+      const uint8_t* wb = w + static_cast<uint64_t>(r) * row_bytes + static_cast<uint64_t>(b) * kQ4_KBytes;
+      for (uint64_t line = 0; line < kQ4_KBytes; line += 64) prefetch(wb + line);
+      Block block;
+      block.unpack(wb);
+      for (int t = 0; t < T; ++t) add_q4_k_block(block, xb[t], sub_sums[t], acc[r][t], minimums[r][t]);
     }
   }
   for (int r = 0; r < R; ++r) {
-    for (int t = 0; t < T; ++t) {
-      __m128 m = _mm_add_ps(minimums[r][t], _mm_movehl_ps(minimums[r][t], minimums[r][t]));
-      m = _mm_add_ss(m, _mm_movehdup_ps(m));
-      out[t * out_stride + r] = _mm512_reduce_add_ps(acc[r][t]) - _mm_cvtss_f32(m);
-    }
+    for (int t = 0; t < T; ++t) out[t * out_stride + r] = finish_q4_k(acc[r][t], minimums[r][t]);
   }
 }
 
@@ -429,7 +475,7 @@ TILLER_VNNI void rows_q6_k(const uint8_t* w, uint64_t row_bytes, const uint8_t* 
       for (uint64_t line = 0; line < kBytes; line += 64) prefetch(wb + line);
       __m512i q[4], sc[4];
       unpack_q6_k(wb, q, sc);
-      __m512i chains[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};  // as in rows_q4_k
+      __m512i chains[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};  // as in Q4_KGgufBlock::sums
       for (int k = 0; k < 4; ++k) {
         chains[k % 2] =
             _mm512_dpwssd_epi32(chains[k % 2], _mm512_sub_epi16(_mm512_maddubs_epi16(q[k], y[k]), offsets[k]), sc[k]);
@@ -442,7 +488,7 @@ TILLER_VNNI void rows_q6_k(const uint8_t* w, uint64_t row_bytes, const uint8_t* 
 }
 
 // rows_q6_k<kRowKernelRows> for T activation rows at once, as rows_q4_k_by is to
-// rows_q4_k: the same bits per (weight row, activation row).
+// row_q4_k: the same bits per (weight row, activation row).
 template <int T>
 TILLER_VNNI void rows_q6_k_by(const uint8_t* w, uint64_t row_bytes, const uint8_t* x, uint64_t x_row_bytes, int64_t n,
                               float* out, int64_t out_stride) {
@@ -482,122 +528,6 @@ TILLER_VNNI void rows_q6_k_by(const uint8_t* w, uint64_t row_bytes, const uint8_
   }
 }
 
-// Interleaved Q4_K (q4_k_interleaved.h) against Q8_K activations interleaved
-// alike: lane i of every 64-weight vector belongs to sub-block i % 8, so the
-// products of a whole block sum in their lanes with one vpdpbusd per 64 weights
-// (weights 0..15, activations -128..127: at most 16 x 15 x 128 per lane) and one
-// multiply by the lanes' scales finishes the block. The GGUF layout's kernel above
-// needs a vpmaddubsw, a vpdpwssd and a vpermw of the scales per 64 weights.
-struct Q4_KInterleavedBlock {
-  __m512i q[4];  // vector v's 64 quants (0..15)
-  __m512i scales;  // lane i: scale of sub-block i % 8
-  __m128i mins;    // the eight 6-bit mins as int16
-  float d, dmin;
-};
-
-TILLER_VNNI inline void unpack_q4_k_interleaved(const uint8_t* wb, Q4_KInterleavedBlock& block) {
-  const __m512i low = _mm512_set1_epi8(0x0f);
-  __m512i first = load512(wb + 16), second = load512(wb + 80);
-#if !defined(TILLER_EMULATE_AVX512)  // SIMDe's vectors are structs, not registers
-  // One load each: folded into both of its uses, each line-crossing load would be
-  // made twice (the kernel ran 20% slower from L2).
-  asm("" : "+v"(first), "+v"(second));
-#endif
-  block.q[0] = _mm512_and_si512(first, low);
-  block.q[1] = _mm512_and_si512(_mm512_srli_epi16(first, 4), low);
-  block.q[2] = _mm512_and_si512(second, low);
-  block.q[3] = _mm512_and_si512(_mm512_srli_epi16(second, 4), low);
-  uint64_t scale_bytes;
-  std::memcpy(&scale_bytes, wb + 4, 8);
-  const uint64_t min_nibbles = load_u32(wb + 12);
-  block.scales = _mm512_and_si512(_mm512_cvtepu8_epi32(_mm_set1_epi64x(static_cast<int64_t>(scale_bytes))),
-                                  _mm512_set1_epi32(63));
-  // Each min's top two bits sit in bits 6..7 of its scale's byte.
-  const uint64_t mins = ((scale_bytes >> 2) & 0x3030303030303030ull) | (min_nibbles & 0x0f0f0f0fu) |
-                        ((min_nibbles >> 4) & 0x0f0f0f0fu) << 32;
-  block.mins = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(mins)));
-  block.d = half(wb);
-  block.dmin = half(wb + 2);
-}
-
-// The block's scaled integer sums per lane against 256 interleaved activation quants.
-TILLER_VNNI inline __m512i q4_k_interleaved_sums(const Q4_KInterleavedBlock& block, const uint8_t* xq) {
-  __m512i even = _mm512_dpbusd_epi32(_mm512_setzero_si512(), block.q[0], load512(xq));
-  __m512i odd = _mm512_dpbusd_epi32(_mm512_setzero_si512(), block.q[1], load512(xq + 64));
-  even = _mm512_dpbusd_epi32(even, block.q[2], load512(xq + 128));
-  odd = _mm512_dpbusd_epi32(odd, block.q[3], load512(xq + 192));
-  return _mm512_mullo_epi32(_mm512_add_epi32(even, odd), block.scales);
-}
-
-// One weight row: d x sum_j(scale_j x sum_j) - dmin x sum_j(min_j x activation sum_j)
-// per block, as rows_q4_k.
-TILLER_VNNI void row_q4_k_interleaved(const uint8_t* w, uint64_t, const uint8_t* x, int64_t n, float* out) {
-  __m512 acc = _mm512_setzero_ps();
-  __m128 minimums = _mm_setzero_ps();
-  for (int64_t b = 0; b < n / 256; ++b) {
-    const uint8_t* xb = x + static_cast<uint64_t>(b) * kQ8_KActBytes;
-    const float dx = load_f32(xb);
-    const __m128i sub_sums = _mm_hadd_epi16(load128(xb + kQ8_KBsums), load128(xb + kQ8_KBsums + 16));
-    const uint8_t* wb = w + static_cast<uint64_t>(b) * kQ4_KBytes;
-    for (uint64_t line = 0; line < kQ4_KBytes; line += 64) prefetch(wb + line);
-    Q4_KInterleavedBlock block;
-    unpack_q4_k_interleaved(wb, block);
-    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(q4_k_interleaved_sums(block, xb + 4)), _mm512_set1_ps(block.d * dx), acc);
-    minimums = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_madd_epi16(block.mins, sub_sums)), _mm_set1_ps(block.dmin * dx),
-                            minimums);
-  }
-  __m128 m = _mm_add_ps(minimums, _mm_movehl_ps(minimums, minimums));
-  m = _mm_add_ss(m, _mm_movehdup_ps(m));
-  *out = _mm512_reduce_add_ps(acc) - _mm_cvtss_f32(m);
-}
-
-// kRowKernelRows interleaved weight rows by T activation rows: each block unpacked
-// once; per (weight row, activation row) the float operations of
-// row_q4_k_interleaved in its order (the integer sums are exact in any order), so
-// the same bits.
-template <int T>
-TILLER_VNNI void rows_q4_k_interleaved_by(const uint8_t* w, uint64_t row_bytes, const uint8_t* x, uint64_t x_row_bytes,
-                                          int64_t n, float* out, int64_t out_stride) {
-  constexpr int R = kRowKernelRows;
-  __m512 acc[R][T];
-  __m128 minimums[R][T];
-  for (int r = 0; r < R; ++r) {
-    for (int t = 0; t < T; ++t) {
-      acc[r][t] = _mm512_setzero_ps();
-      minimums[r][t] = _mm_setzero_ps();
-    }
-  }
-  for (int64_t b = 0; b < n / 256; ++b) {
-    const uint8_t* xb[T];
-    float dx[T];
-    __m128i sub_sums[T];
-    for (int t = 0; t < T; ++t) {
-      xb[t] = x + t * x_row_bytes + static_cast<uint64_t>(b) * kQ8_KActBytes;
-      dx[t] = load_f32(xb[t]);
-      sub_sums[t] = _mm_hadd_epi16(load128(xb[t] + kQ8_KBsums), load128(xb[t] + kQ8_KBsums + 16));
-    }
-    for (int r = 0; r < R; ++r) {
-      const uint8_t* wb = w + static_cast<uint64_t>(r) * row_bytes + static_cast<uint64_t>(b) * kQ4_KBytes;
-      for (uint64_t line = 0; line < kQ4_KBytes; line += 64) prefetch(wb + line);
-      Q4_KInterleavedBlock block;
-      unpack_q4_k_interleaved(wb, block);
-      for (int t = 0; t < T; ++t) {
-        acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(q4_k_interleaved_sums(block, xb[t] + 4)),
-                                    _mm512_set1_ps(block.d * dx[t]), acc[r][t]);
-        minimums[r][t] = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_madd_epi16(block.mins, sub_sums[t])),
-                                      _mm_set1_ps(block.dmin * dx[t]), minimums[r][t]);
-      }
-    }
-  }
-  for (int r = 0; r < R; ++r) {
-    for (int t = 0; t < T; ++t) {
-      __m128 m = _mm_add_ps(minimums[r][t], _mm_movehl_ps(minimums[r][t], minimums[r][t]));
-      m = _mm_add_ss(m, _mm_movehdup_ps(m));
-      out[t * out_stride + r] = _mm512_reduce_add_ps(acc[r][t]) - _mm_cvtss_f32(m);
-    }
-  }
-}
-
 // The _by kernels for any number of activation rows up to kRowKernelRows.
 template <template <int> class Kernel>
 TILLER_VNNI void rows_k_by_any(const uint8_t* w, uint64_t row_bytes, const uint8_t* x, uint64_t x_row_bytes, int n_x,
@@ -609,19 +539,15 @@ TILLER_VNNI void rows_k_by_any(const uint8_t* w, uint64_t row_bytes, const uint8
     default: return Kernel<4>::run(w, row_bytes, x, x_row_bytes, n, out, out_stride);
   }
 }
-template <int T>
+template <class Block>
 struct Q4_KBy {
-  TILLER_VNNI static void run(const uint8_t* w, uint64_t rb, const uint8_t* x, uint64_t xrb, int64_t n, float* out,
-                              int64_t stride) {
-    rows_q4_k_by<T>(w, rb, x, xrb, n, out, stride);
-  }
-};
-template <int T>
-struct Q4_KInterleavedBy {
-  TILLER_VNNI static void run(const uint8_t* w, uint64_t rb, const uint8_t* x, uint64_t xrb, int64_t n, float* out,
-                              int64_t stride) {
-    rows_q4_k_interleaved_by<T>(w, rb, x, xrb, n, out, stride);
-  }
+  template <int T>
+  struct Of {
+    TILLER_VNNI static void run(const uint8_t* w, uint64_t rb, const uint8_t* x, uint64_t xrb, int64_t n, float* out,
+                                int64_t stride) {
+      rows_q4_k_by<Block, T>(w, rb, x, xrb, n, out, stride);
+    }
+  };
 };
 template <int T>
 struct Q6_KBy {
@@ -703,6 +629,14 @@ TILLER_VNNI void rows_in_turn(const uint8_t* w, uint64_t row_bytes, const uint8_
   for (int r = 0; r < kRowKernelRows; ++r) rows(w + static_cast<uint64_t>(r) * row_bytes, 0, x, n, out + r);
 }
 
+template <class Block>
+RowKernels q4_k_kernels() {
+  RowKernels kernels{one_row<row_q4_k<Block>>, rows_in_turn<row_q4_k<Block>>,
+                     rows_k_by_any<Q4_KBy<Block>::template Of>};
+  kernels.interleaved_activations = Block::kInterleavedActivations;
+  return kernels;
+}
+
 template <class F>
 constexpr RowKernels kernels_32() {
   return {one_row<rows_32<F, 1>>, rows_in_turn<rows_32<F, 1>>, rows_32_by_any<F>};
@@ -721,7 +655,7 @@ RowKernels vnni_row_kernels(TensorType weight_type) {
     case TensorType::Q8_0: return kernels_32<Q8_0>();
     case TensorType::IQ4_NL: return kernels_32<IQ4_NL>();
     case TensorType::IQ4_XS: return {one_row<rows_iq4_xs<1>>, rows_in_turn<rows_iq4_xs<1>>};
-    case TensorType::Q4_K: return {one_row<rows_q4_k<1>>, rows_in_turn<rows_q4_k<1>>, rows_k_by_any<Q4_KBy>};
+    case TensorType::Q4_K: return q4_k_kernels<Q4_KGgufBlock>();
     case TensorType::Q6_K: return {one_row<rows_q6_k<1>>, rows_in_turn<rows_q6_k<1>>, rows_k_by_any<Q6_KBy>};
     default: return {};  // Q5_K, Q2_K, Q3_K, F16, BF16: the AVX2 kernels
   }
@@ -733,10 +667,7 @@ RowKernels vnni_row_kernels(TensorType weight_type) {
 
 RowKernels vnni_q4_k_interleaved_row_kernels() {
 #if TILLER_VNNI_ROWS
-  RowKernels kernels{one_row<row_q4_k_interleaved>, rows_in_turn<row_q4_k_interleaved>,
-                     rows_k_by_any<Q4_KInterleavedBy>};
-  kernels.interleaved_activations = true;
-  return kernels;
+  return q4_k_kernels<Q4_KInterleavedBlock>();
 #else
   return {};
 #endif
