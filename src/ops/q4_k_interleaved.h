@@ -8,8 +8,8 @@
 // eight sub-blocks, 8 of each, in the same 32-bit lanes: lane i of every vector
 // belongs to sub-block i % 8. One vpdpbusd per 64 weights then sums products into
 // lanes that stay within their sub-block across the whole block, and a single
-// scale multiply per block finishes it (vnni_row_kernels.cpp: 2x the GGUF layout's
-// speed from L2 on a Zen 4, 1.6x from memory).
+// scale multiply per block finishes it (vnni_row_kernels.cpp: 1.36x the GGUF
+// layout's speed on a matrix in L2 on a Zen 4; from memory about the same).
 //
 // The block keeps its 144 bytes:
 //   [0, 4)     f16 d, f16 dmin, as in GGUF

@@ -326,7 +326,7 @@ struct Q4_KInterleavedBlock {
     __m512i first = load512(wb + 16), second = load512(wb + 80);
 #if !defined(TILLER_EMULATE_AVX512)  // SIMDe's vectors are structs, not registers
     // One load each: folded into both of its uses, each line-crossing load would be
-    // made twice (the kernel ran 20% slower from L2).
+    // made twice (the kernel ran 5% slower from L2).
     asm("" : "+v"(first), "+v"(second));
 #endif
     q[0] = _mm512_and_si512(first, low);
