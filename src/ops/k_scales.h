@@ -21,6 +21,15 @@ inline void unpack_k_scales(const uint8_t* s, uint8_t* scale, uint8_t* min) {
   }
 }
 
+// unpack_k_scales in reverse: eight 6-bit scales and mins packed into 12 bytes.
+inline void pack_k_scales(const uint8_t* scale, const uint8_t* min, uint8_t* s) {
+  for (int j = 0; j < 4; ++j) {
+    s[j] = static_cast<uint8_t>(scale[j] | (scale[j + 4] >> 4) << 6);
+    s[j + 4] = static_cast<uint8_t>(min[j] | (min[j + 4] >> 4) << 6);
+    s[j + 8] = static_cast<uint8_t>((scale[j + 4] & 15) | (min[j + 4] & 15) << 4);
+  }
+}
+
 // The same eight scales and eight mins as unpack_k_scales, one per byte of two
 // 64-bit words (scale j in byte j), from three 32-bit loads and no byte loop: each
 // byte's transformation above done on four bytes at once, with masks that keep

@@ -34,9 +34,9 @@ RowKernels row_kernels(TensorType type, KernelLevel level) {
 template <KernelLevel L>
 float deinterleaved_q4_k_dot(const uint8_t* weights, const uint8_t* activations, int64_t n) {
   thread_local std::vector<uint8_t> row;
-  const uint64_t row_bytes = static_cast<uint64_t>(n / kQK_K) * kQ4_KBytes;
-  row.resize(row_bytes);
-  for (uint64_t at = 0; at < row_bytes; at += kQ4_KBytes) deinterleave_q4_k_block(weights + at, row.data() + at);
+  const uint64_t n_blocks = static_cast<uint64_t>(n / kQK_K);
+  row.resize(n_blocks * kQ4_KBytes);
+  deinterleave_q4_k_blocks(weights, n_blocks, row.data());
   return row_kernels(TensorType::Q4_K, L).one(row.data(), activations, n);
 }
 

@@ -69,9 +69,7 @@ void weight_row(const WeightMatrix& w, int64_t row, float* out) {
   if (w.layout == WeightLayout::Q4_KInterleaved) {
     thread_local std::vector<uint8_t> gguf;
     gguf.resize(w.row_bytes);
-    for (uint64_t at = 0; at + kQ4_KBytes <= w.row_bytes; at += kQ4_KBytes) {
-      deinterleave_q4_k_block(bytes + at, gguf.data() + at);
-    }
+    deinterleave_q4_k_blocks(bytes, w.row_bytes / kQ4_KBytes, gguf.data());
     bytes = gguf.data();
   }
   dequantize_row(w.type, {bytes, w.row_bytes}, {out, static_cast<size_t>(w.n_in)});

@@ -38,7 +38,7 @@ void interleave_q4_k_block(const uint8_t* gguf, uint8_t* out) {
   // a model's Q4_K matrices pass through here at every load.
   for (int v = 0; v < 4; ++v) {
     for (int lane = 0; lane < 16; ++lane) {
-      std::memcpy(vectors + 64 * v + 4 * lane, q + 4 * (8 * (lane % 8) + 2 * v + lane / 8), 4);
+      std::memcpy(vectors + 64 * v + 4 * lane, q + 4 * interleaved_lane_source(v, lane), 4);
     }
   }
   for (int half = 0; half < 2; ++half) {
@@ -49,8 +49,7 @@ void interleave_q4_k_block(const uint8_t* gguf, uint8_t* out) {
 }
 
 void interleaved_q4_k_quants(const uint8_t* block, uint8_t* q) {
-  // Each vector's 64 quants in its own order, then its lanes of four moved whole:
-  // lane i of vector v holds weights 4(8(i % 8) + 2v + i / 8) on.
+  // Each vector's 64 quants in its own order, then its lanes of four moved whole.
   uint8_t vectors[256];
   for (int half = 0; half < 2; ++half) {
     const uint8_t* bytes = block + kNibbles + 64 * half;
@@ -61,7 +60,7 @@ void interleaved_q4_k_quants(const uint8_t* block, uint8_t* q) {
   }
   for (int v = 0; v < 4; ++v) {
     for (int lane = 0; lane < 16; ++lane) {
-      std::memcpy(q + 4 * (8 * (lane % 8) + 2 * v + lane / 8), vectors + 64 * v + 4 * lane, 4);
+      std::memcpy(q + 4 * interleaved_lane_source(v, lane), vectors + 64 * v + 4 * lane, 4);
     }
   }
 }
@@ -78,14 +77,7 @@ void deinterleave_q4_k_block(const uint8_t* interleaved, uint8_t* out) {
   std::memcpy(out, interleaved, 4);
   uint8_t scale[8], min[8];
   interleaved_q4_k_scales(interleaved, scale, min);
-  // The GGUF packing (k_scales.h): pairs 0..3 in the low 6 bits of bytes 0..7,
-  // pairs 4..7 in the nibbles of bytes 8..11 and the top bits of bytes 0..7.
-  uint8_t* s = out + 4;
-  for (int j = 0; j < 4; ++j) {
-    s[j] = static_cast<uint8_t>(scale[j] | (scale[j + 4] >> 4) << 6);
-    s[j + 4] = static_cast<uint8_t>(min[j] | (min[j + 4] >> 4) << 6);
-    s[j + 8] = static_cast<uint8_t>((scale[j + 4] & 15) | (min[j + 4] & 15) << 4);
-  }
+  pack_k_scales(scale, min, out + 4);
   uint8_t q[256];
   interleaved_q4_k_quants(interleaved, q);
   uint8_t* qs = out + kNibbles;
@@ -103,6 +95,10 @@ void interleave_q4_k_blocks(uint8_t* blocks, uint64_t n_blocks) {
   }
 }
 
+void deinterleave_q4_k_blocks(const uint8_t* blocks, uint64_t n_blocks, uint8_t* out) {
+  for (uint64_t b = 0; b < n_blocks; ++b) deinterleave_q4_k_block(blocks + b * kQ4_KBytes, out + b * kQ4_KBytes);
+}
+
 void interleave_q8_k_rows(const uint8_t* in, int64_t n_rows, int64_t n_in, uint64_t row_bytes, uint8_t* out) {
   const int64_t n_blocks = n_in / kQK_K;
   for (int64_t r = 0; r < n_rows; ++r) {
@@ -112,10 +108,9 @@ void interleave_q8_k_rows(const uint8_t* in, int64_t n_rows, int64_t n_in, uint6
       uint8_t* to = out + at;
       std::memcpy(to, from, 4);  // d
       std::memcpy(to + 4 + kQK_K, from + 4 + kQK_K, kQ8_KActBytes - 4 - kQK_K);  // bsums
-      // Lanes of four quants move whole: lane i of vector v is lane 8(i % 8) + 2v + i / 8.
       for (int v = 0; v < 4; ++v) {
         for (int lane = 0; lane < 16; ++lane) {
-          std::memcpy(to + 4 + 64 * v + 4 * lane, from + 4 + 4 * (8 * (lane % 8) + 2 * v + lane / 8), 4);
+          std::memcpy(to + 4 + 64 * v + 4 * lane, from + 4 + 4 * interleaved_lane_source(v, lane), 4);
         }
       }
     }

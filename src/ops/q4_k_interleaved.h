@@ -30,12 +30,13 @@ namespace tiller::ops {
 // interleaved as above.
 enum class WeightLayout { Gguf, Q4_KInterleaved };
 
-// The block weight (0..255) at byte p (0..63) of vector v (0..3): lane i = p / 4
-// holds sub-block i % 8, its weights 8v + 4(i / 8) + 0..3.
-constexpr int interleaved_weight(int v, int p) {
-  const int lane = p / 4;
-  return 32 * (lane % 8) + 8 * v + 4 * (lane / 8) + p % 4;
-}
+// Where lane i (0..15) of vector v (0..3) comes from, in lanes of four weights in
+// the block's order: sub-block i % 8, its weights 8v + 4(i / 8) + 0..3. Weights and
+// activations move by whole lanes.
+constexpr int interleaved_lane_source(int v, int lane) { return 8 * (lane % 8) + 2 * v + lane / 8; }
+
+// The block weight (0..255) at byte p (0..63) of vector v.
+constexpr int interleaved_weight(int v, int p) { return 4 * interleaved_lane_source(v, p / 4) + p % 4; }
 
 // One block from the GGUF layout to the interleaved one and back (out may not
 // alias in). Exact: the round trip gives the same bytes.
@@ -49,6 +50,8 @@ void interleaved_q4_k_scales(const uint8_t* block, uint8_t* scale, uint8_t* min)
 
 // n_blocks consecutive GGUF Q4_K blocks rewritten in place as interleaved ones.
 void interleave_q4_k_blocks(uint8_t* blocks, uint64_t n_blocks);
+// n_blocks interleaved blocks back in the GGUF layout, into `out`.
+void deinterleave_q4_k_blocks(const uint8_t* blocks, uint64_t n_blocks, uint8_t* out);
 
 // The 256 quants of a Q8_K block in the interleaved order, as d, quants and
 // bsums: n_rows rows of n_in values (whole blocks), row_bytes apart in both.
