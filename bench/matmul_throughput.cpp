@@ -75,9 +75,9 @@ Setup make_setup(TensorType type, int64_t rows, bool big, bool interleaved) {
   s.w.n_out = big ? 65536 : k_quant ? 576 : 1536;
   std::mt19937 rng(42);
   s.bytes = random_weights(type, s.w.n_in * s.w.n_out, rng);
-  if (interleaved) {  // as the model does at load (ops/q4_k_interleaved.h)
-    tiller::ops::interleave_q4_k_blocks(s.bytes.data(), s.bytes.size() / tiller::tensor_type_info(type).block_bytes);
-    s.w.layout = tiller::ops::WeightLayout::Q4_KInterleaved;
+  if (interleaved) {  // as the model does at load (ops/interleaved_k_quants.h)
+    s.w.layout = tiller::ops::interleaved_layout(type);
+    tiller::ops::interleave_blocks(s.w.layout, s.bytes.data(), s.bytes.size() / tiller::tensor_type_info(type).block_bytes);
   }
   s.w.data = s.bytes.data();
   s.w.row_bytes = *tiller::tensor_bytes(type, s.w.n_in);
@@ -147,16 +147,19 @@ int main(int argc, char** argv) {
           ->UseRealTime();
     }
   }
-  // Q4_K as the model holds it where Avx512Vnni runs: interleaved at load.
+  // Q4_K and Q6_K as the model holds them where Avx512Vnni runs: interleaved at load.
   for (const auto level : tiller::available_kernel_levels()) {
     if (level != tiller::KernelLevel::Avx512Vnni) continue;
-    for (const bool big : {false, true}) {
-      auto* bench = benchmark::RegisterBenchmark(big ? "Q4_K-interleaved/avx512vnni/big" : "Q4_K-interleaved/avx512vnni",
-                                                 [level, big](benchmark::State& state) {
-                                                   run(state, TensorType::Q4_K, static_cast<int>(level), big, true);
-                                                 });
-      bench->ArgNames({"rows", "threads"})->Args({1, 1})->Args({1, 2})->Unit(benchmark::kMicrosecond)->UseRealTime();
-      if (!big) bench->Args({4, 1})->Args({64, 1})->Args({256, 1});
+    for (const TensorType type : {TensorType::Q4_K, TensorType::Q6_K}) {
+      for (const bool big : {false, true}) {
+        const std::string name =
+            fmt::format("{}-interleaved/avx512vnni{}", tiller::tensor_type_name(type), big ? "/big" : "");
+        auto* bench = benchmark::RegisterBenchmark(name.c_str(), [type, level, big](benchmark::State& state) {
+          run(state, type, static_cast<int>(level), big, true);
+        });
+        bench->ArgNames({"rows", "threads"})->Args({1, 1})->Args({1, 2})->Unit(benchmark::kMicrosecond)->UseRealTime();
+        if (!big) bench->Args({4, 1})->Args({64, 1})->Args({256, 1});
+      }
     }
   }
   benchmark::Initialize(&argc, argv);

@@ -18,7 +18,7 @@
 
 #include "ops/block_layout.h"
 #include "ops/k_scales.h"
-#include "ops/q4_k_interleaved.h"
+#include "ops/interleaved_k_quants.h"
 #include "ops/ops.h"
 #include "ops/matmul.h"
 #include "ops/tiled_matmul.h"
@@ -527,23 +527,26 @@ TEST(QuantizedDot, SharedInputMatmulEqualsSeparateCalls) {
 }
 
 // ---------------------------------------------------------------------------
-// Q4_K interleaved at load (ops/q4_k_interleaved.h).
+// Q4_K and Q6_K interleaved at load (ops/interleaved_k_quants.h).
 
-// A copy of GGUF Q4_K bytes in the interleaved layout, and its matrix.
-std::vector<uint8_t> interleaved_copy(const std::vector<uint8_t>& gguf) {
+constexpr std::array<TensorType, 2> kInterleavedTypes{TensorType::Q4_K, TensorType::Q6_K};
+
+// A copy of GGUF bytes of an interleaved type in its interleaved layout, and its
+// matrix.
+std::vector<uint8_t> interleaved_copy(TensorType type, const std::vector<uint8_t>& gguf) {
   std::vector<uint8_t> bytes = gguf;
-  ops::interleave_q4_k_blocks(bytes.data(), bytes.size() / ops::kQ4_KBytes);
+  ops::interleave_blocks(ops::interleaved_layout(type), bytes.data(), bytes.size() / tensor_type_info(type).block_bytes);
   return bytes;
 }
-ops::WeightMatrix interleaved_matrix(int64_t n_in, int64_t n_out, const std::vector<uint8_t>& bytes) {
-  auto w = matrix(TensorType::Q4_K, n_in, n_out, bytes);
-  w.layout = ops::WeightLayout::Q4_KInterleaved;
+ops::WeightMatrix interleaved_matrix(TensorType type, int64_t n_in, int64_t n_out, const std::vector<uint8_t>& bytes) {
+  auto w = matrix(type, n_in, n_out, bytes);
+  w.layout = ops::interleaved_layout(type);
   return w;
 }
 
-// Every byte pattern survives the trip (the 12 scale bytes use all their bits, and
-// every nibble lands somewhere), and each weight has exactly one place.
-TEST(Q4_KInterleaved, BlocksComeBackByteForByte) {
+// Every byte pattern survives the trip (Q4_K's 12 scale bytes use all their bits,
+// every quant bit lands somewhere), and each weight has exactly one place.
+TEST(InterleavedKQuants, BlocksComeBackByteForByte) {
   std::array<int, 256> seen{};
   for (int v = 0; v < 4; ++v) {
     for (int p = 0; p < 64; ++p) ++seen[static_cast<size_t>(ops::interleaved_weight(v, p))];
@@ -551,14 +554,21 @@ TEST(Q4_KInterleaved, BlocksComeBackByteForByte) {
   EXPECT_TRUE(std::all_of(seen.begin(), seen.end(), [](int n) { return n == 1; }));
   std::mt19937 rng(41);
   std::uniform_int_distribution<int> byte(0, 255);
-  for (int trial = 0; trial < 200; ++trial) {
-    uint8_t gguf[ops::kQ4_KBytes], interleaved[ops::kQ4_KBytes], back[ops::kQ4_KBytes];
-    for (uint8_t& b : gguf) b = static_cast<uint8_t>(trial < 2 ? 255 * trial : byte(rng));
-    ops::interleave_q4_k_block(gguf, interleaved);
-    ops::deinterleave_q4_k_block(interleaved, back);
-    ASSERT_EQ(0, std::memcmp(gguf, back, sizeof gguf)) << "trial " << trial;
-    if (trial >= 2) {
-      EXPECT_NE(0, std::memcmp(gguf + 4, interleaved + 4, sizeof gguf - 4)) << "trial " << trial;
+  for (const TensorType type : kInterleavedTypes) {
+    const size_t n = tensor_type_info(type).block_bytes;
+    const bool q4 = type == TensorType::Q4_K;
+    for (int trial = 0; trial < 200; ++trial) {
+      std::vector<uint8_t> gguf(n), interleaved(n), back(n);
+      for (uint8_t& b : gguf) b = static_cast<uint8_t>(trial < 2 ? 255 * trial : byte(rng));
+      (q4 ? ops::interleave_q4_k_block : ops::interleave_q6_k_block)(gguf.data(), interleaved.data());
+      (q4 ? ops::deinterleave_q4_k_block : ops::deinterleave_q6_k_block)(interleaved.data(), back.data());
+      ASSERT_EQ(gguf, back) << tensor_type_name(type) << " trial " << trial;
+      std::vector<uint8_t> blocks = gguf;
+      ops::interleave_blocks(ops::interleaved_layout(type), blocks.data(), 1);
+      ASSERT_EQ(blocks, interleaved);
+      if (trial >= 2) {
+        EXPECT_NE(gguf, interleaved) << tensor_type_name(type) << " trial " << trial;
+      }
     }
   }
 }
@@ -569,40 +579,42 @@ TEST(Q4_KInterleaved, BlocksComeBackByteForByte) {
 // bounds against the reference where the interleaved row kernels run. Row counts
 // from generation's one to a prompt's, alone and as independent rows (a server's
 // batch, always on the row kernels).
-TEST(Q4_KInterleaved, ProductsMatchTheGgufLayoutAtEveryLevel) {
+TEST(InterleavedKQuants, ProductsMatchTheGgufLayoutAtEveryLevel) {
   std::mt19937 rng(43);
   ThreadPool one(1), two(2);
-  for (const int64_t n_in : {256, 768, 1536}) {
-    const int64_t n_out = 21;
-    const auto gguf = testing::random_tensor_bytes(TensorType::Q4_K, n_in * n_out, rng);
-    const auto bytes = interleaved_copy(gguf);
-    const auto w = matrix(TensorType::Q4_K, n_in, n_out, gguf);
-    const auto wi = interleaved_matrix(n_in, n_out, bytes);
-    std::vector<float> row(static_cast<size_t>(n_in)), row_i(row.size());
-    for (int64_t r = 0; r < n_out; ++r) {
-      ops::weight_row(w, r, row.data());
-      ops::weight_row(wi, r, row_i.data());
-      ASSERT_EQ(row, row_i) << "row " << r;
-    }
-    for (const int64_t n_rows : {int64_t{1}, int64_t{3}, int64_t{5}, ops::kTiledMinRows + 9}) {
-      const auto x = awkward_activations(n_rows, n_in, rng);
-      std::vector<float> reference(static_cast<size_t>(n_rows * n_out));
-      ops::matmul_reference(w, x.data(), n_rows, reference.data(), one, KernelLevel::Portable);
-      const auto scale = term_magnitudes(w, x.data(), n_rows);
-      for (const KernelLevel level : available_kernel_levels()) {
-        for (const bool independent : {false, true}) {
-          SCOPED_TRACE(::testing::Message() << kernel_level_name(level) << " n_in " << n_in << " rows " << n_rows
-                                          << (independent ? " independent" : ""));
-          std::vector<float> expected(reference.size(), NAN), got(reference.size(), NAN);
-          ops::quantized_matmul(w, x.data(), n_rows, expected.data(), one, level, independent);
-          ops::quantized_matmul(wi, x.data(), n_rows, got.data(), two, level, independent);
-          const bool tiled = !independent && n_rows >= ops::kTiledMinRows && level >= KernelLevel::Avx2Tiled;
-          if (level < KernelLevel::Avx512Vnni || tiled) {
-            EXPECT_EQ(got, expected);
-          } else {
-            EXPECT_LT(worst_relative(got, reference, scale), 2e-6);
+  for (const TensorType type : kInterleavedTypes) {
+    for (const int64_t n_in : {256, 768, 1536}) {
+      const int64_t n_out = 21;
+      const auto gguf = testing::random_tensor_bytes(type, n_in * n_out, rng);
+      const auto bytes = interleaved_copy(type, gguf);
+      const auto w = matrix(type, n_in, n_out, gguf);
+      const auto wi = interleaved_matrix(type, n_in, n_out, bytes);
+      std::vector<float> row(static_cast<size_t>(n_in)), row_i(row.size());
+      for (int64_t r = 0; r < n_out; ++r) {
+        ops::weight_row(w, r, row.data());
+        ops::weight_row(wi, r, row_i.data());
+        ASSERT_EQ(row, row_i) << tensor_type_name(type) << " row " << r;
+      }
+      for (const int64_t n_rows : {int64_t{1}, int64_t{3}, int64_t{5}, ops::kTiledMinRows + 9}) {
+        const auto x = awkward_activations(n_rows, n_in, rng);
+        std::vector<float> reference(static_cast<size_t>(n_rows * n_out));
+        ops::matmul_reference(w, x.data(), n_rows, reference.data(), one, KernelLevel::Portable);
+        const auto scale = term_magnitudes(w, x.data(), n_rows);
+        for (const KernelLevel level : available_kernel_levels()) {
+          for (const bool independent : {false, true}) {
+            SCOPED_TRACE(::testing::Message() << tensor_type_name(type) << " " << kernel_level_name(level) << " n_in "
+                                            << n_in << " rows " << n_rows << (independent ? " independent" : ""));
+            std::vector<float> expected(reference.size(), NAN), got(reference.size(), NAN);
+            ops::quantized_matmul(w, x.data(), n_rows, expected.data(), one, level, independent);
+            ops::quantized_matmul(wi, x.data(), n_rows, got.data(), two, level, independent);
+            const bool tiled = !independent && n_rows >= ops::kTiledMinRows && level >= KernelLevel::Avx2Tiled;
+            if (level < KernelLevel::Avx512Vnni || tiled) {
+              EXPECT_EQ(got, expected);
+            } else {
+              EXPECT_LT(worst_relative(got, reference, scale), 2e-6);
+            }
+            for (int64_t r = 0; r < n_out && n_rows > 3; ++r) EXPECT_EQ(got[3 * n_out + r], 0.0f);  // the zero row
           }
-          for (int64_t r = 0; r < n_out && n_rows > 3; ++r) EXPECT_EQ(got[3 * n_out + r], 0.0f);  // the zero row
         }
       }
     }
@@ -611,45 +623,54 @@ TEST(Q4_KInterleaved, ProductsMatchTheGgufLayoutAtEveryLevel) {
 
 // The interleaved row kernels give each output the same bits alone, among four
 // weight rows, by several activation rows, and beside other matrices sharing the
-// input (a batched generation step must equal each sequence alone).
-TEST(Q4_KInterleaved, RowKernelsGiveTheSameBitsInGroupsAndAlone) {
+// input, interleaved or not (a batched generation step must equal each sequence
+// alone; a layer's Q4_K and Q6_K matrices share their activations).
+TEST(InterleavedKQuants, RowKernelsGiveTheSameBitsInGroupsAndAlone) {
   std::mt19937 rng(47);
   ThreadPool one(1), two(2);
   const int64_t n_in = 768, n_out = 19, n_rows = ops::kTiledMinRows - 1;
-  const auto gguf = testing::random_tensor_bytes(TensorType::Q4_K, n_in * n_out, rng);
-  const auto bytes = interleaved_copy(gguf);
-  const auto wi = interleaved_matrix(n_in, n_out, bytes);
-  const auto q6 = testing::random_tensor_bytes(TensorType::Q6_K, n_in * 7, rng);
-  const auto w6 = matrix(TensorType::Q6_K, n_in, 7, q6);
-  const auto x = awkward_activations(n_rows, n_in, rng);
-  for (const KernelLevel level : available_kernel_levels()) {
-    SCOPED_TRACE(kernel_level_name(level));
-    std::vector<float> all(static_cast<size_t>(n_rows * n_out));
-    ops::quantized_matmul(wi, x.data(), n_rows, all.data(), two, level);
-    for (int64_t t = 0; t < n_rows; ++t) {
-      for (int64_t shift = 0; shift < 4; ++shift) {
-        const auto part = ops::output_rows(wi, shift, n_out - shift);
-        std::vector<float> alone(static_cast<size_t>(part.n_out));
-        ops::quantized_matmul(part, x.data() + t * n_in, 1, alone.data(), one, level);
-        for (int64_t r = shift; r < n_out; ++r) {
-          ASSERT_EQ(alone[static_cast<size_t>(r - shift)], all[t * n_out + r]) << "row " << t << " output " << r;
+  for (const TensorType type : kInterleavedTypes) {
+    const TensorType other = type == TensorType::Q4_K ? TensorType::Q6_K : TensorType::Q4_K;
+    const auto gguf = testing::random_tensor_bytes(type, n_in * n_out, rng);
+    const auto bytes = interleaved_copy(type, gguf);
+    const auto wi = interleaved_matrix(type, n_in, n_out, bytes);
+    const auto other_gguf = testing::random_tensor_bytes(other, n_in * 7, rng);
+    const auto other_bytes = interleaved_copy(other, other_gguf);
+    const auto w_other = matrix(other, n_in, 7, other_gguf);
+    const auto wi_other = interleaved_matrix(other, n_in, 7, other_bytes);
+    const auto x = awkward_activations(n_rows, n_in, rng);
+    for (const KernelLevel level : available_kernel_levels()) {
+      SCOPED_TRACE(::testing::Message() << tensor_type_name(type) << " " << kernel_level_name(level));
+      std::vector<float> all(static_cast<size_t>(n_rows * n_out));
+      ops::quantized_matmul(wi, x.data(), n_rows, all.data(), two, level);
+      for (int64_t t = 0; t < n_rows; ++t) {
+        for (int64_t shift = 0; shift < 4; ++shift) {
+          const auto part = ops::output_rows(wi, shift, n_out - shift);
+          std::vector<float> alone(static_cast<size_t>(part.n_out));
+          ops::quantized_matmul(part, x.data() + t * n_in, 1, alone.data(), one, level);
+          for (int64_t r = shift; r < n_out; ++r) {
+            ASSERT_EQ(alone[static_cast<size_t>(r - shift)], all[t * n_out + r]) << "row " << t << " output " << r;
+          }
         }
       }
+      std::vector<float> separate_gguf(static_cast<size_t>(n_rows * 7), -2.0f), separate_interleaved(separate_gguf);
+      ops::quantized_matmul(w_other, x.data(), n_rows, separate_gguf.data(), one, level);
+      ops::quantized_matmul(wi_other, x.data(), n_rows, separate_interleaved.data(), one, level);
+      std::vector<float> shared(all.size(), -1.0f), shared_gguf(separate_gguf.size(), -1.0f),
+          shared_interleaved(separate_gguf.size(), -1.0f);
+      const std::array<const ops::WeightMatrix*, 3> matrices{&w_other, &wi, &wi_other};
+      const std::array<float*, 3> outs{shared_gguf.data(), shared.data(), shared_interleaved.data()};
+      ops::quantized_matmul_shared(matrices, x.data(), n_rows, outs, two, level);
+      EXPECT_EQ(shared, all);
+      EXPECT_EQ(shared_gguf, separate_gguf);
+      EXPECT_EQ(shared_interleaved, separate_interleaved);
     }
-    std::vector<float> shared_q4(all.size(), -1.0f), shared_q6(static_cast<size_t>(n_rows * 7), -1.0f),
-        separate_q6(shared_q6.size(), -2.0f);
-    const std::array<const ops::WeightMatrix*, 2> matrices{&w6, &wi};
-    const std::array<float*, 2> outs{shared_q6.data(), shared_q4.data()};
-    ops::quantized_matmul_shared(matrices, x.data(), n_rows, outs, two, level);
-    ops::quantized_matmul(w6, x.data(), n_rows, separate_q6.data(), one, level);
-    EXPECT_EQ(shared_q4, all);
-    EXPECT_EQ(shared_q6, separate_q6);
   }
 }
 
 // Q8_K activations interleave as the weights do: lane i of vector v takes the
 // four quants of weights interleaved_weight(v, 4i) on; d and the sums stay.
-TEST(Q4_KInterleaved, ActivationsMoveWithTheWeights) {
+TEST(InterleavedKQuants, ActivationsMoveWithTheWeights) {
   const int64_t n_in = 512, n_rows = 2;
   std::mt19937 rng(53);
   const auto x = awkward_activations(n_rows, n_in, rng);

@@ -65,7 +65,7 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
   }
   auto weights = std::make_unique<ModelWeights>();
   model->family_->bind(WeightBinder(file), model->config_, *weights);
-  interleave_q4_k_matrices(model->file_, *weights);
+  interleave_k_quant_matrices(model->file_, *weights);
   model->weights_ = std::move(weights);
   return model;
 }

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "ops/block_layout.h"
-#include "ops/q4_k_interleaved.h"
+#include "ops/interleaved_k_quants.h"
 #include "ops/tiled_matmul.h"
 #include "ops/vnni_row_kernels.h"
 #include "common/fail.h"
@@ -29,28 +29,37 @@ RowKernels row_kernels(TensorType type, KernelLevel level) {
   return portable_row_kernels(type);
 }
 
-// Interleaved Q4_K below Avx512Vnni: each row put back in the GGUF layout, then the
-// level's own Q4_K kernel. Only tests and --kernels below the best level run it.
-template <KernelLevel L>
-float deinterleaved_q4_k_dot(const uint8_t* weights, const uint8_t* activations, int64_t n) {
+// Interleaved blocks below Avx512Vnni: each row put back in the GGUF layout, then
+// the level's own kernel. Only tests and --kernels below the best level run it.
+template <WeightLayout layout, KernelLevel L>
+float deinterleaved_dot(const uint8_t* weights, const uint8_t* activations, int64_t n) {
+  constexpr TensorType type = layout == WeightLayout::Q4_KInterleaved ? TensorType::Q4_K : TensorType::Q6_K;
   thread_local std::vector<uint8_t> row;
   const uint64_t n_blocks = static_cast<uint64_t>(n / kQK_K);
-  row.resize(n_blocks * kQ4_KBytes);
-  deinterleave_q4_k_blocks(weights, n_blocks, row.data());
-  return row_kernels(TensorType::Q4_K, L).one(row.data(), activations, n);
+  row.resize(n_blocks * tensor_type_info(type).block_bytes);
+  deinterleave_blocks(layout, weights, n_blocks, row.data());
+  return row_kernels(type, L).one(row.data(), activations, n);
+}
+
+template <WeightLayout layout>
+RowKernels deinterleaved_kernels(KernelLevel level) {
+  switch (level) {
+    case KernelLevel::Portable: return {deinterleaved_dot<layout, KernelLevel::Portable>};
+    case KernelLevel::Avx2: return {deinterleaved_dot<layout, KernelLevel::Avx2>};
+    default: return {deinterleaved_dot<layout, KernelLevel::Avx2Tiled>};
+  }
 }
 
 RowKernels row_kernels(const WeightMatrix& w, KernelLevel level) {
-  if (w.layout != WeightLayout::Q4_KInterleaved) return row_kernels(w.type, level);
-  if (w.type != TensorType::Q4_K) fail("matmul: {} is interleaved but {}, not Q4_K", w.name, tensor_type_name(w.type));
+  if (w.layout == WeightLayout::Gguf) return row_kernels(w.type, level);
+  if (w.type != interleaved_type(w.layout)) {
+    fail("matmul: {} is interleaved for another type than its {}", w.name, tensor_type_name(w.type));
+  }
   if (level >= KernelLevel::Avx512Vnni) {
-    if (const RowKernels vnni = vnni_q4_k_interleaved_row_kernels(); vnni.one != nullptr) return vnni;
+    if (const RowKernels vnni = vnni_interleaved_row_kernels(w.layout); vnni.one != nullptr) return vnni;
   }
-  switch (level) {
-    case KernelLevel::Portable: return {deinterleaved_q4_k_dot<KernelLevel::Portable>};
-    case KernelLevel::Avx2: return {deinterleaved_q4_k_dot<KernelLevel::Avx2>};
-    default: return {deinterleaved_q4_k_dot<KernelLevel::Avx2Tiled>};
-  }
+  return w.layout == WeightLayout::Q4_KInterleaved ? deinterleaved_kernels<WeightLayout::Q4_KInterleaved>(level)
+                                                   : deinterleaved_kernels<WeightLayout::Q6_KInterleaved>(level);
 }
 
 bool has_kernels(TensorType type) { return portable_row_kernels(type).one != nullptr; }

@@ -66,10 +66,10 @@ WeightMatrix output_rows(const WeightMatrix& w, int64_t first, int64_t count) {
 
 void weight_row(const WeightMatrix& w, int64_t row, float* out) {
   const uint8_t* bytes = w.data + static_cast<uint64_t>(row) * w.row_bytes;
-  if (w.layout == WeightLayout::Q4_KInterleaved) {
+  if (w.layout != WeightLayout::Gguf) {
     thread_local std::vector<uint8_t> gguf;
     gguf.resize(w.row_bytes);
-    deinterleave_q4_k_blocks(bytes, w.row_bytes / kQ4_KBytes, gguf.data());
+    deinterleave_blocks(w.layout, bytes, w.row_bytes / tensor_type_info(w.type).block_bytes, gguf.data());
     bytes = gguf.data();
   }
   dequantize_row(w.type, {bytes, w.row_bytes}, {out, static_cast<size_t>(w.n_in)});

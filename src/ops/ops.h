@@ -13,7 +13,7 @@
 #include <span>
 #include <string>
 
-#include "ops/q4_k_interleaved.h"
+#include "ops/interleaved_k_quants.h"
 #include "tiller/engine.h"
 #include "tiller/tensor_type.h"
 #include "tiller/thread_pool.h"
@@ -28,7 +28,7 @@ struct WeightMatrix {
   const uint8_t* data = nullptr;
   uint64_t row_bytes = 0;
   std::string name;
-  // Q4_K matrices the model interleaved at load (q4_k_interleaved.h); every
+  // Q4_K and Q6_K matrices the model interleaved at load (interleaved_k_quants.h); every
   // function here reads either layout.
   WeightLayout layout = WeightLayout::Gguf;
 };

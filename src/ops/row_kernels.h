@@ -38,7 +38,7 @@ struct RowKernels {
   QuantizedRows four = nullptr;  // kRowKernelRows weight rows at once; nullptr: `one` row by row
   QuantizedRowsBy four_by = nullptr;  // kRowKernelRows weight rows by several activation rows; nullptr: `four`
   // The activations must be interleaved first (interleave_q8_k_rows in
-  // q4_k_interleaved.h), as the weights are.
+  // interleaved_k_quants.h), as the weights are.
   bool interleaved_activations = false;
 };
 

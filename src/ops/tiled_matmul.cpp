@@ -81,7 +81,7 @@ struct Q4_K {
   }
 };
 
-// Interleaved Q4_K (q4_k_interleaved.h): Q4_K's geometry, and the same values
+// Interleaved Q4_K (interleaved_k_quants.h): Q4_K's geometry, and the same values
 // unpacked from the other layout.
 struct Q4_KInterleaved : Q4_K {
   static void unpack(const uint8_t* wb, int8_t* q, int32_t* scale, int16_t* min, float& d, float& dmin) {
@@ -136,6 +136,19 @@ struct Q6_K {
         v[l + 96] = static_cast<int8_t>(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
       }
     }
+  }
+};
+
+// Interleaved Q6_K (interleaved_k_quants.h): Q6_K's geometry, and the same values
+// unpacked from the other layout.
+struct Q6_KInterleaved : Q6_K {
+  static void unpack(const uint8_t* wb, int8_t* q, int32_t* scale, int16_t*, float& d, float& dmin) {
+    d = load_half(wb + 208);
+    dmin = 0.0f;
+    for (int j = 0; j < 16; ++j) scale[j] = static_cast<int8_t>(wb[192 + j]);
+    uint8_t quants[256];
+    interleaved_q6_k_quants(wb, quants);
+    for (int i = 0; i < 256; ++i) q[i] = static_cast<int8_t>(quants[i] - 32);
   }
 };
 
@@ -741,10 +754,11 @@ TiledActivations prepare_tiled_activations(ActivationFormat format, const uint8_
 
 TiledKernel tiled_kernel(TensorType weight_type, KernelLevel level, WeightLayout layout) {
 #if TILLER_TILED_KERNELS
-  if (layout == WeightLayout::Q4_KInterleaved) {
-    if (weight_type != TensorType::Q4_K) return nullptr;
-    if (level == KernelLevel::Avx512Vnni) return tiled_k<Q4_KInterleaved>;
-    if (level == KernelLevel::Avx2Tiled) return tiled_k_avx2<Q4_KInterleaved>;
+  if (layout != WeightLayout::Gguf) {
+    if (weight_type != interleaved_type(layout)) return nullptr;
+    const bool q4 = layout == WeightLayout::Q4_KInterleaved;
+    if (level == KernelLevel::Avx512Vnni) return q4 ? tiled_k<Q4_KInterleaved> : tiled_k<Q6_KInterleaved>;
+    if (level == KernelLevel::Avx2Tiled) return q4 ? tiled_k_avx2<Q4_KInterleaved> : tiled_k_avx2<Q6_KInterleaved>;
     return nullptr;
   }
   if (level == KernelLevel::Avx512Vnni) {

@@ -57,8 +57,8 @@ using TiledKernel = void (*)(const WeightMatrix& w, int64_t row_begin, int64_t r
 // The tiled kernel of a level (Avx512Vnni, or Avx2Tiled: the same panels with
 // AVX2); nullptr when the type has none there or the level has no tiled kernels.
 // The caller makes sure the CPU runs the level (tiller::Engine does).
-// Interleaved Q4_K (q4_k_interleaved.h) has both levels' Q4_K kernels, its blocks
-// unpacked to the same values.
+// Interleaved Q4_K and Q6_K (interleaved_k_quants.h) have both levels' kernels of
+// their type, their blocks unpacked to the same values.
 TiledKernel tiled_kernel(TensorType weight_type, KernelLevel level, WeightLayout layout = WeightLayout::Gguf);
 
 // The fewest activation rows for which the tiled path beats the row kernels

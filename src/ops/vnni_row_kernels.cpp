@@ -269,7 +269,7 @@ TILLER_VNNI inline __m512i scale_pair_index(int a, int b) {
 // Q4_K: f16 d, f16 dmin, 12 bytes of scales and mins, 128 bytes of nibbles. Per
 // block: d x sum_j(scale_j x sum_j) - dmin x sum_j(min_j x (activation sum_j)).
 // Two layouts, each a Block type with unpack() and sums(): the GGUF file's, and
-// the one Q4_K read into memory is interleaved to at load (q4_k_interleaved.h).
+// the one Q4_K read into memory is interleaved to at load (interleaved_k_quants.h).
 // Both share the float steps below, so a row's bits do not depend on whether it is
 // computed alone, among four, or by several activation rows.
 
@@ -309,15 +309,15 @@ struct Q4_KGgufBlock {
   static constexpr bool kInterleavedActivations = false;
 };
 
-// The interleaved layout: lane i of every 64-weight vector belongs to sub-block
-// i % 8, so the products of a whole block sum in their lanes with one vpdpbusd per
-// 64 weights (weights 0..15, activations -128..127: at most 16 x 15 x 128 per lane)
-// and one multiply by the lanes' scales finishes the block, where the GGUF layout
-// needs a vpmaddubsw, a vpdpwssd and a vpermw of the scales per 64 weights. The
-// activations come interleaved alike.
+// The interleaved layout: lane i of every 64-weight vector holds 4 of the 16
+// weights of group i (half of sub-block i / 2), so the products of a whole block
+// sum in their lanes with one vpdpbusd per 64 weights (weights 0..15, activations
+// -128..127: at most 16 x 15 x 128 per lane) and one multiply by the lanes' scales
+// finishes the block, where the GGUF layout needs a vpmaddubsw, a vpdpwssd and a
+// vpermw of the scales per 64 weights. The activations come interleaved alike.
 struct Q4_KInterleavedBlock {
   __m512i q[4];    // vector v's 64 quants (0..15)
-  __m512i scales;  // lane i: scale of sub-block i % 8
+  __m512i scales;  // lane i: scale of sub-block i / 2
   __m128i mins;    // the eight 6-bit mins as int16
   float d, dmin;
 
@@ -336,8 +336,9 @@ struct Q4_KInterleavedBlock {
     uint64_t scale_bytes;
     std::memcpy(&scale_bytes, wb + 4, 8);
     const uint64_t min_nibbles = load_u32(wb + 12);
-    scales = _mm512_and_si512(_mm512_cvtepu8_epi32(_mm_set1_epi64x(static_cast<int64_t>(scale_bytes))),
-                              _mm512_set1_epi32(63));
+    const __m128i scale_of_lane = _mm_unpacklo_epi8(_mm_cvtsi64_si128(static_cast<int64_t>(scale_bytes)),
+                                                    _mm_cvtsi64_si128(static_cast<int64_t>(scale_bytes)));
+    scales = _mm512_and_si512(_mm512_cvtepu8_epi32(scale_of_lane), _mm512_set1_epi32(63));
     // Each min's top two bits sit in bits 6..7 of its scale's byte.
     const uint64_t packed_mins = ((scale_bytes >> 2) & 0x3030303030303030ull) | (min_nibbles & 0x0f0f0f0fu) |
                                  ((min_nibbles >> 4) & 0x0f0f0f0fu) << 32;
@@ -425,101 +426,132 @@ TILLER_VNNI void rows_q4_k_by(const uint8_t* w, uint64_t row_bytes, const uint8_
   }
 }
 
-// A Q6_K block's 256 quants, unsigned (0..63), 64 per vector in activation order,
-// and each 64's four scales as int16 lanes (scale 4k + i in 128-bit lane i of
-// vector k). Shared by rows_q6_k and rows_q6_k_by.
-TILLER_VNNI inline void unpack_q6_k(const uint8_t* wb, __m512i q[4], __m512i sc[4]) {
-  const __m512i low_mask = _mm512_set1_epi8(0x0f), high_mask = _mm512_set1_epi8(0x30);
-  // qh's 2-bit parts for the quants of ql's first and second 32 bytes (low nibbles),
-  // shifted into bits 4..5; the high nibbles take them from 2 bits further up.
-  const __m512i low_shift = _mm512_setr_epi64(4, 4, 4, 4, 2, 2, 2, 2);
-  const __m512i high_shift = _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2);
-  for (int half_block = 0; half_block < 2; ++half_block) {
-    const __m512i ql = load512(wb + 64 * half_block);
-    const __m512i qh = _mm512_broadcast_i64x4(load256(wb + 128 + 32 * half_block));
-    q[2 * half_block] =
-        _mm512_or_si512(_mm512_and_si512(ql, low_mask), _mm512_and_si512(_mm512_sllv_epi64(qh, low_shift), high_mask));
-    q[2 * half_block + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), low_mask),
-                                            _mm512_and_si512(_mm512_srlv_epi64(qh, high_shift), high_mask));
-  }
-  const __m512i scales = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(load128(wb + 192)));
-  for (int k = 0; k < 4; ++k) {
-    const __m512i index = _mm512_inserti64x4(
-        _mm512_castsi256_si512(_mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(4 * k + 1)),
-                                                _mm_set1_epi16(static_cast<int16_t>(4 * k)))),
-        _mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(4 * k + 3)), _mm_set1_epi16(static_cast<int16_t>(4 * k + 2))),
-        1);
-    sc[k] = _mm512_permutexvar_epi16(index, scales);
-  }
-}
-
+// ---------------------------------------------------------------------------
 // Q6_K: 128 bytes of low nibbles, 64 of 2-bit high parts, 16 int8 scales (one per
-// 16 weights), f16 d. The quants are taken unsigned (0..63) and 32 x (pair sums of
-// the activations) comes off each int16 pair product before the scales, as in the
-// AVX2 kernel; those offset products are the same for every row.
-template <int R>
-TILLER_VNNI void rows_q6_k(const uint8_t* w, uint64_t row_bytes, const uint8_t* x, int64_t n, float* out) {
-  constexpr uint64_t kBytes = kQ6_KBytes;
-  __m512 acc[R];
-  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
-  for (int64_t b = 0; b < n / 256; ++b) {
-    const uint8_t* xb = x + static_cast<uint64_t>(b) * kQ8_KActBytes;
-    const float dx = load_f32(xb);
-    __m512i y[4], offsets[4];
+// sub-block of 16), f16 d. The quants are taken unsigned (0..63); 32 x the
+// activations' sums comes off before the scales. Two layouts, as for Q4_K, each a
+// Block with unpack() and sums() (the scaled integer sums per lane against a Q8_K
+// block, d_x and bsums included), sharing the float steps.
+
+// The GGUF layout: each 64 weights span four sub-blocks, so each vector needs its
+// four scales as int16 lanes (a vpermw) and a vpmaddubsw/vpdpwssd pair; the offset
+// is taken off each int16 pair product, as in the AVX2 kernel.
+struct Q6_KGgufBlock {
+  __m512i q[4];   // 64 quants (0..63) per vector in activation order
+  __m512i sc[4];  // scale 4k + i in 128-bit lane i of vector k, as int16
+  float d;
+
+  TILLER_VNNI void unpack(const uint8_t* wb) {
+    const __m512i low_mask = _mm512_set1_epi8(0x0f), high_mask = _mm512_set1_epi8(0x30);
+    // qh's 2-bit parts for the quants of ql's first and second 32 bytes (low nibbles),
+    // shifted into bits 4..5; the high nibbles take them from 2 bits further up.
+    const __m512i low_shift = _mm512_setr_epi64(4, 4, 4, 4, 2, 2, 2, 2);
+    const __m512i high_shift = _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2);
+    for (int half_block = 0; half_block < 2; ++half_block) {
+      const __m512i ql = load512(wb + 64 * half_block);
+      const __m512i qh = _mm512_broadcast_i64x4(load256(wb + 128 + 32 * half_block));
+      q[2 * half_block] = _mm512_or_si512(_mm512_and_si512(ql, low_mask),
+                                          _mm512_and_si512(_mm512_sllv_epi64(qh, low_shift), high_mask));
+      q[2 * half_block + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), low_mask),
+                                              _mm512_and_si512(_mm512_srlv_epi64(qh, high_shift), high_mask));
+    }
+    const __m512i scales = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(load128(wb + 192)));
     for (int k = 0; k < 4; ++k) {
-      y[k] = load512(xb + 4 + 64 * k);
-      offsets[k] = _mm512_maddubs_epi16(_mm512_set1_epi8(32), y[k]);
+      const __m512i index = _mm512_inserti64x4(
+          _mm512_castsi256_si512(_mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(4 * k + 1)),
+                                                  _mm_set1_epi16(static_cast<int16_t>(4 * k)))),
+          _mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(4 * k + 3)),
+                           _mm_set1_epi16(static_cast<int16_t>(4 * k + 2))),
+          1);
+      sc[k] = _mm512_permutexvar_epi16(index, scales);
     }
-    for (int r = 0; r < R; ++r) {
-      const uint8_t* wb = w + static_cast<uint64_t>(r) * row_bytes + static_cast<uint64_t>(b) * kBytes;
-      for (uint64_t line = 0; line < kBytes; line += 64) prefetch(wb + line);
-      __m512i q[4], sc[4];
-      unpack_q6_k(wb, q, sc);
-      __m512i chains[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};  // as in Q4_KGgufBlock::sums
-      for (int k = 0; k < 4; ++k) {
-        chains[k % 2] =
-            _mm512_dpwssd_epi32(chains[k % 2], _mm512_sub_epi16(_mm512_maddubs_epi16(q[k], y[k]), offsets[k]), sc[k]);
-      }
-      const __m512i sumi = _mm512_add_epi32(chains[0], chains[1]);
-      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_set1_ps(half(wb + 208) * dx), acc[r]);
-    }
+    d = half(wb + 208);
   }
-  for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
+  TILLER_VNNI __m512i sums(const uint8_t* xb) const {
+    __m512i chains[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};  // as in Q4_KGgufBlock::sums
+    for (int k = 0; k < 4; ++k) {
+      const __m512i y = load512(xb + 4 + 64 * k);
+      const __m512i products = _mm512_sub_epi16(_mm512_maddubs_epi16(q[k], y), _mm512_maddubs_epi16(_mm512_set1_epi8(32), y));
+      chains[k % 2] = _mm512_dpwssd_epi32(chains[k % 2], products, sc[k]);
+    }
+    return _mm512_add_epi32(chains[0], chains[1]);
+  }
+  static constexpr bool kInterleavedActivations = false;
+};
+
+// The interleaved layout: lane i of every vector belongs to sub-block i, so a
+// block is four vpdpbusd (weights 0..63: at most 16 x 63 x 128 per lane), 32 x the
+// activations' stored sum of sub-block i (bsums, one per 16) off lane i, and one
+// multiply by the 16 scales as they are stored.
+struct Q6_KInterleavedBlock {
+  __m512i q[4];    // vector v's 64 quants (0..63)
+  __m512i scales;  // lane i: scale i
+  float d;
+
+  TILLER_VNNI void unpack(const uint8_t* wb) {
+    const __m512i low = _mm512_set1_epi8(0x0f), high = _mm512_set1_epi8(0x30);
+    __m512i first = load512(wb), second = load512(wb + 64), top = load512(wb + 128);
+#if !defined(TILLER_EMULATE_AVX512)
+    asm("" : "+v"(first), "+v"(second), "+v"(top));  // one load each, as in Q4_KInterleavedBlock
+#endif
+    // Vector v's top two bits are bits 2v..2v+1 of `top`, moved to bits 4..5 (the
+    // 16-bit shifts' spill from the neighbouring byte falls outside the mask).
+    q[0] = _mm512_or_si512(_mm512_and_si512(first, low), _mm512_and_si512(_mm512_slli_epi16(top, 4), high));
+    q[1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(first, 4), low),
+                           _mm512_and_si512(_mm512_slli_epi16(top, 2), high));
+    q[2] = _mm512_or_si512(_mm512_and_si512(second, low), _mm512_and_si512(top, high));
+    q[3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(second, 4), low),
+                           _mm512_and_si512(_mm512_srli_epi16(top, 2), high));
+    scales = _mm512_cvtepi8_epi32(load128(wb + 192));
+    d = half(wb + 208);
+  }
+  TILLER_VNNI __m512i sums(const uint8_t* xb) const {
+    __m512i even = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[0], load512(xb + 4));
+    __m512i odd = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[1], load512(xb + 68));
+    even = _mm512_dpbusd_epi32(even, q[2], load512(xb + 132));
+    odd = _mm512_dpbusd_epi32(odd, q[3], load512(xb + 196));
+    const __m512i offsets = _mm512_slli_epi32(_mm512_cvtepi16_epi32(load256(xb + kQ8_KBsums)), 5);
+    return _mm512_mullo_epi32(_mm512_sub_epi32(_mm512_add_epi32(even, odd), offsets), scales);
+  }
+  static constexpr bool kInterleavedActivations = true;
+};
+
+template <class Block>
+TILLER_VNNI inline void add_q6_k_block(const Block& block, const uint8_t* xb, __m512& acc) {
+  acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(block.sums(xb)), _mm512_set1_ps(block.d * load_f32(xb)), acc);
 }
 
-// rows_q6_k<kRowKernelRows> for T activation rows at once, as rows_q4_k_by is to
-// row_q4_k: the same bits per (weight row, activation row).
-template <int T>
+template <class Block>
+TILLER_VNNI void row_q6_k(const uint8_t* w, uint64_t, const uint8_t* x, int64_t n, float* out) {
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t b = 0; b < n / 256; ++b) {
+    const uint8_t* wb = w + static_cast<uint64_t>(b) * kQ6_KBytes;
+    for (uint64_t line = 0; line < kQ6_KBytes; line += 64) prefetch(wb + line);
+    Block block;
+    block.unpack(wb);
+    add_q6_k_block(block, x + static_cast<uint64_t>(b) * kQ8_KActBytes, acc);
+  }
+  *out = _mm512_reduce_add_ps(acc);
+}
+
+// row_q6_k for kRowKernelRows weight rows by T activation rows, as rows_q4_k_by is
+// to row_q4_k: the same bits per (weight row, activation row).
+template <class Block, int T>
 TILLER_VNNI void rows_q6_k_by(const uint8_t* w, uint64_t row_bytes, const uint8_t* x, uint64_t x_row_bytes, int64_t n,
                               float* out, int64_t out_stride) {
   constexpr int R = kRowKernelRows;
-  constexpr uint64_t kBytes = kQ6_KBytes;
   __m512 acc[R][T];
   for (int r = 0; r < R; ++r) {
     for (int t = 0; t < T; ++t) acc[r][t] = _mm512_setzero_ps();
   }
   for (int64_t b = 0; b < n / 256; ++b) {
-    const uint8_t* xb[T];
-    float dx[T];
-    __m512i offsets[T][4];
-    for (int t = 0; t < T; ++t) {
-      xb[t] = x + t * x_row_bytes + static_cast<uint64_t>(b) * kQ8_KActBytes;
-      dx[t] = load_f32(xb[t]);
-      for (int k = 0; k < 4; ++k) offsets[t][k] = _mm512_maddubs_epi16(_mm512_set1_epi8(32), load512(xb[t] + 4 + 64 * k));
-    }
     for (int r = 0; r < R; ++r) {
-      const uint8_t* wb = w + static_cast<uint64_t>(r) * row_bytes + static_cast<uint64_t>(b) * kBytes;
-      for (uint64_t line = 0; line < kBytes; line += 64) prefetch(wb + line);
-      __m512i q[4], sc[4];
-      unpack_q6_k(wb, q, sc);
-      const float d = half(wb + 208);
+      const uint8_t* wb = w + static_cast<uint64_t>(r) * row_bytes + static_cast<uint64_t>(b) * kQ6_KBytes;
+      for (uint64_t line = 0; line < kQ6_KBytes; line += 64) prefetch(wb + line);
+      Block block;
+      block.unpack(wb);
       for (int t = 0; t < T; ++t) {
-        __m512i sumi = _mm512_setzero_si512();
-        for (int k = 0; k < 4; ++k) {
-          const __m512i products = _mm512_sub_epi16(_mm512_maddubs_epi16(q[k], load512(xb[t] + 4 + 64 * k)), offsets[t][k]);
-          sumi = _mm512_dpwssd_epi32(sumi, products, sc[k]);
-        }
-        acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_set1_ps(d * dx[t]), acc[r][t]);
+        add_q6_k_block(block, x + t * x_row_bytes + static_cast<uint64_t>(b) * kQ8_KActBytes, acc[r][t]);
       }
     }
   }
@@ -549,12 +581,15 @@ struct Q4_KBy {
     }
   };
 };
-template <int T>
+template <class Block>
 struct Q6_KBy {
-  TILLER_VNNI static void run(const uint8_t* w, uint64_t rb, const uint8_t* x, uint64_t xrb, int64_t n, float* out,
-                              int64_t stride) {
-    rows_q6_k_by<T>(w, rb, x, xrb, n, out, stride);
-  }
+  template <int T>
+  struct Of {
+    TILLER_VNNI static void run(const uint8_t* w, uint64_t rb, const uint8_t* x, uint64_t xrb, int64_t n, float* out,
+                                int64_t stride) {
+      rows_q6_k_by<Block, T>(w, rb, x, xrb, n, out, stride);
+    }
+  };
 };
 
 // IQ4_XS: f16 d, 16-bit scales_h, 4 bytes scales_l, 128 bytes of indices; eight
@@ -637,6 +672,14 @@ RowKernels q4_k_kernels() {
   return kernels;
 }
 
+template <class Block>
+RowKernels q6_k_kernels() {
+  RowKernels kernels{one_row<row_q6_k<Block>>, rows_in_turn<row_q6_k<Block>>,
+                     rows_k_by_any<Q6_KBy<Block>::template Of>};
+  kernels.interleaved_activations = Block::kInterleavedActivations;
+  return kernels;
+}
+
 template <class F>
 constexpr RowKernels kernels_32() {
   return {one_row<rows_32<F, 1>>, rows_in_turn<rows_32<F, 1>>, rows_32_by_any<F>};
@@ -656,7 +699,7 @@ RowKernels vnni_row_kernels(TensorType weight_type) {
     case TensorType::IQ4_NL: return kernels_32<IQ4_NL>();
     case TensorType::IQ4_XS: return {one_row<rows_iq4_xs<1>>, rows_in_turn<rows_iq4_xs<1>>};
     case TensorType::Q4_K: return q4_k_kernels<Q4_KGgufBlock>();
-    case TensorType::Q6_K: return {one_row<rows_q6_k<1>>, rows_in_turn<rows_q6_k<1>>, rows_k_by_any<Q6_KBy>};
+    case TensorType::Q6_K: return q6_k_kernels<Q6_KGgufBlock>();
     default: return {};  // Q5_K, Q2_K, Q3_K, F16, BF16: the AVX2 kernels
   }
 #else
@@ -665,10 +708,16 @@ RowKernels vnni_row_kernels(TensorType weight_type) {
 #endif
 }
 
-RowKernels vnni_q4_k_interleaved_row_kernels() {
+RowKernels vnni_interleaved_row_kernels(WeightLayout layout) {
 #if TILLER_VNNI_ROWS
-  return q4_k_kernels<Q4_KInterleavedBlock>();
+  switch (layout) {
+    case WeightLayout::Q4_KInterleaved: return q4_k_kernels<Q4_KInterleavedBlock>();
+    case WeightLayout::Q6_KInterleaved: return q6_k_kernels<Q6_KInterleavedBlock>();
+    case WeightLayout::Gguf: break;
+  }
+  return {};
 #else
+  (void)layout;
   return {};
 #endif
 }

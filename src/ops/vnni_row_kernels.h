@@ -16,6 +16,7 @@
 
 #include <cstdint>
 
+#include "ops/interleaved_k_quants.h"
 #include "ops/row_kernels.h"
 #include "tiller/tensor_type.h"
 
@@ -33,8 +34,8 @@ inline constexpr uint64_t kPrefetchAhead = 4096;
 // Both nullptr when the type has no such kernel. Only for the Avx512Vnni level,
 // whose caller has made sure the CPU runs it (tiller::Engine does).
 RowKernels vnni_row_kernels(TensorType weight_type);
-// The kernels of Q4_K interleaved at load (q4_k_interleaved.h); they read Q8_K
-// activations interleaved alike (interleaved_activations is set).
-RowKernels vnni_q4_k_interleaved_row_kernels();
+// The kernels of Q4_K or Q6_K interleaved at load (interleaved_k_quants.h); they
+// read Q8_K activations interleaved alike (interleaved_activations is set).
+RowKernels vnni_interleaved_row_kernels(WeightLayout layout);
 
 }  // namespace tiller::ops
