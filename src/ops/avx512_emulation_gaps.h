@@ -68,21 +68,20 @@ inline simde__m512 mm512_cvtepi32_ps(simde__m512i a) {
   return vector(out);
 }
 
-inline simde__m512i mm512_cvtepu16_epi32(simde__m256i a) {
-  uint16_t in[16];
-  simde_mm256_storeu_si256(in, a);
+// vpmovzx / vpmovsx to 32 bits: 16 lanes of Lane (the whole of `a`), each widened.
+template <class Lane, class Vector>
+inline simde__m512i widen_to_epi32(Vector a) {
+  static_assert(sizeof(Vector) == 16 * sizeof(Lane));
+  Lane in[16];
+  std::memcpy(in, &a, sizeof in);
   Ints16 out;
   for (int i = 0; i < 16; ++i) out.v[i] = in[i];
   return vector(out);
 }
-
-inline simde__m512i mm512_cvtepu8_epi32(simde__m128i a) {
-  uint8_t in[16];
-  simde_mm_storeu_si128(in, a);
-  Ints16 out;
-  for (int i = 0; i < 16; ++i) out.v[i] = in[i];
-  return vector(out);
-}
+inline simde__m512i mm512_cvtepu16_epi32(simde__m256i a) { return widen_to_epi32<uint16_t>(a); }
+inline simde__m512i mm512_cvtepi16_epi32(simde__m256i a) { return widen_to_epi32<int16_t>(a); }
+inline simde__m512i mm512_cvtepu8_epi32(simde__m128i a) { return widen_to_epi32<uint8_t>(a); }
+inline simde__m512i mm512_cvtepi8_epi32(simde__m128i a) { return widen_to_epi32<int8_t>(a); }
 
 // vpmovdw: the low 16 bits of each 32-bit lane.
 inline simde__m256i mm512_cvtepi32_epi16(simde__m512i a) {
@@ -198,6 +197,10 @@ inline float mm512_reduce_max_ps(simde__m512 a) {
 #define _mm512_cvtepu16_epi32 tiller::ops::emulated::mm512_cvtepu16_epi32
 #undef _mm512_cvtepu8_epi32
 #define _mm512_cvtepu8_epi32 tiller::ops::emulated::mm512_cvtepu8_epi32
+#undef _mm512_cvtepi16_epi32
+#define _mm512_cvtepi16_epi32 tiller::ops::emulated::mm512_cvtepi16_epi32
+#undef _mm512_cvtepi8_epi32
+#define _mm512_cvtepi8_epi32 tiller::ops::emulated::mm512_cvtepi8_epi32
 #undef _mm512_cvtepi32_epi16
 #define _mm512_cvtepi32_epi16 tiller::ops::emulated::mm512_cvtepi32_epi16
 #undef _mm512_cvtph_ps

@@ -664,20 +664,21 @@ TILLER_VNNI void rows_in_turn(const uint8_t* w, uint64_t row_bytes, const uint8_
   for (int r = 0; r < kRowKernelRows; ++r) rows(w + static_cast<uint64_t>(r) * row_bytes, 0, x, n, out + r);
 }
 
-template <class Block>
-RowKernels q4_k_kernels() {
-  RowKernels kernels{one_row<row_q4_k<Block>>, rows_in_turn<row_q4_k<Block>>,
-                     rows_k_by_any<Q4_KBy<Block>::template Of>};
+// A K-quant block layout's kernels: its single row, rows in turn, and by several
+// activation rows; the activations in the block's order.
+template <class Block, QuantizedRows row, template <int> class By>
+RowKernels k_quant_kernels() {
+  RowKernels kernels{one_row<row>, rows_in_turn<row>, rows_k_by_any<By>};
   kernels.interleaved_activations = Block::kInterleavedActivations;
   return kernels;
 }
-
+template <class Block>
+RowKernels q4_k_kernels() {
+  return k_quant_kernels<Block, row_q4_k<Block>, Q4_KBy<Block>::template Of>();
+}
 template <class Block>
 RowKernels q6_k_kernels() {
-  RowKernels kernels{one_row<row_q6_k<Block>>, rows_in_turn<row_q6_k<Block>>,
-                     rows_k_by_any<Q6_KBy<Block>::template Of>};
-  kernels.interleaved_activations = Block::kInterleavedActivations;
-  return kernels;
+  return k_quant_kernels<Block, row_q6_k<Block>, Q6_KBy<Block>::template Of>();
 }
 
 template <class F>
