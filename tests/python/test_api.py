@@ -280,8 +280,8 @@ def test_kernel_levels(smol):
 
 def test_mmap_maps_the_file_and_gives_the_same_logits(smol):
     # The default reads the weights into memory; mmap=True maps the file as llama.cpp
-    # does. SmolLM2 has no Q4_K matrices (those are interleaved when read, on an
-    # AVX-512 VNNI CPU), so the bytes are the file's either way: the same bits.
+    # does. SmolLM2 has no Q4_K or Q6_K matrices (those are interleaved when read,
+    # on an AVX-512 VNNI CPU), so the bytes are the file's either way: the same bits.
     assert smol.config["weights"] == "read"
     mapped = tiller.Model(smol.path, threads=smol.config["threads"], kernels=smol.config["kernels"], mmap=True)
     assert mapped.config["weights"] == "mapped"
