@@ -26,7 +26,7 @@ has_cpu_flags() {  # every flag named is in /proc/cpuinfo
 
 for flavour in release python sanitize fuzz emulate; do
   if [ "$flavour" = python ]; then
-    echo "== python package: pip install . into a fresh venv, pytest, examples" >&2
+    echo "== python package: pip install . into a fresh venv, pytest, examples (${SECONDS} s into this run)" >&2
     scripts/python-test.sh
     continue
   fi
@@ -37,7 +37,7 @@ for flavour in release python sanitize fuzz emulate; do
       echo "== emulate: skipped: the emulation build needs AVX2, FMA and F16C, which this CPU lacks" >&2; continue
     fi
   fi
-  echo "== $flavour build and tests" >&2
+  echo "== $flavour build and tests (${SECONDS} s into this run)" >&2
   scripts/build.sh "$flavour"
   dir=build; [ "$flavour" != release ] && dir="build-$flavour"
   filter=()
@@ -57,7 +57,15 @@ for flavour in release python sanitize fuzz emulate; do
   # Sequences.* and ServerVectors.* still run here, the former at every level).
   slow+='|ServerTest|BusyServerTest|BatchedServerTest|ServerApiTest|ServerShutdown|SequencesRealModel'
   [ "$flavour" = emulate ] && filter=(-E "$slow")
+  # Under the sanitizers alone (no emulation), the two training checks on real
+  # models took 505 + 140 s (the NumPy reference) and 202 s (the behaviour test)
+  # on a 2-core Xeon, 2026-12-05: a third of the stage, for arithmetic and
+  # behaviour that the release build checks. Their code (dump, train with every
+  # method, generate, classify) still runs under the sanitizers in Train.*,
+  # TrainCommand.*, Distill.* and Sweep.* on the tiny model and SmolLM2.
+  [ "$flavour" = sanitize ] && filter=(-E 'TrainNumpyReference|TrainBehaviour')
   limit=(); [ "$flavour" = release ] && limit=(env "TILLER_GOLDEN_LIMIT=${TILLER_GOLDEN_LIMIT:-20}")
   [ "$flavour" = emulate ] && limit=(env TILLER_GOLDEN_LIMIT=1)
   "${limit[@]}" ctest --test-dir "$dir" --output-on-failure -j "$(nproc)" "${filter[@]}"
 done
+echo "== all flavours passed in ${SECONDS} s" >&2
