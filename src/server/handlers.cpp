@@ -289,7 +289,7 @@ void handle_completion(ServerState& state, const httplib::Request& req, httplib:
 void register_handlers(httplib::Server& http, ServerState& state) {
   // The key guards the API, not the health check (load balancers probe it).
   http.set_pre_routing_handler([&state](const httplib::Request& req, httplib::Response& res) {
-    mark_request_start();  // for the duration metrics' logger
+    mark_request_start();  // for the request metrics (server.cpp)
     if (state.options.api_key.empty() || !needs_api_key(req.path)) return httplib::Server::HandlerResponse::Unhandled;
     const std::string header = req.get_header_value("Authorization");
     const std::string prefix = "Bearer ";

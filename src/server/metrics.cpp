@@ -36,18 +36,25 @@ void header(std::string& out, const char* name, const char* type, const char* he
   out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
 }
 
-thread_local std::optional<Metrics::Clock::time_point> request_start;
+struct RequestInFlight {
+  std::optional<Metrics::Clock::time_point> start;
+  bool recorded = false;
+};
+thread_local RequestInFlight this_request;
 
 }  // namespace
 
-void mark_request_start() { request_start = Metrics::Clock::now(); }
+void mark_request_start() { this_request = {Metrics::Clock::now(), false}; }
 
-double take_request_seconds() {
-  if (!request_start) return -1.0;
-  const double seconds = std::chrono::duration<double>(Metrics::Clock::now() - *request_start).count();
-  request_start.reset();
-  return seconds;
+void record_request_once(Metrics& metrics, const std::string& route, int status) {
+  if (this_request.recorded) return;
+  const double seconds =
+      this_request.start ? std::chrono::duration<double>(Metrics::Clock::now() - *this_request.start).count() : -1.0;
+  metrics.record_request(route, status, seconds);
+  this_request.recorded = true;
 }
+
+void end_request() { this_request = {}; }
 
 void Metrics::record_request(const std::string& route, int status, double seconds) {
   std::lock_guard lock(mutex_);

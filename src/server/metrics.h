@@ -60,12 +60,16 @@ class Metrics {
   std::deque<Span> recent_;  // finished generations that overlap the window
 };
 
-// Request durations: httplib runs a request's pre-routing handler and its logger
-// (called once the response, a stream's included, has been written) on the same
-// thread, so a thread-local carries the start from one to the other.
+// Request timing: httplib runs a request's pre-routing handler, its post-routing
+// handler (just before the response goes out) and its logger (after its last
+// byte, a stream's included) on one thread, so a thread-local carries the request
+// from one to the next.
 void mark_request_start();
-// Seconds since this thread's mark_request_start(), which is then forgotten; -1
-// when there was none (httplib answered before routing: a body over the limit).
-double take_request_seconds();
+// Records the request this thread serves into `metrics` unless it is recorded
+// already: its route, status and the seconds since mark_request_start() (none
+// when httplib answered before routing, e.g. a body over the limit).
+void record_request_once(Metrics& metrics, const std::string& route, int status);
+// Forgets this thread's request, once its last byte is written.
+void end_request();
 
 }  // namespace tiller::server

@@ -68,9 +68,16 @@ int Server::bind() {
 void Server::serve(const std::function<void(const std::string&)>& log) {
   if (!impl_->bound) bind();
   ServerState& state = impl_->state;
+  // A response with a body is counted just before it is written, so that a client
+  // which has read it and then scrapes /metrics finds it there; a stream
+  // (httplib's content provider) is counted once written to its end.
+  impl_->http.set_post_routing_handler([&state](const httplib::Request& req, httplib::Response& res) {
+    if (!res.content_provider_) record_request_once(state.metrics, route_template(req.path), res.status);
+  });
   // Called once each response has been written (a stream's to its end).
   impl_->http.set_logger([log, &state](const httplib::Request& req, const httplib::Response& res) {
-    state.metrics.record_request(route_template(req.path), res.status, take_request_seconds());
+    record_request_once(state.metrics, route_template(req.path), res.status);
+    end_request();
     if (log) log(req.method + " " + req.path + " " + std::to_string(res.status));
   });
   std::exception_ptr load_error;
