@@ -571,6 +571,10 @@ TEST(InterleavedKQuants, BlocksComeBackByteForByte) {
       }
     }
   }
+  // The GGUF layout is no interleaved one, either way.
+  std::vector<uint8_t> block(tensor_type_info(TensorType::Q4_K).block_bytes), out(block.size());
+  EXPECT_THROW(ops::interleave_blocks(ops::WeightLayout::Gguf, block.data(), 1), Error);
+  EXPECT_THROW(ops::deinterleave_blocks(ops::WeightLayout::Gguf, block.data(), 1, out.data()), Error);
 }
 
 // An interleaved matrix dequantizes to its GGUF rows, and every product of it

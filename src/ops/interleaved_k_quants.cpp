@@ -188,7 +188,7 @@ void interleave_blocks(WeightLayout layout, uint8_t* blocks, uint64_t n_blocks) 
   switch (layout) {
     case WeightLayout::Q4_KInterleaved: return blocks_in_place<interleave_q4_k_block>(blocks, n_blocks, kQ4_KBytes);
     case WeightLayout::Q6_KInterleaved: return blocks_in_place<interleave_q6_k_block>(blocks, n_blocks, kQ6_KBytes);
-    case WeightLayout::Gguf: return;
+    case WeightLayout::Gguf: fail("interleave_blocks: the GGUF layout is not an interleaved one");
   }
 }
 
