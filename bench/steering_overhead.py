@@ -10,7 +10,16 @@ written as llama.cpp's control-vector GGUF into a temporary directory): its valu
 change the work. It is added at blocks 1 to n_layer - 1, Tiller's (and llama.cpp's)
 default range; the ActAdd pair is " Love" / " Hate" at --actadd-layer, added to the
 first positions of every test's tokens. Run through bench/steering-overhead.
+
+Timing cannot resolve 2% on a shared machine whose runs spread by 2 to 10%, so
+--instructions counts instead: valgrind's callgrind runs each bench at 1 thread and
+counts the instructions executed, which noise does not move. Two runs of each kind
+with different lengths, and their difference divided by the extra tokens, give the
+instructions per generated token (and per prompt token) with the load and set-up
+left out. Valgrind knows no AVX-512, so the kernels it counts are the AVX2 ones.
 """
+import re
+import shutil
 import argparse
 import json
 import statistics
@@ -59,6 +68,36 @@ def bench(model, args, threads, steering):
                                                                        text=True).stdout)}
 
 
+def instructions(model, n_prompt, n_gen, steering):
+    """What one callgrind run of `tiller bench -r 1` (a warm-up and a timed run) executes."""
+    command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", str(TILLER), "bench", "-m", model,
+               "-p", str(n_prompt), "-n", str(n_gen), "-t", "1", "-r", "1"] + steering
+    run = subprocess.run(command, capture_output=True, text=True)
+    found = re.search(r"Collected : (\d+)", run.stderr)
+    if run.returncode != 0 or not found:
+        raise SystemExit(f"steering-overhead: callgrind failed ({run.returncode}): {run.stderr.strip()[-500:]}")
+    return int(found.group(1))
+
+
+def instruction_rows(model, steering):
+    """Instructions per prompt token and per generated token, unsteered and steered."""
+    if shutil.which("valgrind") is None:
+        raise SystemExit("steering-overhead: --instructions needs valgrind (apt-get install valgrind)")
+    rows = []
+    # (test, n_prompt pair, n_gen pair): each bench runs its test twice (warm-up, timed).
+    for test, prompts, gens in (("pp", (32, 96), (0, 0)), ("tg", (0, 0), (4, 12))):
+        extra = 2 * (prompts[1] - prompts[0] + gens[1] - gens[0])
+        per_token = []
+        for label, flags in (("unsteered", []), ("steered", steering)):
+            progress(f"steering-overhead: callgrind, {test}, {label}")
+            small = instructions(model, prompts[0], gens[0], flags)
+            large = instructions(model, prompts[1], gens[1], flags)
+            per_token.append((large - small) / extra)
+        rows.append(["1", f"{test} (instructions/token)", f"{per_token[0]:.4g}", f"{per_token[1]:.4g}",
+                     f"{100 * (per_token[1] / per_token[0] - 1):+.3f}%"])
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-m", "--model", required=True, help="a .gguf path")
@@ -67,6 +106,8 @@ def main():
     parser.add_argument("-n", "--n-gen", type=int, default=128)
     parser.add_argument("-r", "--reps", type=int, default=5)
     parser.add_argument("--actadd-layer", type=int, default=None, help="default: n_layer / 3")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count instructions per token under callgrind (1 thread) instead of timing")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
     n_layer, n_embd = model_shape(args.model)
@@ -76,7 +117,7 @@ def main():
         vector = Path(scratch) / "random-control-vector.gguf"
         write_control_vector(vector, n_layer, n_embd)
         steering = ["--control-vector", str(vector), "--actadd", " Love", " Hate", "--actadd-layer", str(layer)]
-        for threads in args.threads:
+        for threads in [] if args.instructions else args.threads:
             plain, steered = {}, {}
             for rep in range(args.reps):
                 progress(f"steering-overhead: {threads} threads, rep {rep + 1}/{args.reps}")
@@ -87,8 +128,15 @@ def main():
             for test in plain:
                 a, b = statistics.median(plain[test]), statistics.median(steered[test])
                 rows.append([str(threads), test, f"{a:.2f}", f"{b:.2f}", f"{100 * (a / b - 1):+.1f}%"])
-    header = ["threads", "test", "unsteered tok/s", "steered tok/s", "overhead"]
-    print(f"model: {args.model}; {args.reps} interleaved reps, medians; steering: a control vector on blocks "
+        if args.instructions:
+            rows = instruction_rows(args.model, steering)
+    if args.instructions:
+        header = ["threads", "test", "unsteered", "steered", "overhead"]
+        how = "instructions per token under callgrind (AVX2 kernels), differences of two lengths"
+    else:
+        header = ["threads", "test", "unsteered tok/s", "steered tok/s", "overhead"]
+        how = f"{args.reps} interleaved reps, medians"
+    print(f"model: {args.model}; {how}; steering: a control vector on blocks "
           f"1-{n_layer - 1} and ActAdd ' Love' - ' Hate' at block {layer}\n")
     if args.markdown:
         print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))

@@ -276,17 +276,22 @@ VectorLookup VectorRegistry::lookup() const {
   auto read = std::make_shared<std::map<std::string, std::shared_ptr<const ControlVector>, std::less<>>>();
   return [this, read](std::string_view name) -> std::shared_ptr<const ControlVector> {
     if (const auto it = read->find(name); it != read->end()) return it->second;
-    const std::string path = path_of(name);
-    std::shared_ptr<const ControlVector> vector;
-    try {
-      vector = std::make_shared<const ControlVector>(read_control_vector(path));
-    } catch (const Error& error) {
-      // Deleted between the look and the read: absent, as it would be a moment later.
-      if (!resolve(name)) path_of(name);
-      throw Error(named(error.what(), path, name));
+    // Uploads and deletes may race the read. Deleted between the look and the read:
+    // absent, as it would be a moment later. Deleted and uploaded again meanwhile
+    // (the read failed, yet the name is there): read the new file, a few times at
+    // most, since a file that is simply bad fails every time.
+    constexpr int kAttempts = 4;
+    for (int attempt = 1;; ++attempt) {
+      const std::string path = path_of(name);
+      try {
+        auto vector = std::make_shared<const ControlVector>(read_control_vector(path));
+        read->emplace(std::string(name), vector);
+        return vector;
+      } catch (const Error& error) {
+        if (!resolve(name)) path_of(name);
+        if (attempt == kAttempts) throw Error(named(error.what(), path, name));
+      }
     }
-    read->emplace(std::string(name), vector);
-    return vector;
   };
 }
 
