@@ -18,10 +18,10 @@ with different lengths, and their difference divided by the extra tokens, give t
 instructions per generated token (and per prompt token) with the load and set-up
 left out. Valgrind knows no AVX-512, so the kernels it counts are the AVX2 ones.
 """
-import re
-import shutil
 import argparse
 import json
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -68,6 +68,23 @@ def bench(model, args, threads, steering):
                                                                        text=True).stdout)}
 
 
+def timed_rows(args, steering):
+    """Median tok/s unsteered and steered per thread count and test, runs interleaved."""
+    rows = []
+    for threads in args.threads:
+        plain, steered = {}, {}
+        for rep in range(args.reps):
+            progress(f"steering-overhead: {threads} threads, rep {rep + 1}/{args.reps}")
+            for test, value in bench(args.model, args, threads, []).items():
+                plain.setdefault(test, []).append(value)
+            for test, value in bench(args.model, args, threads, steering).items():
+                steered.setdefault(test, []).append(value)
+        for test in plain:
+            a, b = statistics.median(plain[test]), statistics.median(steered[test])
+            rows.append([str(threads), test, f"{a:.2f}", f"{b:.2f}", f"{100 * (a / b - 1):+.1f}%"])
+    return rows
+
+
 def instructions(model, n_prompt, n_gen, steering):
     """What one callgrind run of `tiller bench -r 1` (a warm-up and a timed run) executes."""
     command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", str(TILLER), "bench", "-m", model,
@@ -112,24 +129,11 @@ def main():
     args = parser.parse_args()
     n_layer, n_embd = model_shape(args.model)
     layer = args.actadd_layer if args.actadd_layer is not None else n_layer // 3
-    rows = []
     with tempfile.TemporaryDirectory() as scratch:
         vector = Path(scratch) / "random-control-vector.gguf"
         write_control_vector(vector, n_layer, n_embd)
         steering = ["--control-vector", str(vector), "--actadd", " Love", " Hate", "--actadd-layer", str(layer)]
-        for threads in [] if args.instructions else args.threads:
-            plain, steered = {}, {}
-            for rep in range(args.reps):
-                progress(f"steering-overhead: {threads} threads, rep {rep + 1}/{args.reps}")
-                for test, value in bench(args.model, args, threads, []).items():
-                    plain.setdefault(test, []).append(value)
-                for test, value in bench(args.model, args, threads, steering).items():
-                    steered.setdefault(test, []).append(value)
-            for test in plain:
-                a, b = statistics.median(plain[test]), statistics.median(steered[test])
-                rows.append([str(threads), test, f"{a:.2f}", f"{b:.2f}", f"{100 * (a / b - 1):+.1f}%"])
-        if args.instructions:
-            rows = instruction_rows(args.model, steering)
+        rows = instruction_rows(args.model, steering) if args.instructions else timed_rows(args, steering)
     if args.instructions:
         header = ["threads", "test", "unsteered", "steered", "overhead"]
         how = "instructions per token under callgrind (AVX2 kernels), differences of two lengths"

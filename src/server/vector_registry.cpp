@@ -276,10 +276,10 @@ VectorLookup VectorRegistry::lookup() const {
   auto read = std::make_shared<std::map<std::string, std::shared_ptr<const ControlVector>, std::less<>>>();
   return [this, read](std::string_view name) -> std::shared_ptr<const ControlVector> {
     if (const auto it = read->find(name); it != read->end()) return it->second;
-    // Uploads and deletes may race the read. Deleted between the look and the read:
-    // absent, as it would be a moment later. Deleted and uploaded again meanwhile
-    // (the read failed, yet the name is there): read the new file, a few times at
-    // most, since a file that is simply bad fails every time.
+    // Uploads and deletes may race the read. A failed read looks again: deleted
+    // meanwhile, the name is absent (path_of answers 404, as it would a moment
+    // later); deleted and uploaded again, the new file is read. A few times at most,
+    // since a file that is simply bad fails every time.
     constexpr int kAttempts = 4;
     for (int attempt = 1;; ++attempt) {
       const std::string path = path_of(name);
@@ -288,8 +288,9 @@ VectorLookup VectorRegistry::lookup() const {
         read->emplace(std::string(name), vector);
         return vector;
       } catch (const Error& error) {
+        if (attempt < kAttempts) continue;
         if (!resolve(name)) path_of(name);
-        if (attempt == kAttempts) throw Error(named(error.what(), path, name));
+        throw Error(named(error.what(), path, name));
       }
     }
   };
