@@ -63,7 +63,15 @@ for flavour in release python sanitize fuzz emulate; do
   # behaviour that the release build checks. Their code (dump, train with every
   # method, generate, classify) still runs under the sanitizers in Train.*,
   # TrainCommand.*, Distill.* and Sweep.* on the tiny model and SmolLM2.
-  [ "$flavour" = sanitize ] && filter=(-E 'TrainNumpyReference|TrainBehaviour')
+  # Two more groups took 704 s of the stage's 1,661 s of test time on the same Xeon,
+  # 2026-12-06. The next-token and steered-logit goldens of the float (F32, F16,
+  # BF16) random-weight family models: each family's code still runs here in the
+  # same goldens of its quantized models, and the float kernels in the hidden-state
+  # goldens of every type. Gemma's real-model packing: the packing code still runs
+  # here on SmolLM2 and on a tiny gemma3 with a sliding window (Packing.*).
+  sanitize_skip='TrainNumpyReference|TrainBehaviour'
+  sanitize_skip+='|FamilyGolden.(NextToken|SteeredLogits).*_(F32|F16|BF16)|PackingRealModel.*/gemma_3_270m'
+  [ "$flavour" = sanitize ] && filter=(-E "$sanitize_skip")
   limit=(); [ "$flavour" = release ] && limit=(env "TILLER_GOLDEN_LIMIT=${TILLER_GOLDEN_LIMIT:-20}")
   [ "$flavour" = emulate ] && limit=(env TILLER_GOLDEN_LIMIT=1)
   "${limit[@]}" ctest --test-dir "$dir" --output-on-failure -j "$(nproc)" "${filter[@]}"
