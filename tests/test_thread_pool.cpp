@@ -1,6 +1,6 @@
 // The thread pool under many tiny calls, uneven sizes and idle gaps long enough
 // for workers to fall asleep: every index covered exactly once, by a valid thread,
-// in the same contiguous chunk per thread index every time.
+// in even contiguous chunks; a thread that stalls is not waited for.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -113,60 +113,102 @@ void wait_until_all_asleep(const ThreadPool& pool) {
   while (pool.sleeping_workers() < pool.size() - 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 
-TEST(ThreadPool, ChunksAreContiguousAndFixedPerThread) {
-  // Results elsewhere depend on which rows each thread index gets: [0, n) in
-  // order, the first n % threads chunks one longer, chunk t to thread index t.
+TEST(ThreadPool, ChunksTileTheRangeEvenlyAndEachThreadStartsWithItsOwn) {
+  // [0, n) is cut into contiguous chunks whose lengths differ by at most one; chunk
+  // t (in order) goes to thread index t, the chunks beyond the thread count to
+  // whichever thread is free first.
   for (int threads = 1; threads <= 4; ++threads) {
     ThreadPool pool(threads);
     for (int64_t n = 0; n <= 40; ++n) {
-      std::vector<std::pair<int64_t, int64_t>> got(static_cast<size_t>(threads), {-1, -1});
-      std::atomic<int> calls{0};
+      struct Call {
+        int64_t begin, end;
+        int thread;
+      };
+      std::vector<Call> calls;
+      std::mutex mutex;
       pool.parallel_for(n, [&](int64_t begin, int64_t end, int thread) {
-        got[static_cast<size_t>(thread)] = {begin, end};
-        calls.fetch_add(1);
+        std::lock_guard lock(mutex);
+        calls.push_back({begin, end, thread});
       });
       if (n == 0) {
-        EXPECT_EQ(calls.load(), 0);
+        EXPECT_TRUE(calls.empty());
         continue;
       }
       if (threads == 1 || n == 1) {  // inline, one call for everything
-        EXPECT_EQ(calls.load(), 1);
-        EXPECT_EQ(got[0], std::make_pair(int64_t{0}, n));
+        ASSERT_EQ(calls.size(), 1u);
+        EXPECT_EQ(calls[0].begin, 0);
+        EXPECT_EQ(calls[0].end, n);
         continue;
       }
-      int64_t begin = 0;
-      for (int t = 0; t < threads; ++t) {
-        const int64_t length = n / threads + (t < n % threads ? 1 : 0);
-        if (length == 0) {
-          EXPECT_EQ(got[static_cast<size_t>(t)].first, -1) << "an empty chunk still ran, n=" << n << " t=" << t;
-        } else {
-          EXPECT_EQ(got[static_cast<size_t>(t)], std::make_pair(begin, begin + length)) << "n=" << n << " t=" << t;
+      std::sort(calls.begin(), calls.end(), [](const Call& a, const Call& b) { return a.begin < b.begin; });
+      int64_t next = 0, shortest = n, longest = 0;
+      for (size_t c = 0; c < calls.size(); ++c) {
+        EXPECT_EQ(calls[c].begin, next) << "n=" << n << " threads=" << threads << ": a gap or an overlap";
+        EXPECT_LT(calls[c].begin, calls[c].end) << "an empty chunk ran, n=" << n;
+        EXPECT_TRUE(calls[c].thread >= 0 && calls[c].thread < threads);
+        if (c < static_cast<size_t>(threads)) {
+          EXPECT_EQ(calls[c].thread, static_cast<int>(c)) << "n=" << n;
         }
-        begin += length;
+        shortest = std::min(shortest, calls[c].end - calls[c].begin);
+        longest = std::max(longest, calls[c].end - calls[c].begin);
+        next = calls[c].end;
       }
-      EXPECT_EQ(calls.load(), std::min<int64_t>(n, threads));
+      EXPECT_EQ(next, n);
+      EXPECT_LE(longest - shortest, 1) << "n=" << n << " threads=" << threads;
     }
   }
 }
 
+// A thread that stalls in its own chunk (a core the machine gives to something
+// else) is not waited for: meanwhile the other threads run more than their even
+// share, every chunk but the stalled one. With one fixed chunk per thread they
+// could not, and the stalled thread's wait below would run out.
+TEST(ThreadPool, OthersTakeTheChunksOfAThreadThatStalls) {
+  const Watchdog watchdog("OthersTakeTheChunksOfAThreadThatStalls");
+  for (int threads = 2; threads <= 4; ++threads) {
+    ThreadPool pool(threads);
+    constexpr int64_t n = 1000;
+    std::atomic<int64_t> covered{0};
+    std::atomic<bool> waited_out{false}, stalled{false};
+    pool.parallel_for(n, [&](int64_t begin, int64_t end, int thread) {
+      if (thread == 1 && !stalled.exchange(true)) {
+        // Thread 1's first chunk: stall until the others have done more than their
+        // share of the rest, or give up.
+        const int64_t others_share = n - n / threads;
+        const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (covered.load() <= others_share) {
+          if (std::chrono::steady_clock::now() > give_up) {
+            waited_out = true;
+            break;
+          }
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+      }
+      covered.fetch_add(end - begin);
+    });
+    EXPECT_FALSE(waited_out.load()) << threads << " threads: the others left chunks for the stalled thread";
+    EXPECT_EQ(covered.load(), n);
+  }
+}
+
 TEST(ThreadPool, HundredThousandBackToBackTinyCalls) {
-  // Each worker writes its partial sum with a plain store and the caller reads it
-  // right after parallel_for returns: a missing release/acquire pair shows here as
-  // a wrong sum (or as a race under ThreadSanitizer).
+  // Each thread adds its chunks' sums into its own slot with plain writes and the
+  // caller reads them right after parallel_for returns: a missing release/acquire
+  // pair shows here as a wrong sum (or as a race under ThreadSanitizer).
   const Watchdog watchdog("HundredThousandBackToBackTinyCalls");
   for (const auto& [threads, rounds] : {std::pair{2, 100000}, std::pair{3, 20000}}) {
     ThreadPool pool(threads);
     std::vector<int64_t> partial(static_cast<size_t>(threads));
     for (int round = 0; round < rounds; ++round) {
       const int64_t n = 1 + round % 9;  // includes n < threads: workers with empty chunks
-      std::fill(partial.begin(), partial.end(), -1);
+      std::fill(partial.begin(), partial.end(), 0);
       pool.parallel_for(n, [&](int64_t begin, int64_t end, int thread) {
         int64_t sum = 0;
         for (int64_t i = begin; i < end; ++i) sum += i + round;
-        partial[static_cast<size_t>(thread)] = sum;
+        partial[static_cast<size_t>(thread)] += sum;
       });
       int64_t total = 0;
-      for (const int64_t p : partial) total += p == -1 ? 0 : p;
+      for (const int64_t p : partial) total += p;
       ASSERT_EQ(total, n * (n - 1) / 2 + n * round) << "threads=" << threads << " round=" << round;
     }
   }

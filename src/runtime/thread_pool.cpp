@@ -79,7 +79,12 @@ bool spin_until(Done done) {
   }
 }
 
-std::pair<int64_t, int64_t> chunk_of(int64_t n, int parts, int index) {
+// Chunks per thread: each thread's first chunk is its own, the rest go to whoever
+// is free first. More chunks balance better when one core runs slower (a shared
+// machine, another process) and cost one more shared counter increment each.
+constexpr int64_t kChunksPerThread = 4;
+
+std::pair<int64_t, int64_t> chunk_of(int64_t n, int64_t parts, int64_t index) {
   const int64_t per = n / parts, extra = n % parts;
   const int64_t begin = index * per + std::min<int64_t>(index, extra);
   return {begin, begin + per + (index < extra ? 1 : 0)};
@@ -105,7 +110,11 @@ ThreadPool::~ThreadPool() {
 void ThreadPool::publish(Task task, int64_t n, bool stop) {
   task_ = task;
   n_ = n;
+  n_chunks_ = std::min<int64_t>(n, int64_t{n_threads_} * kChunksPerThread);
   stopping_ = stop;
+  // Relaxed, like pending_: the threads that take chunks see it after the
+  // generation's release (and the caller wrote it itself).
+  next_chunk_.store(n_threads_, std::memory_order_relaxed);
   // Relaxed: a worker counts pending_ down only after it has seen the new
   // generation, whose release below orders this store before its decrement; the
   // caller reads pending_ later in its own thread.
@@ -136,9 +145,20 @@ void ThreadPool::run(Task task, int64_t n) {
   // Uncontended (one session per pool) this costs one atomic exchange each way.
   std::lock_guard caller(callers_);
   publish(task, n, /*stop=*/false);
-  const auto [begin, end] = chunk_of(n, n_threads_, 0);
-  if (begin < end) task(begin, end, 0);
+  run_chunks(0);
   wait_for_workers();
+}
+
+// Thread `index` runs chunk `index`, then the untaken ones. Every thread's last
+// increment of next_chunk_ comes before its count down of pending_ (or, for the
+// caller, before it waits), so the next publish resets a counter nobody uses.
+void ThreadPool::run_chunks(int index) {
+  const auto run_chunk = [&](int64_t chunk) {
+    const auto [begin, end] = chunk_of(n_, n_chunks_, chunk);
+    task_(begin, end, index);
+  };
+  if (index < n_chunks_) run_chunk(index);
+  for (int64_t chunk; (chunk = next_chunk_.fetch_add(1, std::memory_order_relaxed)) < n_chunks_;) run_chunk(chunk);
 }
 
 void ThreadPool::wait_for_workers() {
@@ -176,9 +196,8 @@ void ThreadPool::work(int index) {
     // worker has counted this one down, so the generation is exactly seen + 1.
     ++seen;
     if (stopping_) return;
-    const auto [begin, end] = chunk_of(n_, n_threads_, index);
-    if (begin < end) task_(begin, end, index);
-    // Release, so the caller sees this chunk's writes; sequentially consistent for
+    run_chunks(index);
+    // Release, so the caller sees this worker's chunks' writes; sequentially consistent for
     // the handshake in wait_for_workers. After this the caller may publish the next
     // generation: task_ and n_ must not be read again.
     if (pending_.fetch_sub(1, std::memory_order_seq_cst) == 1 && caller_sleeping_.load(std::memory_order_seq_cst)) {
