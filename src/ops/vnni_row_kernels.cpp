@@ -50,6 +50,11 @@ TILLER_VNNI inline uint64_t load_u32(const uint8_t* p) {
   std::memcpy(&value, p, 4);
   return value;
 }
+// Two f16 values side by side (a K-quant block's d and dmin) as lanes 0 and 1: one
+// conversion instead of two scalar ones, each a load into a vector lane first.
+TILLER_VNNI inline __m128 half_pair(const uint8_t* p) {
+  return _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(load_u32(p))));
+}
 TILLER_VNNI inline __m256i load256(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 TILLER_VNNI inline __m128i load128(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
 TILLER_VNNI inline __m512i pair(__m256i low, __m256i high) {
@@ -279,7 +284,7 @@ struct Q4_KGgufBlock {
   __m512i q[4];   // 64 quants (0..15) per vector in activation order: sub-blocks 2c, 2c+1
   __m512i sc[4];  // vector c's two 6-bit scales as int16 lanes (2c low 256 bits, 2c+1 high)
   __m128i mins;   // the eight mins as int16
-  float d, dmin;
+  __m128 d_dmin;  // d, dmin, 0, 0
 
   TILLER_VNNI void unpack(const uint8_t* wb) {
     uint64_t packed_scales, packed_mins;
@@ -293,8 +298,7 @@ struct Q4_KGgufBlock {
       q[c] = _mm512_and_si512(_mm512_srlv_epi64(raw, nibble_shift), _mm512_set1_epi8(0x0f));
       sc[c] = _mm512_permutexvar_epi16(scale_pair_index(2 * c, 2 * c + 1), scales);
     }
-    d = half(wb);
-    dmin = half(wb + 2);
+    d_dmin = half_pair(wb);
   }
   // The scaled integer sums per lane against a Q8_K block's 256 quants. Two chains
   // of two vpdpwssd each instead of one of four: the block's latency bounds a
@@ -317,9 +321,9 @@ struct Q4_KGgufBlock {
 // vpermw of the scales per 64 weights. The activations come interleaved alike.
 struct Q4_KInterleavedBlock {
   __m512i q[4];    // vector v's 64 quants (0..15)
-  __m512i scales;  // lane i: scale of sub-block i / 2
+  __m512i scales;  // lane i: scale of sub-block i / 2 in its low 16 bits, the high 16 zero
   __m128i mins;    // the eight 6-bit mins as int16
-  float d, dmin;
+  __m128 d_dmin;   // d, dmin, 0, 0
 
   TILLER_VNNI void unpack(const uint8_t* wb) {
     const __m512i low = _mm512_set1_epi8(0x0f);
@@ -336,22 +340,31 @@ struct Q4_KInterleavedBlock {
     uint64_t scale_bytes;
     std::memcpy(&scale_bytes, wb + 4, 8);
     const uint64_t min_nibbles = load_u32(wb + 12);
-    const __m128i scale_of_lane = _mm_unpacklo_epi8(_mm_cvtsi64_si128(static_cast<int64_t>(scale_bytes)),
-                                                    _mm_cvtsi64_si128(static_cast<int64_t>(scale_bytes)));
-    scales = _mm512_and_si512(_mm512_cvtepu8_epi32(scale_of_lane), _mm512_set1_epi32(63));
+    // The 8 scale bytes in every 64 bits (a broadcast load, no shuffle port), then
+    // one in-lane byte shuffle gives lane i byte i / 2, zero-extended: the vector
+    // ports bound this kernel, and this is two of their operations where widening
+    // a register of interleaved bytes took four.
+    const __m512i scale_bytes_everywhere = _mm512_set1_epi64(static_cast<int64_t>(scale_bytes));
+    const __m512i byte_of_lane = _mm512_broadcast_i32x4(_mm_setr_epi8(0, -1, -1, -1, 0, -1, -1, -1, 1, -1, -1, -1,
+                                                                       1, -1, -1, -1));
+    const __m512i lane_pair_base = _mm512_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2, 4, 4, 4, 4, 6, 6, 6, 6);
+    scales = _mm512_and_si512(_mm512_shuffle_epi8(scale_bytes_everywhere, _mm512_add_epi32(byte_of_lane, lane_pair_base)),
+                              _mm512_set1_epi32(63));
     // Each min's top two bits sit in bits 6..7 of its scale's byte.
     const uint64_t packed_mins = ((scale_bytes >> 2) & 0x3030303030303030ull) | (min_nibbles & 0x0f0f0f0fu) |
                                  ((min_nibbles >> 4) & 0x0f0f0f0fu) << 32;
     mins = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(packed_mins)));
-    d = half(wb);
-    dmin = half(wb + 2);
+    d_dmin = half_pair(wb);
   }
   TILLER_VNNI __m512i sums(const uint8_t* xq) const {
     __m512i even = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[0], load512(xq));
     __m512i odd = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[1], load512(xq + 64));
     even = _mm512_dpbusd_epi32(even, q[2], load512(xq + 128));
     odd = _mm512_dpbusd_epi32(odd, q[3], load512(xq + 192));
-    return _mm512_mullo_epi32(_mm512_add_epi32(even, odd), scales);
+    // A lane's sum fits in int16 (above) and its scale's high half is zero, so
+    // vpmaddwd's low product is the whole one: sum x scale, one operation where
+    // vpmulld takes two.
+    return _mm512_madd_epi16(_mm512_add_epi32(even, odd), scales);
   }
   static constexpr bool kInterleavedActivations = true;
 };
@@ -361,10 +374,10 @@ struct Q4_KInterleavedBlock {
 template <class Block>
 TILLER_VNNI inline void add_q4_k_block(const Block& block, const uint8_t* xb, __m128i sub_sums, __m512& acc,
                                        __m128& minimums) {
-  const float dx = load_f32(xb);
-  acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(block.sums(xb + 4)), _mm512_set1_ps(block.d * dx), acc);
-  minimums = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_madd_epi16(block.mins, sub_sums)), _mm_set1_ps(block.dmin * dx),
-                          minimums);
+  const __m128 scaled = _mm_mul_ps(block.d_dmin, _mm_set1_ps(load_f32(xb)));  // d x d_x, dmin x d_x
+  acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(block.sums(xb + 4)), _mm512_broadcastss_ps(scaled), acc);
+  minimums = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_madd_epi16(block.mins, sub_sums)),
+                          _mm_shuffle_ps(scaled, scaled, 0x55), minimums);
 }
 // The activations' sums over each sub-block of 32, from the stored sums of 16.
 TILLER_VNNI inline __m128i q8_k_sums_of_32(const uint8_t* xb) {
