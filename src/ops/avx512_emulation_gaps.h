@@ -223,3 +223,6 @@ inline float mm512_reduce_max_ps(simde__m512 a) {
 #define _mm512_reduce_add_ps tiller::ops::emulated::mm512_reduce_add_ps
 #undef _mm512_reduce_max_ps
 #define _mm512_reduce_max_ps tiller::ops::emulated::mm512_reduce_max_ps
+// SIMDe 0.7.4's alias takes the masked form's four arguments; its function is right.
+#undef _mm512_madd_epi16
+#define _mm512_madd_epi16 simde_mm512_madd_epi16
