@@ -425,6 +425,7 @@ TILLER_VNNI inline void pack_vector(const uint8_t* base, uint64_t row_bytes, int
 }
 
 // pack_k's panel, byte for byte, from interleaved blocks.
+constexpr int64_t kPackAhead = 2;
 template <class F>
 TILLER_VNNI void pack_k_interleaved(const WeightMatrix& w, int64_t r0, int nr, uint8_t* panel) {
   using P = PackedK<F::kSub>;
@@ -436,6 +437,15 @@ TILLER_VNNI void pack_k_interleaved(const WeightMatrix& w, int64_t r0, int nr, u
   for (int64_t b = 0; b < n_blocks; ++b) {
     const uint8_t* base = w.data + static_cast<uint64_t>(r0) * w.row_bytes + static_cast<uint64_t>(b) * F::kBytes;
     uint8_t* p = panel + b * P::kBytes;
+    // Sixteen streams of weights: the hardware's prefetchers lag on so many, so
+    // each row's block kPackAhead blocks on is asked for now.
+    if (b + kPackAhead < n_blocks) {
+      for (int r = 0; r < nr; ++r) {
+        const uint8_t* ahead = base + r * w.row_bytes + kPackAhead * F::kBytes;
+        for (uint64_t line = 0; line < F::kBytes; line += 64) _mm_prefetch(reinterpret_cast<const char*>(ahead + line), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(ahead + F::kBytes - 1), _MM_HINT_T0);
+      }
+    }
     __m512i scale[P::kSubs];
     row_terms(base, row_offsets, lanes, p, scale, F{});
     __m512i sums[16];
@@ -450,6 +460,26 @@ TILLER_VNNI void pack_k_interleaved(const WeightMatrix& w, int64_t r0, int nr, u
       correction = _mm512_add_epi32(correction, _mm512_mullo_epi32(sums[i], scale[i * P::kSubs / 16]));
     }
     _mm512_store_si512(p + P::kCorrection, _mm512_slli_epi32(correction, 7));
+  }
+}
+
+// The next panel's weight rows, which the first tile over a panel asks into L2
+// block by block while it computes: packing then reads them from there instead of
+// waiting on memory for 16 rows at once (at a 16-token prompt the packing read the
+// weights at about the core's whole bandwidth while the products waited).
+struct Lookahead {
+  const uint8_t* rows = nullptr;  // nullptr: nothing to fetch
+  uint64_t row_bytes = 0, block_bytes = 0;
+  int n_rows = 0;
+};
+
+TILLER_VNNI inline void fetch_block(const Lookahead& ahead, int64_t block) {
+  for (int r = 0; r < ahead.n_rows; ++r) {
+    const uint8_t* p = ahead.rows + r * ahead.row_bytes + static_cast<uint64_t>(block) * ahead.block_bytes;
+    for (uint64_t line = 0; line < ahead.block_bytes; line += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(p + line), _MM_HINT_T2);
+    }
+    _mm_prefetch(reinterpret_cast<const char*>(p + ahead.block_bytes - 1), _MM_HINT_T2);
   }
 }
 
@@ -498,7 +528,7 @@ TILLER_VNNI void tile_32(const uint8_t* panel, const TiledActivations& x, int64_
 // by vpdpwssd on int16 pairs, scaled by dmin x d_x and taken off at the end.
 template <int T, int kSub, bool kMinimum>
 TILLER_VNNI void tile_k(const uint8_t* panel, const TiledActivations& x, int64_t t0, float* out, int64_t n_out,
-                        __mmask16 lanes) {
+                        __mmask16 lanes, const Lookahead& ahead) {
   using P = PackedK<kSub>;
   const int64_t n_blocks = x.n_in / 256;
   __m512 acc[T], minimums[T];
@@ -509,19 +539,26 @@ TILLER_VNNI void tile_k(const uint8_t* panel, const TiledActivations& x, int64_t
     xq[t] = x.quants + (t0 + t) * x.n_in;
   }
   for (int64_t b = 0; b < n_blocks; ++b) {
+    if (ahead.rows != nullptr) fetch_block(ahead, b);
     const uint8_t* p = panel + b * P::kBytes;
     __m512i total[T];
     for (int t = 0; t < T; ++t) total[t] = _mm512_setzero_si512();
     for (int j = 0; j < P::kSubs; ++j) {
+      // Unrolled whole: a rolled group loop kept the sums in memory (GCC 12).
       __m512i sums[T];
+#pragma GCC unroll 4
       for (int t = 0; t < T; ++t) sums[t] = _mm512_setzero_si512();
-      for (int g = j * kSub / 4; g < (j + 1) * kSub / 4; ++g) {
+#pragma GCC unroll 8
+      for (int k = 0; k < kSub / 4; ++k) {
+        const int g = j * kSub / 4 + k;
         const __m512i weights = _mm512_load_si512(p + g * kGroup);
+#pragma GCC unroll 4
         for (int t = 0; t < T; ++t) {
           sums[t] = _mm512_dpbusd_epi32(sums[t], broadcast4(xq[t] + 256 * b + 4 * g), weights);
         }
       }
       const __m512i scale = _mm512_load_si512(p + P::kScales + 64 * j);
+#pragma GCC unroll 4
       for (int t = 0; t < T; ++t) total[t] = _mm512_add_epi32(total[t], _mm512_mullo_epi32(sums[t], scale));
     }
     const __m512i correction = _mm512_load_si512(p + P::kCorrection);
@@ -555,15 +592,20 @@ TILLER_VNNI void tile_k(const uint8_t* panel, const TiledActivations& x, int64_t
 constexpr int kTileRows = 4;
 
 // All activation rows against one panel: whole tiles, then one shorter tile.
+// The first tile fetches the lookahead's rows.
 template <template <int> class Tile>
 TILLER_VNNI void all_rows(const uint8_t* panel, const TiledActivations& x, float* out, int64_t n_out,
-                          __mmask16 lanes) {
+                          __mmask16 lanes, const Lookahead& ahead = {}) {
+  const Lookahead none;
   int64_t t = 0;
-  for (; t + kTileRows <= x.n_rows; t += kTileRows) Tile<kTileRows>::run(panel, x, t, out + t * n_out, n_out, lanes);
+  for (; t + kTileRows <= x.n_rows; t += kTileRows) {
+    Tile<kTileRows>::run(panel, x, t, out + t * n_out, n_out, lanes, t == 0 ? ahead : none);
+  }
+  const Lookahead& rest = t == 0 ? ahead : none;
   switch (x.n_rows - t) {
-    case 3: Tile<3>::run(panel, x, t, out + t * n_out, n_out, lanes); break;
-    case 2: Tile<2>::run(panel, x, t, out + t * n_out, n_out, lanes); break;
-    case 1: Tile<1>::run(panel, x, t, out + t * n_out, n_out, lanes); break;
+    case 3: Tile<3>::run(panel, x, t, out + t * n_out, n_out, lanes, rest); break;
+    case 2: Tile<2>::run(panel, x, t, out + t * n_out, n_out, lanes, rest); break;
+    case 1: Tile<1>::run(panel, x, t, out + t * n_out, n_out, lanes, rest); break;
     default: break;
   }
 }
@@ -573,7 +615,7 @@ struct Tile32 {
   template <int T>
   struct Of {
     static void run(const uint8_t* panel, const TiledActivations& x, int64_t t0, float* out, int64_t n_out,
-                    __mmask16 lanes) {
+                    __mmask16 lanes, const Lookahead&) {
       tile_32<T, F::kMinimum>(panel, x, t0, out, n_out, lanes);
     }
   };
@@ -584,8 +626,8 @@ struct TileK {
   template <int T>
   struct Of {
     static void run(const uint8_t* panel, const TiledActivations& x, int64_t t0, float* out, int64_t n_out,
-                    __mmask16 lanes) {
-      tile_k<T, F::kSub, F::kMinimum>(panel, x, t0, out, n_out, lanes);
+                    __mmask16 lanes, const Lookahead& ahead) {
+      tile_k<T, F::kSub, F::kMinimum>(panel, x, t0, out, n_out, lanes, ahead);
     }
   };
 };
@@ -610,7 +652,13 @@ void tiled_k(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const Ti
     } else {
       pack_k<F>(w, r0, nr, panel);
     }
-    all_rows<TileK<F>::template Of>(panel, x, out + r0, w.n_out, static_cast<__mmask16>((1u << nr) - 1));
+    const int64_t next = r0 + kPanelRows;
+    Lookahead ahead;
+    if (next < row_end) {
+      ahead = {w.data + static_cast<uint64_t>(next) * w.row_bytes, w.row_bytes, F::kBytes,
+               static_cast<int>(std::min<int64_t>(kPanelRows, row_end - next))};
+    }
+    all_rows<TileK<F>::template Of>(panel, x, out + r0, w.n_out, static_cast<__mmask16>((1u << nr) - 1), ahead);
   }
 }
 
