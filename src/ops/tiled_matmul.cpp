@@ -67,6 +67,12 @@ struct Q4_K {
   static constexpr uint64_t kBytes = kQ4_KBytes;
   static constexpr int kSub = 32;
   static constexpr bool kMinimum = true;
+  // The per-row terms alone, for the vector packing (pack_k_avx2).
+  static void terms(const uint8_t* wb, int32_t* scale, int16_t* min, float& d, float& dmin) {
+    d = load_half(wb);
+    dmin = load_half(wb + 2);
+    unpack_k_scales_wide(wb + 4, scale, min);
+  }
   static void unpack(const uint8_t* wb, int8_t* q, int32_t* scale, int16_t* min, float& d, float& dmin) {
     d = load_half(wb);
     dmin = load_half(wb + 2);
@@ -121,6 +127,11 @@ struct Q6_K {
   static constexpr uint64_t kBytes = kQ6_KBytes;
   static constexpr int kSub = 16;
   static constexpr bool kMinimum = false;
+  static void terms(const uint8_t* wb, int32_t* scale, int16_t*, float& d, float& dmin) {
+    d = load_half(wb + 208);
+    dmin = 0.0f;
+    for (int j = 0; j < 16; ++j) scale[j] = static_cast<int8_t>(wb[192 + j]);
+  }
   static void unpack(const uint8_t* wb, int8_t* q, int32_t* scale, int16_t*, float& d, float& dmin) {
     d = load_half(wb + 208);
     dmin = 0.0f;
@@ -225,6 +236,9 @@ uint8_t* panel_buffer(int64_t bytes) {
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 #define TILLER_VNNI TILLER_TARGET_AVX512_VNNI
+// Helpers that pass vectors by value: inlined always, so that no call passes a
+// 64-byte vector (the emulation build's -Wpsabi, where it is a struct).
+#define TILLER_VNNI_INLINE TILLER_VNNI inline __attribute__((always_inline))
 
 #define TILLER_AVX2_TILED __attribute__((target("avx2,fma,f16c")))
 
@@ -309,6 +323,122 @@ TILLER_VNNI void pack_32(const WeightMatrix& w, int64_t r0, int nr, uint8_t* pan
   }
 }
 
+// GGUF Q4_K and Q6_K packed on vectors, pack_k's panel byte for byte: every run of
+// 32 weights (32k .. 32k + 31) of a block is one 32-byte vector of a row, its 8
+// dwords groups 8k .. 8k + 7; an 8 x 8 dword transpose of 8 rows' runs gives those
+// groups' halves (rows 0..7, then 8..15). AVX2, which the AVX-512 level's GGUF
+// products (models mapped, not read) call too. The per-row terms stay scalar.
+
+// Weights 32k .. 32k + 31 of a block as signed bytes.
+template <int k>
+TILLER_AVX2_TILED inline __m256i run_values(const uint8_t* wb, Q4_K) {
+  // Each 32 bytes of nibbles hold 64 weights, the low nibbles first.
+  const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + 16 + 32 * (k / 2)));
+  return _mm256_and_si256(k % 2 == 0 ? bytes : _mm256_srli_epi16(bytes, 4), _mm256_set1_epi8(0x0f));
+}
+template <int k>
+TILLER_AVX2_TILED inline __m256i run_values(const uint8_t* wb, Q6_K) {
+  // Per half h (k / 4): runs 0, 1 from the low nibbles of ql[0..31], ql[32..63],
+  // runs 2, 3 from their high nibbles; bits 2m, 2m + 1 of qh[0..31] on top of run m.
+  constexpr int h = k / 4, m = k % 4;
+  const __m256i ql =
+      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + 64 * h + 32 * (m % 2)));
+  const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + 128 + 32 * h));
+  const __m256i low = _mm256_and_si256(m < 2 ? ql : _mm256_srli_epi16(ql, 4), _mm256_set1_epi8(0x0f));
+  const __m256i top = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * m), _mm256_set1_epi8(3));
+  return _mm256_sub_epi8(_mm256_or_si256(low, _mm256_slli_epi16(top, 4)), _mm256_set1_epi8(32));
+}
+
+// m[i] lane r becomes m[r] lane i: an 8 x 8 transpose of dwords.
+TILLER_AVX2_TILED inline void transpose_8x8(__m256i* m) {
+  __m256i t[8], u[8];
+  for (int k = 0; k < 4; ++k) {
+    t[2 * k] = _mm256_unpacklo_epi32(m[2 * k], m[2 * k + 1]);
+    t[2 * k + 1] = _mm256_unpackhi_epi32(m[2 * k], m[2 * k + 1]);
+  }
+  // u[4q + c], 128-bit lane L: column 4L + c of rows 4q .. 4q + 3.
+  for (int q = 0; q < 2; ++q) {
+    u[4 * q] = _mm256_unpacklo_epi64(t[4 * q], t[4 * q + 2]);
+    u[4 * q + 1] = _mm256_unpackhi_epi64(t[4 * q], t[4 * q + 2]);
+    u[4 * q + 2] = _mm256_unpacklo_epi64(t[4 * q + 1], t[4 * q + 3]);
+    u[4 * q + 3] = _mm256_unpackhi_epi64(t[4 * q + 1], t[4 * q + 3]);
+  }
+  for (int c = 0; c < 4; ++c) {
+    m[c] = _mm256_permute2x128_si256(u[c], u[4 + c], 0x20);
+    m[4 + c] = _mm256_permute2x128_si256(u[c], u[4 + c], 0x31);
+  }
+}
+
+// Run k of the panel's rows, transposed into groups 8k .. 8k + 7; each group's sum
+// of values per row added to sums[half][8k + c].
+template <class F, int k>
+TILLER_AVX2_TILED inline void pack_run(const uint8_t* base, uint64_t row_bytes, int nr, uint8_t* p,
+                                       __m256i (*sums)[64]) {
+  const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+  for (int half = 0; half < 2; ++half) {
+    __m256i m[8];
+    for (int r = 0; r < 8; ++r) {
+      const int row = 8 * half + r;
+      m[r] = row < nr ? run_values<k>(base + row * row_bytes, F{}) : _mm256_setzero_si256();
+    }
+    transpose_8x8(m);
+    for (int c = 0; c < 8; ++c) {
+      _mm256_store_si256(reinterpret_cast<__m256i*>(p + (8 * k + c) * kGroup + 32 * half), m[c]);
+      sums[half][8 * k + c] = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, m[c]), ones16);
+    }
+  }
+}
+
+template <class F>
+TILLER_AVX2_TILED void pack_k_avx2(const WeightMatrix& w, int64_t r0, int nr, uint8_t* panel) {
+  using P = PackedK<F::kSub>;
+  const int64_t n_blocks = w.n_in / 256;
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const uint8_t* base = w.data + static_cast<uint64_t>(r0) * w.row_bytes + static_cast<uint64_t>(b) * F::kBytes;
+    uint8_t* p = panel + b * P::kBytes;
+    for (int row = 0; row < kPanelRows; ++row) {
+      int32_t scale[P::kSubs] = {};
+      int16_t min[8] = {};
+      float d = 0.0f, dmin = 0.0f;
+      if (row < nr) F::terms(base + row * w.row_bytes, scale, min, d, dmin);
+      for (int j = 0; j < P::kSubs; ++j) store_lane(p + P::kScales + 64 * j, row, &scale[j]);
+      store_lane(p + P::kD, row, &d);
+      store_lane(p + P::kDmin, row, &dmin);
+      for (int g = 0; g < 4; ++g) store_lane(p + P::kMins + 64 * g, row, &min[2 * g]);
+    }
+    __m256i sums[2][64];
+    pack_run<F, 0>(base, w.row_bytes, nr, p, sums);
+    pack_run<F, 1>(base, w.row_bytes, nr, p, sums);
+    pack_run<F, 2>(base, w.row_bytes, nr, p, sums);
+    pack_run<F, 3>(base, w.row_bytes, nr, p, sums);
+    pack_run<F, 4>(base, w.row_bytes, nr, p, sums);
+    pack_run<F, 5>(base, w.row_bytes, nr, p, sums);
+    pack_run<F, 6>(base, w.row_bytes, nr, p, sums);
+    pack_run<F, 7>(base, w.row_bytes, nr, p, sums);
+    // 128 x sum_j(scale_j x sum of sub-block j); sub-block j is groups j x kSub / 4 on.
+    for (int half = 0; half < 2; ++half) {
+      __m256i correction = _mm256_setzero_si256();
+      for (int j = 0; j < P::kSubs; ++j) {
+        __m256i sum = _mm256_setzero_si256();
+        for (int g = j * F::kSub / 4; g < (j + 1) * F::kSub / 4; ++g) sum = _mm256_add_epi32(sum, sums[half][g]);
+        const __m256i scale = _mm256_load_si256(reinterpret_cast<const __m256i*>(p + P::kScales + 64 * j + 32 * half));
+        correction = _mm256_add_epi32(correction, _mm256_mullo_epi32(sum, scale));
+      }
+      _mm256_store_si256(reinterpret_cast<__m256i*>(p + P::kCorrection + 32 * half), _mm256_slli_epi32(correction, 7));
+    }
+  }
+}
+
+// The GGUF layout's Q4_K and Q6_K have the vector packing; the others pack_k.
+template <class F>
+void pack_k_any(const WeightMatrix& w, int64_t r0, int nr, uint8_t* panel) {
+  if constexpr (std::is_same_v<F, Q4_K> || std::is_same_v<F, Q6_K>) {
+    pack_k_avx2<F>(w, r0, nr, panel);
+  } else {
+    pack_k<F>(w, r0, nr, panel);
+  }
+}
+
 // Interleaved K-quant blocks (interleaved_k_quants.h), packed on vectors. Lane i of
 // a block's vector v holds group 4i + v (weights 16i + 4v .. 16i + 4v + 3), so the
 // dword transpose of 16 rows' vector v gives the panel's groups 4i + v, i = 0..15.
@@ -317,7 +447,7 @@ TILLER_VNNI void pack_32(const WeightMatrix& w, int64_t r0, int nr, uint8_t* pan
 // the 1B shape: a chat turn's short prompt meets every weight panel only 16 times.
 
 // m[i] lane r becomes m[r] lane i: a 16 x 16 transpose of dwords.
-TILLER_VNNI inline void transpose_16x16(__m512i* m) {
+TILLER_VNNI_INLINE void transpose_16x16(__m512i* m) {
   __m512i a[16], b[16];
   // a[2k], 128-bit lane L: columns 4L and 4L + 1 of rows 2k and 2k + 1; a[2k + 1]:
   // columns 4L + 2 and 4L + 3.
@@ -347,12 +477,12 @@ TILLER_VNNI inline void transpose_16x16(__m512i* m) {
 
 // Vector v of an interleaved block as its 64 signed values.
 template <int v>
-TILLER_VNNI inline __m512i interleaved_values(const uint8_t* wb, Q4_KInterleaved) {
+TILLER_VNNI_INLINE __m512i interleaved_values(const uint8_t* wb, Q4_KInterleaved) {
   const __m512i bytes = _mm512_loadu_si512(wb + 16 + 64 * (v / 2));  // the nibbles follow d, dmin, scales
   return _mm512_and_si512(v % 2 == 0 ? bytes : _mm512_srli_epi16(bytes, 4), _mm512_set1_epi8(0x0f));
 }
 template <int v>
-TILLER_VNNI inline __m512i interleaved_values(const uint8_t* wb, Q6_KInterleaved) {
+TILLER_VNNI_INLINE __m512i interleaved_values(const uint8_t* wb, Q6_KInterleaved) {
   const __m512i bytes = _mm512_loadu_si512(wb + 64 * (v / 2));
   const __m512i low = _mm512_and_si512(v % 2 == 0 ? bytes : _mm512_srli_epi16(bytes, 4), _mm512_set1_epi8(0x0f));
   const __m512i top = _mm512_and_si512(_mm512_srli_epi16(_mm512_loadu_si512(wb + 128), 2 * v), _mm512_set1_epi8(3));
@@ -360,16 +490,16 @@ TILLER_VNNI inline __m512i interleaved_values(const uint8_t* wb, Q6_KInterleaved
 }
 
 // The dword at `at` of each row's block (0 past the panel's rows).
-TILLER_VNNI inline __m512i gather_dwords(const uint8_t* base, int at, __m512i row_offsets, __mmask16 lanes) {
+TILLER_VNNI_INLINE __m512i gather_dwords(const uint8_t* base, int at, __m512i row_offsets, __mmask16 lanes) {
   return _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), lanes, row_offsets, base + at, 1);
 }
-TILLER_VNNI inline __m512i bits(__m512i x, int shift, int mask) {
+TILLER_VNNI_INLINE __m512i bits(__m512i x, int shift, int mask) {
   return _mm512_and_si512(_mm512_srlv_epi32(x, _mm512_set1_epi32(shift)), _mm512_set1_epi32(mask));
 }
 
 // The per-row terms of a panel block: d and dmin (floats), the minimums' int16
 // pairs, and the scales, which go back to the caller for the correction too.
-TILLER_VNNI inline void row_terms(const uint8_t* base, __m512i row_offsets, __mmask16 lanes, uint8_t* p,
+TILLER_VNNI_INLINE void row_terms(const uint8_t* base, __m512i row_offsets, __mmask16 lanes, uint8_t* p,
                                   __m512i* scale, Q4_KInterleaved) {
   using P = PackedK<32>;
   const __m512i halves = gather_dwords(base, 0, row_offsets, lanes);
@@ -390,7 +520,7 @@ TILLER_VNNI inline void row_terms(const uint8_t* base, __m512i row_offsets, __mm
     _mm512_store_si512(p + P::kMins + 64 * g, _mm512_or_si512(min[2 * g], _mm512_slli_epi32(min[2 * g + 1], 16)));
   }
 }
-TILLER_VNNI inline void row_terms(const uint8_t* base, __m512i row_offsets, __mmask16 lanes, uint8_t* p,
+TILLER_VNNI_INLINE void row_terms(const uint8_t* base, __m512i row_offsets, __mmask16 lanes, uint8_t* p,
                                   __m512i* scale, Q6_KInterleaved) {
   using P = PackedK<16>;
   // The 16 int8 scales at 192, then f16 d at 208, the last two bytes of the block.
@@ -398,7 +528,8 @@ TILLER_VNNI inline void row_terms(const uint8_t* base, __m512i row_offsets, __mm
     const __m512i packed = gather_dwords(base, 192 + 4 * k, row_offsets, lanes);
     for (int byte = 0; byte < 4; ++byte) {
       const int j = 4 * k + byte;
-      scale[j] = _mm512_srai_epi32(_mm512_sllv_epi32(packed, _mm512_set1_epi32(24 - 8 * byte)), 24);
+      const __m512i sign = _mm512_set1_epi32(0x80);  // (b ^ 0x80) - 0x80 sign-extends byte b
+      scale[j] = _mm512_sub_epi32(_mm512_xor_si512(bits(packed, 8 * byte, 0xff), sign), sign);
       _mm512_store_si512(p + P::kScales + 64 * j, scale[j]);
     }
   }
@@ -411,7 +542,7 @@ TILLER_VNNI inline void row_terms(const uint8_t* base, __m512i row_offsets, __mm
 // Vector v of the panel's rows, transposed into groups 4i + v; each group's sum of
 // values (per row) added to sums[i].
 template <class F, int v>
-TILLER_VNNI inline void pack_vector(const uint8_t* base, uint64_t row_bytes, int nr, uint8_t* p, __m512i* sums) {
+TILLER_VNNI_INLINE void pack_vector(const uint8_t* base, uint64_t row_bytes, int nr, uint8_t* p, __m512i* sums) {
   __m512i m[16];
   for (int r = 0; r < 16; ++r) {
     m[r] = r < nr ? interleaved_values<v>(base + r * row_bytes, F{}) : _mm512_setzero_si512();
@@ -650,7 +781,7 @@ void tiled_k(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const Ti
     if constexpr (std::is_same_v<F, Q4_KInterleaved> || std::is_same_v<F, Q6_KInterleaved>) {
       pack_k_interleaved<F>(w, r0, nr, panel);
     } else {
-      pack_k<F>(w, r0, nr, panel);
+      pack_k_any<F>(w, r0, nr, panel);
     }
     const int64_t next = r0 + kPanelRows;
     Lookahead ahead;
@@ -904,7 +1035,7 @@ void tiled_k_avx2(const WeightMatrix& w, int64_t row_begin, int64_t row_end, con
   uint8_t* panel = panel_buffer(w.n_in / 256 * PackedK<F::kSub>::kBytes);
   for (int64_t r0 = row_begin; r0 < row_end; r0 += kPanelRows) {
     const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, row_end - r0));
-    pack_k<F>(w, r0, nr, panel);
+    pack_k_any<F>(w, r0, nr, panel);
     all_rows_avx2<TileKAvx2<F::kSub, F::kMinimum>>(panel, x, out + r0, w.n_out, nr);
   }
 }
