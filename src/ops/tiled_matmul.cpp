@@ -67,16 +67,14 @@ struct Q4_K {
   static constexpr uint64_t kBytes = kQ4_KBytes;
   static constexpr int kSub = 32;
   static constexpr bool kMinimum = true;
-  // The per-row terms alone, for the vector packing (pack_k_avx2).
+  // The per-row terms alone (the vector packing unpacks the values itself).
   static void terms(const uint8_t* wb, int32_t* scale, int16_t* min, float& d, float& dmin) {
     d = load_half(wb);
     dmin = load_half(wb + 2);
     unpack_k_scales_wide(wb + 4, scale, min);
   }
   static void unpack(const uint8_t* wb, int8_t* q, int32_t* scale, int16_t* min, float& d, float& dmin) {
-    d = load_half(wb);
-    dmin = load_half(wb + 2);
-    unpack_k_scales_wide(wb + 4, scale, min);
+    terms(wb, scale, min, d, dmin);
     const uint8_t* qs = wb + 16;
     for (int c = 0; c < 4; ++c) {
       for (int l = 0; l < 32; ++l) {
@@ -132,10 +130,8 @@ struct Q6_K {
     dmin = 0.0f;
     for (int j = 0; j < 16; ++j) scale[j] = static_cast<int8_t>(wb[192 + j]);
   }
-  static void unpack(const uint8_t* wb, int8_t* q, int32_t* scale, int16_t*, float& d, float& dmin) {
-    d = load_half(wb + 208);
-    dmin = 0.0f;
-    for (int j = 0; j < 16; ++j) scale[j] = static_cast<int8_t>(wb[192 + j]);
+  static void unpack(const uint8_t* wb, int8_t* q, int32_t* scale, int16_t* min, float& d, float& dmin) {
+    terms(wb, scale, min, d, dmin);
     for (int h = 0; h < 2; ++h) {
       const uint8_t* ql = wb + 64 * h;
       const uint8_t* qh = wb + 128 + 32 * h;
@@ -153,10 +149,8 @@ struct Q6_K {
 // Interleaved Q6_K (interleaved_k_quants.h): Q6_K's geometry, and the same values
 // unpacked from the other layout.
 struct Q6_KInterleaved : Q6_K {
-  static void unpack(const uint8_t* wb, int8_t* q, int32_t* scale, int16_t*, float& d, float& dmin) {
-    d = load_half(wb + 208);
-    dmin = 0.0f;
-    for (int j = 0; j < 16; ++j) scale[j] = static_cast<int8_t>(wb[192 + j]);
+  static void unpack(const uint8_t* wb, int8_t* q, int32_t* scale, int16_t* min, float& d, float& dmin) {
+    terms(wb, scale, min, d, dmin);  // the interleaving leaves them where they were
     uint8_t quants[256];
     interleaved_q6_k_quants(wb, quants);
     for (int i = 0; i < 256; ++i) q[i] = static_cast<int8_t>(quants[i] - 32);
@@ -191,6 +185,15 @@ inline void transpose_row(const int8_t* q, int64_t n, int row, uint8_t* groups) 
   for (int64_t g = 0; g < n / 4; ++g) std::memcpy(groups + g * kGroup + 4 * row, q + 4 * g, 4);
 }
 
+// One row's terms into the panel block's per-row vectors.
+template <class P>
+void store_row_terms(uint8_t* p, int row, const int32_t* scale, const int16_t* min, float d, float dmin) {
+  for (int j = 0; j < P::kSubs; ++j) store_lane(p + P::kScales + 64 * j, row, &scale[j]);
+  store_lane(p + P::kD, row, &d);
+  store_lane(p + P::kDmin, row, &dmin);
+  for (int g = 0; g < 4; ++g) store_lane(p + P::kMins + 64 * g, row, &min[2 * g]);
+}
+
 template <class F>
 void pack_k(const WeightMatrix& w, int64_t r0, int nr, uint8_t* panel) {
   using P = PackedK<F::kSub>;
@@ -211,12 +214,9 @@ void pack_k(const WeightMatrix& w, int64_t r0, int nr, uint8_t* panel) {
         int32_t sum = 0;
         for (int i = 0; i < F::kSub; ++i) sum += q[F::kSub * j + i];
         correction += 128 * scale[j] * sum;
-        store_lane(p + P::kScales + 64 * j, row, &scale[j]);
       }
       store_lane(p + P::kCorrection, row, &correction);
-      store_lane(p + P::kD, row, &d);
-      store_lane(p + P::kDmin, row, &dmin);
-      for (int g = 0; g < 4; ++g) store_lane(p + P::kMins + 64 * g, row, &min[2 * g]);
+      store_row_terms<P>(p, row, scale, min, d, dmin);
     }
   }
 }
@@ -401,10 +401,7 @@ TILLER_AVX2_TILED void pack_k_avx2(const WeightMatrix& w, int64_t r0, int nr, ui
       int16_t min[8] = {};
       float d = 0.0f, dmin = 0.0f;
       if (row < nr) F::terms(base + row * w.row_bytes, scale, min, d, dmin);
-      for (int j = 0; j < P::kSubs; ++j) store_lane(p + P::kScales + 64 * j, row, &scale[j]);
-      store_lane(p + P::kD, row, &d);
-      store_lane(p + P::kDmin, row, &dmin);
-      for (int g = 0; g < 4; ++g) store_lane(p + P::kMins + 64 * g, row, &min[2 * g]);
+      store_row_terms<P>(p, row, scale, min, d, dmin);
     }
     __m256i sums[2][64];
     pack_run<F, 0>(base, w.row_bytes, nr, p, sums);
