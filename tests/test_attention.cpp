@@ -22,7 +22,7 @@
 namespace tiller {
 namespace {
 
-struct Case {
+struct AttentionCase {
   int64_t head_dim, n_head, n_head_kv, n_tokens, first_position, window;
 };
 
@@ -32,8 +32,8 @@ TEST(Attention, MatchesAPlainReference) {
     std::mt19937 rng(29);  // the same cases at every level
     std::normal_distribution<float> normal(0.0f, 1.0f);
     SCOPED_TRACE(kernel_level_name(level));
-    for (const Case c : {Case{64, 6, 2, 5, 7, 0}, Case{256, 4, 1, 3, 20, 0}, Case{64, 2, 2, 9, 0, 4},
-                         Case{40, 2, 1, 4, 3, 0}, Case{16, 3, 3, 17, 2, 0}, Case{32, 6, 1, 3, 5, 0}}) {
+    for (const AttentionCase c : {AttentionCase{64, 6, 2, 5, 7, 0}, AttentionCase{256, 4, 1, 3, 20, 0}, AttentionCase{64, 2, 2, 9, 0, 4},
+                         AttentionCase{40, 2, 1, 4, 3, 0}, AttentionCase{16, 3, 3, 17, 2, 0}, AttentionCase{32, 6, 1, 3, 5, 0}}) {
       SCOPED_TRACE(::testing::Message() << "head_dim " << c.head_dim << " tokens " << c.n_tokens << " window "
                                         << c.window);
       const int64_t kv_width = c.n_head_kv * c.head_dim, q_width = c.n_head * c.head_dim;

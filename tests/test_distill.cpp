@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "support/cli_expect.h"
+#include "support/fixtures.h"
 #include "support/run_process.h"
 #include "support/test_files.h"
 #include "support/tiny_model.h"
@@ -27,15 +28,6 @@ namespace tiller {
 namespace {
 
 using json = nlohmann::json;
-
-std::shared_ptr<const Model> tiny_model(const std::string& name) {
-  testing::TinyModelSpec spec;
-  spec.n_layer = 3;
-  spec.n_embd = 64;
-  const std::string path = (testing::scratch_dir() / name).string();
-  testing::make_tiny_model(spec).write(path);
-  return Model::load(path);
-}
 
 std::string write_text(const std::string& name, const std::string& text) {
   const std::string path = (testing::scratch_dir() / name).string();
@@ -180,7 +172,7 @@ DistillOptions small_grid() {
 }
 
 TEST(Distill, MeanDifferenceIsRecomputedByHand) {
-  const auto model = tiny_model("distill-mean.gguf");
+  const auto model = testing::load_three_block_model("distill-mean.gguf");
   const auto train = made_up_prompts(4, 3);
   for (const DistillRead read : {DistillRead::Last, DistillRead::Header, DistillRead::Suffix}) {
     DistillOptions options = small_grid();
@@ -215,7 +207,7 @@ TEST(Distill, MeanDifferenceIsRecomputedByHand) {
 }
 
 TEST(Distill, ChosenCellIsTheGridMinimumAndItsKlIsRecomputedByHand) {
-  const auto model = tiny_model("distill-grid.gguf");
+  const auto model = testing::load_three_block_model("distill-grid.gguf");
   const auto train = made_up_prompts(3, 5);
   const auto eval = made_up_prompts(2, 9);
   const DistillOptions options = small_grid();
@@ -261,7 +253,7 @@ TEST(Distill, KlOfARowWithItselfIsZero) {
 }
 
 TEST(Distill, LibraryRefusesBadInput) {
-  const auto model = tiny_model("distill-bad.gguf");
+  const auto model = testing::load_three_block_model("distill-bad.gguf");
   const auto prompts = made_up_prompts(2, 1);
   const DistillOptions good = small_grid();
   EXPECT_THROW(distill_system_prompt(model, {}, prompts, good), Error);

@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support/fixtures.h"
 #include "support/run_process.h"
 #include "support/test_files.h"
 #include "support/tiny_model.h"
@@ -132,13 +133,7 @@ void expect_concurrent_sessions_agree(const std::shared_ptr<const Model>& model,
   }
 }
 
-std::vector<TokenId> random_tokens(int n, int64_t n_vocab, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<TokenId> token(0, static_cast<TokenId>(n_vocab - 1));
-  std::vector<TokenId> tokens(static_cast<size_t>(n));
-  for (auto& t : tokens) t = token(rng);
-  return tokens;
-}
+using testing::random_tokens;
 
 TEST(Engine, TwoThreadsOnTwoSessionsOfOneEngineGetTheLogitsOfEachAlone) {
   const std::string path = (testing::scratch_dir() / "engine-concurrent.gguf").string();

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "support/run_process.h"
+#include "support/fixtures.h"
 #include "support/test_files.h"
 #include "support/tiny_model.h"
 #include "tiller/error.h"
@@ -112,18 +113,6 @@ TEST(EvalMetrics, CountTopicWordsAtWordStartsIgnoringCase) {
 void write_file(const std::filesystem::path& path, const std::string& text) {
   std::filesystem::create_directories(path.parent_path());
   std::ofstream(path, std::ios::binary) << text;
-}
-
-// The message of the Error `parse` throws, or a failure when it throws none.
-template <class Parse>
-std::string error_of(Parse parse) {
-  try {
-    parse();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no error";
-  return {};
 }
 
 TEST(EvalSpec, ReadsEveryBlockWithDefaults) {
@@ -242,35 +231,25 @@ TEST(EvalSpec, RefusesBadInputNamingTheField) {
       {R"([1, 2])", "object"},
       {R"({"damage": )", "does not parse"},
   };
-  for (const auto& [json, expected] : cases) {
-    const std::string message = error_of([&] { EvalSpec::from_json(json); });
-    EXPECT_NE(message.find(expected), std::string::npos) << json << "\n  said: " << message;
+  for (const auto& [spec_text, expected] : cases) {
+    const std::string message = testing::error_of([&] { EvalSpec::from_json(spec_text); });
+    EXPECT_NE(message.find(expected), std::string::npos) << spec_text << "\n  said: " << message;
     EXPECT_EQ(message.find('\n'), std::string::npos) << message;
   }
   const auto missing = testing::scratch_dir() / "no-such-spec.json";
-  EXPECT_NE(error_of([&] { EvalSpec::load(missing); }).find("no-such-spec.json"), std::string::npos);
+  EXPECT_NE(testing::error_of([&] { EvalSpec::load(missing); }).find("no-such-spec.json"), std::string::npos);
   const auto dir = testing::scratch_dir() / "bad-spec";
   write_file(dir / "spec.json", R"({"ab": {"file": "ab.jsonl"}})");
-  write_file(dir / "ab.jsonl", "{\"question\": \"q\", \"a\": \"x\", \"b\": \"y\", \"matching\": \"A\"}\nnot json\n");
-  EXPECT_NE(error_of([&] { EvalSpec::load(dir / "spec.json"); }).find("line 2"), std::string::npos);
+  write_file(dir / "ab.jsonl", "{\"question\": \"q\", \"a\": \"x\", \"b\": \"y\", \"matching\": \"A\"}\nnot spec_text\n");
+  EXPECT_NE(testing::error_of([&] { EvalSpec::load(dir / "spec.json"); }).find("line 2"), std::string::npos);
 }
 
 // ---- evaluate() on a tiny model, against figures computed here from Session::decode
 
-// At AVX2 level and below one kernel serves any number of rows, so a packed pass
-// gives each text the logits it gets alone bit for bit (tests/test_packing.cpp):
-// the figures below then agree to the last bits of the double sums' order.
-std::shared_ptr<Engine> row_kernel_engine() {
-  return Engine::create({.n_threads = 2, .kernels = std::min(best_kernel_level(), KernelLevel::Avx2)});
-}
-
-std::shared_ptr<const Model> tiny_model() {
-  testing::TinyModelSpec spec;
-  spec.n_layer = 3;
-  const std::string path = (testing::scratch_dir() / "eval-tiny.gguf").string();
-  testing::make_tiny_model(spec).write(path);
-  return Model::load(path);
-}
+// The figures below are computed on row kernels (testing::row_kernel_engine), where
+// a packed pass gives each text the logits it gets alone bit for bit: they agree
+// to the last bits of the double sums' order.
+std::shared_ptr<const Model> eval_model() { return testing::load_three_block_model("eval-tiny.gguf"); }
 
 // An addition at every position of block 1 and an ActAdd-like tensor of 8 rows at
 // the front of block 2: both kinds of selector that packing must keep per text.
@@ -301,12 +280,12 @@ std::shared_ptr<const Steering> tiny_steering(int64_t width) {
   return steering;
 }
 
-constexpr int kContext = 160;
+constexpr int kEvalContext = 160;
 
 // Every row's logits of `tokens` decoded alone in a fresh session, steered as a plain prompt or not.
 std::vector<float> logits_alone(const std::shared_ptr<const Model>& model, const std::shared_ptr<Engine>& engine,
                                 const std::vector<TokenId>& tokens, const std::shared_ptr<const Steering>& steering) {
-  Session session(model, engine, {.n_ctx = kContext});
+  Session session(model, engine, {.n_ctx = kEvalContext});
   std::optional<SteeringBinding> binding;
   if (steering) binding.emplace(steering, session, PromptLayout{0, static_cast<int>(tokens.size()), 0});
   const auto logits = session.decode(tokens, true);
@@ -362,14 +341,14 @@ EvalSpec tiny_spec() {
 }
 
 TEST(Evaluate, EachMetricEqualsItsComputationByHand) {
-  const auto model = tiny_model();
-  const auto engine = row_kernel_engine();
+  const auto model = eval_model();
+  const auto engine = testing::row_kernel_engine();
   const auto steering = tiny_steering(model->config().n_embd);
   const EvalSpec spec = tiny_spec();
   const auto n_vocab = static_cast<size_t>(model->config().n_vocab);
   // Small packs: several groups, texts of several lengths in one pass.
   EvalOptions options;
-  options.n_ctx = kContext;
+  options.n_ctx = kEvalContext;
   options.pack_tokens = 40;
   size_t last_done = 0, last_total = 0, calls = 0;
   const EvalResult result = evaluate(spec, model, engine, steering, [&](size_t done, size_t total) {
@@ -449,7 +428,7 @@ TEST(Evaluate, EachMetricEqualsItsComputationByHand) {
       g.n_predict = spec.topic->max_tokens;
       g.sampling = spec.topic->sampling;
       g.sampling.seed = spec.topic->sampling.seed + static_cast<uint64_t>(i);
-      Session session(model, engine, {.n_ctx = kContext});
+      Session session(model, engine, {.n_ctx = kEvalContext});
       SteeringBinding binding(steering, PromptLayout{0, static_cast<int>(prompt.size()), 0});
       const auto both = generate_compared(session, binding, prompt, g);
       for (const auto& [r, texts, mean, count] :
@@ -478,10 +457,10 @@ TEST(Evaluate, EachMetricEqualsItsComputationByHand) {
   expect_close(result.fluency->logprob_steered_samples, fluent_steered.value(), "fluency steered");
 
   // The two forms carry the same figures.
-  const auto json = nlohmann::json::parse(result.to_json());
-  EXPECT_EQ(json["on_topic"]["delta"].get<double>(), result.on_topic->delta);
-  EXPECT_EQ(json["damage"]["kl"].get<double>(), *result.damage_kl);
-  EXPECT_EQ(json["topic_words"]["samples_steered"].size(), texts_steered.size());
+  const auto parsed = nlohmann::json::parse(result.to_json());
+  EXPECT_EQ(parsed["on_topic"]["delta"].get<double>(), result.on_topic->delta);
+  EXPECT_EQ(parsed["damage"]["kl"].get<double>(), *result.damage_kl);
+  EXPECT_EQ(parsed["topic_words"]["samples_steered"].size(), texts_steered.size());
   const std::string csv = result.to_csv();
   EXPECT_EQ(csv.rfind("metric,field,value\n", 0), 0u);
   EXPECT_NE(csv.find(fmt::format("damage,kl,{}\n", *result.damage_kl)), std::string::npos) << csv;
@@ -492,8 +471,8 @@ TEST(Evaluate, EachMetricEqualsItsComputationByHand) {
 // An empty steering runs every steered pass with no hook: the same arithmetic, so
 // exactly the same figures. No steering at all skips them and gives the same.
 TEST(Evaluate, AnEmptySteeringChangesNothingExactly) {
-  const auto model = tiny_model();
-  const auto engine = row_kernel_engine();
+  const auto model = eval_model();
+  const auto engine = testing::row_kernel_engine();
   const EvalSpec spec = tiny_spec();
   EvalOptions options;
   options.pack_tokens = 40;
@@ -515,8 +494,8 @@ TEST(Evaluate, AnEmptySteeringChangesNothingExactly) {
 // With "chat", the question is a user turn and "(" starts the answer; the steering's
 // layout is the chat prompt's, so a user-aligned tensor starts at the message.
 TEST(Evaluate, AbInAChatTemplate) {
-  const auto model = tiny_model();
-  const auto engine = row_kernel_engine();
+  const auto model = eval_model();
+  const auto engine = testing::row_kernel_engine();
   auto steering = std::make_shared<Steering>(model->config().n_embd);
   {
     std::mt19937 rng(3);
@@ -535,7 +514,7 @@ TEST(Evaluate, AbInAChatTemplate) {
   spec.ab_chat = true;
   spec.ab_chat_template = "chatml";  // the tiny model has no template of its own
   EvalOptions options;
-  options.n_ctx = kContext;
+  options.n_ctx = kEvalContext;
   const EvalResult result = evaluate(spec, model, engine, steering, {}, options);
   const PromptFormat format = PromptFormat::chat_with(*model, "chatml");
   double unsteered = 0, steered = 0;
@@ -544,7 +523,7 @@ TEST(Evaluate, AbInAChatTemplate) {
         build_prompt(*model, format, {q.question + "\n\nChoices:\n(A) " + q.a + "\n(B) " + q.b, "("});
     ASSERT_GT(prompt.anchor, 0) << "the user's message comes after the template's start";
     for (const bool steer : {false, true}) {
-      Session session(model, engine, {.n_ctx = kContext});
+      Session session(model, engine, {.n_ctx = kEvalContext});
       std::optional<SteeringBinding> binding;
       if (steer) binding.emplace(steering, session, prompt.layout());
       const auto last = session.decode(prompt.tokens, false);
@@ -559,25 +538,25 @@ TEST(Evaluate, AbInAChatTemplate) {
 }
 
 TEST(Evaluate, RefusesTextsShorterThanAnActAddTensor) {
-  const auto model = tiny_model();
+  const auto model = eval_model();
   const auto steering = tiny_steering(model->config().n_embd);  // a front tensor of 8 rows
   EvalSpec spec;
   spec.neutral = {"long enough", "ok"};
   const size_t short_length = plain_tokens(*model, "ok").size();
   ASSERT_LT(short_length, 8u);
-  const std::string message = error_of([&] { evaluate(spec, model, row_kernel_engine(), steering); });
+  const std::string message = testing::error_of([&] { evaluate(spec, model, testing::row_kernel_engine(), steering); });
   EXPECT_NE(message.find("damage text 2"), std::string::npos) << message;
   // Likelihood needs a token after the first.
   EvalSpec one;
   one.on_topic = {std::string(1, 'x')};
   if (plain_tokens(*model, "x").size() < 2) {
-    EXPECT_NE(error_of([&] { evaluate(one, model, row_kernel_engine(), nullptr); }).find("likelihood.on_topic text 1"),
+    EXPECT_NE(testing::error_of([&] { evaluate(one, model, testing::row_kernel_engine(), nullptr); }).find("likelihood.on_topic text 1"),
               std::string::npos);
   }
   // A context too small for the longest text.
   EvalOptions small;
   small.n_ctx = 4;
-  EXPECT_NE(error_of([&] { evaluate(spec, model, row_kernel_engine(), nullptr, {}, small); }).find("raise -c"),
+  EXPECT_NE(testing::error_of([&] { evaluate(spec, model, testing::row_kernel_engine(), nullptr, {}, small); }).find("raise -c"),
             std::string::npos);
 }
 
@@ -633,12 +612,12 @@ TEST(EvalCommand, WeddingsActAddRaisesTheLikelihoodOfWeddingText) {
                                                          "--json", "--csv", csv, "--actadd", " weddings", "",
                                                          "--actadd-layer", "6", "--actadd-coef", "4"}));
   ASSERT_EQ(result.exit_code, 0) << result.err;
-  const auto json = nlohmann::json::parse(result.out);
+  const auto parsed = nlohmann::json::parse(result.out);
   // Measured: +0.22 nats per token on these two texts (the steered side is higher on
   // both); a tenth of that is far above any rounding between CPUs.
-  EXPECT_GT(json["on_topic"]["delta"].get<double>(), 0.02) << result.out;
-  EXPECT_EQ(json["on_topic"]["tokens"].get<int64_t>(), 21);
-  EXPECT_GT(json["damage"]["kl"].get<double>(), 0.0);
+  EXPECT_GT(parsed["on_topic"]["delta"].get<double>(), 0.02) << result.out;
+  EXPECT_EQ(parsed["on_topic"]["tokens"].get<int64_t>(), 21);
+  EXPECT_GT(parsed["damage"]["kl"].get<double>(), 0.0);
   std::ifstream in(csv);
   const std::string rows((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_NE(rows.find("on_topic,delta,"), std::string::npos) << rows;

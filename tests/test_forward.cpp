@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "support/fixtures.h"
 #include "support/run_process.h"
 #include "support/test_files.h"
 #include "support/tiny_model.h"
@@ -16,12 +17,6 @@
 
 namespace tiller {
 namespace {
-
-std::shared_ptr<const Model> tiny_model(const testing::TinyModelSpec& spec, const std::string& name) {
-  const std::string path = (testing::scratch_dir() / name).string();
-  testing::make_tiny_model(spec).write(path);
-  return Model::load(path);
-}
 
 double max_difference(std::span<const float> a, std::span<const float> b) {
   double worst = 0;
@@ -32,7 +27,7 @@ double max_difference(std::span<const float> a, std::span<const float> b) {
 TEST(Forward, PrefillThenDecodeEqualsOneLongPrefill) {
   testing::TinyModelSpec spec;
   spec.weight_type = TensorType::Q8_0;
-  const auto model = tiny_model(spec, "kv.gguf");
+  const auto model = testing::load_tiny_model(spec, "kv.gguf");
   const std::vector<TokenId> tokens = {1, 50, 60, 70, 80, 90, 100, 110};
   Session whole(model, 16, 2);
   const auto all = whole.decode(tokens, true);
@@ -52,7 +47,7 @@ TEST(Forward, PrefillThenDecodeEqualsOneLongPrefill) {
 }
 
 TEST(Forward, AttentionIsCausal) {
-  const auto model = tiny_model({}, "causal.gguf");
+  const auto model = testing::load_tiny_model({}, "causal.gguf");
   Session a(model, 8, 1), b(model, 8, 1);
   const auto first = a.decode(std::vector<TokenId>{5, 6, 7}, true);
   const auto second = b.decode(std::vector<TokenId>{5, 6, 99}, true);
@@ -63,7 +58,7 @@ TEST(Forward, AttentionIsCausal) {
 }
 
 TEST(Forward, ContextOverflowAndBadTokensAreErrors) {
-  const auto model = tiny_model({}, "limits.gguf");
+  const auto model = testing::load_tiny_model({}, "limits.gguf");
   Session session(model, 4, 1);
   EXPECT_THROW(session.decode(std::vector<TokenId>{1, 2, 3, 4, 5}, false), Error);
   EXPECT_THROW(session.decode(std::vector<TokenId>{static_cast<TokenId>(model->config().n_vocab)}, false), Error);
@@ -94,7 +89,7 @@ namespace tiller {
 namespace {
 
 TEST(Forward, HookPointsSeeTheResidualStreamInOrder) {
-  const auto model = tiny_model({}, "hooks.gguf");
+  const auto model = testing::load_tiny_model({}, "hooks.gguf");
   Session session(model, 8, 1);
   std::map<std::string, std::vector<float>> seen;
   session.set_observer([&](int layer, HookPoint point, const float* rows, int64_t n_rows, int64_t width, int first) {

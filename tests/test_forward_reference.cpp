@@ -23,7 +23,7 @@ namespace {
 
 const std::vector<TokenId> kTokens = {1, 37, 90, 12, 255, 3, 77, 140, 8, 201, 64, 150};
 
-struct Case {
+struct ReferenceCase {
   const char* name;
   testing::TinyModelSpec spec;
 };
@@ -75,12 +75,12 @@ std::vector<float> engine_logits(const std::string& path, int n_batch, int n_ctx
 // variant must miss by ten times the real error and by more than the tolerance
 // (measured: 0.026 to 1.7). The tests use F32 weights: random quantized ones are
 // so large that quantizing the activations (as llama.cpp does) costs 1e-2 to 0.25.
-constexpr double kTolerance = 5e-3;
+constexpr double kReferenceTolerance = 5e-3;
 
 void expect_detects(std::span<const float> ours, const std::vector<double>& wrong, double matched_error,
                     const std::string& what) {
   const double error = relative_difference(ours, wrong);
-  EXPECT_GT(error, std::max(10 * matched_error, kTolerance)) << what << " would go unnoticed";
+  EXPECT_GT(error, std::max(10 * matched_error, kReferenceTolerance)) << what << " would go unnoticed";
 }
 
 // A reference variant that leaves out (or gets wrong) what a family adds.
@@ -104,7 +104,7 @@ void expect_family_matches(const testing::TinyModelSpec& spec, const std::string
   const std::string path = write_model(spec, "ref-" + name);
   const auto ours = engine_logits(path, 512, n_ctx);
   const double error = relative_difference(ours, testing::reference_logits(path, kTokens, right));
-  EXPECT_LT(error, kTolerance) << name;
+  EXPECT_LT(error, kReferenceTolerance) << name;
   for (const Wrong& wrong : wrongs) {
     expect_detects(ours, testing::reference_logits(path, kTokens, wrong.variant), error, name + ": " + wrong.what);
   }
@@ -116,12 +116,12 @@ TEST(ForwardReference, LlamaShapesMatchThePlainImplementation) {
   scaled.rope_freq_base = 500.0f;
   testing::TinyModelSpec untied = llama(4);
   untied.tied_output = false;
-  for (const auto& [name, spec] : {Case{"mha", llama(4)}, Case{"gqa", llama(2)}, Case{"mqa", llama(1)},
-                                   Case{"linear-rope", scaled}, Case{"untied", untied}}) {
+  for (const auto& [name, spec] : {ReferenceCase{"mha", llama(4)}, ReferenceCase{"gqa", llama(2)}, ReferenceCase{"mqa", llama(1)},
+                                   ReferenceCase{"linear-rope", scaled}, ReferenceCase{"untied", untied}}) {
     const std::string path = write_model(spec, std::string("ref-llama-") + name);
     const auto ours = engine_logits(path, 512);
     const double error = relative_difference(ours, testing::reference_logits(path, kTokens));
-    EXPECT_LT(error, kTolerance) << name;
+    EXPECT_LT(error, kReferenceTolerance) << name;
     if (spec.n_head_kv > 1 && spec.n_head_kv < spec.n_head) {
       expect_detects(ours, testing::reference_logits(path, kTokens, {.interleave_kv_heads = true}), error,
                      std::string(name) + ": a wrong head grouping");
@@ -144,7 +144,7 @@ TEST(ForwardReference, Gemma3MatchesThePlainImplementation) {
   const std::string path = write_model(gemma(), "ref-gemma3");
   const auto ours = engine_logits(path, 512);
   const double error = relative_difference(ours, testing::reference_logits(path, kTokens));
-  EXPECT_LT(error, kTolerance);
+  EXPECT_LT(error, kReferenceTolerance);
   expect_detects(ours, testing::reference_logits(path, kTokens, {.ignore_window = true}), error,
                  "a missing sliding window");
   expect_detects(ours, testing::reference_logits(path, kTokens, {.swap_rope_pairing = true}), error,

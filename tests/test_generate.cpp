@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <fstream>
 
+#include "support/fixtures.h"
 #include "support/run_process.h"
 #include "support/test_files.h"
 #include "support/tiny_model.h"
@@ -42,14 +43,8 @@ TEST(StopStrings, HoldsBackOnlyWhatCouldStartAStop) {
   EXPECT_THROW(StopStringFilter({""}), Error);
 }
 
-std::shared_ptr<const Model> tiny(const std::string& name) {
-  const std::string path = (testing::scratch_dir() / name).string();
-  testing::make_tiny_model({}).write(path);
-  return Model::load(path);
-}
-
 TEST(Generate, LengthContextAndSeeds) {
-  const auto model = tiny("generate.gguf");
+  const auto model = testing::load_tiny_model({}, "generate.gguf");
   const std::vector<TokenId> prompt = {1, 70, 80, 90};
   GenerationOptions options;
   options.n_predict = 5;
@@ -83,7 +78,7 @@ TEST(Generate, LengthContextAndSeeds) {
 }
 
 TEST(Generate, GreedyIsTheArgmaxOfTheLogits) {
-  const auto model = tiny("greedy.gguf");
+  const auto model = testing::load_tiny_model({}, "greedy.gguf");
   const std::vector<TokenId> prompt = {1, 33, 44};
   GenerationOptions options;
   options.n_predict = 4;

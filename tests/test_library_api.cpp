@@ -9,6 +9,7 @@
 #include <random>
 #include <thread>
 
+#include "support/fixtures.h"
 #include "support/test_files.h"
 #include "support/tiny_model.h"
 #include "tiller/actadd.h"
@@ -22,35 +23,8 @@
 namespace tiller {
 namespace {
 
-std::shared_ptr<const Model> tiny(const std::string& name) {
-  testing::TinyModelSpec spec;
-  spec.n_layer = 3;
-  const std::string path = (testing::scratch_dir() / name).string();
-  testing::make_tiny_model(spec).write(path);
-  return Model::load(path);
-}
-
-std::vector<float> random_vector(int64_t n, uint32_t seed, float scale) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, scale);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = normal(rng);
-  return v;
-}
-
-// The error's message, which must be one line.
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    const std::string message = e.what();
-    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
-    return message;
-  }
-  ADD_FAILURE() << "no error";
-  return {};
-}
+using testing::error_of;
+using testing::random_vector;
 
 const char* kIssueExample = R"({"control_vectors": [{"path": "happy.gguf", "scale": 0.8}], "layer_range": [5, 20],
   "actadd": [{"positive": "Love", "negative": "Hate", "layer": 6, "coef": 5, "align": "context"}],
@@ -114,10 +88,10 @@ TEST(SteeringSpec, BadJsonIsAOneLineErrorNamingTheField) {
       {R"({"positions": "middle"})", "'positions'"},
       {R"({"positions": 3})", "'positions' must be a string"},
   };
-  for (const auto& [json, expected] : cases) {
-    const char* text = json;  // a structured binding cannot be captured by clang 14
+  for (const auto& [text_of_case, expected] : cases) {
+    const char* text = text_of_case;  // a structured binding cannot be captured by clang 14
     const std::string message = error_of([&] { SteeringSpec::from_json(text); });
-    EXPECT_NE(message.find(expected), std::string::npos) << json << " -> " << message;
+    EXPECT_NE(message.find(expected), std::string::npos) << text_of_case << " -> " << message;
   }
 }
 
@@ -181,7 +155,7 @@ TEST(SteeringSpec, NamesResolveOnlyInsideTheirFolder) {
 // A spec compiles into the steering the lower-level calls build, and its errors
 // name the file and what does not fit.
 TEST(SteeringSpec, CompilesToTheSameSteeringAsTheLowLevelCalls) {
-  const auto model = tiny("spec-compile.gguf");
+  const auto model = testing::load_three_block_model("spec-compile.gguf");
   const auto dir = testing::scratch_dir() / "spec-compile";
   std::filesystem::create_directories(dir);
   ControlVector vector;
@@ -237,7 +211,7 @@ TEST(SteeringSpec, CompilesToTheSameSteeringAsTheLowLevelCalls) {
 // A control vector's own layer_range keeps that vector to its blocks before the
 // sum (and the top-level range then keeps the sum), and travels through JSON.
 TEST(SteeringSpec, EachControlVectorMayHaveItsOwnBlocks) {
-  const auto model = tiny("spec-per-vector.gguf");
+  const auto model = testing::load_three_block_model("spec-per-vector.gguf");
   const auto dir = testing::scratch_dir() / "spec-per-vector";
   std::filesystem::create_directories(dir);
   ControlVector a, b;
@@ -284,7 +258,7 @@ TEST(SteeringSpec, EachControlVectorMayHaveItsOwnBlocks) {
 // give) compile as their files do; a name not held falls through to the folder, and
 // a held vector of the wrong width is refused by its name.
 TEST(SteeringSpec, HeldVectorsCompileLikeTheirFiles) {
-  const auto model = tiny("spec-held.gguf");
+  const auto model = testing::load_three_block_model("spec-held.gguf");
   const auto dir = testing::scratch_dir() / "spec-held";
   std::filesystem::create_directories(dir);
   auto vector = std::make_shared<ControlVector>();
@@ -306,8 +280,8 @@ TEST(SteeringSpec, HeldVectorsCompileLikeTheirFiles) {
     return nullptr;
   };
   const std::vector<TokenId> tokens = {1, 40, 41, 42, 43, 44, 45, 46};
-  auto logits_with = [&](const char* json) {
-    const auto steering = compile_steering(SteeringSpec::from_json(json), model, options);
+  auto logits_with = [&](const char* spec_text) {
+    const auto steering = compile_steering(SteeringSpec::from_json(spec_text), model, options);
     Session session(model, 32, 1);
     SteeringBinding binding(steering, session, {0, 8, 0});
     const auto logits = session.decode(tokens, true);
@@ -358,7 +332,7 @@ TEST(SteeringSpec, ActAddFromJsonOnTheDefaultModel) {
 // memory (the Python package's NumPy arrays), chunk by chunk, and refuses a buffer
 // of the wrong size.
 TEST(Session, DecodeIntoWritesWhatDecodeReturns) {
-  const auto model = tiny("decode-into.gguf");
+  const auto model = testing::load_three_block_model("decode-into.gguf");
   const std::vector<TokenId> tokens = {1, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49};
   Session a(model, SessionOptions{.n_ctx = 32, .n_threads = 1, .n_batch = 4});
   Session b(model, SessionOptions{.n_ctx = 32, .n_threads = 1, .n_batch = 4});
@@ -373,7 +347,7 @@ TEST(Session, DecodeIntoWritesWhatDecodeReturns) {
 }
 
 TEST(Generator, StepsGiveWhatGenerateGivesAndCanBeCancelled) {
-  const auto model = tiny("generator.gguf");
+  const auto model = testing::load_three_block_model("generator.gguf");
   const std::vector<TokenId> prompt = {1, 70, 80, 90};
   GenerationOptions options;
   options.n_predict = 12;
@@ -420,7 +394,7 @@ TEST(Generator, StepsGiveWhatGenerateGivesAndCanBeCancelled) {
 
 // Two generators on two sessions interleaved token by token give what each gives alone.
 TEST(Generator, InterleavedGeneratorsKeepTheirOwnSamplerState) {
-  const auto model = tiny("generator-interleaved.gguf");
+  const auto model = testing::load_three_block_model("generator-interleaved.gguf");
   const std::vector<TokenId> prompt_a = {1, 70, 80}, prompt_b = {1, 33, 44, 55};
   GenerationOptions options;
   options.n_predict = 8;
@@ -440,7 +414,7 @@ TEST(Generator, InterleavedGeneratorsKeepTheirOwnSamplerState) {
 }
 
 TEST(Generator, ComparedRunsAreTheUnsteeredAndTheSteeredGeneration) {
-  const auto model = tiny("generator-compare.gguf");
+  const auto model = testing::load_three_block_model("generator-compare.gguf");
   const std::vector<TokenId> prompt = {1, 70, 80, 90};
   GenerationOptions options;
   options.n_predict = 6;

@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include "support/fixtures.h"
 #include "support/test_files.h"
 #include "support/tiny_model.h"
 #include "common/fail.h"
@@ -182,12 +183,6 @@ std::vector<std::vector<TokenId>> random_sequences(const std::vector<int>& lengt
   return sequences;
 }
 
-std::shared_ptr<const Model> tiny(const testing::TinyModelSpec& spec, const std::string& name) {
-  const std::string path = (testing::scratch_dir() / name).string();
-  testing::make_tiny_model(spec).write(path);
-  return Model::load(path);
-}
-
 TEST(Packing, EachSequenceEqualsDecodingItAloneOnTinyModels) {
   testing::TinyModelSpec llama;
   testing::TinyModelSpec gemma;
@@ -195,7 +190,7 @@ TEST(Packing, EachSequenceEqualsDecodingItAloneOnTinyModels) {
   gemma.n_layer = 6;  // blocks 0-4 slide over a window of 4, block 5 is global
   gemma.sliding_window = 4;
   for (const auto& [spec, name] : {std::pair{llama, "pack-llama.gguf"}, std::pair{gemma, "pack-gemma.gguf"}}) {
-    const auto model = tiny(spec, name);
+    const auto model = testing::load_tiny_model(spec, name);
     const auto sequences = random_sequences({5, 1, 9, 3, 12, 7}, spec.n_vocab, 3);
     for (const int batch : {512, 8, 3}) {  // one chunk, and chunks that cut sequences
       SCOPED_TRACE(fmt::format("{} n_batch {}", name, batch));
@@ -207,7 +202,7 @@ TEST(Packing, EachSequenceEqualsDecodingItAloneOnTinyModels) {
 // Steering sees each row's own position: a range selector steers the same rows of
 // every sequence as when it is decoded alone.
 TEST(Packing, SteeringUsesPositionsWithinEachSequence) {
-  const auto model = tiny({}, "pack-steer.gguf");
+  const auto model = testing::load_tiny_model({}, "pack-steer.gguf");
   auto steering = std::make_shared<Steering>(model->config().n_embd);
   Intervention v;
   v.layer = 1;
@@ -220,7 +215,7 @@ TEST(Packing, SteeringUsesPositionsWithinEachSequence) {
 }
 
 TEST(Packing, RefusesBadLengths) {
-  const auto model = tiny({}, "pack-bad.gguf");
+  const auto model = testing::load_tiny_model({}, "pack-bad.gguf");
   Session session(model, 16, 1);
   const std::vector<TokenId> tokens = {1, 2, 3, 4};
   for (const std::vector<int>& lengths : std::vector<std::vector<int>>{{2, 1}, {2, 3}, {4, 0}, {}}) {

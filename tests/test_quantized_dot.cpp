@@ -219,7 +219,7 @@ TEST(QuantizedDot, ActivationQuantizationIsBitExactWithRoundActivations) {
   }
 }
 
-struct Case {
+struct DotCase {
   int64_t n_in, n_out, n_rows;
 };
 
@@ -235,9 +235,9 @@ TEST(QuantizedDot, MatmulEqualsTheReferenceForEveryTypeAndLevel) {
     const bool k_quant = tensor_type_info(type).block_size == 256;
     // Row counts below and above kTiledMinRows, and ones that leave partial
     // tiles of activation rows; output counts that leave partial panels.
-    for (const Case c : {Case{k_quant ? 256 : 32, 3, 5}, Case{k_quant ? 768 : 96, 17, 5},
-                         Case{k_quant ? 1536 : 1504, 9, 6}, Case{k_quant ? 512 : 160, 16, 8},
-                         Case{k_quant ? 512 : 64, 33, 9}, Case{k_quant ? 256 : 96, 50, 11}}) {
+    for (const DotCase c : {DotCase{k_quant ? 256 : 32, 3, 5}, DotCase{k_quant ? 768 : 96, 17, 5},
+                         DotCase{k_quant ? 1536 : 1504, 9, 6}, DotCase{k_quant ? 512 : 160, 16, 8},
+                         DotCase{k_quant ? 512 : 64, 33, 9}, DotCase{k_quant ? 256 : 96, 50, 11}}) {
       const auto bytes = testing::random_tensor_bytes(type, c.n_in * c.n_out, rng);
       const auto w = matrix(type, c.n_in, c.n_out, bytes);
       const auto x = awkward_activations(c.n_rows, c.n_in, rng);
@@ -749,7 +749,7 @@ TEST(QuantizedDot, HalfWeightsEqualTheDoubleProductOfRoundedActivations) {
   std::mt19937 rng(31);
   ThreadPool pool(2);
   for (const TensorType type : {TensorType::F16, TensorType::BF16}) {
-    for (const Case c : {Case{640, 9, 3}, Case{96, 5, 6}, Case{1000 + 7, 6, 5}, Case{8, 3, 1}}) {
+    for (const DotCase c : {DotCase{640, 9, 3}, DotCase{96, 5, 6}, DotCase{1000 + 7, 6, 5}, DotCase{8, 3, 1}}) {
       SCOPED_TRACE(::testing::Message() << tensor_type_name(type) << " " << c.n_in << "x" << c.n_out);
       auto bytes = testing::random_tensor_bytes(type, c.n_in * c.n_out, rng);
       // Edge values among the random ones (kept to where float sums cannot overflow).

@@ -169,7 +169,7 @@ TEST(SamplerPenalties, WindowMatchesCountingTheLastNByHand) {
                                                : std::min(history.size(), static_cast<size_t>(p.penalty_last_n));
     const auto count = std::count(history.end() - static_cast<std::ptrdiff_t>(window), history.end(), 0);
     const float expected = 3.0f - 0.5f * static_cast<float>(count) - (count > 0 ? 0.25f : 0.0f);
-    SCOPED_TRACE(testing::Message() << "last_n " << p.penalty_last_n << ", " << history.size() << " tokens");
+    SCOPED_TRACE(::testing::Message() << "last_n " << p.penalty_last_n << ", " << history.size() << " tokens");
     expect_penalized(p, 3.0f, history, expected);
   }
 }

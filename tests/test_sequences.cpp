@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include "support/fixtures.h"
 #include "support/test_files.h"
 #include "support/tiny_model.h"
 #include "tiller/engine.h"
@@ -21,19 +22,7 @@
 namespace tiller {
 namespace {
 
-std::shared_ptr<const Model> tiny(const testing::TinyModelSpec& spec, const std::string& name) {
-  const std::string path = (testing::scratch_dir() / name).string();
-  testing::make_tiny_model(spec).write(path);
-  return Model::load(path);
-}
-
-std::vector<TokenId> random_tokens(int length, int64_t n_vocab, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<TokenId> token(0, static_cast<TokenId>(n_vocab - 1));
-  std::vector<TokenId> out;
-  for (int i = 0; i < length; ++i) out.push_back(token(rng));
-  return out;
-}
+using testing::random_tokens;
 
 // A sequence: its prompt, then one token per step.
 struct Script {
@@ -124,7 +113,7 @@ TEST(Sequences, EachStepRowEqualsDecodingAloneAtEveryLevel) {
   gemma.n_layer = 6;  // five local blocks and a global one
   for (const auto& [spec, name] : {std::pair{testing::TinyModelSpec{}, std::string("seq-llama.gguf")},
                                    std::pair{gemma, std::string("seq-gemma3.gguf")}}) {
-    const auto model = tiny(spec, name);
+    const auto model = testing::load_tiny_model(spec, name);
     const std::vector<Script> scripts = scripts_for(*model, 8, 11);
     for (const KernelLevel level : available_kernel_levels()) {
       const auto engine = Engine::create({.n_threads = 2, .kernels = level});
@@ -141,7 +130,7 @@ TEST(Sequences, EachStepRowEqualsDecodingAloneAtEveryLevel) {
 // selector picks the same rows as alone), and the others are computed exactly as
 // unsteered.
 TEST(Sequences, SteeringOfOneSequenceTouchesOnlyItsRows) {
-  const auto model = tiny({}, "seq-steer.gguf");
+  const auto model = testing::load_tiny_model({}, "seq-steer.gguf");
   auto steering = std::make_shared<Steering>(model->config().n_embd);
   for (const auto& [layer, where] : {std::pair{0, PositionSelector::range(1, 3)}, std::pair{1, PositionSelector::all()}}) {
     Intervention v;
@@ -163,7 +152,7 @@ TEST(Sequences, SteeringOfOneSequenceTouchesOnlyItsRows) {
 }
 
 TEST(Sequences, RefusesWhatDoesNotFit) {
-  const auto model = tiny({}, "seq-bad.gguf");
+  const auto model = testing::load_tiny_model({}, "seq-bad.gguf");
   const auto engine = Engine::create({.n_threads = 1, .kernels = std::nullopt});
   EXPECT_THROW(Session(model, engine, {.n_ctx = 16, .n_seq = 0}), Error);
   Session session(model, engine, {.n_ctx = 4, .n_seq = 3});

@@ -2,12 +2,6 @@
 // logprobs, and the OpenAPI document held to the routes the server has.
 // ServerMetrics.* and ServerOpenApi.* need no model, ServerLogprobs.* its
 // tokenizer; ServerApiTest.* run `tiller serve` on smollm2-135m-instruct.
-// GCC 12 under -fsanitize=address,undefined -O2 warns that std::regex's compiled
-// states (std::function members) "may be used uninitialized": a false positive
-// inside <regex>, which this file's route scan instantiates.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
 #include <gtest/gtest.h>
 #include <httplib.h>
 
@@ -37,8 +31,8 @@ namespace {
 using json = nlohmann::json;
 using server::Metrics;
 
-constexpr const char* kModel = "smollm2-135m-instruct";
-constexpr const char* kKey = "api-test-key";
+constexpr const char* kApiModel = "smollm2-135m-instruct";
+constexpr const char* kApiKey = "api-test-key";
 
 // The value of one sample line ("name{labels} value") of an exposition, or NaN.
 double sample(const std::string& text, const std::string& series) {
@@ -116,7 +110,7 @@ TEST(ServerMetrics, TokensPerSecondSpreadsEachGenerationOverItsTime) {
 }
 
 TEST(ServerLogprobs, LogSoftmaxOfARowAndItsBest) {
-  TILLER_REQUIRE_MODEL(path, kModel);
+  TILLER_REQUIRE_MODEL(path, kApiModel);
   const auto model = Model::load(path);
   const Tokenizer& tokenizer = model->tokenizer();
   std::vector<float> logits(size_t(tokenizer.n_vocab()), -5.0f);
@@ -247,22 +241,22 @@ TEST(ServerOpenApi, EveryRegisteredRouteIsDocumented) {
 class ServerApiTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    model_path_ = testing::real_model_path(kModel);
+    model_path_ = testing::real_model_path(kApiModel);
     if (model_path_.empty()) return;
-    server_ = testing::start_suite_server(model_path_, {"--parallel", "2", "-c", "256", "-t", "2", "--api-key", kKey});
+    server_ = testing::start_suite_server(model_path_, {"--parallel", "2", "-c", "256", "-t", "2", "--api-key", kApiKey});
   }
   static void TearDownTestSuite() {
     testing::stop_suite_server(server_);
   }
   void SetUp() override {
-    TILLER_REQUIRE_MODEL(path, kModel);
+    TILLER_REQUIRE_MODEL(path, kApiModel);
     ASSERT_TRUE(server_);
   }
 
   static httplib::Client client(bool with_key = true) {
     httplib::Client c("127.0.0.1", server_->port());
     c.set_read_timeout(300, 0);
-    if (with_key) c.set_bearer_token_auth(kKey);
+    if (with_key) c.set_bearer_token_auth(kApiKey);
     return c;
   }
   static json post_json(const std::string& path, const json& body, int status = 200) {

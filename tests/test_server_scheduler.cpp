@@ -18,7 +18,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::shared_ptr<const Model> tiny_model() {
+std::shared_ptr<const Model> scheduler_model() {
   static const std::shared_ptr<const Model> model = [] {
     const std::string path = (testing::scratch_dir() / "scheduler.gguf").string();
     testing::make_tiny_model({}).write(path);
@@ -70,7 +70,7 @@ Drained drain(RequestChannel& channel, std::chrono::seconds timeout = 60s) {
 }
 
 TEST(ServerScheduler, EachJobGivesWhatItGetsAlone) {
-  const auto model = tiny_model();
+  const auto model = scheduler_model();
   const auto engine = engine_with(2);
   BatchingScheduler scheduler(model, engine, {.n_ctx = kContext}, 2, 4);
   std::vector<std::shared_ptr<RequestChannel>> channels;
@@ -99,7 +99,7 @@ TEST(ServerScheduler, EachJobGivesWhatItGetsAlone) {
 }
 
 TEST(ServerScheduler, AdmissionIsAllOrNoneAndCancellingFreesTheSlot) {
-  const auto model = tiny_model();
+  const auto model = scheduler_model();
   BatchingScheduler scheduler(model, engine_with(1), {.n_ctx = kContext}, 1, 1);
   auto running = std::make_shared<RequestChannel>();
   scheduler.submit({job(running, kContext - 8, 1)});  // thousands of tokens: it runs until cancelled
@@ -130,7 +130,7 @@ TEST(ServerScheduler, AdmissionIsAllOrNoneAndCancellingFreesTheSlot) {
 }
 
 TEST(ServerScheduler, ACancelledQueuedJobNeverRuns) {
-  const auto model = tiny_model();
+  const auto model = scheduler_model();
   BatchingScheduler scheduler(model, engine_with(1), {.n_ctx = kContext}, 1, 2);
   auto running = std::make_shared<RequestChannel>();
   auto dropped = std::make_shared<RequestChannel>();
@@ -151,7 +151,7 @@ TEST(ServerScheduler, ACancelledQueuedJobNeverRuns) {
 }
 
 TEST(ServerScheduler, TheDestructorEndsRunningJobs) {
-  const auto model = tiny_model();
+  const auto model = scheduler_model();
   auto running = std::make_shared<RequestChannel>();
   const auto start = std::chrono::steady_clock::now();
   {

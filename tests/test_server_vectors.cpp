@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support/fixtures.h"
 #include "support/server_process.h"
 #include "support/test_files.h"
 #include "support/tiny_model.h"
@@ -69,12 +70,6 @@ std::set<std::string> entries(const fs::path& dir) {
   std::set<std::string> names;
   for (const auto& entry : fs::directory_iterator(dir)) names.insert(entry.path().filename().string());
   return names;
-}
-
-double norm(const std::vector<float>& direction) {
-  double sum = 0;
-  for (const float x : direction) sum += double(x) * x;
-  return std::sqrt(sum);
 }
 
 class ServerVectors : public ::testing::Test {
@@ -162,7 +157,7 @@ TEST_F(ServerVectors, ListsNothingThenEveryVectorSortedWithItsBlocksAndNorms) {
   EXPECT_EQ(first["width"], kWidth);
   EXPECT_EQ(first["layers"], json::array({1}));
   ASSERT_EQ(first["norms"].size(), 1u);
-  EXPECT_NEAR(first["norms"][0].get<double>(), norm(a.directions.at(1)), 1e-6);
+  EXPECT_NEAR(first["norms"][0].get<double>(), testing::l2_norm(a.directions.at(1)), 1e-6);
   EXPECT_EQ(first["bytes"], fs::file_size(dir_ / "a.one.gguf"));
   EXPECT_NEAR(first["created"].get<double>(), double(std::time(nullptr)), 120.0);
   EXPECT_FALSE(first.contains("error"));
@@ -170,7 +165,7 @@ TEST_F(ServerVectors, ListsNothingThenEveryVectorSortedWithItsBlocksAndNorms) {
   const json& second = list["data"][1];
   EXPECT_EQ(second["id"], "b-two");
   EXPECT_EQ(second["layers"], json::array({0, 1}));
-  EXPECT_NEAR(second["norms"][1].get<double>(), norm(b.directions.at(1)), 1e-6);
+  EXPECT_NEAR(second["norms"][1].get<double>(), testing::l2_norm(b.directions.at(1)), 1e-6);
 
   // Files that are not usable vectors for this model are listed with why, and no more.
   EXPECT_EQ(list["data"][2]["id"], "junk");

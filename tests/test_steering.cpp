@@ -7,6 +7,7 @@
 #include <numeric>
 #include <random>
 
+#include "support/fixtures.h"
 #include "support/test_files.h"
 #include "support/tiny_model.h"
 #include "tiller/actadd.h"
@@ -18,23 +19,11 @@
 namespace tiller {
 namespace {
 
-std::shared_ptr<const Model> tiny(const std::string& name = "steer.gguf") {
-  testing::TinyModelSpec spec;
-  spec.n_layer = 3;
-  const std::string path = (testing::scratch_dir() / name).string();
-  testing::make_tiny_model(spec).write(path);
-  return Model::load(path);
-}
+std::shared_ptr<const Model> steering_model() { return testing::load_three_block_model("steer.gguf"); }
 
-std::vector<float> random_vector(int64_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, scale);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = normal(rng);
-  return v;
-}
+using testing::random_vector;
 
-const std::vector<TokenId> kTokens = {1, 40, 41, 42, 43, 44, 45, 46};
+const std::vector<TokenId> kSteeredTokens = {1, 40, 41, 42, 43, 44, 45, 46};
 
 // Every hook point's rows, by (layer, point), over all decode calls.
 using Capture = std::map<std::pair<int, HookPoint>, std::vector<float>>;
@@ -80,7 +69,7 @@ TEST(Steering, PositionSelectorsParseAndRefuseNonsense) {
 }
 
 TEST(Steering, HooksRunInOrderAndCanBeRemoved) {
-  const auto model = tiny();
+  const auto model = steering_model();
   Session session(model, 32, 1);
   std::vector<int> calls;
   const HookHandle a = session.add_hook(1, HookPoint::ResidMid, [&](const HookRows& rows) {
@@ -90,7 +79,7 @@ TEST(Steering, HooksRunInOrderAndCanBeRemoved) {
     calls.push_back(1);
   });
   session.add_hook(1, HookPoint::ResidMid, [&](const HookRows&) { calls.push_back(2); });
-  session.decode(kTokens, false);
+  session.decode(kSteeredTokens, false);
   EXPECT_EQ(calls, (std::vector<int>{1, 2}));
   session.remove_hook(a);
   session.decode(std::vector<TokenId>{60}, false);
@@ -103,17 +92,17 @@ TEST(Steering, HooksRunInOrderAndCanBeRemoved) {
 }
 
 TEST(Steering, AHookThatChangesNothingChangesNothing) {
-  const auto model = tiny();
+  const auto model = steering_model();
   Session plain(model, 32, 1), hooked(model, 32, 2);
   for (int layer = 0; layer < 3; ++layer) {
     for (const HookPoint point : kHookPoints) hooked.add_hook(layer, point, [](const HookRows&) {});
   }
-  EXPECT_EQ(run(plain, kTokens, 3), run(hooked, kTokens, 3));
+  EXPECT_EQ(run(plain, kSteeredTokens, 3), run(hooked, kSteeredTokens, 3));
 }
 
 // resid_post of block L is resid_pre of block L+1: adding at either gives the same logits.
 TEST(Steering, AddingAtResidPostEqualsAddingAtTheNextResidPre) {
-  const auto model = tiny();
+  const auto model = steering_model();
   // The tiny model's stream is ~1e4 in size, and 8-bit activation rounding hides
   // changes much smaller than that.
   const auto v = random_vector(64, 3, 2000.0f);
@@ -122,9 +111,9 @@ TEST(Steering, AddingAtResidPostEqualsAddingAtTheNextResidPre) {
   pre->add(add_at(1, HookPoint::ResidPre, v, {}, 2.0f));
   Session a(model, 32, 1), b(model, 32, 1), plain(model, 32, 1);
   SteeringBinding post_binding(post, a), pre_binding(pre, b);
-  const auto steered = run(a, kTokens, 2);
-  EXPECT_EQ(steered, run(b, kTokens, 2));
-  const auto unsteered = run(plain, kTokens, 2);
+  const auto steered = run(a, kSteeredTokens, 2);
+  EXPECT_EQ(steered, run(b, kSteeredTokens, 2));
+  const auto unsteered = run(plain, kSteeredTokens, 2);
   double difference = 0;
   for (size_t i = 0; i < steered.size(); ++i) difference = std::max(difference, double(std::fabs(steered[i] - unsteered[i])));
   EXPECT_GT(difference, 1e-3) << "the vector had no effect";
@@ -134,50 +123,50 @@ TEST(Steering, AddingAtResidPostEqualsAddingAtTheNextResidPre) {
 // removes hooks that another caller registered on the second (before bindings,
 // Steering::attach detached the new session with the old session's handles).
 TEST(Steering, AttachingToAnotherSessionLeavesTheFirstAndOthersHooksAlone) {
-  const auto model = tiny();
+  const auto model = steering_model();
   const auto v = random_vector(64, 5, 2000.0f);
   auto steering = std::make_shared<Steering>(64);
   steering->add(add_at(1, HookPoint::ResidPost, v, {}, 2.0f));
   Session first(model, 32, 1), second(model, 32, 1), plain(model, 32, 1), reference(model, 32, 1);
   SteeringBinding on_reference(steering, reference);
-  const auto steered = run(reference, kTokens);
-  const auto unsteered = run(plain, kTokens);
+  const auto steered = run(reference, kSteeredTokens);
+  const auto unsteered = run(plain, kSteeredTokens);
   int others_calls = 0;
   second.add_hook(0, HookPoint::ResidPre, [&](const HookRows&) { ++others_calls; });
   SteeringBinding binding(steering);
   binding.attach(first);
   binding.attach(second);
-  EXPECT_EQ(run(first, kTokens), unsteered) << "the first session kept the steering's hooks";
-  EXPECT_EQ(run(second, kTokens), steered);
+  EXPECT_EQ(run(first, kSteeredTokens), unsteered) << "the first session kept the steering's hooks";
+  EXPECT_EQ(run(second, kSteeredTokens), steered);
   EXPECT_EQ(others_calls, 1) << "another caller's hook on the second session was removed";
   binding.detach();
   second.reset();
-  EXPECT_EQ(run(second, kTokens), unsteered) << "detach left a hook behind";
+  EXPECT_EQ(run(second, kSteeredTokens), unsteered) << "detach left a hook behind";
   EXPECT_EQ(others_calls, 2);
 }
 
 // One compiled steering shared by several sessions, each with its own prompt
 // layout: each binding steers its own session only, at its own positions.
 TEST(Steering, OneSteeringServesManySessionsWithTheirOwnLayouts) {
-  const auto model = tiny();
+  const auto model = steering_model();
   auto steering = std::make_shared<Steering>(64);
   steering->add(add_at(2, HookPoint::ResidPost, random_vector(64, 9, 2000.0f), PositionSelector::front(2)));
   Session a(model, 32, 1), b(model, 32, 1), a_alone(model, 32, 1), b_alone(model, 32, 1);
   std::vector<float> alone[2];
   {
     SteeringBinding only_a(steering, a_alone, {0, 8, 1});
-    alone[0] = run(a_alone, kTokens, 1);
+    alone[0] = run(a_alone, kSteeredTokens, 1);
   }
   {
     SteeringBinding only_b(steering, b_alone, {0, 8, 5});
-    alone[1] = run(b_alone, kTokens, 1);
+    alone[1] = run(b_alone, kSteeredTokens, 1);
   }
   EXPECT_NE(alone[0], alone[1]);
   SteeringBinding on_a(steering, a, {0, 8, 1}), on_b(steering, b, {0, 8, 5});
   // Interleaved, token by token.
-  auto first_a = a.decode(kTokens, true);
+  auto first_a = a.decode(kSteeredTokens, true);
   std::vector<float> got_a(first_a.begin(), first_a.end());
-  auto first_b = b.decode(kTokens, true);
+  auto first_b = b.decode(kSteeredTokens, true);
   std::vector<float> got_b(first_b.begin(), first_b.end());
   const TokenId next = 50;
   auto next_a = a.decode(std::span(&next, 1), true);
@@ -190,7 +179,7 @@ TEST(Steering, OneSteeringServesManySessionsWithTheirOwnLayouts) {
 }
 
 TEST(Steering, AttnOutAndMlpOutWritesReachTheStream) {
-  const auto model = tiny();
+  const auto model = steering_model();
   const auto v = random_vector(64, 4);
   for (const HookPoint point : {HookPoint::AttnOut, HookPoint::MlpOut}) {
     auto steering = std::make_shared<Steering>(64);
@@ -199,7 +188,7 @@ TEST(Steering, AttnOutAndMlpOutWritesReachTheStream) {
     SteeringBinding binding(steering, session);
     Capture capture;
     capture_all(session, capture);
-    session.decode(kTokens, false);
+    session.decode(kSteeredTokens, false);
     // The stream after the sub-block is the one before it plus what it wrote, v included.
     const auto& before = capture[{1, point == HookPoint::AttnOut ? HookPoint::ResidPre : HookPoint::ResidMid}];
     const auto& written = capture[{1, point}];
@@ -208,7 +197,7 @@ TEST(Steering, AttnOutAndMlpOutWritesReachTheStream) {
     Session plain(model, 32, 1);
     Capture unsteered;
     capture_all(plain, unsteered);
-    plain.decode(kTokens, false);
+    plain.decode(kSteeredTokens, false);
     const auto& plain_written = unsteered[std::make_pair(1, point)];
     for (size_t i = 0; i < written.size(); ++i) ASSERT_NEAR(written[i], plain_written[i] + v[i % 64], 1e-5);
   }
@@ -216,12 +205,12 @@ TEST(Steering, AttnOutAndMlpOutWritesReachTheStream) {
 
 // Which rows change under each selector: prompt of 8 tokens, then 3 generated.
 TEST(Steering, PositionSelectorsTouchExactlyTheirPositions) {
-  const auto model = tiny();
+  const auto model = steering_model();
   const auto v = random_vector(64, 5);
   Session plain(model, 32, 1);
   Capture unsteered;
   capture_all(plain, unsteered);
-  run(plain, kTokens, 3);
+  run(plain, kSteeredTokens, 3);
   const auto& base = unsteered[{2, HookPoint::ResidPost}];
 
   struct Case {
@@ -242,7 +231,7 @@ TEST(Steering, PositionSelectorsTouchExactlyTheirPositions) {
     SteeringBinding binding(steering, session, {0, 8, 2});
     Capture capture;
     capture_all(session, capture);
-    run(session, kTokens, 3);
+    run(session, kSteeredTokens, 3);
     std::vector<int> changed;
     const auto& got = capture[{2, HookPoint::ResidPost}];
     for (int position = 0; position < 11; ++position) {
@@ -258,7 +247,7 @@ TEST(Steering, PositionSelectorsTouchExactlyTheirPositions) {
 }
 
 TEST(Steering, AblationLeavesNoComponentAndClampFixesIt) {
-  const auto model = tiny();
+  const auto model = steering_model();
   const auto u = random_vector(64, 6);
   const double norm = std::sqrt(std::inner_product(u.begin(), u.end(), u.begin(), 0.0));
   // An addition along u first, so that there is a large component to remove.
@@ -273,7 +262,7 @@ TEST(Steering, AblationLeavesNoComponentAndClampFixesIt) {
     SteeringBinding binding(steering, session);
     Capture capture;
     capture_all(session, capture);
-    run(session, kTokens, 2);
+    run(session, kSteeredTokens, 2);
     const auto& rows = capture[{1, HookPoint::ResidMid}];
     ASSERT_EQ(rows.size(), 10u * 64);
     for (size_t r = 0; r < 10; ++r) {
@@ -289,7 +278,7 @@ TEST(Steering, AblationLeavesNoComponentAndClampFixesIt) {
 }
 
 TEST(Steering, BadVectorsAreClearErrors) {
-  const auto model = tiny();
+  const auto model = steering_model();
   auto steering = std::make_shared<Steering>(64);
   EXPECT_THROW(steering->add(add_at(0, HookPoint::ResidPre, random_vector(63, 1))), Error);
   Intervention zero = add_at(0, HookPoint::ResidPre, std::vector<float>(64, 0.0f));
@@ -390,7 +379,7 @@ std::vector<float> resid_pre_of_block_1(const std::shared_ptr<const Model>& mode
 }
 
 TEST(ActAdd, TheTensorIsTheDifferenceOfResidPreWithSpacePadding) {
-  const auto model = tiny();
+  const auto model = steering_model();
   const ActAddTensor tensor = make_actadd_tensor(model, {"ab", "abcd", 1}, 1);
   const auto& tokenizer = model->tokenizer();
   const auto positive = tokenizer.tokenize("ab"), negative = tokenizer.tokenize("abcd");
@@ -412,7 +401,7 @@ TEST(ActAdd, TheTensorIsTheDifferenceOfResidPreWithSpacePadding) {
 TEST(ActAdd, AnEmptyPromptIsAllSpaces) {
   // The paper pairs prompts with "" ("Bush did 9/11 because" - ""): padding makes
   // the empty side the space token at every row (after BOS where there is one).
-  const auto model = tiny();
+  const auto model = steering_model();
   const auto& tokenizer = model->tokenizer();
   const ActAddTensor against_empty = make_actadd_tensor(model, {"abc", "", 1}, 1);
   ASSERT_EQ(against_empty.n_rows, static_cast<int64_t>(tokenizer.tokenize("abc").size()));
@@ -428,7 +417,7 @@ TEST(ActAdd, AnEmptyPromptIsAllSpaces) {
 }
 
 TEST(ActAdd, FilesRoundTripAndRefuseOtherKinds) {
-  const auto model = tiny();
+  const auto model = steering_model();
   const ActAddTensor tensor = make_actadd_tensor(model, {"love", "hate", 1}, 1);
   const std::string path = (testing::scratch_dir() / "actadd.gguf").string();
   write_actadd_tensor(path, tensor, "llama");

@@ -17,6 +17,7 @@
 #include "common/fail.h"
 #include "eval/packed_steering.h"
 #include "support/run_process.h"
+#include "support/fixtures.h"
 #include "support/test_files.h"
 #include "support/tiny_model.h"
 #include "tiller/control_vector.h"
@@ -29,12 +30,6 @@
 namespace tiller {
 namespace {
 
-std::shared_ptr<const Model> tiny_model(const testing::TinyModelSpec& spec, const std::string& name) {
-  const std::string path = (testing::scratch_dir() / name).string();
-  testing::make_tiny_model(spec).write(path);
-  return Model::load(path);
-}
-
 std::vector<testing::TinyModelSpec> tiny_specs() {
   testing::TinyModelSpec llama;
   llama.n_layer = 4;
@@ -45,15 +40,9 @@ std::vector<testing::TinyModelSpec> tiny_specs() {
   return {llama, gemma};
 }
 
-// The highest level whose products take the same kernel for any number of rows
-// (AVX2 and below; tests/test_packing.cpp): there a row's logits do not depend on
-// what else is packed with it. AVX-512's tiled kernels round a matmul of another
-// row count otherwise, and a rounding step can move an activation's 8-bit
-// quantization, which later blocks magnify (measured on SmolLM2: 0.03 nats in one
-// text's mean log-probability): comparisons across packings use row kernels.
-std::shared_ptr<Engine> row_kernel_engine() {
-  return Engine::create({.n_threads = 2, .kernels = std::min(best_kernel_level(), KernelLevel::Avx2)});
-}
+// Comparisons across packings run on testing::row_kernel_engine(): there a row's
+// logits do not depend on what else is packed with it.
+using testing::row_kernel_engine;
 
 // One steering: a two-row front-aligned addition (ActAdd's shape) at blocks.layer.hook_resid_pre.
 std::shared_ptr<const Steering> front_addition(int64_t width, int layer, float coefficient, uint32_t seed) {
@@ -102,7 +91,7 @@ std::vector<float> capture_resid_pre(Session& session, const Packed& p, int laye
 
 TEST(Sweep, PackedPassFromACapturedBlockEqualsTheWholePass) {
   for (const auto& spec : tiny_specs()) {
-    const auto model = tiny_model(spec, fmt::format("sweep-from-{}.gguf", spec.architecture));
+    const auto model = testing::load_tiny_model(spec, fmt::format("sweep-from-{}.gguf", spec.architecture));
     const auto engine = Engine::create({.n_threads = 2, .kernels = std::nullopt});
     const Packed p = random_packed({5, 1, 9, 3, 12}, spec.n_vocab, 7);
     for (const int batch : {512, 8}) {  // one chunk, and chunks that cut sequences
@@ -138,7 +127,7 @@ TEST(Sweep, PackedCopiesSteeredEachWithItsCoefficientMatchTheTextAlone) {
   for (const auto& spec : tiny_specs()) {
    for (const bool best : {false, true}) {
     if (best && best_kernel_level() <= KernelLevel::Avx2) continue;  // the same engine as the row kernels
-    const auto model = tiny_model(spec, fmt::format("sweep-copies-{}.gguf", spec.architecture));
+    const auto model = testing::load_tiny_model(spec, fmt::format("sweep-copies-{}.gguf", spec.architecture));
     const auto engine = best ? Engine::create({.n_threads = 2, .kernels = best_kernel_level()}) : row_kernel_engine();
     const int64_t n_vocab = spec.n_vocab, width = spec.n_embd;
     const Packed text = random_packed({11}, n_vocab, 9);
@@ -197,7 +186,7 @@ TEST(Sweep, PackedCopiesSteeredEachWithItsCoefficientMatchTheTextAlone) {
 }
 
 TEST(Sweep, PackedPassFromRejectsBadInput) {
-  const auto model = tiny_model(tiny_specs()[0], "sweep-bad.gguf");
+  const auto model = testing::load_tiny_model(tiny_specs()[0], "sweep-bad.gguf");
   Session session(model, Engine::create({.n_threads = 1, .kernels = std::nullopt}), {.n_ctx = 16});
   const std::vector<float> rows(3 * 64, 0.0f);
   const std::vector<int> three{3}, four{4};
@@ -291,7 +280,7 @@ SweepSpec tiny_sweep() {
 TEST(Sweep, EveryCellEqualsEvaluateOfItsSteeringOnTinyModels) {
   for (const auto& model_spec : tiny_specs()) {
     SCOPED_TRACE(model_spec.architecture);
-    const auto model = tiny_model(model_spec, fmt::format("sweep-eval-{}.gguf", model_spec.architecture));
+    const auto model = testing::load_tiny_model(model_spec, fmt::format("sweep-eval-{}.gguf", model_spec.architecture));
     const auto engine = row_kernel_engine();
     const SweepSpec spec = tiny_sweep();
     std::vector<std::pair<size_t, size_t>> order;
@@ -322,7 +311,7 @@ TEST(Sweep, ControlVectorGridCellsEqualEvaluate) {
   // starts at the range's first block. Random directions at the stream's scale (~1e4).
   for (const auto& model_spec : tiny_specs()) {
     SCOPED_TRACE(model_spec.architecture);
-    const auto model = tiny_model(model_spec, fmt::format("sweep-cv-{}.gguf", model_spec.architecture));
+    const auto model = testing::load_tiny_model(model_spec, fmt::format("sweep-cv-{}.gguf", model_spec.architecture));
     ControlVector vector;
     vector.model_hint = model_spec.architecture;
     vector.n_embd = model_spec.n_embd;
@@ -372,11 +361,11 @@ TEST(Sweep, OnSmolLM2OneCellEqualsEvaluate) {
 }
 
 TEST(Sweep, SpecFromJsonAndTheSelectionRule) {
-  const std::string json = R"({"likelihood": {"on_topic": ["abcdefg", "hijklmn"], "off_topic": ["opqrstu"]},
+  const std::string spec_text = R"({"likelihood": {"on_topic": ["abcdefg", "hijklmn"], "off_topic": ["opqrstu"]},
     "damage": {"texts": ["vwxyzab"]},
     "sweep": {"actadd": {"positive": "ab", "negative": "", "blocks": [0, 1], "coefs": [1, 2.5]}},
     "select": {"max_damage_kl": 0.25, "min_fluency_delta": null}})";
-  const SweepSpec spec = SweepSpec::from_json(json);
+  const SweepSpec spec = SweepSpec::from_json(spec_text);
   EXPECT_EQ(spec.rows(), 2u);
   EXPECT_EQ(spec.columns(), 2u);
   EXPECT_EQ(spec.select.objective, SweepSpec::Objective::Likelihood);

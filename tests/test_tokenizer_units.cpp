@@ -134,7 +134,7 @@ TEST(TokenizerUnits, TextStreamPrintsWholeCharactersOnly) {
   EXPECT_EQ(stream.finish(), "\xc3");  // a truncated character is still given back at the end
 }
 
-std::string error_of(const gguf::Writer& writer) {
+std::string load_error(const gguf::Writer& writer) {
   try {
     load(writer);
   } catch (const Error& error) {
@@ -146,26 +146,26 @@ std::string error_of(const gguf::Writer& writer) {
 TEST(TokenizerUnits, UnsupportedVocabulariesAreClearErrors) {
   gguf::Writer bert = spm_vocabulary({});
   bert.set("tokenizer.ggml.model", "bert");
-  EXPECT_EQ(error_of(bert), "tiny.gguf: tokenizer model 'bert' is not supported (supported: gpt2, llama)");
+  EXPECT_EQ(load_error(bert), "tiny.gguf: tokenizer model 'bert' is not supported (supported: gpt2, llama)");
 
   gguf::Writer unknown_pre = spm_vocabulary({});
   unknown_pre.set("tokenizer.ggml.model", "gpt2");
   unknown_pre.set("tokenizer.ggml.pre", "bogus");
   unknown_pre.set("tokenizer.ggml.merges", gguf::Array{std::vector<std::string>{}});
-  EXPECT_NE(error_of(unknown_pre).find("pre-tokenizer 'bogus' is not supported (supported: "), std::string::npos)
-      << error_of(unknown_pre);
+  EXPECT_NE(load_error(unknown_pre).find("pre-tokenizer 'bogus' is not supported (supported: "), std::string::npos)
+      << load_error(unknown_pre);
 
   gguf::Writer no_merges = spm_vocabulary({});
   no_merges.set("tokenizer.ggml.model", "gpt2");
   no_merges.set("tokenizer.ggml.pre", "gpt-2");
-  EXPECT_NE(error_of(no_merges).find("tokenizer.ggml.merges is missing"), std::string::npos);
+  EXPECT_NE(load_error(no_merges).find("tokenizer.ggml.merges is missing"), std::string::npos);
 
   gguf::Writer duplicate = spm_vocabulary({{"ab", 1}, {"ab", 1}});
-  EXPECT_NE(error_of(duplicate).find("repeats the text of token"), std::string::npos);
+  EXPECT_NE(load_error(duplicate).find("repeats the text of token"), std::string::npos);
 
   gguf::Writer none;
   none.set("general.architecture", "llama");
-  EXPECT_NE(error_of(none).find("no tokenizer"), std::string::npos);
+  EXPECT_NE(load_error(none).find("no tokenizer"), std::string::npos);
 
   gguf::Writer bos_missing = spm_vocabulary({});
   bos_missing.set("tokenizer.ggml.bos_token_id", uint32_t{100000});

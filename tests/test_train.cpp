@@ -16,6 +16,7 @@
 
 #include "support/base64.h"
 #include "support/cli_expect.h"
+#include "support/fixtures.h"
 #include "support/run_process.h"
 #include "support/test_files.h"
 #include "support/tiny_model.h"
@@ -46,20 +47,7 @@ double cosine(const std::vector<float>& a, const std::vector<float>& b) {
   return ab / std::sqrt(aa * bb);
 }
 
-double norm(const std::vector<float>& a) {
-  double sum = 0;
-  for (const float x : a) sum += double(x) * x;
-  return std::sqrt(sum);
-}
-
-std::shared_ptr<const Model> tiny(const std::string& name, int64_t n_embd = 64) {
-  testing::TinyModelSpec spec;
-  spec.n_layer = 3;
-  spec.n_embd = n_embd;
-  const std::string path = (testing::scratch_dir() / name).string();
-  testing::make_tiny_model(spec).write(path);
-  return Model::load(path);
-}
+using testing::l2_norm;
 
 // resid_post of every block for one prompt decoded alone: [layer][n_tokens x width].
 std::vector<std::vector<float>> rows_alone(const std::shared_ptr<const Model>& model, const std::vector<TokenId>& tokens,
@@ -149,7 +137,7 @@ TEST(Train, ParsersRefuseNonsense) {
 // longer pair runs alone) give the directions the definitions give on prompts
 // decoded one by one.
 TEST(Train, EqualsTheDefinitionsOnATinyModel) {
-  const auto model = tiny("train-tiny.gguf");
+  const auto model = testing::load_three_block_model("train-tiny.gguf");
   std::mt19937 rng(7);
   std::uniform_int_distribution<TokenId> token(1, 255);
   std::uniform_int_distribution<int> length(3, 8);
@@ -187,7 +175,7 @@ TEST(Train, EqualsTheDefinitionsOnATinyModel) {
         const auto expected = expected_direction(d, method);
         const auto& got = result.vector.directions.at(layer);
         EXPECT_GT(cosine(got, expected), 0.99999) << "block " << layer;
-        EXPECT_NEAR(norm(got) / norm(expected), 1.0, 1e-5) << "block " << layer;
+        EXPECT_NEAR(l2_norm(got) / l2_norm(expected), 1.0, 1e-5) << "block " << layer;
       }
       EXPECT_EQ(result.vector.directions.count(0), 0u);
     }
@@ -211,11 +199,11 @@ TEST(Train, EqualsTheDefinitionsOnATinyModel) {
   TrainOptions unit;
   unit.scale = TrainScale::Unit;
   unit.layers = {2};
-  EXPECT_NEAR(norm(train_control_vector(model, pairs, unit).vector.directions.at(2)), 1.0, 1e-6);
+  EXPECT_NEAR(l2_norm(train_control_vector(model, pairs, unit).vector.directions.at(2)), 1.0, 1e-6);
 }
 
 TEST(Train, RefusesWhatCannotBeTrained) {
-  const auto model = tiny("train-refuse.gguf");
+  const auto model = testing::load_three_block_model("train-refuse.gguf");
   const std::vector<TokenPair> one = {{{1, 2, 3}, {1, 2, 4}}};
   TrainOptions options;
   options.layers = {1};
@@ -373,7 +361,7 @@ TEST_P(TrainNumpyReference, DirectionsEqualNumpy) {
       const double cos = cosine(got, want);  // > 0: the sign agrees
       EXPECT_GE(cos, 1 - 1e-9) << "block " << blocks[b];
       worst_cosine = std::min(worst_cosine, cos);
-      worst_norm = std::max(worst_norm, std::fabs(norm(got) / norm(want) - 1));
+      worst_norm = std::max(worst_norm, std::fabs(l2_norm(got) / l2_norm(want) - 1));
       if (!c["eigengap"][b].is_null()) smallest_gap = std::min(smallest_gap, c["eigengap"][b].get<double>());
       smallest_margin = std::min(smallest_margin, c["sign_margin"][b].get<double>());
     }
