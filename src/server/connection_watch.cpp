@@ -14,12 +14,12 @@
 namespace tiller::server {
 namespace {
 
-struct Endpoint {
+struct SocketEndpoint {
   std::string addr;
   int port = -1;
 };
 
-bool endpoint_of(int fd, bool peer, Endpoint& out) {
+bool endpoint_of(int fd, bool peer, SocketEndpoint& out) {
   sockaddr_storage storage{};
   socklen_t length = sizeof storage;
   auto* address = reinterpret_cast<sockaddr*>(&storage);
@@ -51,7 +51,7 @@ ConnectionWatch::ConnectionWatch(const std::string& remote_addr, int remote_port
     if (end == entry->d_name || *end != '\0') continue;
     struct stat info {};
     if (::fstat(static_cast<int>(fd), &info) != 0 || !S_ISSOCK(info.st_mode)) continue;
-    Endpoint local, peer;
+    SocketEndpoint local, peer;
     if (!endpoint_of(static_cast<int>(fd), false, local) || local.port != local_port) continue;
     if (!endpoint_of(static_cast<int>(fd), true, peer) || peer.port != remote_port || peer.addr != remote_addr) continue;
     fd_ = static_cast<int>(fd);
