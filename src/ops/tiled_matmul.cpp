@@ -601,7 +601,16 @@ struct Lookahead {
   int n_rows = 0;
 };
 
-TILLER_VNNI inline void fetch_block(const Lookahead& ahead, int64_t block) {
+// The panel of rows from `next` (none past row_end) of a matrix in format F.
+template <class F>
+Lookahead next_panel(const WeightMatrix& w, int64_t next, int64_t row_end) {
+  if (next >= row_end) return {};
+  return {w.data + static_cast<uint64_t>(next) * w.row_bytes, w.row_bytes, F::kBytes,
+          static_cast<int>(std::min<int64_t>(kPanelRows, row_end - next))};
+}
+
+// Plain SSE prefetches: the AVX-512 and the AVX2 tiles both inline it.
+inline void fetch_block(const Lookahead& ahead, int64_t block) {
   for (int r = 0; r < ahead.n_rows; ++r) {
     const uint8_t* p = ahead.rows + r * ahead.row_bytes + static_cast<uint64_t>(block) * ahead.block_bytes;
     for (uint64_t line = 0; line < ahead.block_bytes; line += 64) {
@@ -780,13 +789,8 @@ void tiled_k(const WeightMatrix& w, int64_t row_begin, int64_t row_end, const Ti
     } else {
       pack_k_any<F>(w, r0, nr, panel);
     }
-    const int64_t next = r0 + kPanelRows;
-    Lookahead ahead;
-    if (next < row_end) {
-      ahead = {w.data + static_cast<uint64_t>(next) * w.row_bytes, w.row_bytes, F::kBytes,
-               static_cast<int>(std::min<int64_t>(kPanelRows, row_end - next))};
-    }
-    all_rows<TileK<F>::template Of>(panel, x, out + r0, w.n_out, static_cast<__mmask16>((1u << nr) - 1), ahead);
+    all_rows<TileK<F>::template Of>(panel, x, out + r0, w.n_out, static_cast<__mmask16>((1u << nr) - 1),
+                                    next_panel<F>(w, r0 + kPanelRows, row_end));
   }
 }
 
@@ -930,7 +934,7 @@ TILLER_AVX2_TILED void tile_32_avx2(const uint8_t* panel, const TiledActivations
 
 template <int T, int kSub, bool kMinimum>
 TILLER_AVX2_TILED void tile_k_avx2(const uint8_t* panel, const TiledActivations& x, int64_t t0, float* out,
-                                   int64_t n_out, int nr) {
+                                   int64_t n_out, int nr, const Lookahead& ahead) {
   using P = PackedK<kSub>;
   const int64_t n_blocks = x.n_in / 256;
   __m256 acc[T][2], minimums[T][2];
@@ -940,6 +944,7 @@ TILLER_AVX2_TILED void tile_k_avx2(const uint8_t* panel, const TiledActivations&
     xq[t] = x.quants + (t0 + t) * x.n_in;
   }
   for (int64_t b = 0; b < n_blocks; ++b) {
+    if (ahead.rows != nullptr) fetch_block(ahead, b);
     const uint8_t* p = panel + b * P::kBytes;
     __m256i total[T][2];
     for (int t = 0; t < T; ++t) total[t][0] = total[t][1] = _mm256_setzero_si256();
@@ -989,21 +994,23 @@ TILLER_AVX2_TILED void tile_k_avx2(const uint8_t* panel, const TiledActivations&
 // accumulators take 8 of the 16 vector registers.
 constexpr int kTileRowsAvx2 = 2;
 
+// The first tile fetches the lookahead's rows, as in all_rows.
 template <class Tile>
 TILLER_AVX2_TILED void all_rows_avx2(const uint8_t* panel, const TiledActivations& x, float* out, int64_t n_out,
-                                     int nr) {
+                                     int nr, const Lookahead& ahead = {}) {
+  const Lookahead none;
   int64_t t = 0;
   for (; t + kTileRowsAvx2 <= x.n_rows; t += kTileRowsAvx2) {
-    Tile::template run<kTileRowsAvx2>(panel, x, t, out + t * n_out, n_out, nr);
+    Tile::template run<kTileRowsAvx2>(panel, x, t, out + t * n_out, n_out, nr, t == 0 ? ahead : none);
   }
-  if (t < x.n_rows) Tile::template run<1>(panel, x, t, out + t * n_out, n_out, nr);
+  if (t < x.n_rows) Tile::template run<1>(panel, x, t, out + t * n_out, n_out, nr, t == 0 ? ahead : none);
 }
 
 template <bool kMinimum, bool kFullRange>
 struct Tile32Avx2 {
   template <int T>
   TILLER_AVX2_TILED static void run(const uint8_t* panel, const TiledActivations& x, int64_t t0, float* out,
-                                    int64_t n_out, int nr) {
+                                    int64_t n_out, int nr, const Lookahead&) {
     tile_32_avx2<T, kMinimum, kFullRange>(panel, x, t0, out, n_out, nr);
   }
 };
@@ -1012,8 +1019,8 @@ template <int kSub, bool kMinimum>
 struct TileKAvx2 {
   template <int T>
   TILLER_AVX2_TILED static void run(const uint8_t* panel, const TiledActivations& x, int64_t t0, float* out,
-                                    int64_t n_out, int nr) {
-    tile_k_avx2<T, kSub, kMinimum>(panel, x, t0, out, n_out, nr);
+                                    int64_t n_out, int nr, const Lookahead& ahead) {
+    tile_k_avx2<T, kSub, kMinimum>(panel, x, t0, out, n_out, nr, ahead);
   }
 };
 
@@ -1033,7 +1040,8 @@ void tiled_k_avx2(const WeightMatrix& w, int64_t row_begin, int64_t row_end, con
   for (int64_t r0 = row_begin; r0 < row_end; r0 += kPanelRows) {
     const int nr = static_cast<int>(std::min<int64_t>(kPanelRows, row_end - r0));
     pack_k_any<F>(w, r0, nr, panel);
-    all_rows_avx2<TileKAvx2<F::kSub, F::kMinimum>>(panel, x, out + r0, w.n_out, nr);
+    all_rows_avx2<TileKAvx2<F::kSub, F::kMinimum>>(panel, x, out + r0, w.n_out, nr,
+                                                   next_panel<F>(w, r0 + kPanelRows, row_end));
   }
 }
 #endif  // TILLER_TILED_KERNELS
