@@ -234,7 +234,6 @@ TEST(EvalSpec, RefusesBadInputNamingTheField) {
   for (const auto& [spec_text, expected] : cases) {
     const std::string message = testing::error_of([&] { EvalSpec::from_json(spec_text); });
     EXPECT_NE(message.find(expected), std::string::npos) << spec_text << "\n  said: " << message;
-    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
   }
   const auto missing = testing::scratch_dir() / "no-such-spec.json";
   EXPECT_NE(testing::error_of([&] { EvalSpec::load(missing); }).find("no-such-spec.json"), std::string::npos);
