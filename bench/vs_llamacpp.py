@@ -5,7 +5,9 @@ model, threads, lengths and machine.
 
 Run through bench/vs-llamacpp, which provides the pinned oracle environment and a
 release build. The two engines run interleaved, rep by rep (Tiller, llama.cpp,
-Tiller, ...), so that noise from other work on the machine hits both alike; the
+Tiller, ...), each with its model loaded once (Tiller in one `tiller bench
+--on-request` process per model; --fresh-processes starts one per rep, load
+included), so that noise from other work on the machine hits both alike; the
 table gives each engine's median tok/s and the ratio of medians Tiller/llama.cpp
 (above 1: Tiller is faster). Both engines: a context of exactly the test's tokens,
 n_batch 512, f16 KV cache, one untimed warm-up run before each timed one.
@@ -150,11 +152,42 @@ class LlamaCpp:
         L.llama_model_free(self.model)
 
 
-def tiller_rep(model_path, n_prompt, n_gen, threads, sequences):
-    """One `tiller bench -r 1` (which runs its own warm-up): {test name: entry}."""
-    out = subprocess.run([str(TILLER), "bench", "-m", str(model_path), "--json", "-p", str(n_prompt),
-                          "-n", str(n_gen), "-t", str(threads), "-r", "1", "-b", str(N_BATCH),
-                          "-s", ",".join(map(str, sequences))],
+def bench_flags(model_path, n_prompt, n_gen, threads, sequences):
+    return ["-m", str(model_path), "-p", str(n_prompt), "-n", str(n_gen), "-t", ",".join(map(str, threads)),
+            "-r", "1", "-b", str(N_BATCH), "-s", ",".join(map(str, sequences))]
+
+
+class ResidentTiller:
+    """One `tiller bench --on-request` for a model: loaded once, like llama.cpp's model
+    here, and asked for one warm-up and one timed run of a test per rep."""
+
+    def __init__(self, model_path, n_prompt, n_gen, threads, sequences):
+        self.process = subprocess.Popen(
+            [str(TILLER), "bench", "--on-request"] + bench_flags(model_path, n_prompt, n_gen, threads, sequences),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def rep(self, tests, threads):
+        """{test name: entry} for one run of each test, in order."""
+        entries = {}
+        for test in tests:
+            self.process.stdin.write(f"{test} {threads}\n")
+            self.process.stdin.flush()
+            line = self.process.stdout.readline()
+            if not line:
+                raise SystemExit(f"vs-llamacpp: tiller bench --on-request ended (exit {self.process.wait()})")
+            entries[test] = json.loads(line)
+        return entries
+
+    def close(self):
+        self.process.stdin.close()
+        if self.process.wait() != 0:
+            raise SystemExit(f"vs-llamacpp: tiller bench --on-request failed (exit {self.process.returncode})")
+
+
+def tiller_fresh_rep(model_path, n_prompt, n_gen, threads, sequences):
+    """One `tiller bench -r 1` in a process of its own (load, warm-up, run): {test name: entry}."""
+    out = subprocess.run([str(TILLER), "bench", "--json"] + bench_flags(model_path, n_prompt, n_gen, [threads],
+                                                                         sequences),
                          check=True, capture_output=True, text=True).stdout
     return {entry["test"]: entry for entry in json.loads(out)}
 
@@ -178,12 +211,15 @@ def measure(args):
         llama = LlamaCpp(path)
         tokens = bench_tokens(llama.vocab, max(args.n_prompt, args.n_gen + max(args.sequences) - 1))
         tests = [f"pp{args.n_prompt}"] + [f"tg{args.n_gen}" + (f"x{s}" if s > 1 else "") for s in args.sequences]
+        resident = None if args.fresh_processes else ResidentTiller(path, args.n_prompt, args.n_gen, args.threads,
+                                                                     args.sequences)
         for threads in args.threads:
             samples = {"tiller": {t: [] for t in tests}, "llama.cpp": {t: [] for t in tests}}
             bytes_per_token = None
             for rep in range(args.reps):
                 progress(f"  {threads} threads, rep {rep + 1}/{args.reps}")
-                tiller = tiller_rep(path, args.n_prompt, args.n_gen, threads, args.sequences)
+                tiller = (tiller_fresh_rep(path, args.n_prompt, args.n_gen, threads, args.sequences)
+                          if resident is None else resident.rep(tests, threads))
                 for test in tests:
                     samples["tiller"][test].append(tiller[test]["tok_s"])
                 bytes_per_token = tiller[tests[1]]["weight_bytes_per_token"]
@@ -206,6 +242,8 @@ def measure(args):
                     cell["tiller_gb_s"] = bytes_per_token * ours / 1e9
                     cell["llamacpp_gb_s"] = bytes_per_token * theirs / 1e9
                 cells.append(cell)
+        if resident is not None:
+            resident.close()
         llama.close()
     return cells
 
@@ -246,6 +284,9 @@ def main():
     parser.add_argument("--reps", "-r", type=int, default=5)
     parser.add_argument("--sequences", "-s", type=int_list, default=[1],
                         help="generation tests with this many sequences decoding together (tgNxS), comma-separated")
+    parser.add_argument("--fresh-processes", action="store_true",
+                        help="a new Tiller process (load, warm-up, run) for every rep, instead of one resident "
+                             "process per model as llama.cpp's model stays loaded here")
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true")
     output.add_argument("--markdown", action="store_true")
@@ -260,10 +301,15 @@ def main():
     stream = stream_bandwidth(args.threads)
     cells = measure(args)
     if args.json:
-        print(json.dumps({"llamacpp_system_info": system_info, "stream": stream, "cells": cells}, indent=2))
+        print(json.dumps({"llamacpp_system_info": system_info, "stream": stream,
+                          "tiller_process": "fresh per rep" if args.fresh_processes else "resident",
+                          "cells": cells}, indent=2))
     else:
         print(f"llama.cpp system info: {system_info}")
-        print(f"reps: {args.reps}, interleaved; medians shown; spread = (max - min) / median of the reps\n")
+        tiller_runs = ("a fresh Tiller process per rep" if args.fresh_processes
+                       else "each engine's model loaded once")
+        print(f"reps: {args.reps}, interleaved, {tiller_runs}; medians shown; "
+              f"spread = (max - min) / median of the reps\n")
         print_table(cells, stream, args.markdown)
 
 

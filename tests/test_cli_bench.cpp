@@ -4,6 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
 #include <nlohmann/json.hpp>
 
 #include "support/run_process.h"
@@ -119,6 +124,37 @@ TEST(BenchCommand, TheEnvironmentChoosesTheKernels) {
   EXPECT_EQ(bad.signal, 0);
   EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << bad.err;
   EXPECT_NE(bad.err.find("TILLER_KERNELS='sse9'"), std::string::npos) << bad.err;
+}
+
+// --on-request: one load, then one warm-up and one timed run per line of standard
+// input, in the order asked, answered as one JSON line each; a request for a test
+// that -p/-n/-t did not plan, or a malformed one, is a one-line error.
+TEST(BenchCommand, OnRequestRunsTheTestsAskedForWithOneLoad) {
+  const std::string path = (testing::scratch_dir() / "bench-on-request.gguf").string();
+  testing::make_tiny_model({}).write(path);
+  const std::vector<std::string> argv = {TILLER_BINARY, "bench", "-m", path, "-p", "8", "-n", "4", "-t", "1,2",
+                                         "--on-request"};
+  const auto result = testing::run_process(argv, "tg4 2\npp8 1\ntg4 2\n");
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  std::vector<nlohmann::json> answers;
+  std::istringstream lines(result.out);
+  for (std::string line; std::getline(lines, line);) answers.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(answers.size(), 3u) << result.out;
+  const std::vector<std::pair<std::string, int>> asked = {{"tg4", 2}, {"pp8", 1}, {"tg4", 2}};
+  for (size_t i = 0; i < answers.size(); ++i) {
+    EXPECT_EQ(answers[i]["test"], asked[i].first);
+    EXPECT_EQ(answers[i]["threads"], asked[i].second);
+    EXPECT_EQ(answers[i]["samples"].size(), 1u);
+    EXPECT_GT(answers[i]["tok_s"].get<double>(), 0.0);
+    EXPECT_EQ(answers[i]["load_seconds"], answers[0]["load_seconds"]) << "the model was loaded again";
+  }
+  for (const char* bad : {"tg5 1\n", "tg4\n", "tg4 3\n", "tg4 1 x\n"}) {
+    const auto refused = testing::run_process(argv, std::string("pp8 2\n") + bad);
+    EXPECT_NE(refused.exit_code, 0) << bad;
+    EXPECT_EQ(refused.signal, 0);
+    EXPECT_EQ(std::count(refused.out.begin(), refused.out.end(), '\n'), 1) << "the good request is answered first";
+    EXPECT_EQ(std::count(refused.err.begin(), refused.err.end(), '\n'), 1) << refused.err;
+  }
 }
 
 TEST(BenchCommand, BadFlagsGetOneLine) {

@@ -1,13 +1,18 @@
 // `tiller bench [-m MODEL] [-p 512] [-n 128] [-t N] [-r REPS] [--json]`: prompt
 // processing and generation speed, llama-bench style. -p, -n and -t take
 // comma-separated lists; every value of -p and of -n is a test at every thread count.
+// `--on-request` keeps the model loaded and runs one test per line of standard
+// input, for a driver that interleaves Tiller with another engine rep by rep.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <iostream>
+#include <optional>
+#include <sstream>
+#include <string>
 
 #include <fmt/format.h>
-
-#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "cli/bench_runner.h"
@@ -31,6 +36,7 @@ struct BenchOptions {
   int reps = 5;
   int batch = 512;
   bool json = false;
+  bool on_request = false;
   SteeringFlags steering;
 };
 
@@ -60,35 +66,53 @@ std::vector<BenchTest> planned_tests(const BenchOptions& options) {
   return tests;
 }
 
-BenchRun run_benchmarks(const BenchOptions& options) {
-  const std::vector<BenchTest> tests = planned_tests(options);  // before the load: a bad list fails at once
-  BenchRun run;
+// The model and what every test shares: loaded once per process.
+struct LoadedBench {
+  std::shared_ptr<const Model> model;
+  std::vector<TokenId> tokens;
+  std::shared_ptr<const Steering> steering;
+};
+
+LoadedBench load_bench(const BenchOptions& options, const std::vector<BenchTest>& tests, BenchRun& run) {
+  LoadedBench loaded;
   const std::string path = resolve_model(options.model);
   run.model_name = std::filesystem::path(path).stem().string();
   const auto start = std::chrono::steady_clock::now();
-  const auto model = load_model(path);
+  loaded.model = load_model(path);
   run.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  run.footprint = model_footprint(*model);
+  run.footprint = model_footprint(*loaded.model);
 
   int longest = 0;
   for (const BenchTest& test : tests) longest = std::max(longest, test.n_tokens() + test.n_seq - 1);
-  const std::vector<TokenId> tokens = bench_tokens(model->tokenizer(), longest);
+  loaded.tokens = bench_tokens(loaded.model->tokenizer(), longest);
   // Steering flags measure the cost of steering: the same interventions in every
   // test, the bench's tokens standing for the prompt.
   int most_threads = 1;
   for (const BenchTest& test : tests) most_threads = std::max(most_threads, test.threads);
-  const auto steering = build_steering(options.steering, model, make_engine(most_threads));
+  loaded.steering = build_steering(options.steering, loaded.model, make_engine(most_threads));
+  return loaded;
+}
+
+// One test: its own engine and a session sized to it, as llama-bench sizes its
+// context; a warm-up run, then `reps` timed ones.
+void run_test(const BenchOptions& options, const LoadedBench& loaded, const BenchTest& test, int reps, BenchRun& run) {
+  const auto engine = make_engine(test.threads);
+  run.kernels = engine->kernel_level();
+  Session session(loaded.model, engine,
+                  {.n_ctx = test.n_tokens(), .n_batch = std::max(options.batch, test.n_seq), .n_seq = test.n_seq});
+  std::optional<SteeringBinding> binding;
+  if (loaded.steering) binding.emplace(loaded.steering, session, PromptLayout{0, test.n_tokens(), 0});
+  run.results.push_back(run_bench_test(session, test, reps, loaded.tokens));
+  run.kv_bytes.push_back(kv_cache_bytes(loaded.model->config(), session.n_ctx() * session.n_seq()));
+}
+
+BenchRun run_benchmarks(const BenchOptions& options) {
+  const std::vector<BenchTest> tests = planned_tests(options);  // before the load: a bad list fails at once
+  BenchRun run;
+  const LoadedBench loaded = load_bench(options, tests, run);
   for (const BenchTest& test : tests) {
-    const auto engine = make_engine(test.threads);
-    run.kernels = engine->kernel_level();
     if (!options.json) fmt::print(stderr, "bench: {} at {} threads...\n", test.name(), test.threads);
-    // A session sized to the test, as llama-bench sizes its context.
-    Session session(model, engine,
-                    {.n_ctx = test.n_tokens(), .n_batch = std::max(options.batch, test.n_seq), .n_seq = test.n_seq});
-    std::optional<SteeringBinding> binding;
-    if (steering) binding.emplace(steering, session, PromptLayout{0, test.n_tokens(), 0});
-    run.results.push_back(run_bench_test(session, test, options.reps, tokens));
-    run.kv_bytes.push_back(kv_cache_bytes(model->config(), session.n_ctx() * session.n_seq()));
+    run_test(options, loaded, test, options.reps, run);
   }
   return run;
 }
@@ -124,38 +148,68 @@ void print_table(const BenchRun& run) {
   }
 }
 
+nlohmann::json json_entry(const BenchRun& run, size_t i) {
+  const BenchResult& r = run.results[i];
+  nlohmann::json entry = {
+      {"model", run.model_name},
+      {"test", r.test.name()},
+      {"n_prompt", r.test.n_prompt},
+      {"n_gen", r.test.n_gen},
+      {"threads", r.test.threads},
+      {"n_seq", r.test.n_seq},
+      {"reps", r.samples.size()},
+      {"tok_s", r.mean()},
+      {"tok_s_sd", r.sd()},
+      {"samples", r.samples},
+      {"model_params", run.footprint.n_params},
+      {"model_tensor_bytes", run.footprint.tensor_bytes},
+      {"model_file_bytes", run.footprint.file_bytes},
+      {"kv_cache_bytes", run.kv_bytes[i]},
+      {"load_seconds", run.load_seconds},
+      {"peak_rss_bytes", peak_rss_bytes()},
+      {"weight_bytes_per_token", run.footprint.weight_bytes_per_token},
+      {"kernels", kernel_level_name(run.kernels)},
+  };
+  entry["bandwidth_gb_s"] =
+      r.test.n_gen > 0
+          ? nlohmann::json(gigabytes_per_second(run.footprint.weight_bytes_per_token, r.mean() / r.test.n_seq))
+          : nlohmann::json(nullptr);
+  return entry;
+}
+
 void print_json(const BenchRun& run) {
   nlohmann::json tests = nlohmann::json::array();
-  const uint64_t peak_rss = peak_rss_bytes();
-  for (size_t i = 0; i < run.results.size(); ++i) {
-    const BenchResult& r = run.results[i];
-    nlohmann::json entry = {
-        {"model", run.model_name},
-        {"test", r.test.name()},
-        {"n_prompt", r.test.n_prompt},
-        {"n_gen", r.test.n_gen},
-        {"threads", r.test.threads},
-        {"n_seq", r.test.n_seq},
-        {"reps", r.samples.size()},
-        {"tok_s", r.mean()},
-        {"tok_s_sd", r.sd()},
-        {"samples", r.samples},
-        {"model_params", run.footprint.n_params},
-        {"model_tensor_bytes", run.footprint.tensor_bytes},
-        {"model_file_bytes", run.footprint.file_bytes},
-        {"kv_cache_bytes", run.kv_bytes[i]},
-        {"load_seconds", run.load_seconds},
-        {"peak_rss_bytes", peak_rss},
-        {"weight_bytes_per_token", run.footprint.weight_bytes_per_token},
-        {"kernels", kernel_level_name(run.kernels)},
-    };
-    entry["bandwidth_gb_s"] = r.test.n_gen > 0
-                                  ? nlohmann::json(gigabytes_per_second(run.footprint.weight_bytes_per_token,
-                                                                        r.mean() / r.test.n_seq))
-                                  : nlohmann::json(nullptr);
-    tests.push_back(std::move(entry));
-  }
+  for (size_t i = 0; i < run.results.size(); ++i) tests.push_back(json_entry(run, i));
   fmt::print("{}\n", tests.dump(2));
+}
+
+// --on-request: the model stays loaded; each line of standard input names one
+// planned test and a thread count ("tg128 2"), and gets one warm-up and one timed
+// run of it, answered as one line of JSON (the --json object). The end of input, or
+// an empty line, ends the command. A driver that alternates this process with
+// another engine, rep by rep, so measures both with their weights loaded once.
+void serve_requests(const BenchOptions& options) {
+  const std::vector<BenchTest> tests = planned_tests(options);
+  BenchRun run;
+  const LoadedBench loaded = load_bench(options, tests, run);
+  std::string line;
+  while (std::getline(std::cin, line) && !line.empty()) {
+    std::istringstream words(line);
+    std::string name, rest;
+    int threads = 0;
+    if (!(words >> name >> threads) || (words >> rest)) {
+      fail("bench: bad request '{}': expected a test name and a thread count, such as 'tg128 2'", line);
+    }
+    const auto test = std::find_if(tests.begin(), tests.end(), [&](const BenchTest& t) {
+      return t.name() == name && t.threads == threads;
+    });
+    if (test == tests.end()) fail("bench: request '{}': no such test among -p, -n, -s and -t", line);
+    run.results.clear();
+    run.kv_bytes.clear();
+    run_test(options, loaded, *test, 1, run);
+    fmt::print("{}\n", json_entry(run, 0).dump());
+    std::fflush(stdout);
+  }
 }
 
 }  // namespace
@@ -181,8 +235,13 @@ void register_bench(CLI::App& app) {
   command->add_option("-b,--batch-size", options->batch, "Prompt tokens per forward pass")
       ->capture_default_str()->check(CLI::Range(1, 1 << 16));
   command->add_flag("--json", options->json, "Print a JSON array, one object per test");
+  command->add_flag("--on-request", options->on_request,
+                    "Keep the model loaded and read requests from standard input, one per line: a test "
+                    "and a thread count ('tg128 2'); answer each with one warm-up and one timed run, as "
+                    "one line of JSON. For drivers that interleave Tiller with another engine");
   add_steering_options(command, options->steering);
   command->callback([options] {
+    if (options->on_request) return serve_requests(*options);
     const BenchRun run = run_benchmarks(*options);
     if (options->json) {
       print_json(run);

@@ -33,11 +33,13 @@ std::string temporary_path(const char* tag) {
 
 }  // namespace
 
-ProcessResult run_process(const std::vector<std::string>& argv) {
+ProcessResult run_process(const std::vector<std::string>& argv, const std::string& input) {
   const std::string out_path = temporary_path("out"), err_path = temporary_path("err");
+  const std::string in_path = input.empty() ? std::string("/dev/null") : temporary_path("in");
+  if (!input.empty()) std::ofstream(in_path, std::ios::binary) << input;
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, in_path.c_str(), O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, out_path.c_str(), O_WRONLY | O_TRUNC, 0);
   posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, err_path.c_str(), O_WRONLY | O_TRUNC, 0);
   std::vector<char*> args;
@@ -56,6 +58,7 @@ ProcessResult run_process(const std::vector<std::string>& argv) {
   result.err = slurp(err_path);
   std::remove(out_path.c_str());
   std::remove(err_path.c_str());
+  if (!input.empty()) std::remove(in_path.c_str());
   return result;
 }
 

@@ -13,6 +13,7 @@ struct ProcessResult {
   std::string err;
 };
 
-ProcessResult run_process(const std::vector<std::string>& argv);
+// `input` is its standard input (empty: /dev/null).
+ProcessResult run_process(const std::vector<std::string>& argv, const std::string& input = {});
 
 }  // namespace tiller::testing
