@@ -170,8 +170,11 @@ class ResidentTiller:
         """{test name: entry} for one run of each test, in order."""
         entries = {}
         for test in tests:
-            self.process.stdin.write(f"{test} {threads}\n")
-            self.process.stdin.flush()
+            try:
+                self.process.stdin.write(f"{test} {threads}\n")
+                self.process.stdin.flush()
+            except BrokenPipeError:  # it failed before reading (its error is on stderr)
+                raise SystemExit(f"vs-llamacpp: tiller bench --on-request ended (exit {self.process.wait()})")
             line = self.process.stdout.readline()
             if not line:
                 raise SystemExit(f"vs-llamacpp: tiller bench --on-request ended (exit {self.process.wait()})")

@@ -5,8 +5,8 @@
 # examples), under AddressSanitizer + UndefinedBehaviorSanitizer, a bounded fuzz
 # run, and, on a CPU without AVX-512, with the AVX-512 kernels emulated through
 # SIMDe, also under the sanitizers (their results and memory accesses, not their speed: the tests that
-# need no model, the real-model products and one golden prompt's hidden states
-# per model; see src/ops/x86_simd.h).
+# need no model, the real-model products, one golden prompt's hidden states per
+# model and SmolLM2's one-token passes over one golden text; see src/ops/x86_simd.h).
 # TILLER_FUZZ_SECONDS sets the fuzz run's length (default 60). TILLER_GOLDEN_LIMIT
 # sets how many forward-pass golden texts and prompts the release build checks
 # (default 20 of 65 and 50; "all" for every one, some 20 minutes with today's

@@ -148,6 +148,9 @@ TEST(BenchCommand, OnRequestRunsTheTestsAskedForWithOneLoad) {
     EXPECT_GT(answers[i]["tok_s"].get<double>(), 0.0);
     EXPECT_EQ(answers[i]["load_seconds"], answers[0]["load_seconds"]) << "the model was loaded again";
   }
+  const auto ended = testing::run_process(argv, "tg4 1\n\ntg4 2\n");  // an empty line ends it
+  ASSERT_EQ(ended.exit_code, 0) << ended.err;
+  EXPECT_EQ(std::count(ended.out.begin(), ended.out.end(), '\n'), 1) << ended.out;
   for (const char* bad : {"tg5 1\n", "tg4\n", "tg4 3\n", "tg4 1 x\n"}) {
     const auto refused = testing::run_process(argv, std::string("pp8 2\n") + bad);
     EXPECT_NE(refused.exit_code, 0) << bad;
@@ -165,6 +168,7 @@ TEST(BenchCommand, BadFlagsGetOneLine) {
            {"-m", path, "-p", "-1"},
            {"-m", path, "-r", "0"},
            {"-m", path, "-t", "1,x"},
+           {"-m", path, "--json", "--on-request"},
            {"-m", "no-such-model"},
        }) {
     std::vector<std::string> full = {TILLER_BINARY, "bench"};

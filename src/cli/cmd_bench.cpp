@@ -1,4 +1,4 @@
-// `tiller bench [-m MODEL] [-p 512] [-n 128] [-t N] [-r REPS] [--json]`: prompt
+// `tiller bench [-m MODEL] [-p 512] [-n 128] [-t N] [-r REPS] [--json | --on-request]`: prompt
 // processing and generation speed, llama-bench style. -p, -n and -t take
 // comma-separated lists; every value of -p and of -n is a test at every thread count.
 // `--on-request` keeps the model loaded and runs one test per line of standard
@@ -234,11 +234,13 @@ void register_bench(CLI::App& app) {
       ->capture_default_str()->check(CLI::Range(1, 1000));
   command->add_option("-b,--batch-size", options->batch, "Prompt tokens per forward pass")
       ->capture_default_str()->check(CLI::Range(1, 1 << 16));
-  command->add_flag("--json", options->json, "Print a JSON array, one object per test");
+  auto* json = command->add_flag("--json", options->json, "Print a JSON array, one object per test");
   command->add_flag("--on-request", options->on_request,
                     "Keep the model loaded and read requests from standard input, one per line: a test "
-                    "and a thread count ('tg128 2'); answer each with one warm-up and one timed run, as "
-                    "one line of JSON. For drivers that interleave Tiller with another engine");
+                    "and a thread count ('tg128 2'); answer each with one warm-up and one timed run (-r "
+                    "does not apply), as one line of JSON. For drivers that interleave Tiller with another "
+                    "engine")
+      ->excludes(json);
   add_steering_options(command, options->steering);
   command->callback([options] {
     if (options->on_request) return serve_requests(*options);
