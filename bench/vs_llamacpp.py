@@ -173,9 +173,9 @@ class ResidentTiller:
             try:
                 self.process.stdin.write(f"{test} {threads}\n")
                 self.process.stdin.flush()
-            except BrokenPipeError:  # it failed before reading (its error is on stderr)
-                raise SystemExit(f"vs-llamacpp: tiller bench --on-request ended (exit {self.process.wait()})")
-            line = self.process.stdout.readline()
+                line = self.process.stdout.readline()
+            except BrokenPipeError:  # it ended before reading the request (its error is on stderr)
+                line = ""
             if not line:
                 raise SystemExit(f"vs-llamacpp: tiller bench --on-request ended (exit {self.process.wait()})")
             entries[test] = json.loads(line)
